@@ -1,0 +1,29 @@
+//! # ucgate-proto: the protocol decisions of ucgate, with no I/O
+//!
+//! Everything in this crate is a pure function or a state machine driven by
+//! explicit inputs. The rule, enforced by this crate's dependency list (no
+//! tokio, no sockets) and by `scripts/check-pure`:
+//!
+//! * no sockets, files, threads or async runtimes;
+//! * no clock reads (`Instant::now`, `SystemTime::now`): time is an input;
+//! * no randomness: ids and keys are inputs.
+//!
+//! Crate map:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`route`] | path → configured route lookup |
+//! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
+//! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
+//! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
+//! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy and close codes |
+//! | [`units`] | human-readable durations and byte sizes used in configuration |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod keepalive;
+pub mod origin;
+pub mod route;
+pub mod tunnel;
+pub mod units;
+pub mod websocket;

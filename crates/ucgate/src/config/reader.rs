@@ -1,0 +1,479 @@
+//! A strict reader over a parsed TOML document that keeps positions, so that
+//! every problem in a configuration file is reported at once, each with file,
+//! line, column, dotted key and what was expected (`ucgate check-config`).
+//!
+//! serde's `deny_unknown_fields` stops at the first error; operators fixing a
+//! file want all of them, so the file is parsed into `toml::de::DeTable`
+//! (values with spans) and read key by key here.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// Dotted key, e.g. `route[0].backend`; empty for syntax errors.
+    pub key: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    /// The file name as given (or `<embedded default>`).
+    pub file: String,
+    /// The problems, in file order.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if e.key.is_empty() {
+                write!(f, "{}:{}:{}: {}", self.file, e.line, e.column, e.message)?;
+            } else {
+                write!(
+                    f,
+                    "{}:{}:{}: `{}`: {}",
+                    self.file, e.line, e.column, e.key, e.message
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors with positions for one source text.
+pub struct Ctx<'s> {
+    src: &'s str,
+    errors: Vec<ConfigError>,
+}
+
+impl<'s> Ctx<'s> {
+    /// A new context over `src`.
+    pub fn new(src: &'s str) -> Self {
+        Ctx {
+            src,
+            errors: Vec::new(),
+        }
+    }
+
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.src.len());
+        let before = &self.src[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    /// Records an error at `span`.
+    pub fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        let (line, column) = self.position(span.start);
+        self.errors.push(ConfigError {
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Finishes, sorting errors by position.
+    pub fn into_errors(mut self) -> Vec<ConfigError> {
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        self.errors
+    }
+
+    /// True if nothing was reported yet.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// A value read from the file with its position and dotted key.
+#[derive(Debug, Clone)]
+pub struct At<T> {
+    /// The value.
+    pub value: T,
+    /// Where it is in the file.
+    pub span: Range<usize>,
+    /// Its dotted key.
+    pub key: String,
+}
+
+/// Reads one table, remembering which keys were used.
+pub struct Table<'t, 'i> {
+    path: String,
+    span: Range<usize>,
+    entries: Vec<(&'t str, Range<usize>, &'t Spanned<DeValue<'i>>)>,
+    used: HashSet<&'t str>,
+    allowed: &'static [&'static str],
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    /// Wraps a table. `allowed` lists every key the table may hold, for the
+    /// unknown-key message.
+    pub fn new(
+        path: impl Into<String>,
+        span: Range<usize>,
+        table: &'t DeTable<'i>,
+        allowed: &'static [&'static str],
+    ) -> Self {
+        let entries = table
+            .iter()
+            .map(|(k, v)| (k.get_ref().as_ref(), k.span(), v))
+            .collect();
+        Table {
+            path: path.into(),
+            span,
+            entries,
+            used: HashSet::new(),
+            allowed,
+        }
+    }
+
+    /// The dotted key of `key` in this table.
+    pub fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{}", self.path, key)
+        }
+    }
+
+    /// Where the table starts.
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// The table's own dotted path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn raw(&mut self, key: &'static str) -> Option<&'t Spanned<DeValue<'i>>> {
+        debug_assert!(self.allowed.contains(&key), "{key} not in allowed list");
+        let found = self.entries.iter().find(|(k, _, _)| *k == key).map(|e| e.2);
+        if found.is_some() {
+            self.used.insert(key);
+        }
+        found
+    }
+
+    fn wrong_type(&self, ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
+        ctx.error(
+            v.span(),
+            &self.key(key),
+            format!("expected {expected}, found {}", type_name(v.get_ref())),
+        );
+    }
+
+    /// A string value.
+    pub fn string(&mut self, ctx: &mut Ctx<'_>, key: &'static str, expected: &str) -> Option<At<String>> {
+        let v = self.raw(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(At {
+                value: s.to_string(),
+                span: v.span(),
+                key: self.key(key),
+            }),
+            _ => {
+                self.wrong_type(ctx, key, v, expected);
+                None
+            }
+        }
+    }
+
+    /// A boolean value.
+    pub fn bool(&mut self, ctx: &mut Ctx<'_>, key: &'static str) -> Option<bool> {
+        let v = self.raw(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(ctx, key, v, "true or false");
+                None
+            }
+        }
+    }
+
+    /// A non-negative integer within `range`.
+    pub fn integer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        let v = self.raw(key)?;
+        let expected = format!(
+            "an integer from {} to {}",
+            range.start(),
+            range.end()
+        );
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let s = i.as_str().replace('_', "");
+                let n = u64::from_str_radix(
+                    s.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b"),
+                    i.radix(),
+                )
+                .ok()
+                .filter(|n| range.contains(n));
+                if n.is_none() {
+                    ctx.error(v.span(), &self.key(key), expected);
+                }
+                n
+            }
+            _ => {
+                self.wrong_type(ctx, key, v, &expected);
+                None
+            }
+        }
+    }
+
+    /// A duration written as a string with a unit (`"10s"`), within `range`.
+    pub fn duration(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<Duration>,
+    ) -> Option<Duration> {
+        let s = self.string(ctx, key, "a duration such as \"10s\" or \"250ms\"")?;
+        match ucgate_proto::units::parse_duration(&s.value) {
+            Ok(d) if range.contains(&d) => Some(d),
+            Ok(_) => {
+                ctx.error(
+                    s.span,
+                    &s.key,
+                    format!(
+                        "expected a duration from {} to {}",
+                        ucgate_proto::units::format_duration(*range.start()),
+                        ucgate_proto::units::format_duration(*range.end())
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                ctx.error(s.span, &s.key, format!("invalid duration: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A byte size: an integer (bytes) or a string with a unit (`"64KiB"`).
+    pub fn size(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Option<u64> {
+        let v = self.raw(key)?;
+        let expected = format!(
+            "a size from {} to {} bytes (an integer, or a string such as \"64KiB\")",
+            range.start(),
+            range.end()
+        );
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i.as_str().replace('_', "").parse::<u64>().ok(),
+            DeValue::String(s) => match ucgate_proto::units::parse_size(s) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    ctx.error(v.span(), &self.key(key), format!("invalid size: {e}"));
+                    return None;
+                }
+            },
+            _ => {
+                self.wrong_type(ctx, key, v, &expected);
+                return None;
+            }
+        };
+        match n.filter(|n| range.contains(n)) {
+            Some(n) => Some(n),
+            None => {
+                ctx.error(v.span(), &self.key(key), expected);
+                None
+            }
+        }
+    }
+
+    /// A socket address such as `127.0.0.1:5280` or `[::1]:5280`.
+    pub fn socket_addr(&mut self, ctx: &mut Ctx<'_>, key: &'static str) -> Option<At<SocketAddr>> {
+        let expected = "an IP address and port such as \"127.0.0.1:5280\" or \"[::1]:5280\"";
+        let s = self.string(ctx, key, expected)?;
+        match s.value.parse::<SocketAddr>() {
+            Ok(a) => Some(At {
+                value: a,
+                span: s.span,
+                key: s.key,
+            }),
+            Err(_) => {
+                ctx.error(s.span, &s.key, format!("expected {expected}"));
+                None
+            }
+        }
+    }
+
+    /// An array of strings.
+    pub fn string_list(&mut self, ctx: &mut Ctx<'_>, key: &'static str) -> Option<Vec<At<String>>> {
+        let v = self.raw(key)?;
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(ctx, key, v, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let k = format!("{}[{i}]", self.key(key));
+            match item.get_ref() {
+                DeValue::String(s) => out.push(At {
+                    value: s.to_string(),
+                    span: item.span(),
+                    key: k,
+                }),
+                other => ctx.error(
+                    item.span(),
+                    &k,
+                    format!("expected a string, found {}", type_name(other)),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    /// A sub-table.
+    pub fn table(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        allowed: &'static [&'static str],
+    ) -> Option<Table<'t, 'i>> {
+        let v = self.raw(key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(Table::new(self.key(key), v.span(), t, allowed)),
+            _ => {
+                self.wrong_type(ctx, key, v, "a table");
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[key]]`).
+    pub fn table_array(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        allowed: &'static [&'static str],
+    ) -> Vec<Table<'t, 'i>> {
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            self.wrong_type(ctx, key, v, &format!("an array of tables (`[[{key}]]`)"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let k = format!("{}[{i}]", self.key(key));
+            match item.get_ref() {
+                DeValue::Table(t) => out.push(Table::new(k, item.span(), t, allowed)),
+                other => ctx.error(
+                    item.span(),
+                    &k,
+                    format!("expected a table, found {}", type_name(other)),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Reports every key that no getter asked for.
+    pub fn finish(self, ctx: &mut Ctx<'_>) {
+        for (k, span, _) in &self.entries {
+            if !self.used.contains(k) {
+                let allowed = self
+                    .allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let hint = suggest(k, self.allowed)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                ctx.error(
+                    span.clone(),
+                    &self.key(k),
+                    format!("unknown key{hint}; expected one of: {allowed}"),
+                );
+            }
+        }
+    }
+}
+
+/// The closest allowed key by edit distance, if close enough to be a typo.
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let cost = usize::from(ca != *cb);
+                cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    allowed
+        .iter()
+        .map(|a| (distance(key, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4))
+        .min()
+        .map(|(_, a)| a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("lisen", &["listen", "tls"]), Some("listen"));
+        assert_eq!(suggest("zzzzzz", &["listen", "tls"]), None);
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let src = "a = 1\nbb = 2\n";
+        let mut ctx = Ctx::new(src);
+        ctx.error(6..8, "bb", "x");
+        let e = &ctx.into_errors()[0];
+        assert_eq!((e.line, e.column), (2, 1));
+    }
+}

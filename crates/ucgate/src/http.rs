@@ -1,0 +1,228 @@
+//! Request handling on the public listener: route lookup, WebSocket
+//! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), backend
+//! dial before the upgrade, and hand-off to the route's adapter.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Policy};
+
+use crate::config::RouteKind;
+use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
+use crate::server::{BusyGuard, ConnState};
+use crate::{RouteRuntime, Shared};
+
+/// The response body type.
+pub type Body = Full<Bytes>;
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    let mut msg = msg.into();
+    msg.push('\n');
+    let mut r = Response::new(Full::new(Bytes::from(msg)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Handles one request on the public listener.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let _busy = BusyGuard::new(&conn);
+    let path = req.uri().path().to_string();
+    let Some(idx) = shared.config.route_table.lookup(&path) else {
+        shared.metrics.response("unmatched", 404);
+        return text(StatusCode::NOT_FOUND, format!("no route for `{path}` on this gateway"));
+    };
+    let route = &shared.routes[idx];
+    match route.config.kind {
+        RouteKind::Tcp => websocket_route(&shared, &conn, route, peer, &mut req).await,
+    }
+}
+
+async fn websocket_route(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnState>,
+    route: &Arc<RouteRuntime>,
+    peer: SocketAddr,
+    req: &mut Request<Incoming>,
+) -> Response<Body> {
+    let start = Instant::now();
+    let rpath = route.config.path.as_str();
+    let version = if req.version() == Version::HTTP_2 {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
+    let h = req.headers();
+    let protocols: Vec<&str> = h
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let host = match version {
+        HttpVersion::Http2 => req.uri().authority().map(|a| a.as_str()).or(header_str(h, header::HOST)),
+        HttpVersion::Http1 => header_str(h, header::HOST),
+    };
+    let hs = HandshakeRequest {
+        version: Some(version),
+        method: req.method().as_str(),
+        upgrade: header_str(h, header::UPGRADE),
+        connection: header_str(h, header::CONNECTION),
+        protocol: req.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str()),
+        ws_version: header_str(h, header::SEC_WEBSOCKET_VERSION),
+        ws_key: header_str(h, header::SEC_WEBSOCKET_KEY),
+        subprotocols: protocols,
+        origin: header_str(h, header::ORIGIN),
+        host,
+        secure: conn.secure,
+    };
+    let policy = Policy {
+        origins: &route.config.origins,
+        subprotocols: &route.config.subprotocols,
+        require_subprotocol: route.config.require_subprotocol,
+    };
+    let decision = websocket::decide(&hs, policy);
+    let origin = hs.origin.map(str::to_string);
+    let (subprotocol, key) = match decision {
+        Decision::Refuse(refusal) => {
+            let status = refusal.status();
+            shared
+                .metrics
+                .ws_refusals
+                .get_or_create(&ReasonLabels {
+                    route: rpath.to_string(),
+                    reason: refusal.label().to_string(),
+                })
+                .inc();
+            shared.metrics.response(rpath, status);
+            tracing::info!(route = rpath, %peer, status, reason = refusal.label(), origin = origin.as_deref().unwrap_or(""), "WebSocket handshake refused");
+            let mut r = text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                refusal.message(version),
+            );
+            for (k, v) in refusal.headers(version) {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            return r;
+        }
+        Decision::Accept { subprotocol, key } => (subprotocol, key),
+    };
+    if *req.method() == Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "HEAD cannot upgrade");
+    }
+    // Dial the backend before answering: an unreachable backend becomes an
+    // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
+    let backend = match route.connector.connect().await {
+        Ok((io, took)) => {
+            route
+                .connect_seconds
+                .observe(took.as_secs_f64());
+            io
+        }
+        Err(e) => {
+            let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
+            shared.metrics.error(rpath, "backend", e.kind());
+            shared.metrics.response(rpath, status);
+            tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
+            return text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "the backend service is unreachable",
+            );
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(&mut *req);
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    match version {
+        HttpVersion::Http1 => {
+            *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let hm = resp.headers_mut();
+            hm.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            hm.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.unwrap_or_default().as_bytes());
+            if let Ok(v) = HeaderValue::from_str(&accept) {
+                hm.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+            }
+        }
+        HttpVersion::Http2 => {
+            *resp.status_mut() = StatusCode::OK;
+        }
+    }
+    if let Some(p) = &subprotocol {
+        if let Ok(v) = HeaderValue::from_str(p) {
+            resp.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+    }
+    shared.metrics.response(rpath, resp.status().as_u16());
+    shared
+        .metrics
+        .ws_upgrades
+        .get_or_create(&UpgradeLabels {
+            route: rpath.to_string(),
+            http: version.label().to_string(),
+        })
+        .inc();
+    shared
+        .metrics
+        .ws_handshake_seconds
+        .get_or_create(&RouteLabels {
+            route: rpath.to_string(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    tracing::info!(route = rpath, %peer, http = version.label(), subprotocol = subprotocol.as_deref().unwrap_or(""), "WebSocket opened");
+    let shared2 = Arc::clone(shared);
+    let route2 = Arc::clone(route);
+    let busy = BusyGuard::new(conn);
+    shared.tracker.spawn(async move {
+        let _busy = busy;
+        let upgraded = tokio::select! {
+            u = on_upgrade => u,
+            _ = shared2.conn_cancel.cancelled() => return,
+        };
+        let upgraded = match upgraded {
+            Ok(u) => u,
+            Err(e) => {
+                shared2.metrics.error(&route2.config.path, "client", "upgrade");
+                tracing::debug!(%peer, error = %e, "upgrade did not complete");
+                return;
+            }
+        };
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&route2))).await;
+        crate::tunnel::run(shared2, route2, ws, backend, peer).await;
+    });
+    resp
+}
+
+/// tungstenite settings for a route: small buffers (its 128 KiB default per
+/// socket is far too much at tens of thousands of sockets) and the route's
+/// size limits.
+pub(crate) fn ws_config(route: &RouteRuntime) -> WebSocketConfig {
+    let c = &route.config;
+    WebSocketConfig::default()
+        .read_buffer_size(c.buffer_size)
+        .write_buffer_size(0)
+        .max_write_buffer_size(c.buffer_size + c.max_message_size + 1024)
+        .max_message_size(Some(c.max_message_size))
+        .max_frame_size(Some(c.max_frame_size))
+        .accept_unmasked_frames(false)
+}

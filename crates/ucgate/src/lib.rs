@@ -1,0 +1,241 @@
+//! # ucgate: a web-transport gateway for unified communications
+//!
+//! This crate is the I/O glue: sockets, TLS, HTTP, timers, metrics. Protocol
+//! decisions live in the pure crate `ucgate_proto`.
+//!
+//! Entry point for the binary and for tests: [`run`], which takes already
+//! bound listeners (so tests can bind `127.0.0.1:0`) and a [`Control`].
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | TOML → validated [`Config`]; every error with position |
+//! | `server` | accept loop, permits, TLS handshake, HTTP/1.1 + HTTP/2 serving, idle and drain |
+//! | `http` | routing, WebSocket handshakes (HTTP/1.1 and RFC 8441), upgrade |
+//! | `tunnel` | the WebSocket ⇄ TCP bridge |
+//! | [`backend`] | dialing backends (TCP, verified TLS) |
+//! | [`tls`] | certificates, SNI, reload, backend TLS configs |
+//! | `admin` | `/metrics`, `/live`, `/ready` |
+//! | [`metrics`] | every metric |
+//! | [`lifecycle`] | phases, shutdown and reload triggers |
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod config;
+pub mod lifecycle;
+pub mod metrics;
+pub mod tls;
+
+mod admin;
+mod http;
+mod server;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use lifecycle::{Control, Phase};
+
+use backend::Connector;
+use metrics::{Metrics, RouteMetrics};
+use prometheus_client::metrics::histogram::Histogram;
+
+/// The listeners the gateway serves on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The public listener.
+    pub main: TcpListener,
+    /// The admin listener.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in `config`, with a clear error when one is taken.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let main = bind_one(config.server.listen, "server.listen").await?;
+        let admin = bind_one(config.admin.listen, "admin.listen").await?;
+        Ok(Listeners { main, admin })
+    }
+
+    /// Bound address of the public listener.
+    pub fn main_addr(&self) -> SocketAddr {
+        self.main.local_addr().expect("bound listener has an address")
+    }
+
+    /// Bound address of the admin listener.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().expect("bound listener has an address")
+    }
+}
+
+async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .with_context(|| format!("cannot create a socket for {key} = {addr}"))?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("cannot bind {key} = {addr} (is another process using it?)"))?;
+    // The kernel caps this at net.core.somaxconn.
+    socket
+        .listen(4096)
+        .with_context(|| format!("cannot listen on {key} = {addr}"))
+}
+
+/// One route's runtime pieces, built once at start.
+pub(crate) struct RouteRuntime {
+    pub(crate) config: config::RouteConfig,
+    pub(crate) connector: Connector,
+    pub(crate) metrics: RouteMetrics,
+    pub(crate) connect_seconds: Histogram,
+}
+
+/// State shared by every task.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) routes: Vec<Arc<RouteRuntime>>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) certs: Option<Arc<tls::CertStore>>,
+    pub(crate) http: server::HttpBuilders,
+    /// Fired when the drain starts: every connection says goodbye.
+    pub(crate) conn_cancel: CancellationToken,
+    /// Every connection and WebSocket task, to wait for at the end.
+    pub(crate) tracker: TaskTracker,
+    pub(crate) control: Control,
+}
+
+/// Runs the gateway until `control.shutdown` is cancelled and the drain has
+/// finished. Returns an error only for start-up failures.
+pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let (tls_acceptor, certs) = match &config.server.tls {
+        Some(t) => {
+            let store = tls::CertStore::load(t).map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
+            let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
+                .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+            (Some(tokio_rustls::TlsAcceptor::from(cfg)), Some(store))
+        }
+        None => (None, None),
+    };
+    let mut routes = Vec::new();
+    for r in &config.routes {
+        let connector = Connector::new(&r.backend, r.connect_timeout)
+            .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?;
+        let connect_seconds = metrics
+            .backend_connect_seconds
+            .get_or_create_owned(&metrics::RouteLabels { route: r.path.clone() });
+        routes.push(Arc::new(RouteRuntime {
+            config: r.clone(),
+            connector,
+            metrics: metrics.route(&r.path),
+            connect_seconds,
+        }));
+    }
+    let shared = Arc::new(Shared {
+        http: server::HttpBuilders::new(&config.server),
+        permits: Arc::new(Semaphore::new(config.server.max_connections)),
+        config,
+        metrics,
+        routes,
+        tls: tls_acceptor,
+        certs,
+        conn_cancel: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        control: control.clone(),
+    });
+
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(admin::serve(
+        Arc::clone(&shared),
+        listeners.admin,
+        admin_stop.clone(),
+    ));
+
+    let reload_task = {
+        let shared = Arc::clone(&shared);
+        let stop = admin_stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shared.control.reload.notified() => {}
+                    _ = stop.cancelled() => return,
+                }
+                reload(&shared);
+            }
+        })
+    };
+
+    let accept_stop = CancellationToken::new();
+    let accept_task = tokio::spawn(server::accept_loop(
+        Arc::clone(&shared),
+        listeners.main,
+        accept_stop.clone(),
+    ));
+    shared.metrics.ready.set(1);
+    control.set_phase(Phase::Running);
+    tracing::info!(
+        listen = %shared.config.server.listen,
+        tls = shared.tls.is_some(),
+        routes = shared.routes.len(),
+        "ucgate is serving"
+    );
+
+    control.shutdown.cancelled().await;
+
+    // Drain: not ready, (delay), stop accepting, goodbyes, wait.
+    shared.metrics.ready.set(0);
+    control.set_phase(Phase::Draining);
+    let drain = shared.config.server.drain_timeout;
+    if !shared.config.server.shutdown_delay.is_zero() {
+        tokio::time::sleep(shared.config.server.shutdown_delay).await;
+    }
+    accept_stop.cancel();
+    let _ = accept_task.await;
+    tracing::info!("stopped accepting; closing connections");
+    shared.conn_cancel.cancel();
+    shared.tracker.close();
+    let open = shared.tracker.len();
+    if tokio::time::timeout(drain, shared.tracker.wait()).await.is_err() {
+        tracing::warn!(
+            left = shared.tracker.len(),
+            of = open,
+            drain_timeout = ?drain,
+            "drain deadline passed; cutting the remaining connections"
+        );
+    } else {
+        tracing::info!(closed = open, "all connections closed");
+    }
+    control.set_phase(Phase::Stopped);
+    admin_stop.cancel();
+    let _ = admin_task.await;
+    let _ = reload_task.await;
+    Ok(())
+}
+
+fn reload(shared: &Shared) {
+    let labels = |r: &str| metrics::ResultLabels { result: r.to_string() };
+    match &shared.certs {
+        None => tracing::info!("reload requested; no TLS certificates to reload"),
+        Some(store) => match store.reload() {
+            Ok(n) => {
+                shared.metrics.tls_reloads.get_or_create(&labels("ok")).inc();
+                tracing::info!(certificates = n, "certificates reloaded");
+            }
+            Err(e) => {
+                shared.metrics.tls_reloads.get_or_create(&labels("error")).inc();
+                tracing::error!(error = %e, "certificate reload failed; keeping the previous certificates");
+            }
+        },
+    }
+}

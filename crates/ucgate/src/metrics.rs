@@ -1,0 +1,257 @@
+//! Every metric ucgate exports, defined in this one place and documented in
+//! `docs/metrics.md` (a test checks the two agree).
+//!
+//! Labels are bounded: listener names, configured route paths (or
+//! `unmatched`), directions, sides and fixed kinds. Never peer addresses,
+//! session ids or JIDs.
+//!
+//! Hot paths resolve their label set once per connection
+//! ([`RouteMetrics`]) and then only touch atomics.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `{listener}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `main` or `admin`.
+    pub listener: String,
+}
+
+/// `{route}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Configured route path, or `unmatched`.
+    pub route: String,
+}
+
+/// `{route, http}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpgradeLabels {
+    /// Route path.
+    pub route: String,
+    /// `h1` or `h2`.
+    pub http: String,
+}
+
+/// `{route, reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Route path.
+    pub route: String,
+    /// Fixed reason label.
+    pub reason: String,
+}
+
+/// `{route, direction}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// Route path.
+    pub route: String,
+    /// `client_to_backend` or `backend_to_client`.
+    pub direction: String,
+}
+
+/// `{route, side, kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Route path, or `none` for errors before routing.
+    pub route: String,
+    /// `client`, `backend` or `gateway`.
+    pub side: String,
+    /// Fixed kind label.
+    pub kind: String,
+}
+
+/// `{route, code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// Route path or `unmatched`.
+    pub route: String,
+    /// HTTP status code.
+    pub code: String,
+}
+
+/// `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+fn latency() -> Histogram {
+    // 100 µs … ~26 s
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 19))
+}
+
+/// All metric families.
+pub struct Metrics {
+    registry: Registry,
+    /// TCP connections accepted.
+    pub connections_accepted: Family<ListenerLabels, Counter>,
+    /// TCP connections open.
+    pub connections_active: Family<ListenerLabels, Gauge>,
+    /// Errors from `accept()`.
+    pub accept_errors: Family<ListenerLabels, Counter>,
+    /// TLS handshake duration.
+    pub tls_handshake_seconds: Family<ListenerLabels, Histogram, fn() -> Histogram>,
+    /// HTTP responses by route and status.
+    pub http_responses: Family<StatusLabels, Counter>,
+    /// WebSocket upgrades completed.
+    pub ws_upgrades: Family<UpgradeLabels, Counter>,
+    /// WebSocket handshakes refused.
+    pub ws_refusals: Family<ReasonLabels, Counter>,
+    /// WebSockets open.
+    pub route_connections_active: Family<RouteLabels, Gauge>,
+    /// Time from request to upgrade response (includes backend connect).
+    pub ws_handshake_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Backend connect (and backend TLS) duration.
+    pub backend_connect_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Payload bytes.
+    pub bytes: Family<DirectionLabels, Counter>,
+    /// WebSocket messages (client_to_backend) and backend reads sent as messages (backend_to_client).
+    pub messages: Family<DirectionLabels, Counter>,
+    /// Why WebSockets ended.
+    pub ws_closes: Family<ReasonLabels, Counter>,
+    /// Errors by route, side and kind.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Certificate reloads.
+    pub tls_reloads: Family<ResultLabels, Counter>,
+    /// 1 while the gateway accepts traffic, 0 once draining.
+    pub ready: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("ucgate");
+        let m = Metrics {
+            connections_accepted: Family::default(),
+            connections_active: Family::default(),
+            accept_errors: Family::default(),
+            tls_handshake_seconds: Family::new_with_constructor(latency),
+            http_responses: Family::default(),
+            ws_upgrades: Family::default(),
+            ws_refusals: Family::default(),
+            route_connections_active: Family::default(),
+            ws_handshake_seconds: Family::new_with_constructor(latency),
+            backend_connect_seconds: Family::new_with_constructor(latency),
+            bytes: Family::default(),
+            messages: Family::default(),
+            ws_closes: Family::default(),
+            errors: Family::default(),
+            tls_reloads: Family::default(),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("connections_accepted", "TCP connections accepted", m.connections_accepted.clone());
+        registry.register("connections_active", "TCP connections open", m.connections_active.clone());
+        registry.register("accept_errors", "Errors returned by accept()", m.accept_errors.clone());
+        registry.register("tls_handshake_seconds", "TLS handshake duration", m.tls_handshake_seconds.clone());
+        registry.register("http_responses", "HTTP responses by route and status code", m.http_responses.clone());
+        registry.register("ws_upgrades", "WebSocket upgrades completed, by HTTP version", m.ws_upgrades.clone());
+        registry.register("ws_refusals", "WebSocket handshakes refused, by reason", m.ws_refusals.clone());
+        registry.register("route_connections_active", "WebSocket connections open, by route", m.route_connections_active.clone());
+        registry.register("ws_handshake_seconds", "Time from request to upgrade response, backend connect included", m.ws_handshake_seconds.clone());
+        registry.register("backend_connect_seconds", "Backend TCP connect (and TLS handshake) duration", m.backend_connect_seconds.clone());
+        registry.register("bytes", "Payload bytes relayed, by route and direction", m.bytes.clone());
+        registry.register("messages", "Messages relayed, by route and direction", m.messages.clone());
+        registry.register("ws_closes", "WebSocket connections ended, by cause", m.ws_closes.clone());
+        registry.register("errors", "Errors by route, side and kind", m.errors.clone());
+        registry.register("tls_reloads", "Certificate reloads by result", m.tls_reloads.clone());
+        registry.register("ready", "1 while accepting traffic, 0 while draining", m.ready.clone());
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Renders the registry in the OpenMetrics text format (which Prometheus scrapes).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Counts an error.
+    pub fn error(&self, route: &str, side: &str, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                route: route.to_string(),
+                side: side.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts an HTTP response.
+    pub fn response(&self, route: &str, code: u16) {
+        self.http_responses
+            .get_or_create(&StatusLabels {
+                route: route.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Label-resolved handles for one route's hot path.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        let dir = |d: &str| DirectionLabels {
+            route: route.to_string(),
+            direction: d.to_string(),
+        };
+        RouteMetrics {
+            bytes_in: self.bytes.get_or_create_owned(&dir("client_to_backend")),
+            bytes_out: self.bytes.get_or_create_owned(&dir("backend_to_client")),
+            messages_in: self.messages.get_or_create_owned(&dir("client_to_backend")),
+            messages_out: self.messages.get_or_create_owned(&dir("backend_to_client")),
+            active: self.route_connections_active.get_or_create_owned(&RouteLabels {
+                route: route.to_string(),
+            }),
+        }
+    }
+}
+
+/// Per-route counters resolved once per connection.
+#[derive(Clone, Debug)]
+pub struct RouteMetrics {
+    /// Bytes client → backend.
+    pub bytes_in: Counter,
+    /// Bytes backend → client.
+    pub bytes_out: Counter,
+    /// Messages client → backend.
+    pub messages_in: Counter,
+    /// Messages backend → client.
+    pub messages_out: Counter,
+    /// Open WebSockets on the route.
+    pub active: Gauge,
+}
+
+/// Decrements a gauge when dropped.
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    /// Increments `g` now and decrements it on drop.
+    pub fn new(g: Gauge) -> Self {
+        g.inc();
+        GaugeGuard(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,313 @@
+//! The public listener: accept loop, per-connection task, TLS, HTTP/1.1 and
+//! HTTP/2 serving, idle and drain handling.
+//!
+//! The accept loop only takes a permit, accepts and spawns (backing off on
+//! resource errors such as EMFILE); the TLS handshake happens inside the
+//! spawned task under `server.handshake_timeout`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::metrics::{GaugeGuard, ListenerLabels};
+use crate::Shared;
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+/// Per-connection state shared by the connection task, its requests and the
+/// WebSockets upgraded from it. The permit is released when the last holder
+/// (the connection or one of its WebSockets) is gone.
+pub(crate) struct ConnState {
+    _permit: OwnedSemaphorePermit,
+    _active: GaugeGuard,
+    /// Last time bytes moved (ms since process start), for the idle timeout.
+    last_activity: AtomicU64,
+    /// Requests in flight plus WebSockets open on this connection.
+    busy: AtomicUsize,
+    /// True when the connection came over TLS.
+    pub(crate) secure: bool,
+}
+
+impl ConnState {
+    fn touch(&self) {
+        self.last_activity.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Marks a connection busy (request in flight or WebSocket open) while alive.
+pub(crate) struct BusyGuard(Arc<ConnState>);
+
+impl BusyGuard {
+    pub(crate) fn new(c: &Arc<ConnState>) -> Self {
+        c.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard(Arc::clone(c))
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// Records activity on every successful read or write.
+struct ActivityIo<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ActivityIo<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        r
+    }
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The three HTTP builders a listener needs.
+pub(crate) struct HttpBuilders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+    both: auto::Builder<TokioExecutor>,
+}
+
+impl HttpBuilders {
+    pub(crate) fn new(cfg: &ServerConfig) -> Self {
+        let make = || {
+            let mut b = auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(cfg.header_read_timeout)
+                .max_buf_size(cfg.max_header_size.max(8192))
+                .keep_alive(true);
+            let interval = (!cfg.h2_keepalive_interval.is_zero()).then_some(cfg.h2_keepalive_interval);
+            b.http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+                .max_header_list_size(cfg.max_header_size as u32)
+                .max_pending_accept_reset_streams(Some(50))
+                .max_local_error_reset_streams(Some(100))
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(cfg.h2_keepalive_timeout)
+                .enable_connect_protocol();
+            b
+        };
+        HttpBuilders {
+            h1: make().http1_only(),
+            h2: make().http2_only(),
+            both: make(),
+        }
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or system is out of
+    // something; retrying at once would spin.
+    matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
+}
+
+/// Accepts until `stop` fires.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    let labels = ListenerLabels {
+        listener: "main".into(),
+    };
+    let accepted = shared.metrics.connections_accepted.get_or_create_owned(&labels);
+    let accept_errors = shared.metrics.accept_errors.get_or_create_owned(&labels);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = match shared.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                shared.metrics.error("none", "gateway", "connection_limit");
+                tracing::warn!(limit = shared.config.server.max_connections, "connection limit reached; waiting for a free slot");
+                tokio::select! {
+                    p = shared.permits.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => { backoff = Duration::from_millis(5); v }
+                Err(e) => {
+                    accept_errors.inc();
+                    if is_resource_error(&e) {
+                        tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.cancelled() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    } else {
+                        tracing::debug!(error = %e, "accept failed");
+                    }
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        accepted.inc();
+        let s = Arc::clone(&shared);
+        shared.tracker.spawn(async move {
+            serve_conn(s, stream, peer, permit).await;
+        });
+    }
+}
+
+async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+    let _ = stream.set_nodelay(true);
+    let active = shared.metrics.connections_active.get_or_create_owned(&ListenerLabels {
+        listener: "main".into(),
+    });
+    let secure = shared.tls.is_some();
+    let state = Arc::new(ConnState {
+        _permit: permit,
+        _active: GaugeGuard::new(active),
+        last_activity: AtomicU64::new(now_ms()),
+        busy: AtomicUsize::new(0),
+        secure,
+    });
+    let span = tracing::debug_span!("conn", %peer);
+    let _e = span.enter();
+    drop(_e);
+    match &shared.tls {
+        Some(acceptor) => {
+            let start = Instant::now();
+            let hs = tokio::select! {
+                r = tokio::time::timeout(shared.config.server.handshake_timeout, acceptor.accept(stream)) => r,
+                _ = shared.conn_cancel.cancelled() => return,
+            };
+            let tls = match hs {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    shared.metrics.error("none", "client", "tls_handshake");
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    shared.metrics.error("none", "client", "tls_handshake_timeout");
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            shared
+                .metrics
+                .tls_handshake_seconds
+                .get_or_create(&ListenerLabels {
+                    listener: "main".into(),
+                })
+                .observe(start.elapsed().as_secs_f64());
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let builder = if h2 { &shared.http.h2 } else { &shared.http.h1 };
+            serve_http(&shared, builder, tls, state, peer).await;
+        }
+        None => {
+            let builder = if shared.config.server.h2c {
+                &shared.http.both
+            } else {
+                &shared.http.h1
+            };
+            serve_http(&shared, builder, stream, state, peer).await;
+        }
+    }
+}
+
+async fn serve_http<S>(shared: &Arc<Shared>, builder: &auto::Builder<TokioExecutor>, io: S, state: Arc<ConnState>, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(ActivityIo {
+        inner: io,
+        state: Arc::clone(&state),
+    });
+    let svc_shared = Arc::clone(shared);
+    let svc_state = Arc::clone(&state);
+    let service = hyper::service::service_fn(move |req| {
+        let shared = Arc::clone(&svc_shared);
+        let state = Arc::clone(&svc_state);
+        async move { Ok::<_, std::convert::Infallible>(crate::http::handle(shared, state, peer, req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let idle = shared.config.server.idle_timeout;
+    let mut draining = false;
+    loop {
+        let last = state.last_activity.load(Ordering::Relaxed);
+        let idle_at = epoch() + Duration::from_millis(last) + idle;
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                }
+                return;
+            }
+            _ = shared.conn_cancel.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_at.into()), if !draining => {
+                let still_idle = now_ms().saturating_sub(state.last_activity.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
+                if still_idle && state.busy.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(%peer, "closing idle HTTP connection");
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                } else if still_idle {
+                    // busy (a request or WebSocket is open): look again later
+                    state.touch();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! TLS with rustls (ring provider): the listener's certificates (several,
+//! chosen by SNI, reloadable on SIGHUP) and client configurations for TLS to
+//! backends (always verified).
+//!
+//! Certificate selection: for the client's SNI name, the first configured
+//! certificate that is valid for that name (checked with webpki, wildcards
+//! included) is used; without SNI, or when none matches, the first
+//! certificate is the default. Reload swaps the whole set atomically under a
+//! `RwLock`; handshakes in progress keep the `Arc` they already hold, so
+//! nothing is dropped. A reload that fails (unreadable file, key not matching
+//! the certificate) keeps the old set and is logged and counted.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::config::{CertificateConfig, TlsConfig};
+
+/// The crypto provider used everywhere (ring: smaller build than aws-lc-rs,
+/// see docs/decisions.md).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Which file of a pair was at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemFile {
+    /// The certificate chain.
+    Cert,
+    /// The private key.
+    Key,
+}
+
+/// A certificate/key loading problem.
+#[derive(Debug, Clone)]
+pub struct PemError {
+    /// Which file.
+    pub which: PemFile,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Loads a PEM certificate chain and private key and checks they match.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemError> {
+    let cert_err = |m: String| PemError {
+        which: PemFile::Cert,
+        message: m,
+    };
+    let key_err = |m: String| PemError {
+        which: PemFile::Key,
+        message: m,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| cert_err(format!("cannot read `{}`: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(format!("`{}` is not a valid PEM certificate chain: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(cert_err(format!(
+            "`{}` holds no `BEGIN CERTIFICATE` block",
+            cert.display()
+        )));
+    }
+    webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
+        cert_err(format!(
+            "the first certificate in `{}` cannot be parsed: {e}",
+            cert.display()
+        ))
+    })?;
+    let pk = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        key_err(format!(
+            "`{}` is not a readable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+            key.display()
+        ))
+    })?;
+    CertifiedKey::from_der(chain, pk, &provider()).map_err(|e| {
+        key_err(format!(
+            "the key in `{}` does not fit the certificate in `{}`: {e}",
+            key.display(),
+            cert.display()
+        ))
+    })
+}
+
+/// Loads a PEM CA bundle into a root store.
+pub fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    for c in certs {
+        let c = c.map_err(|e| format!("`{}` is not a valid PEM bundle: {e}", path.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("a certificate in `{}` is not usable as a CA: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("`{}` holds no certificate", path.display()));
+    }
+    Ok(roots)
+}
+
+/// The current set of server certificates.
+struct CertSet {
+    keys: Vec<Arc<CertifiedKey>>,
+    /// SNI name → index into `keys`; bounded, cleared on reload.
+    cache: Mutex<HashMap<String, usize>>,
+}
+
+const SNI_CACHE_MAX: usize = 4096;
+
+impl CertSet {
+    fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let Some(sni) = sni else {
+            return self.keys.first().cloned();
+        };
+        let sni = sni.to_ascii_lowercase();
+        if let Some(i) = self.cache.lock().ok().and_then(|c| c.get(&sni).copied()) {
+            return self.keys.get(i).cloned();
+        }
+        let name = ServerName::try_from(sni.as_str()).ok();
+        let found = name.and_then(|name| {
+            self.keys.iter().position(|k| {
+                webpki::EndEntityCert::try_from(&k.cert[0])
+                    .map(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
+                    .unwrap_or(false)
+            })
+        });
+        let i = found.unwrap_or(0);
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= SNI_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(sni, i);
+        }
+        self.keys.get(i).cloned()
+    }
+}
+
+/// Server certificates, chosen by SNI and reloadable.
+pub struct CertStore {
+    current: RwLock<Arc<CertSet>>,
+    sources: Vec<CertificateConfig>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+fn load_set(sources: &[CertificateConfig]) -> Result<CertSet, String> {
+    let mut keys = Vec::new();
+    for s in sources {
+        let k = load_certified_key(&s.cert, &s.key).map_err(|e| e.message)?;
+        keys.push(Arc::new(k));
+    }
+    if keys.is_empty() {
+        return Err("no certificate configured".into());
+    }
+    Ok(CertSet {
+        keys,
+        cache: Mutex::new(HashMap::new()),
+    })
+}
+
+impl CertStore {
+    /// Loads every configured certificate.
+    pub fn load(cfg: &TlsConfig) -> Result<Arc<CertStore>, String> {
+        let set = load_set(&cfg.certificates)?;
+        Ok(Arc::new(CertStore {
+            current: RwLock::new(Arc::new(set)),
+            sources: cfg.certificates.clone(),
+        }))
+    }
+
+    /// Re-reads the files; on failure the old certificates stay in use.
+    pub fn reload(&self) -> Result<usize, String> {
+        let set = load_set(&self.sources)?;
+        let n = set.keys.len();
+        match self.current.write() {
+            Ok(mut cur) => *cur = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+        Ok(n)
+    }
+
+    fn snapshot(&self) -> Arc<CertSet> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.snapshot().pick(hello.server_name())
+    }
+}
+
+/// The listener's rustls configuration. `http2` adds `h2` to ALPN.
+pub fn server_config(store: Arc<CertStore>, http2: bool) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    cfg.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// A verifying client configuration for TLS to a backend: the CA bundle if
+/// given, else the system's trusted roots.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = match ca_file {
+        Some(p) => load_ca_file(p)?,
+        None => {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            roots
+        }
+    };
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
