@@ -148,7 +148,15 @@ pub(crate) async fn run<S>(
                     return WriterEnd::SentClose(CloseCause::DeadPeer);
                 }
             }
-            let deadline = ka.next_deadline().map(|d| started + d);
+            // Frames from the client arrive on the other direction; waking
+            // at least once per ping interval lets an answered ping clear
+            // before the next one is due.
+            let mut next = ka.next_deadline();
+            if !cfg.ping_interval.is_zero() {
+                let check = now() + cfg.ping_interval;
+                next = Some(next.map_or(check, |d| d.min(check)));
+            }
+            let deadline = next.map(|d| started + d);
             buf.reserve(chunk);
             tokio::select! {
                 r = backend_r.read_buf(&mut buf) => match r {
