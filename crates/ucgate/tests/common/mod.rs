@@ -1,6 +1,8 @@
 //! Test helpers: a real gateway on 127.0.0.1:0 with in-process backends.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
