@@ -41,7 +41,12 @@ pub struct Keepalive {
 
 impl Keepalive {
     /// A new state at time `now`.
-    pub fn new(ping_interval: Duration, ping_timeout: Duration, idle_timeout: Duration, now: Duration) -> Self {
+    pub fn new(
+        ping_interval: Duration,
+        ping_timeout: Duration,
+        idle_timeout: Duration,
+        now: Duration,
+    ) -> Self {
         Keepalive {
             ping_interval,
             ping_timeout,
@@ -145,7 +150,7 @@ mod tests {
         k.on_data(s(20));
         k.on_ping_sent(s(30));
         k.on_frame_in(s(31)); // a pong is not data
-        // pings continue (the pong answered), but no data: idle at 20 + 60
+                              // pings continue (the pong answered), but no data: idle at 20 + 60
         assert_eq!(k.poll(s(79)), KeepaliveAction::SendPing);
         assert_eq!(k.poll(s(80)), KeepaliveAction::Idle);
     }

@@ -184,7 +184,9 @@ mod tests {
     #[test]
     fn normalises() {
         assert_eq!(
-            Origin::parse("HTTPS://App.Example:443").unwrap().as_string(),
+            Origin::parse("HTTPS://App.Example:443")
+                .unwrap()
+                .as_string(),
             "https://app.example"
         );
         assert_eq!(
@@ -214,7 +216,11 @@ mod tests {
     #[test]
     fn same_origin() {
         let p = OriginPolicy::SameOrigin;
-        assert!(p.allows(Some("http://gw.example:5280"), Some("gw.example:5280"), false));
+        assert!(p.allows(
+            Some("http://gw.example:5280"),
+            Some("gw.example:5280"),
+            false
+        ));
         assert!(p.allows(Some("https://gw.example"), Some("GW.example:443"), true));
         // scheme must match the connection
         assert!(!p.allows(Some("http://gw.example"), Some("gw.example"), true));
@@ -226,7 +232,8 @@ mod tests {
 
     #[test]
     fn lists_and_wildcards() {
-        let p = OriginPolicy::from_list(&["https://app.example", "https://*.chat.example"]).unwrap();
+        let p =
+            OriginPolicy::from_list(&["https://app.example", "https://*.chat.example"]).unwrap();
         assert!(p.allows(Some("https://app.example"), None, true));
         assert!(p.allows(Some("https://APP.example:443"), None, true));
         assert!(!p.allows(Some("http://app.example"), None, true));
@@ -239,7 +246,9 @@ mod tests {
         assert_eq!(OriginPolicy::from_list(&["*"]).unwrap(), OriginPolicy::Any);
         assert!(OriginPolicy::Any.allows(Some("https://anything"), None, false));
         assert_eq!(
-            OriginPolicy::from_list(&["https://ok.example", "bad"]).unwrap_err().0,
+            OriginPolicy::from_list(&["https://ok.example", "bad"])
+                .unwrap_err()
+                .0,
             1
         );
         let empty: [&str; 0] = [];

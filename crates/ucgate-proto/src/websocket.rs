@@ -388,7 +388,12 @@ mod tests {
             decide(&r, p),
             Decision::Refuse(Refusal::MissingConnectionUpgrade)
         );
-        for bad in [None, Some("short"), Some("dGhlIHNhbXBsZSBub25jZR=="), Some("dGhlIHNhbXBsZSBub25j!Q==")] {
+        for bad in [
+            None,
+            Some("short"),
+            Some("dGhlIHNhbXBsZSBub25jZR=="),
+            Some("dGhlIHNhbXBsZSBub25j!Q=="),
+        ] {
             let mut r = h1();
             r.ws_key = bad;
             assert_eq!(decide(&r, p), Decision::Refuse(Refusal::BadKey), "{bad:?}");
@@ -458,6 +463,8 @@ mod tests {
             panic!("expected refusal")
         };
         assert_eq!(refusal.status(), 400);
-        assert!(refusal.message(HttpVersion::Http1).contains("binary, base64"));
+        assert!(refusal
+            .message(HttpVersion::Http1)
+            .contains("binary, base64"));
     }
 }

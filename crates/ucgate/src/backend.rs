@@ -67,13 +67,18 @@ impl ConnectError {
 #[derive(Clone)]
 pub struct Connector {
     backend: Backend,
-    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector").field("backend", &self.backend).finish()
+        f.debug_struct("Connector")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 

@@ -28,14 +28,16 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     msg.push('\n');
     let mut r = Response::new(Full::new(Bytes::from(msg)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -50,7 +52,10 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_string();
     let Some(idx) = shared.config.route_table.lookup(&path) else {
         shared.metrics.response("unmatched", 404);
-        return text(StatusCode::NOT_FOUND, format!("no route for `{path}` on this gateway"));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no route for `{path}` on this gateway"),
+        );
     };
     let route = &shared.routes[idx];
     match route.config.kind {
@@ -79,7 +84,11 @@ async fn websocket_route(
         .filter_map(|v| v.to_str().ok())
         .collect();
     let host = match version {
-        HttpVersion::Http2 => req.uri().authority().map(|a| a.as_str()).or(header_str(h, header::HOST)),
+        HttpVersion::Http2 => req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or(header_str(h, header::HOST)),
         HttpVersion::Http1 => header_str(h, header::HOST),
     };
     let hs = HandshakeRequest {
@@ -87,7 +96,10 @@ async fn websocket_route(
         method: req.method().as_str(),
         upgrade: header_str(h, header::UPGRADE),
         connection: header_str(h, header::CONNECTION),
-        protocol: req.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str()),
+        protocol: req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .map(|p| p.as_str()),
         ws_version: header_str(h, header::SEC_WEBSOCKET_VERSION),
         ws_key: header_str(h, header::SEC_WEBSOCKET_KEY),
         subprotocols: protocols,
@@ -135,9 +147,7 @@ async fn websocket_route(
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
     let backend = match route.connector.connect().await {
         Ok((io, took)) => {
-            route
-                .connect_seconds
-                .observe(took.as_secs_f64());
+            route.connect_seconds.observe(took.as_secs_f64());
             io
         }
         Err(e) => {
@@ -159,7 +169,9 @@ async fn websocket_route(
             let hm = resp.headers_mut();
             hm.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             hm.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.unwrap_or_default().as_bytes());
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                key.unwrap_or_default().as_bytes(),
+            );
             if let Ok(v) = HeaderValue::from_str(&accept) {
                 hm.insert(header::SEC_WEBSOCKET_ACCEPT, v);
             }
@@ -202,12 +214,19 @@ async fn websocket_route(
         let upgraded = match upgraded {
             Ok(u) => u,
             Err(e) => {
-                shared2.metrics.error(&route2.config.path, "client", "upgrade");
+                shared2
+                    .metrics
+                    .error(&route2.config.path, "client", "upgrade");
                 tracing::debug!(%peer, error = %e, "upgrade did not complete");
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&route2))).await;
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config(&route2)),
+        )
+        .await;
         crate::tunnel::run(shared2, route2, ws, backend, peer).await;
     });
     resp

@@ -65,12 +65,16 @@ impl Listeners {
 
     /// Bound address of the public listener.
     pub fn main_addr(&self) -> SocketAddr {
-        self.main.local_addr().expect("bound listener has an address")
+        self.main
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Bound address of the admin listener.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.local_addr().expect("bound listener has an address")
+        self.admin
+            .local_addr()
+            .expect("bound listener has an address")
     }
 }
 
@@ -121,7 +125,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let metrics = Metrics::new();
     let (tls_acceptor, certs) = match &config.server.tls {
         Some(t) => {
-            let store = tls::CertStore::load(t).map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
+            let store = tls::CertStore::load(t)
+                .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
             let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
             (Some(tokio_rustls::TlsAcceptor::from(cfg)), Some(store))
@@ -132,9 +137,12 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     for r in &config.routes {
         let connector = Connector::new(&r.backend, r.connect_timeout)
             .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?;
-        let connect_seconds = metrics
-            .backend_connect_seconds
-            .get_or_create_owned(&metrics::RouteLabels { route: r.path.clone() });
+        let connect_seconds =
+            metrics
+                .backend_connect_seconds
+                .get_or_create_owned(&metrics::RouteLabels {
+                    route: r.path.clone(),
+                });
         routes.push(Arc::new(RouteRuntime {
             config: r.clone(),
             connector,
@@ -206,7 +214,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     shared.conn_cancel.cancel();
     shared.tracker.close();
     let open = shared.tracker.len();
-    if tokio::time::timeout(drain, shared.tracker.wait()).await.is_err() {
+    if tokio::time::timeout(drain, shared.tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             left = shared.tracker.len(),
             of = open,
@@ -224,16 +235,26 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
 }
 
 fn reload(shared: &Shared) {
-    let labels = |r: &str| metrics::ResultLabels { result: r.to_string() };
+    let labels = |r: &str| metrics::ResultLabels {
+        result: r.to_string(),
+    };
     match &shared.certs {
         None => tracing::info!("reload requested; no TLS certificates to reload"),
         Some(store) => match store.reload() {
             Ok(n) => {
-                shared.metrics.tls_reloads.get_or_create(&labels("ok")).inc();
+                shared
+                    .metrics
+                    .tls_reloads
+                    .get_or_create(&labels("ok"))
+                    .inc();
                 tracing::info!(certificates = n, "certificates reloaded");
             }
             Err(e) => {
-                shared.metrics.tls_reloads.get_or_create(&labels("error")).inc();
+                shared
+                    .metrics
+                    .tls_reloads
+                    .get_or_create(&labels("error"))
+                    .inc();
                 tracing::error!(error = %e, "certificate reload failed; keeping the previous certificates");
             }
         },

@@ -128,9 +128,15 @@ fn run(args: RunArgs) -> ExitCode {
         Some(LogFormatArg::Human) => LogFormat::Human,
         None => config.log.format,
     };
-    let level = args.log_level.clone().unwrap_or_else(|| config.log.level.clone());
+    let level = args
+        .log_level
+        .clone()
+        .unwrap_or_else(|| config.log.level.clone());
     init_logging(format, &level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ucgate: cannot start the runtime: {e}");
@@ -199,7 +205,10 @@ fn spawn_signal_handlers(control: Control) {
                 std::process::exit(1);
             }
             stopping = true;
-            tracing::info!(signal = name, "shutting down gracefully (send again to exit at once)");
+            tracing::info!(
+                signal = name,
+                "shutting down gracefully (send again to exit at once)"
+            );
             control.shutdown.cancel();
         }
     });

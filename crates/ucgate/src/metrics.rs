@@ -87,7 +87,9 @@ pub struct ResultLabels {
 
 fn latency() -> Histogram {
     // 100 µs … ~26 s
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 19))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 19,
+    ))
 }
 
 /// All metric families.
@@ -156,22 +158,82 @@ impl Metrics {
             ready: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("connections_accepted", "TCP connections accepted", m.connections_accepted.clone());
-        registry.register("connections_active", "TCP connections open", m.connections_active.clone());
-        registry.register("accept_errors", "Errors returned by accept()", m.accept_errors.clone());
-        registry.register("tls_handshake_seconds", "TLS handshake duration", m.tls_handshake_seconds.clone());
-        registry.register("http_responses", "HTTP responses by route and status code", m.http_responses.clone());
-        registry.register("ws_upgrades", "WebSocket upgrades completed, by HTTP version", m.ws_upgrades.clone());
-        registry.register("ws_refusals", "WebSocket handshakes refused, by reason", m.ws_refusals.clone());
-        registry.register("route_connections_active", "WebSocket connections open, by route", m.route_connections_active.clone());
-        registry.register("ws_handshake_seconds", "Time from request to upgrade response, backend connect included", m.ws_handshake_seconds.clone());
-        registry.register("backend_connect_seconds", "Backend TCP connect (and TLS handshake) duration", m.backend_connect_seconds.clone());
-        registry.register("bytes", "Payload bytes relayed, by route and direction", m.bytes.clone());
-        registry.register("messages", "Messages relayed, by route and direction", m.messages.clone());
-        registry.register("ws_closes", "WebSocket connections ended, by cause", m.ws_closes.clone());
+        registry.register(
+            "connections_accepted",
+            "TCP connections accepted",
+            m.connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "TCP connections open",
+            m.connections_active.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Errors returned by accept()",
+            m.accept_errors.clone(),
+        );
+        registry.register(
+            "tls_handshake_seconds",
+            "TLS handshake duration",
+            m.tls_handshake_seconds.clone(),
+        );
+        registry.register(
+            "http_responses",
+            "HTTP responses by route and status code",
+            m.http_responses.clone(),
+        );
+        registry.register(
+            "ws_upgrades",
+            "WebSocket upgrades completed, by HTTP version",
+            m.ws_upgrades.clone(),
+        );
+        registry.register(
+            "ws_refusals",
+            "WebSocket handshakes refused, by reason",
+            m.ws_refusals.clone(),
+        );
+        registry.register(
+            "route_connections_active",
+            "WebSocket connections open, by route",
+            m.route_connections_active.clone(),
+        );
+        registry.register(
+            "ws_handshake_seconds",
+            "Time from request to upgrade response, backend connect included",
+            m.ws_handshake_seconds.clone(),
+        );
+        registry.register(
+            "backend_connect_seconds",
+            "Backend TCP connect (and TLS handshake) duration",
+            m.backend_connect_seconds.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Payload bytes relayed, by route and direction",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "messages",
+            "Messages relayed, by route and direction",
+            m.messages.clone(),
+        );
+        registry.register(
+            "ws_closes",
+            "WebSocket connections ended, by cause",
+            m.ws_closes.clone(),
+        );
         registry.register("errors", "Errors by route, side and kind", m.errors.clone());
-        registry.register("tls_reloads", "Certificate reloads by result", m.tls_reloads.clone());
-        registry.register("ready", "1 while accepting traffic, 0 while draining", m.ready.clone());
+        registry.register(
+            "tls_reloads",
+            "Certificate reloads by result",
+            m.tls_reloads.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while accepting traffic, 0 while draining",
+            m.ready.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -216,9 +278,11 @@ impl Metrics {
             bytes_out: self.bytes.get_or_create_owned(&dir("backend_to_client")),
             messages_in: self.messages.get_or_create_owned(&dir("client_to_backend")),
             messages_out: self.messages.get_or_create_owned(&dir("backend_to_client")),
-            active: self.route_connections_active.get_or_create_owned(&RouteLabels {
-                route: route.to_string(),
-            }),
+            active: self
+                .route_connections_active
+                .get_or_create_owned(&RouteLabels {
+                    route: route.to_string(),
+                }),
         }
     }
 }

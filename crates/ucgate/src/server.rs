@@ -77,7 +77,11 @@ struct ActivityIo<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ActivityIo<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -88,14 +92,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for ActivityIo<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.state.touch();
         }
         r
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.state.touch();
@@ -129,7 +141,8 @@ impl HttpBuilders {
                 .header_read_timeout(cfg.header_read_timeout)
                 .max_buf_size(cfg.max_header_size.max(8192))
                 .keep_alive(true);
-            let interval = (!cfg.h2_keepalive_interval.is_zero()).then_some(cfg.h2_keepalive_interval);
+            let interval =
+                (!cfg.h2_keepalive_interval.is_zero()).then_some(cfg.h2_keepalive_interval);
             b.http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(cfg.h2_max_concurrent_streams)
@@ -156,11 +169,18 @@ fn is_resource_error(e: &io::Error) -> bool {
 }
 
 /// Accepts until `stop` fires.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    stop: CancellationToken,
+) {
     let labels = ListenerLabels {
         listener: "main".into(),
     };
-    let accepted = shared.metrics.connections_accepted.get_or_create_owned(&labels);
+    let accepted = shared
+        .metrics
+        .connections_accepted
+        .get_or_create_owned(&labels);
     let accept_errors = shared.metrics.accept_errors.get_or_create_owned(&labels);
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -168,7 +188,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, stop
             Ok(p) => p,
             Err(_) => {
                 shared.metrics.error("none", "gateway", "connection_limit");
-                tracing::warn!(limit = shared.config.server.max_connections, "connection limit reached; waiting for a free slot");
+                tracing::warn!(
+                    limit = shared.config.server.max_connections,
+                    "connection limit reached; waiting for a free slot"
+                );
                 tokio::select! {
                     p = shared.permits.clone().acquire_owned() => match p {
                         Ok(p) => p,
@@ -206,11 +229,19 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, stop
     }
 }
 
-async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+async fn serve_conn(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
-    let active = shared.metrics.connections_active.get_or_create_owned(&ListenerLabels {
-        listener: "main".into(),
-    });
+    let active = shared
+        .metrics
+        .connections_active
+        .get_or_create_owned(&ListenerLabels {
+            listener: "main".into(),
+        });
     let secure = shared.tls.is_some();
     let state = Arc::new(ConnState {
         _permit: permit,
@@ -237,7 +268,9 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, pe
                     return;
                 }
                 Err(_) => {
-                    shared.metrics.error("none", "client", "tls_handshake_timeout");
+                    shared
+                        .metrics
+                        .error("none", "client", "tls_handshake_timeout");
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
@@ -264,8 +297,13 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, pe
     }
 }
 
-async fn serve_http<S>(shared: &Arc<Shared>, builder: &auto::Builder<TokioExecutor>, io: S, state: Arc<ConnState>, peer: SocketAddr)
-where
+async fn serve_http<S>(
+    shared: &Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    io: S,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(ActivityIo {
@@ -277,7 +315,9 @@ where
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&svc_shared);
         let state = Arc::clone(&svc_state);
-        async move { Ok::<_, std::convert::Infallible>(crate::http::handle(shared, state, peer, req).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(crate::http::handle(shared, state, peer, req).await)
+        }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

@@ -59,7 +59,12 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemEr
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| cert_err(format!("cannot read `{}`: {e}", cert.display())))?
         .collect::<Result<_, _>>()
-        .map_err(|e| cert_err(format!("`{}` is not a valid PEM certificate chain: {e}", cert.display())))?;
+        .map_err(|e| {
+            cert_err(format!(
+                "`{}` is not a valid PEM certificate chain: {e}",
+                cert.display()
+            ))
+        })?;
     if chain.is_empty() {
         return Err(cert_err(format!(
             "`{}` holds no `BEGIN CERTIFICATE` block",
@@ -94,9 +99,12 @@ pub fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     for c in certs {
         let c = c.map_err(|e| format!("`{}` is not a valid PEM bundle: {e}", path.display()))?;
-        roots
-            .add(c)
-            .map_err(|e| format!("a certificate in `{}` is not usable as a CA: {e}", path.display()))?;
+        roots.add(c).map_err(|e| {
+            format!(
+                "a certificate in `{}` is not usable as a CA: {e}",
+                path.display()
+            )
+        })?;
     }
     if roots.is_empty() {
         return Err(format!("`{}` holds no certificate", path.display()));
@@ -206,7 +214,10 @@ impl ResolvesServerCert for CertStore {
 }
 
 /// The listener's rustls configuration. `http2` adds `h2` to ALPN.
-pub fn server_config(store: Arc<CertStore>, http2: bool) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(
+    store: Arc<CertStore>,
+    http2: bool,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

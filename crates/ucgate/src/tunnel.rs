@@ -124,7 +124,12 @@ pub(crate) async fn run<S>(
 
     // backend → client, plus keepalive and closes requested by the coordinator
     let writer = async {
-        let mut ka = Keepalive::new(cfg.ping_interval, cfg.ping_timeout, cfg.idle_timeout, Duration::ZERO);
+        let mut ka = Keepalive::new(
+            cfg.ping_interval,
+            cfg.ping_timeout,
+            cfg.idle_timeout,
+            Duration::ZERO,
+        );
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
         let mut buf = BytesMut::new();
         loop {

@@ -12,7 +12,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn next_close(ws: &mut Ws) -> (CloseCode, String) {
@@ -34,7 +36,9 @@ async fn echo_round_trips_text_and_binary_up_to_the_limit() {
     assert_eq!(resp.status(), 101);
     for size in [1usize, 2, 125, 126, 127, 1000, 4096, 8192, 65535, 65536] {
         let data = pattern(size, size as u8);
-        ws.send(Message::Binary(Bytes::from(data.clone()))).await.unwrap();
+        ws.send(Message::Binary(Bytes::from(data.clone())))
+            .await
+            .unwrap();
         assert_eq!(read_ws_bytes(&mut ws, size).await, data, "binary {size}");
     }
     // text frames from the client are accepted as bytes
@@ -43,11 +47,33 @@ async fn echo_round_trips_text_and_binary_up_to_the_limit() {
     assert_eq!(read_ws_bytes(&mut ws, text.len()).await, text.as_bytes());
     ws.close(None).await.unwrap();
     let m = gw.metrics().await;
-    let bytes_in = metric_value(&m, "ucgate_bytes_total", &[("route", "/echo"), ("direction", "client_to_backend")]).unwrap();
-    let expected: usize = [1usize, 2, 125, 126, 127, 1000, 4096, 8192, 65535, 65536].iter().sum::<usize>() + text.len();
+    let bytes_in = metric_value(
+        &m,
+        "ucgate_bytes_total",
+        &[("route", "/echo"), ("direction", "client_to_backend")],
+    )
+    .unwrap();
+    let expected: usize = [1usize, 2, 125, 126, 127, 1000, 4096, 8192, 65535, 65536]
+        .iter()
+        .sum::<usize>()
+        + text.len();
     assert_eq!(bytes_in as usize, expected);
-    assert_eq!(metric_value(&m, "ucgate_messages_total", &[("route", "/echo"), ("direction", "client_to_backend")]), Some(11.0));
-    assert_eq!(metric_value(&m, "ucgate_ws_upgrades_total", &[("route", "/echo"), ("http", "h1")]), Some(1.0));
+    assert_eq!(
+        metric_value(
+            &m,
+            "ucgate_messages_total",
+            &[("route", "/echo"), ("direction", "client_to_backend")]
+        ),
+        Some(11.0)
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "ucgate_ws_upgrades_total",
+            &[("route", "/echo"), ("http", "h1")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -63,9 +89,13 @@ async fn bytes_the_backend_sends_first_are_delivered() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
     let gw = TestGateway::start(&tunnel_route("/vnc", addr, "")).await;
-    let (mut ws, _) = ws_connect(&gw.ws_url("/vnc"), None, Some("binary")).await.unwrap();
+    let (mut ws, _) = ws_connect(&gw.ws_url("/vnc"), None, Some("binary"))
+        .await
+        .unwrap();
     assert_eq!(read_ws_bytes(&mut ws, 12).await, b"RFB 003.008\n");
-    ws.send(Message::Binary(Bytes::from_static(b"RFB 003.008\n"))).await.unwrap();
+    ws.send(Message::Binary(Bytes::from_static(b"RFB 003.008\n")))
+        .await
+        .unwrap();
     assert_eq!(read_ws_bytes(&mut ws, 12).await, b"RFB 003.008\n");
 }
 
@@ -73,8 +103,13 @@ async fn bytes_the_backend_sends_first_are_delivered() {
 async fn websockify_binary_subprotocol_is_selected() {
     let echo = echo_backend().await;
     let gw = TestGateway::start(&tunnel_route("/echo", echo, "")).await;
-    let (_ws, resp) = ws_connect(&gw.ws_url("/echo"), None, Some("binary")).await.unwrap();
-    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "binary");
+    let (_ws, resp) = ws_connect(&gw.ws_url("/echo"), None, Some("binary"))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "binary"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +120,9 @@ async fn client_close_reaches_the_backend_as_eof_after_all_data() {
     let mut backend = conns.recv().await.unwrap();
     let data = pattern(50_000, 7);
     for chunk in data.chunks(5000) {
-        ws.send(Message::Binary(Bytes::copy_from_slice(chunk))).await.unwrap();
+        ws.send(Message::Binary(Bytes::copy_from_slice(chunk)))
+            .await
+            .unwrap();
     }
     ws.close(None).await.unwrap();
     // The backend reads every byte, then a clean EOF (not a reset).
@@ -96,8 +133,16 @@ async fn client_close_reaches_the_backend_as_eof_after_all_data() {
         .expect("clean EOF, not an error");
     assert_eq!(got, data);
     // and the client gets its close handshake completed
-    let end = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
-    assert!(matches!(end, None | Some(Err(WsError::ConnectionClosed)) | Some(Ok(Message::Close(_)))), "{end:?}");
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            end,
+            None | Some(Err(WsError::ConnectionClosed)) | Some(Ok(Message::Close(_)))
+        ),
+        "{end:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,10 +154,12 @@ async fn backend_half_close_delivers_everything_and_keeps_the_other_direction() 
     let data = pattern(30_000, 3);
     backend.write_all(&data).await.unwrap();
     backend.shutdown().await.unwrap(); // FIN: the backend is done sending, still reading
-    // The client gets every byte before the close.
+                                       // The client gets every byte before the close.
     assert_eq!(read_ws_bytes(&mut ws, data.len()).await, data);
     // Data the client sends before it has processed the close still reaches the backend.
-    ws.send(Message::Binary(Bytes::from_static(b"late but not lost"))).await.unwrap();
+    ws.send(Message::Binary(Bytes::from_static(b"late but not lost")))
+        .await
+        .unwrap();
     let (code, reason) = next_close(&mut ws).await;
     assert_eq!(code, CloseCode::Normal);
     assert_eq!(reason, "backend closed");
@@ -132,8 +179,22 @@ async fn backend_unreachable_is_a_502_before_the_upgrade() {
         Err(WsError::Http(resp)) => assert_eq!(resp.status(), 502),
         other => panic!("expected HTTP 502, got {other:?}"),
     }
-    assert_eq!(gw.metric("ucgate_errors_total", &[("route", "/dead"), ("side", "backend"), ("kind", "connect")]).await, 1.0);
-    assert_eq!(gw.metric("ucgate_http_responses_total", &[("route", "/dead"), ("code", "502")]).await, 1.0);
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[("route", "/dead"), ("side", "backend"), ("kind", "connect")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_http_responses_total",
+            &[("route", "/dead"), ("code", "502")]
+        )
+        .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -141,13 +202,25 @@ async fn origins_are_checked_before_the_upgrade() {
     let echo = echo_backend().await;
     let routes = format!(
         "{}{}",
-        tunnel_route("/listed", echo, "origins = [\"https://app.example\", \"https://*.chat.example\"]"),
+        tunnel_route(
+            "/listed",
+            echo,
+            "origins = [\"https://app.example\", \"https://*.chat.example\"]"
+        ),
         tunnel_route("/same", echo, "")
     );
     let gw = TestGateway::start(&routes).await;
     // listed
-    assert!(ws_connect(&gw.ws_url("/listed"), Some("https://app.example"), None).await.is_ok());
-    assert!(ws_connect(&gw.ws_url("/listed"), Some("https://x.chat.example"), None).await.is_ok());
+    assert!(
+        ws_connect(&gw.ws_url("/listed"), Some("https://app.example"), None)
+            .await
+            .is_ok()
+    );
+    assert!(
+        ws_connect(&gw.ws_url("/listed"), Some("https://x.chat.example"), None)
+            .await
+            .is_ok()
+    );
     for bad in ["https://evil.example", "http://app.example", "null"] {
         match ws_connect(&gw.ws_url("/listed"), Some(bad), None).await {
             Err(WsError::Http(resp)) => assert_eq!(resp.status(), 403, "{bad}"),
@@ -156,14 +229,20 @@ async fn origins_are_checked_before_the_upgrade() {
     }
     // default: same origin only; non-browser clients (no Origin) pass
     let own = format!("http://{}", gw.addr);
-    assert!(ws_connect(&gw.ws_url("/same"), Some(&own), None).await.is_ok());
+    assert!(ws_connect(&gw.ws_url("/same"), Some(&own), None)
+        .await
+        .is_ok());
     assert!(ws_connect(&gw.ws_url("/same"), None, None).await.is_ok());
     match ws_connect(&gw.ws_url("/same"), Some("http://localhost:1"), None).await {
         Err(WsError::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("expected 403, got {other:?}"),
     }
     assert_eq!(
-        gw.metric("ucgate_ws_refusals_total", &[("route", "/listed"), ("reason", "origin_forbidden")]).await,
+        gw.metric(
+            "ucgate_ws_refusals_total",
+            &[("route", "/listed"), ("reason", "origin_forbidden")]
+        )
+        .await,
         3.0
     );
 }
@@ -173,17 +252,27 @@ async fn subprotocols_are_negotiated_and_required() {
     let echo = echo_backend().await;
     let routes = format!(
         "{}{}",
-        tunnel_route("/req", echo, "subprotocols = [\"vnc\", \"binary\"]\nrequire_subprotocol = true"),
+        tunnel_route(
+            "/req",
+            echo,
+            "subprotocols = [\"vnc\", \"binary\"]\nrequire_subprotocol = true"
+        ),
         tunnel_route("/opt", echo, "")
     );
     let gw = TestGateway::start(&routes).await;
-    let (_ws, resp) = ws_connect(&gw.ws_url("/req"), None, Some("chat, binary, vnc")).await.unwrap();
-    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "binary");
+    let (_ws, resp) = ws_connect(&gw.ws_url("/req"), None, Some("chat, binary, vnc"))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "binary"
+    );
     for offer in [None, Some("chat")] {
         match ws_connect(&gw.ws_url("/req"), None, offer).await {
             Err(WsError::Http(resp)) => {
                 assert_eq!(resp.status(), 400, "{offer:?}");
-                let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
+                let body =
+                    String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
                 assert!(body.contains("vnc, binary"), "{body}");
             }
             other => panic!("expected 400 for {offer:?}, got {other:?}"),
@@ -192,37 +281,71 @@ async fn subprotocols_are_negotiated_and_required() {
     // optional route: nothing offered is fine, an unknown offer is refused
     let (_ws, resp) = ws_connect(&gw.ws_url("/opt"), None, None).await.unwrap();
     assert!(resp.headers().get("sec-websocket-protocol").is_none());
-    assert!(matches!(ws_connect(&gw.ws_url("/opt"), None, Some("base64")).await, Err(WsError::Http(r)) if r.status() == 400));
+    assert!(
+        matches!(ws_connect(&gw.ws_url("/opt"), None, Some("base64")).await, Err(WsError::Http(r)) if r.status() == 400)
+    );
 }
 
 #[tokio::test]
 async fn oversize_messages_close_with_1009() {
     let echo = echo_backend().await;
-    let gw = TestGateway::start(&tunnel_route("/echo", echo, "max_message_size = \"4KiB\"\nmax_frame_size = \"4KiB\"")).await;
+    let gw = TestGateway::start(&tunnel_route(
+        "/echo",
+        echo,
+        "max_message_size = \"4KiB\"\nmax_frame_size = \"4KiB\"",
+    ))
+    .await;
     let (mut ws, _) = ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap();
-    ws.send(Message::Binary(Bytes::from(vec![1u8; 4096]))).await.unwrap();
+    ws.send(Message::Binary(Bytes::from(vec![1u8; 4096])))
+        .await
+        .unwrap();
     assert_eq!(read_ws_bytes(&mut ws, 4096).await.len(), 4096);
-    ws.send(Message::Binary(Bytes::from(vec![2u8; 4097]))).await.unwrap();
+    ws.send(Message::Binary(Bytes::from(vec![2u8; 4097])))
+        .await
+        .unwrap();
     let (code, _) = next_close(&mut ws).await;
     assert_eq!(code, CloseCode::Size);
-    assert_eq!(gw.metric("ucgate_errors_total", &[("route", "/echo"), ("side", "client"), ("kind", "message_too_big")]).await, 1.0);
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[
+                ("route", "/echo"),
+                ("side", "client"),
+                ("kind", "message_too_big")
+            ]
+        )
+        .await,
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_pings_are_sent() {
     let echo = echo_backend().await;
-    let gw = TestGateway::start(&tunnel_route("/echo", echo, "idle_timeout = \"600ms\"\nping_interval = \"150ms\"")).await;
+    let gw = TestGateway::start(&tunnel_route(
+        "/echo",
+        echo,
+        "idle_timeout = \"600ms\"\nping_interval = \"150ms\"",
+    ))
+    .await;
     let (mut ws, _) = ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap();
     let start = std::time::Instant::now();
     let mut pings = 0;
     let (code, reason) = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Ping(_))) => pings += 1,
             Some(Ok(Message::Close(Some(f)))) => break (f.code, f.reason.to_string()),
             other => panic!("unexpected {other:?}"),
         }
     };
-    assert!(start.elapsed() >= Duration::from_millis(550), "closed too early: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(550),
+        "closed too early: {:?}",
+        start.elapsed()
+    );
     assert_eq!(code, CloseCode::Normal);
     assert_eq!(reason, "idle timeout");
     assert!(pings >= 2, "pings: {pings}");
@@ -232,19 +355,34 @@ async fn idle_connections_are_closed_and_pings_are_sent() {
 async fn a_silent_client_is_detected_as_dead() {
     // A raw client that completes the handshake and then never reads or answers.
     let echo = echo_backend().await;
-    let gw = TestGateway::start(&tunnel_route("/echo", echo, "ping_interval = \"100ms\"\nping_timeout = \"1s\"")).await;
+    let gw = TestGateway::start(&tunnel_route(
+        "/echo",
+        echo,
+        "ping_interval = \"100ms\"\nping_timeout = \"1s\"",
+    ))
+    .await;
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(format!("GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", gw.addr).as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
     let mut all = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await.expect("closed by the gateway").ok();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all))
+        .await
+        .expect("closed by the gateway")
+        .ok();
     // the stream holds a ping (0x89) and a close (0x88) with 1001
     assert!(all.contains(&0x89), "no ping in {all:?}");
     let close = all.iter().position(|b| *b == 0x88).expect("a close frame");
     assert_eq!(&all[close + 2..close + 4], &1001u16.to_be_bytes());
-    assert_eq!(gw.metric("ucgate_ws_closes_total", &[("route", "/echo"), ("reason", "dead_peer")]).await, 1.0);
+    assert_eq!(
+        gw.metric(
+            "ucgate_ws_closes_total",
+            &[("route", "/echo"), ("reason", "dead_peer")]
+        )
+        .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -272,7 +410,10 @@ async fn a_slow_client_slows_the_backend_and_memory_stays_bounded() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let b = written.load(std::sync::atomic::Ordering::Relaxed);
     // Socket buffers on loopback hold a few MiB; nothing like an unbounded queue.
-    assert!(b < 64 << 20, "backend wrote {b} bytes to a client that reads nothing");
+    assert!(
+        b < 64 << 20,
+        "backend wrote {b} bytes to a client that reads nothing"
+    );
     assert_eq!(a, b, "the backend kept writing: {a} -> {b}");
     // and the data is all there once the client reads
     drop(ws);
@@ -297,7 +438,10 @@ async fn a_slow_backend_slows_the_client() {
     .await
     .is_err();
     assert!(stalled, "sending never blocked");
-    assert!(sent < 64 << 20, "client could push {sent} bytes into a backend that reads nothing");
+    assert!(
+        sent < 64 << 20,
+        "client could push {sent} bytes into a backend that reads nothing"
+    );
 }
 
 #[tokio::test]
@@ -307,32 +451,66 @@ async fn unknown_paths_404_and_plain_requests_426() {
     let (status, body) = http_get(gw.addr, "/nope").await;
     assert_eq!(status, 404);
     assert!(body.contains("/nope"));
-    let raw = raw_request(gw.addr, &format!("GET /echo HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", gw.addr)).await;
+    let raw = raw_request(
+        gw.addr,
+        &format!(
+            "GET /echo HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            gw.addr
+        ),
+    )
+    .await;
     let (status, body) = parse_response(&raw);
     assert_eq!(status, 426);
-    assert!(raw.to_ascii_lowercase().contains("upgrade: websocket"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{raw}"
+    );
     assert!(body.contains("WebSocket"));
     // bad key and bad version
     let raw = raw_request(gw.addr, &format!("GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n", gw.addr)).await;
     assert_eq!(parse_response(&raw).0, 400);
     let raw = raw_request(gw.addr, &format!("GET /echo HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", gw.addr)).await;
     assert_eq!(parse_response(&raw).0, 426);
-    assert!(raw.to_ascii_lowercase().contains("sec-websocket-version: 13"));
-    assert_eq!(gw.metric("ucgate_http_responses_total", &[("route", "unmatched"), ("code", "404")]).await, 1.0);
+    assert!(raw
+        .to_ascii_lowercase()
+        .contains("sec-websocket-version: 13"));
+    assert_eq!(
+        gw.metric(
+            "ucgate_http_responses_total",
+            &[("route", "unmatched"), ("code", "404")]
+        )
+        .await,
+        1.0
+    );
 }
 
 #[tokio::test]
 async fn connection_limit_holds_extra_connections_until_a_slot_frees() {
     let echo = echo_backend().await;
-    let gw = TestGateway::start(&format!("[server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 2\n{}", tunnel_route("/echo", echo, ""))).await;
+    let gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections = 2\n{}",
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
     let (ws1, _) = ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap();
     let (_ws2, _) = ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap();
     // the third waits in the backlog
     let url = gw.ws_url("/echo");
     let third = tokio::spawn(async move { ws_connect(&url, None, None).await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "a third connection was served over the limit");
-    assert!(gw.metric("ucgate_errors_total", &[("kind", "connection_limit")]).await >= 1.0);
+    assert!(
+        !third.is_finished(),
+        "a third connection was served over the limit"
+    );
+    assert!(
+        gw.metric("ucgate_errors_total", &[("kind", "connection_limit")])
+            .await
+            >= 1.0
+    );
     drop(ws1);
-    tokio::time::timeout(Duration::from_secs(5), third).await.expect("served once a slot freed").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("served once a slot freed")
+        .unwrap()
+        .unwrap();
 }

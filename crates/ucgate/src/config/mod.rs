@@ -273,7 +273,11 @@ impl Config {
         if !syntax.is_empty() {
             for e in syntax {
                 let span = e.span().unwrap_or(0..0);
-                ctx.error(span, "", format!("TOML syntax error: {}", e.message().trim()));
+                ctx.error(
+                    span,
+                    "",
+                    format!("TOML syntax error: {}", e.message().trim()),
+                );
             }
             return Err(fail(ctx.into_errors()));
         }
@@ -348,8 +352,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
-        if let Some((r, p)) = read_route(ctx, &mut t, base) {
+        let (r, p) = read_route(ctx, &mut t, base);
+        if let Some(r) = r {
             routes.push(r);
+        }
+        if let Some(p) = p {
             paths.push(p);
         }
         t.finish(ctx);
@@ -383,7 +390,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     })
 }
 
-fn read_server(ctx: &mut Ctx<'_>, t: Option<&mut Table<'_, '_>>, base: &Path) -> Option<ServerConfig> {
+fn read_server(
+    ctx: &mut Ctx<'_>,
+    t: Option<&mut Table<'_, '_>>,
+    base: &Path,
+) -> Option<ServerConfig> {
     let mut s = ServerConfig {
         listen: "127.0.0.1:5280".parse().expect("literal"),
         tls: None,
@@ -476,7 +487,7 @@ fn read_server(ctx: &mut Ctx<'_>, t: Option<&mut Table<'_, '_>>, base: &Path) ->
                             ctx.error(
                                 c.span(),
                                 &c.key(name),
-                                format!("missing: every certificate needs `cert` and `key` (PEM files)"),
+                                "missing: every certificate needs `cert` and `key` (PEM files)",
                             );
                         }
                     }
@@ -518,10 +529,18 @@ fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
     Ok((host.to_string(), port, tls))
 }
 
-fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(RouteConfig, reader::At<String>)> {
+fn read_route(
+    ctx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    base: &Path,
+) -> (Option<RouteConfig>, Option<reader::At<String>>) {
     let path = t.string(ctx, "path", "a request path such as \"/echo\"");
     if path.is_none() {
-        ctx.error(t.span(), &t.key("path"), "missing: every route needs a `path` such as \"/echo\"");
+        ctx.error(
+            t.span(),
+            &t.key("path"),
+            "missing: every route needs a `path` such as \"/echo\"",
+        );
     }
     if let Some(p) = &path {
         if let Err(e) = ucgate_proto::route::validate_path(&p.value) {
@@ -533,12 +552,20 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
         Some(k) => match k.value.as_str() {
             "tcp" => Some(RouteKind::Tcp),
             other => {
-                ctx.error(k.span, &k.key, format!("unknown route kind `{other}`; expected one of: {kinds}"));
+                ctx.error(
+                    k.span,
+                    &k.key,
+                    format!("unknown route kind `{other}`; expected one of: {kinds}"),
+                );
                 None
             }
         },
         None => {
-            ctx.error(t.span(), &t.key("kind"), format!("missing: every route needs a `kind`, one of: {kinds}"));
+            ctx.error(
+                t.span(),
+                &t.key("kind"),
+                format!("missing: every route needs a `kind`, one of: {kinds}"),
+            );
             None
         }
     };
@@ -551,7 +578,11 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
             }
         },
         None => {
-            ctx.error(t.span(), &t.key("backend"), "missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"");
+            ctx.error(
+                t.span(),
+                &t.key("backend"),
+                "missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
+            );
             None
         }
     };
@@ -565,26 +596,51 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
                     ctx.error(c.span.clone(), &c.key, e);
                 }
             }
-            let name = server_name.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| host.clone());
+            let name = server_name
+                .as_ref()
+                .map(|s| s.value.clone())
+                .unwrap_or_else(|| host.clone());
             if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
-                let span = server_name.as_ref().map(|s| s.span.clone()).unwrap_or(t.span());
-                ctx.error(span, &t.key("backend_server_name"), "expected a DNS name or IP address for certificate verification");
+                let span = server_name
+                    .as_ref()
+                    .map(|s| s.span.clone())
+                    .unwrap_or(t.span());
+                ctx.error(
+                    span,
+                    &t.key("backend_server_name"),
+                    "expected a DNS name or IP address for certificate verification",
+                );
             }
-            Some(BackendTls { server_name: name, ca_file: ca })
+            Some(BackendTls {
+                server_name: name,
+                ca_file: ca,
+            })
         } else {
             for v in [&server_name, &ca_file].into_iter().flatten() {
-                ctx.error(v.span.clone(), &v.key, "only meaningful with a TLS backend (`backend = \"tls://host:port\"`)");
+                ctx.error(
+                    v.span.clone(),
+                    &v.key,
+                    "only meaningful with a TLS backend (`backend = \"tls://host:port\"`)",
+                );
             }
             None
         };
-        Backend { host, port, tls: tls_cfg }
+        Backend {
+            host,
+            port,
+            tls: tls_cfg,
+        }
     });
     let origins = match t.string_list(ctx, "origins") {
         Some(list) => {
             let strs: Vec<&str> = list.iter().map(|a| a.value.as_str()).collect();
             if strs.len() > 1 && strs.contains(&"*") {
                 let a = &list[strs.iter().position(|s| *s == "*").unwrap_or(0)];
-                ctx.error(a.span.clone(), &a.key, "\"*\" allows every origin and must be the only entry");
+                ctx.error(
+                    a.span.clone(),
+                    &a.key,
+                    "\"*\" allows every origin and must be the only entry",
+                );
                 None
             } else {
                 match OriginPolicy::from_list(&strs) {
@@ -602,9 +658,15 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
         Some(list) => {
             for a in &list {
                 let ok = !a.value.is_empty()
-                    && a.value.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                    && a.value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
                 if !ok {
-                    ctx.error(a.span.clone(), &a.key, "expected an HTTP token (letters, digits, `-`, `.`, …)");
+                    ctx.error(
+                        a.span.clone(),
+                        &a.key,
+                        "expected an HTTP token (letters, digits, `-`, `.`, …)",
+                    );
                 }
             }
             list.into_iter().map(|a| a.value).collect()
@@ -614,26 +676,55 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
     };
     let require_subprotocol = t.bool(ctx, "require_subprotocol").unwrap_or(false);
     if require_subprotocol && subprotocols.is_empty() {
-        ctx.error(t.span(), &t.key("require_subprotocol"), "requires a non-empty `subprotocols` list");
+        ctx.error(
+            t.span(),
+            &t.key("require_subprotocol"),
+            "requires a non-empty `subprotocols` list",
+        );
     }
-    let max_message_size = t.size(ctx, "max_message_size", 1..=64 << 20).unwrap_or(64 << 10) as usize;
+    let max_message_size = t
+        .size(ctx, "max_message_size", 1..=64 << 20)
+        .unwrap_or(64 << 10) as usize;
     let max_frame_size = t
         .size(ctx, "max_frame_size", 1..=64 << 20)
         .map(|n| n as usize)
         .unwrap_or(max_message_size);
     if max_frame_size > max_message_size {
-        ctx.error(t.span(), &t.key("max_frame_size"), "must not exceed `max_message_size`");
+        ctx.error(
+            t.span(),
+            &t.key("max_frame_size"),
+            "must not exceed `max_message_size`",
+        );
     }
-    let buffer_size = t.size(ctx, "buffer_size", 1024..=1 << 20).unwrap_or(8 << 10) as usize;
-    let ping_interval = t.duration(ctx, "ping_interval", Duration::ZERO..=DAY).unwrap_or(30 * SEC);
-    let ping_timeout = t.duration(ctx, "ping_timeout", SEC..=DAY).unwrap_or(30 * SEC);
-    let idle_timeout = t.duration(ctx, "idle_timeout", Duration::ZERO..=7 * DAY).unwrap_or(Duration::ZERO);
-    let connect_timeout = t.duration(ctx, "connect_timeout", Duration::from_millis(10)..=Duration::from_secs(600)).unwrap_or(5 * SEC);
-    let close_timeout = t.duration(ctx, "close_timeout", Duration::from_millis(10)..=Duration::from_secs(600)).unwrap_or(5 * SEC);
-    let path_at = path?;
-    Some((
-        RouteConfig {
-            path: path_at.value.clone(),
+    let buffer_size = t
+        .size(ctx, "buffer_size", 1024..=1 << 20)
+        .unwrap_or(8 << 10) as usize;
+    let ping_interval = t
+        .duration(ctx, "ping_interval", Duration::ZERO..=DAY)
+        .unwrap_or(30 * SEC);
+    let ping_timeout = t
+        .duration(ctx, "ping_timeout", SEC..=DAY)
+        .unwrap_or(30 * SEC);
+    let idle_timeout = t
+        .duration(ctx, "idle_timeout", Duration::ZERO..=7 * DAY)
+        .unwrap_or(Duration::ZERO);
+    let connect_timeout = t
+        .duration(
+            ctx,
+            "connect_timeout",
+            Duration::from_millis(10)..=Duration::from_secs(600),
+        )
+        .unwrap_or(5 * SEC);
+    let close_timeout = t
+        .duration(
+            ctx,
+            "close_timeout",
+            Duration::from_millis(10)..=Duration::from_secs(600),
+        )
+        .unwrap_or(5 * SEC);
+    let route = (|| {
+        Some(RouteConfig {
+            path: path.as_ref()?.value.clone(),
             kind: kind?,
             backend: backend?,
             origins: origins?,
@@ -647,9 +738,9 @@ fn read_route(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<(
             idle_timeout,
             connect_timeout,
             close_timeout,
-        },
-        path_at,
-    ))
+        })
+    })();
+    (route, path)
 }
 
 #[cfg(test)]
@@ -658,9 +749,18 @@ mod tests {
 
     #[test]
     fn backends() {
-        assert_eq!(parse_backend("127.0.0.1:7000").unwrap(), ("127.0.0.1".into(), 7000, false));
-        assert_eq!(parse_backend("[::1]:7000").unwrap(), ("::1".into(), 7000, false));
-        assert_eq!(parse_backend("tls://svc.internal:7001").unwrap(), ("svc.internal".into(), 7001, true));
+        assert_eq!(
+            parse_backend("127.0.0.1:7000").unwrap(),
+            ("127.0.0.1".into(), 7000, false)
+        );
+        assert_eq!(
+            parse_backend("[::1]:7000").unwrap(),
+            ("::1".into(), 7000, false)
+        );
+        assert_eq!(
+            parse_backend("tls://svc.internal:7001").unwrap(),
+            ("svc.internal".into(), 7001, true)
+        );
         assert!(parse_backend("svc").is_err());
         assert!(parse_backend("svc:0").is_err());
         assert!(parse_backend("http://svc:80").is_err());
@@ -674,7 +774,11 @@ mod tests {
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9280");
         assert!(c.server.listen.ip().is_loopback());
         for r in &c.routes {
-            assert!(r.backend.host == "127.0.0.1" || r.backend.host == "::1" || r.backend.host == "localhost");
+            assert!(
+                r.backend.host == "127.0.0.1"
+                    || r.backend.host == "::1"
+                    || r.backend.host == "localhost"
+            );
             assert_eq!(r.origins, OriginPolicy::SameOrigin);
         }
         assert!(c.routes.iter().any(|r| r.kind == RouteKind::Tcp));

@@ -43,7 +43,9 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            if e.key.is_empty() {
+            if e.line == 0 {
+                write!(f, "{}: {}", self.file, e.message)?;
+            } else if e.key.is_empty() {
                 write!(f, "{}:{}:{}: {}", self.file, e.line, e.column, e.message)?;
             } else {
                 write!(
@@ -197,7 +199,12 @@ impl<'t, 'i> Table<'t, 'i> {
     }
 
     /// A string value.
-    pub fn string(&mut self, ctx: &mut Ctx<'_>, key: &'static str, expected: &str) -> Option<At<String>> {
+    pub fn string(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        expected: &str,
+    ) -> Option<At<String>> {
         let v = self.raw(key)?;
         match v.get_ref() {
             DeValue::String(s) => Some(At {
@@ -233,7 +240,7 @@ impl<'t, 'i> Table<'t, 'i> {
     ) -> Option<u64> {
         let v = self.raw(key)?;
         let expected = format!(
-            "an integer from {} to {}",
+            "expected an integer from {} to {}",
             range.start(),
             range.end()
         );
@@ -241,7 +248,9 @@ impl<'t, 'i> Table<'t, 'i> {
             DeValue::Integer(i) => {
                 let s = i.as_str().replace('_', "");
                 let n = u64::from_str_radix(
-                    s.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b"),
+                    s.trim_start_matches("0x")
+                        .trim_start_matches("0o")
+                        .trim_start_matches("0b"),
                     i.radix(),
                 )
                 .ok()
@@ -252,7 +261,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 n
             }
             _ => {
-                self.wrong_type(ctx, key, v, &expected);
+                self.wrong_type(ctx, key, v, expected.trim_start_matches("expected "));
                 None
             }
         }
@@ -296,7 +305,7 @@ impl<'t, 'i> Table<'t, 'i> {
     ) -> Option<u64> {
         let v = self.raw(key)?;
         let expected = format!(
-            "a size from {} to {} bytes (an integer, or a string such as \"64KiB\")",
+            "expected a size from {} to {} bytes (an integer, or a string such as \"64KiB\")",
             range.start(),
             range.end()
         );
@@ -310,7 +319,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 }
             },
             _ => {
-                self.wrong_type(ctx, key, v, &expected);
+                self.wrong_type(ctx, key, v, expected.trim_start_matches("expected "));
                 return None;
             }
         };

@@ -38,17 +38,21 @@ impl TestGateway {
         if !text.contains("[admin]") {
             text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n");
         }
-        let config = Config::parse(&text, "test.toml", base).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+        let config =
+            Config::parse(&text, "test.toml", base).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
         let listeners = Listeners::bind(&config).await.expect("bind");
         let addr = listeners.main_addr();
         let admin = listeners.admin_addr();
         let control = Control::new();
         let mut phase = control.phase();
         let task = tokio::spawn(ucgate::run(config, listeners, control.clone()));
-        tokio::time::timeout(Duration::from_secs(10), phase.wait_for(|p| *p == Phase::Running))
-            .await
-            .expect("gateway running in time")
-            .expect("phase channel");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            phase.wait_for(|p| *p == Phase::Running),
+        )
+        .await
+        .expect("gateway running in time")
+        .expect("phase channel");
         TestGateway {
             addr,
             admin,
@@ -140,7 +144,10 @@ pub fn parse_response(raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -150,7 +157,9 @@ pub async fn echo_backend() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -192,10 +201,17 @@ pub async fn ws_connect(
     url: &str,
     origin: Option<&str>,
     protocols: Option<&str>,
-) -> Result<(Ws, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error> {
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
     let mut req = url.into_client_request().unwrap();
     if let Some(o) = origin {
-        req.headers_mut().insert("origin", HeaderValue::from_str(o).unwrap());
+        req.headers_mut()
+            .insert("origin", HeaderValue::from_str(o).unwrap());
     }
     if let Some(p) = protocols {
         req.headers_mut()
@@ -217,7 +233,10 @@ pub async fn read_ws_bytes(ws: &mut Ws, n: usize) -> Vec<u8> {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(Message::Binary(b)))) => got.extend_from_slice(&b),
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-            other => panic!("expected binary data, got {other:?} after {} bytes", got.len()),
+            other => panic!(
+                "expected binary data, got {other:?} after {} bytes",
+                got.len()
+            ),
         }
     }
     got

@@ -1,0 +1,245 @@
+//! The `ucgate` binary: help, version, check-config on fixtures, and the
+//! real process lifecycle (SIGTERM drains and exits 0; a second signal exits
+//! at once).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ucgate")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config")
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("ucgate {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "check-config",
+        "--config",
+        "--log-format",
+        "Examples:",
+        "SIGHUP",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn valid_fixtures_pass_check_config() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(fixtures().join("valid")).unwrap() {
+        let path = entry.unwrap().path();
+        let out = Command::new(bin())
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": OK ("));
+        n += 1;
+    }
+    assert!(n >= 2);
+}
+
+#[test]
+fn invalid_fixtures_report_every_error_with_position() {
+    let dir = fixtures().join("invalid");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = Command::new(bin())
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let shown = String::from_utf8_lossy(&out.stderr)
+            .replace(&path.display().to_string(), "FILE")
+            .replace(&format!("{}/", dir.display()), "DIR/");
+        let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap();
+        assert_eq!(shown.trim_end(), expected.trim_end(), "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 3);
+}
+
+#[test]
+fn the_issue_example_and_the_shipped_example_load() {
+    ucgate::Config::load(&fixtures().join("valid/minimal.toml")).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/ucgate.example.toml");
+    let c = ucgate::Config::load(&example).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.routes.is_empty());
+}
+
+/// Starts the binary on ephemeral ports; returns the child and both addresses.
+#[allow(clippy::zombie_processes)] // the callers wait() on the child
+fn spawn_gateway(
+    config: &str,
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let file = dir.join("ucgate.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&file)
+        .args(["--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let field = |line: &str, key: &str| -> Option<std::net::SocketAddr> {
+        let i = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+        line[i..].split('"').next()?.parse().ok()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let line = rx
+            .recv_timeout(deadline - std::time::Instant::now())
+            .expect("gateway start-up log");
+        assert!(line.starts_with('{'), "not JSON: {line}");
+        if line.contains("ucgate starting") {
+            let main = field(&line, "listen").unwrap();
+            let admin = field(&line, "admin").unwrap();
+            // keep draining stderr so the child never blocks on a full pipe
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            return (child, main, admin);
+        }
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+async fn wait_ready(admin: std::net::SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(admin).await.is_ok()
+            && http_get(admin, "/ready").await.0 == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not ready");
+}
+
+#[tokio::test]
+async fn sigterm_drains_with_1001_and_exits_0() {
+    let dir = common::tls::TempDir::new("cli");
+    let echo = echo_backend().await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        tunnel_route("/echo", echo, "")
+    );
+    let (mut child, addr, admin) = spawn_gateway(&cfg, dir.path());
+    wait_ready(admin).await;
+    let (mut ws, _) = ws_connect(&format!("ws://{addr}/echo"), None, None)
+        .await
+        .unwrap();
+    signal(&child, "-TERM");
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(f)))) => break f,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Away);
+    while ws.next().await.is_some() {}
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let dir = common::tls::TempDir::new("cli2");
+    let echo = echo_backend().await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"60s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        tunnel_route("/echo", echo, "close_timeout = \"60s\"")
+    );
+    let (mut child, addr, admin) = spawn_gateway(&cfg, dir.path());
+    wait_ready(admin).await;
+    // a client that never answers the close keeps the drain waiting
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = [0u8; 512];
+    let _ = s.read(&mut buf).await.unwrap();
+    signal(&child, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited before the drain deadline"
+    );
+    signal(&child, "-INT");
+    let start = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn a_bad_config_starts_nothing() {
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(fixtures().join("invalid/everything-wrong.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing was started"));
+    assert!(err.contains("`server.lisen`: unknown key"));
+}
