@@ -87,7 +87,7 @@ pub(crate) async fn run<S>(
     let reader = async {
         loop {
             let msg = stream.next().await;
-            last_frame_in.store(now().as_millis() as u64, Ordering::Relaxed);
+            last_frame_in.store(now().as_micros() as u64, Ordering::Relaxed);
             let data: Bytes = match msg {
                 Some(Ok(Message::Binary(b))) => b,
                 Some(Ok(Message::Text(t))) => Bytes::from(t),
@@ -113,7 +113,7 @@ pub(crate) async fn run<S>(
                 Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => return ReaderEnd::Protocol,
                 Some(Err(_)) => return ReaderEnd::Protocol,
             };
-            last_data.store(now().as_millis() as u64, Ordering::Relaxed);
+            last_data.store(now().as_micros() as u64, Ordering::Relaxed);
             m.messages_in.inc();
             m.bytes_in.inc_by(data.len() as u64);
             if backend_w.write_all(&data).await.is_err() {
@@ -133,8 +133,8 @@ pub(crate) async fn run<S>(
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
         let mut buf = BytesMut::new();
         loop {
-            ka.on_data(Duration::from_millis(last_data.load(Ordering::Relaxed)));
-            ka.on_frame_in(Duration::from_millis(last_frame_in.load(Ordering::Relaxed)));
+            ka.on_data(Duration::from_micros(last_data.load(Ordering::Relaxed)));
+            ka.on_frame_in(Duration::from_micros(last_frame_in.load(Ordering::Relaxed)));
             match ka.poll(now()) {
                 KeepaliveAction::Wait => {}
                 KeepaliveAction::SendPing => {
@@ -170,7 +170,7 @@ pub(crate) async fn run<S>(
                         return WriterEnd::SentClose(CloseCause::BackendClosed);
                     }
                     Ok(n) => {
-                        last_data.store(now().as_millis() as u64, Ordering::Relaxed);
+                        last_data.store(now().as_micros() as u64, Ordering::Relaxed);
                         m.messages_out.inc();
                         m.bytes_out.inc_by(n as u64);
                         let data = buf.split().freeze();

@@ -509,12 +509,16 @@ fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
         Some((other, _)) => return Err(format!("unknown scheme `{other}://`; {expected}")),
         None => (false, s),
     };
-    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+    let (host, port, bracketed) = if let Some(r) = rest.strip_prefix('[') {
         let (h, p) = r.split_once("]:").ok_or_else(|| expected.to_string())?;
-        (h, p)
+        (h, p, true)
     } else {
-        rest.rsplit_once(':').ok_or_else(|| expected.to_string())?
+        let (h, p) = rest.rsplit_once(':').ok_or_else(|| expected.to_string())?;
+        (h, p, false)
     };
+    if host.contains(':') && !bracketed {
+        return Err(format!("an IPv6 address needs brackets; {expected}"));
+    }
     if host.is_empty()
         || host.contains(['/', ' ', '@', '?', '#'])
         || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err())
