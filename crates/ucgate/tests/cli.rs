@@ -108,9 +108,29 @@ fn spawn_gateway(
     std::net::SocketAddr,
     std::net::SocketAddr,
 ) {
+    spawn_gateway_with(config, dir, &[])
+}
+
+type Spawned = (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+);
+
+/// Like `spawn_gateway`, with a wrapper command in front (e.g. `prlimit`).
+#[allow(clippy::zombie_processes)] // the callers wait() on the child
+fn spawn_gateway_with(config: &str, dir: &Path, wrapper: &[&str]) -> Spawned {
     let file = dir.join("ucgate.toml");
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(bin())
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    let mut child = cmd
         .args(["run", "--config"])
         .arg(&file)
         .args(["--log-format", "json"])
@@ -242,4 +262,61 @@ async fn a_bad_config_starts_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nothing was started"));
     assert!(err.contains("`server.lisen`: unknown key"));
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_backs_off_and_recovers() {
+    // The gateway runs with a tiny descriptor limit; a burst of connections
+    // exhausts it (EMFILE). The accept loop must back off instead of
+    // spinning, keep the process alive, and serve again once descriptors
+    // are free.
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("prlimit not available; skipping");
+        return;
+    }
+    let dir = common::tls::TempDir::new("emfile");
+    let echo = echo_backend().await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        tunnel_route("/echo", echo, "")
+    );
+    let (mut child, addr, admin) =
+        spawn_gateway_with(&cfg, dir.path(), &["prlimit", "--nofile=48:48", "--"]);
+    wait_ready(admin).await;
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            hogs.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(hogs);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // (the admin listener shares the descriptor limit, so scrape afterwards)
+    let metrics = http_get(admin, "/metrics").await.1;
+    let errors = metric_value(
+        &metrics,
+        "ucgate_accept_errors_total",
+        &[("listener", "main")],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        errors >= 1.0,
+        "no accept error counted with 80 connections and 48 descriptors:\n{metrics}"
+    );
+    // A spinning accept loop would have counted a huge number of errors.
+    assert!(errors < 200.0, "accept loop spun: {errors} errors");
+    let (mut ws, _) = ws_connect(&format!("ws://{addr}/echo"), None, None)
+        .await
+        .expect("served again after descriptors were freed");
+    use futures_util::SinkExt;
+    ws.send(Message::Text("back".into())).await.unwrap();
+    assert_eq!(read_ws_bytes(&mut ws, 4).await, b"back");
+    signal(&child, "-TERM");
+    while ws.next().await.is_some() {}
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }
