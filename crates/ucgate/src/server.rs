@@ -125,41 +125,60 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
     }
 }
 
-/// The three HTTP builders a listener needs.
+/// The HTTP builders a listener needs: HTTP/1.1 only (plain, or TLS with
+/// ALPN `http/1.1`), HTTP/2 only (TLS with ALPN `h2`), and both with
+/// prior-knowledge detection (plain with `server.h2c`). hyper-util's `auto`
+/// builder ignores `http1_only`/`http2_only` together with upgrades, so the
+/// forced cases use hyper's own builders.
 pub(crate) struct HttpBuilders {
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
     both: auto::Builder<TokioExecutor>,
 }
 
 impl HttpBuilders {
     pub(crate) fn new(cfg: &ServerConfig) -> Self {
-        let make = || {
-            let mut b = auto::Builder::new(TokioExecutor::new());
-            b.http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(cfg.header_read_timeout)
-                .max_buf_size(cfg.max_header_size.max(8192))
-                .keep_alive(true);
-            let interval =
-                (!cfg.h2_keepalive_interval.is_zero()).then_some(cfg.h2_keepalive_interval);
-            b.http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(cfg.h2_max_concurrent_streams)
-                .max_header_list_size(cfg.max_header_size as u32)
-                .max_pending_accept_reset_streams(Some(50))
-                .max_local_error_reset_streams(Some(100))
-                .keep_alive_interval(interval)
-                .keep_alive_timeout(cfg.h2_keepalive_timeout)
-                .enable_connect_protocol();
-            b
-        };
-        HttpBuilders {
-            h1: make().http1_only(),
-            h2: make().http2_only(),
-            both: make(),
-        }
+        let interval = (!cfg.h2_keepalive_interval.is_zero()).then_some(cfg.h2_keepalive_interval);
+        let max_buf = cfg.max_header_size.max(8192);
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(cfg.header_read_timeout)
+            .max_buf_size(max_buf)
+            .keep_alive(true);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+            .max_header_list_size(cfg.max_header_size as u32)
+            .max_pending_accept_reset_streams(Some(50))
+            .max_local_error_reset_streams(Some(100))
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(cfg.h2_keepalive_timeout)
+            .enable_connect_protocol();
+        let mut both = auto::Builder::new(TokioExecutor::new());
+        both.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(cfg.header_read_timeout)
+            .max_buf_size(max_buf)
+            .keep_alive(true);
+        both.http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+            .max_header_list_size(cfg.max_header_size as u32)
+            .max_pending_accept_reset_streams(Some(50))
+            .max_local_error_reset_streams(Some(100))
+            .keep_alive_interval(interval)
+            .keep_alive_timeout(cfg.h2_keepalive_timeout)
+            .enable_connect_protocol();
+        HttpBuilders { h1, h2, both }
     }
+}
+
+/// Which HTTP protocols a connection may speak.
+#[derive(Clone, Copy)]
+enum Mode {
+    H1,
+    H2,
+    Detect,
 }
 
 fn is_resource_error(e: &io::Error) -> bool {
@@ -282,24 +301,27 @@ async fn serve_conn(
                     listener: "main".into(),
                 })
                 .observe(start.elapsed().as_secs_f64());
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let builder = if h2 { &shared.http.h2 } else { &shared.http.h1 };
-            serve_http(&shared, builder, tls, state, peer).await;
+            let mode = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                Mode::H2
+            } else {
+                Mode::H1
+            };
+            serve_http(&shared, mode, tls, state, peer).await;
         }
         None => {
-            let builder = if shared.config.server.h2c {
-                &shared.http.both
+            let mode = if shared.config.server.h2c {
+                Mode::Detect
             } else {
-                &shared.http.h1
+                Mode::H1
             };
-            serve_http(&shared, builder, stream, state, peer).await;
+            serve_http(&shared, mode, stream, state, peer).await;
         }
     }
 }
 
 async fn serve_http<S>(
     shared: &Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
+    mode: Mode,
     io: S,
     state: Arc<ConnState>,
     peer: SocketAddr,
@@ -319,35 +341,47 @@ async fn serve_http<S>(
             Ok::<_, std::convert::Infallible>(crate::http::handle(shared, state, peer, req).await)
         }
     });
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(conn);
-    let idle = shared.config.server.idle_timeout;
-    let mut draining = false;
-    loop {
-        let last = state.last_activity.load(Ordering::Relaxed);
-        let idle_at = epoch() + Duration::from_millis(last) + idle;
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    // The same drive loop for each connection type (they share no trait
+    // with `graceful_shutdown`).
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
+            tokio::pin!(conn);
+            let idle = shared.config.server.idle_timeout;
+            let mut draining = false;
+            loop {
+                let last = state.last_activity.load(Ordering::Relaxed);
+                let idle_at = epoch() + Duration::from_millis(last) + idle;
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                        }
+                        return;
+                    }
+                    _ = shared.conn_cancel.cancelled(), if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = tokio::time::sleep_until(idle_at.into()), if !draining => {
+                        let quiet = now_ms().saturating_sub(state.last_activity.load(Ordering::Relaxed));
+                        let still_idle = quiet >= idle.as_millis() as u64;
+                        if still_idle && state.busy.load(Ordering::Relaxed) == 0 {
+                            tracing::debug!(%peer, "closing idle HTTP connection");
+                            draining = true;
+                            conn.as_mut().graceful_shutdown();
+                        } else if still_idle {
+                            // a request or WebSocket is open: look again later
+                            state.touch();
+                        }
+                    }
                 }
-                return;
             }
-            _ = shared.conn_cancel.cancelled(), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = tokio::time::sleep_until(idle_at.into()), if !draining => {
-                let still_idle = now_ms().saturating_sub(state.last_activity.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
-                if still_idle && state.busy.load(Ordering::Relaxed) == 0 {
-                    tracing::debug!(%peer, "closing idle HTTP connection");
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                } else if still_idle {
-                    // busy (a request or WebSocket is open): look again later
-                    state.touch();
-                }
-            }
-        }
+        }};
+    }
+    match mode {
+        Mode::H1 => drive!(shared.http.h1.serve_connection(io, service).with_upgrades()),
+        Mode::H2 => drive!(shared.http.h2.serve_connection(io, service)),
+        Mode::Detect => drive!(shared.http.both.serve_connection_with_upgrades(io, service)),
     }
 }

@@ -514,3 +514,71 @@ async fn connection_limit_holds_extra_connections_until_a_slot_frees() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn h2c_prior_knowledge_carries_websockets_when_enabled() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let echo = echo_backend().await;
+    let gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nh2c = true\n{}",
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            http::Request::get(format!("http://{}/nope", gw.addr))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{}/echo", gw.addr))
+        .header("sec-websocket-version", "13")
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let mut resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let up = hyper::upgrade::on(&mut resp).await.unwrap();
+    let mut ws =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Client, None)
+            .await;
+    ws.send(Message::Binary(Bytes::from_static(b"h2c")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().into_data(),
+        Bytes::from_static(b"h2c")
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_ws_upgrades_total",
+            &[("route", "/echo"), ("http", "h2")]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn without_h2c_plain_listeners_speak_http1_only() {
+    let echo = echo_backend().await;
+    let gw = TestGateway::start(&tunnel_route("/echo", echo, "")).await;
+    // An HTTP/2 connection preface is not HTTP/1.1: answered with an error, never served as h2.
+    let raw = raw_request(gw.addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert!(
+        raw.is_empty() || raw.starts_with("HTTP/1.1 4") || raw.starts_with("HTTP/1.1 5"),
+        "{raw:?}"
+    );
+}
