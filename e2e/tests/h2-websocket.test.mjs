@@ -38,6 +38,7 @@ path = "/echo"
 kind = "tcp"
 backend = ${toml(`127.0.0.1:${echoPort}`)}
 origins = [${toml(`https://localhost:${port}`)}]
+max_message_size = "128KiB"
 
 [[route]]
 path = "/echo-strict"

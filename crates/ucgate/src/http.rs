@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -140,9 +140,6 @@ async fn websocket_route(
         }
         Decision::Accept { subprotocol, key } => (subprotocol, key),
     };
-    if *req.method() == Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "HEAD cannot upgrade");
-    }
     // Dial the backend before answering: an unreachable backend becomes an
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
     let backend = match route.connector.connect().await {

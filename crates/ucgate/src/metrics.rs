@@ -85,6 +85,28 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Every family as exposed: (name with `_total` for counters, type).
+/// Families without samples are not printed by the exporter, so this list is
+/// what tests check docs/metrics.md against.
+pub const FAMILIES: &[(&str, &str)] = &[
+    ("ucgate_connections_accepted_total", "counter"),
+    ("ucgate_connections_active", "gauge"),
+    ("ucgate_accept_errors_total", "counter"),
+    ("ucgate_tls_handshake_seconds", "histogram"),
+    ("ucgate_http_responses_total", "counter"),
+    ("ucgate_ws_upgrades_total", "counter"),
+    ("ucgate_ws_refusals_total", "counter"),
+    ("ucgate_route_connections_active", "gauge"),
+    ("ucgate_ws_handshake_seconds", "histogram"),
+    ("ucgate_backend_connect_seconds", "histogram"),
+    ("ucgate_bytes_total", "counter"),
+    ("ucgate_messages_total", "counter"),
+    ("ucgate_ws_closes_total", "counter"),
+    ("ucgate_errors_total", "counter"),
+    ("ucgate_tls_reloads_total", "counter"),
+    ("ucgate_ready", "gauge"),
+];
+
 fn latency() -> Histogram {
     // 100 µs … ~26 s
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(

@@ -7,15 +7,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +37,9 @@ fn now_ms() -> u64 {
 pub(crate) struct ConnState {
     _permit: OwnedSemaphorePermit,
     _active: GaugeGuard,
-    /// Last time bytes moved (ms since process start), for the idle timeout.
+    /// Last time a request or WebSocket started or ended (ms since process
+    /// start), for the idle timeout. Bytes alone (HTTP/2 PINGs, TCP
+    /// keepalives) do not count: an idle connection is one with nothing open.
     last_activity: AtomicU64,
     /// Requests in flight plus WebSockets open on this connection.
     busy: AtomicUsize,
@@ -59,6 +59,7 @@ pub(crate) struct BusyGuard(Arc<ConnState>);
 impl BusyGuard {
     pub(crate) fn new(c: &Arc<ConnState>) -> Self {
         c.busy.fetch_add(1, Ordering::Relaxed);
+        c.touch();
         BusyGuard(Arc::clone(c))
     }
 }
@@ -67,61 +68,6 @@ impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
-    }
-}
-
-/// Records activity on every successful read or write.
-struct ActivityIo<S> {
-    inner: S,
-    state: Arc<ConnState>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for ActivityIo<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.state.touch();
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for ActivityIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.touch();
-        }
-        r
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.touch();
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -269,9 +215,6 @@ async fn serve_conn(
         busy: AtomicUsize::new(0),
         secure,
     });
-    let span = tracing::debug_span!("conn", %peer);
-    let _e = span.enter();
-    drop(_e);
     match &shared.tls {
         Some(acceptor) => {
             let start = Instant::now();
@@ -328,10 +271,7 @@ async fn serve_http<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(ActivityIo {
-        inner: io,
-        state: Arc::clone(&state),
-    });
+    let io = TokioIo::new(io);
     let svc_shared = Arc::clone(shared);
     let svc_state = Arc::clone(&state);
     let service = hyper::service::service_fn(move |req| {
@@ -371,7 +311,8 @@ async fn serve_http<S>(
                             draining = true;
                             conn.as_mut().graceful_shutdown();
                         } else if still_idle {
-                            // a request or WebSocket is open: look again later
+                            // a request or WebSocket is open; its end touches
+                            // the clock again. Look again a full period later.
                             state.touch();
                         }
                     }

@@ -23,7 +23,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use crate::config::{CertificateConfig, TlsConfig};
 
 /// The crypto provider used everywhere (ring: smaller build than aws-lc-rs,
-/// see docs/decisions.md).
+/// see docs/architecture.md).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

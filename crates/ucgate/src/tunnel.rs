@@ -9,7 +9,7 @@
 //! docs/lifecycle-websocket.md.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ enum WriterEnd {
     SentClose(CloseCause),
     /// Writing to the client failed.
     ClientGone,
+    /// The backend ended after the client had closed: nothing left to send.
+    AfterClientClose,
 }
 
 fn close_msg(cause: CloseCause) -> Message {
@@ -79,6 +81,9 @@ pub(crate) async fn run<S>(
     // Shared with both directions (same task; atomics keep the futures Send).
     let last_data = AtomicU64::new(0);
     let last_frame_in = AtomicU64::new(0);
+    // Set when the client's close frame arrives, so that the backend's
+    // answering EOF is not reported as the backend closing first.
+    let client_closed = AtomicBool::new(false);
     let (mut sink, mut stream) = ws.split();
     let (mut backend_r, mut backend_w) = tokio::io::split(backend);
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<CloseCause>(2);
@@ -93,6 +98,7 @@ pub(crate) async fn run<S>(
                 Some(Ok(Message::Text(t))) => Bytes::from(t),
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(_))) => {
+                    client_closed.store(true, Ordering::Relaxed);
                     // The client is done sending: pass that on as a FIN after
                     // everything before it, then let tungstenite flush its
                     // close reply.
@@ -165,6 +171,10 @@ pub(crate) async fn run<S>(
             buf.reserve(chunk);
             tokio::select! {
                 r = backend_r.read_buf(&mut buf) => match r {
+                    Ok(0) if client_closed.load(Ordering::Relaxed) => {
+                        // the backend answered the client's close with its own
+                        return WriterEnd::AfterClientClose;
+                    }
                     Ok(0) => {
                         let _ = sink.send(close_msg(CloseCause::BackendClosed)).await;
                         return WriterEnd::SentClose(CloseCause::BackendClosed);

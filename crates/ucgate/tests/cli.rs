@@ -166,6 +166,17 @@ fn spawn_gateway_with(config: &str, dir: &Path, wrapper: &[&str]) -> Spawned {
     }
 }
 
+/// Kills the process if a test fails before it has waited for it.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+    }
+}
+
 fn signal(child: &std::process::Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -195,6 +206,7 @@ async fn sigterm_drains_with_1001_and_exits_0() {
         tunnel_route("/echo", echo, "")
     );
     let (mut child, addr, admin) = spawn_gateway(&cfg, dir.path());
+    let _guard = KillOnDrop(child.id());
     wait_ready(admin).await;
     let (mut ws, _) = ws_connect(&format!("ws://{addr}/echo"), None, None)
         .await
@@ -228,6 +240,7 @@ async fn a_second_signal_exits_at_once() {
         tunnel_route("/echo", echo, "close_timeout = \"60s\"")
     );
     let (mut child, addr, admin) = spawn_gateway(&cfg, dir.path());
+    let _guard = KillOnDrop(child.id());
     wait_ready(admin).await;
     // a client that never answers the close keeps the drain waiting
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -282,6 +295,7 @@ async fn out_of_file_descriptors_backs_off_and_recovers() {
     );
     let (mut child, addr, admin) =
         spawn_gateway_with(&cfg, dir.path(), &["prlimit", "--nofile=48:48", "--"]);
+    let _guard = KillOnDrop(child.id());
     wait_ready(admin).await;
     let mut hogs = Vec::new();
     for _ in 0..80 {

@@ -582,3 +582,41 @@ async fn without_h2c_plain_listeners_speak_http1_only() {
         "{raw:?}"
     );
 }
+
+#[tokio::test]
+async fn idle_http2_connections_close_even_while_pings_flow() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let echo = echo_backend().await;
+    let gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nh2c = true\nidle_timeout = \"1s\"\nh2_keepalive_interval = \"200ms\"\n{}",
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            http::Request::get(format!("http://{}/nope", gw.addr))
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let start = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the gateway closed the idle HTTP/2 connection")
+        .unwrap()
+        .ok();
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -3,8 +3,8 @@
 //! Parsing keeps positions (see [`reader`]) so that `ucgate check-config`
 //! reports every problem at once with file, line, column, dotted key and
 //! what is expected. Unknown keys are errors. Every key, its type, default
-//! and unit is documented in `docs/config.md`; `tests/config.rs` checks that
-//! the two agree.
+//! and unit is documented in `docs/config.md`; `tests/docs_and_metrics.rs`
+//! checks that the two agree.
 
 pub mod reader;
 
