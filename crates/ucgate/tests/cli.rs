@@ -334,3 +334,56 @@ async fn out_of_file_descriptors_backs_off_and_recovers() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn sighup_reloads_certificates_in_the_running_binary() {
+    use common::tls::*;
+    let dir = TempDir::new("hup");
+    let old = write_cert(dir.path(), "a", &["localhost"]);
+    let echo = echo_backend().await;
+    let cfg = format!(
+        "{}[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        tls_section(dir.path(), &["a"]),
+        tunnel_route("/echo", echo, "")
+    );
+    let (mut child, addr, admin) = spawn_gateway(&cfg, dir.path());
+    let _guard = KillOnDrop(child.id());
+    wait_ready(admin).await;
+    let presented = || async {
+        let (cfg, rec) = recording_client(&[b"http/1.1"]);
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        let der = rec.seen.lock().unwrap().clone().unwrap();
+        der.to_vec()
+    };
+    assert_eq!(presented().await, old.to_vec());
+    let new = write_cert(dir.path(), "a", &["localhost"]);
+    signal(&child, "-HUP");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        let m = http_get(admin, "/metrics").await.1;
+        if metric_value(&m, "ucgate_tls_reloads_total", &[("result", "ok")]) == Some(1.0) {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "SIGHUP did not reload");
+    assert_eq!(presented().await, new.to_vec());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the gateway"
+    );
+    signal(&child, "-TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
