@@ -27,3 +27,4 @@ pub mod route;
 pub mod tunnel;
 pub mod units;
 pub mod websocket;
+pub mod xml;

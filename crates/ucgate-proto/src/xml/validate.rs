@@ -1,0 +1,308 @@
+//! Strict checking of one complete element (a WebSocket message from a
+//! client, RFC 7395 §3.3.3: exactly one XML element per message).
+//!
+//! Checks: well-formedness (names, attributes, matching end tags, entity and
+//! character references, XML characters), RFC 6120 §11.1 restrictions (no
+//! comments, processing instructions, XML declarations, DTDs or entities
+//! other than the predefined five), Namespaces in XML (every prefix
+//! declared, no duplicate expanded attribute names, the top-level element
+//! qualified by a namespace), and the configured limits (bytes, depth,
+//! attributes per element). CDATA sections are allowed.
+
+use super::tag::{decode_entity, is_qname, is_xml_char, parse_start_tag, StartTag};
+use super::{Limits, XmlError};
+
+/// The XML namespace bound to the `xml` prefix.
+pub const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// The result of a successful check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The top-level start tag.
+    pub tag: StartTag,
+    /// The namespace the top-level element is in.
+    pub ns: String,
+}
+
+struct Scope {
+    decls: Vec<(String, String)>,
+}
+
+impl Scope {
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(NS_XML);
+        }
+        self.decls
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// Checks that `msg` is exactly one well-formed, namespace-well-formed
+/// element within `limits` (surrounding white space is allowed).
+pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
+    if msg.len() > limits.max_bytes {
+        return Err(XmlError::Limit(
+            "message larger than the maximum stanza size",
+        ));
+    }
+    let s = msg.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let b = s.as_bytes();
+    if b.first() != Some(&b'<') {
+        return Err(XmlError::NotWellFormed("a message must be one XML element"));
+    }
+    let mut scope = Scope { decls: Vec::new() };
+    // (qualified name, number of declarations it pushed)
+    let mut stack: Vec<(String, usize)> = Vec::new();
+    let mut top: Option<Checked> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if top.is_some() && stack.is_empty() {
+            return Err(XmlError::NotWellFormed(
+                "more than one element in a message",
+            ));
+        }
+        if b[i] != b'<' {
+            // character data up to the next markup
+            let end = s[i..].find('<').map_or(s.len(), |p| i + p);
+            check_text(&s[i..end])?;
+            i = end;
+            continue;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            return Err(XmlError::Restricted("comments are not allowed"));
+        }
+        if rest.starts_with(b"<![CDATA[") {
+            if stack.is_empty() {
+                return Err(XmlError::NotWellFormed("CDATA outside an element"));
+            }
+            let end = s[i + 9..]
+                .find("]]>")
+                .ok_or(XmlError::NotWellFormed("unterminated CDATA section"))?;
+            if s[i + 9..i + 9 + end].chars().any(|c| !is_xml_char(c)) {
+                return Err(XmlError::NotWellFormed("character XML forbids"));
+            }
+            i += 9 + end + 3;
+            continue;
+        }
+        if rest.starts_with(b"<!") {
+            return Err(XmlError::Restricted("DTDs are not allowed"));
+        }
+        if rest.starts_with(b"<?") {
+            return Err(XmlError::Restricted(
+                "processing instructions and XML declarations are not allowed",
+            ));
+        }
+        if rest.starts_with(b"</") {
+            let end = s[i..]
+                .find('>')
+                .ok_or(XmlError::NotWellFormed("incomplete end tag"))?;
+            let name = s[i + 2..i + end].trim_end_matches([' ', '\t', '\r', '\n']);
+            let (open, pushed) = stack
+                .pop()
+                .ok_or(XmlError::NotWellFormed("end tag without a start tag"))?;
+            if open != name {
+                return Err(XmlError::NotWellFormed(
+                    "end tag does not match the start tag",
+                ));
+            }
+            scope.decls.truncate(scope.decls.len() - pushed);
+            i += end + 1;
+            continue;
+        }
+        let tag = parse_start_tag(rest)?.ok_or(XmlError::NotWellFormed("incomplete start tag"))?;
+        if tag.attrs.len() > limits.max_attributes {
+            return Err(XmlError::Limit("too many attributes on one element"));
+        }
+        if stack.len() + 1 > limits.max_depth {
+            return Err(XmlError::Limit("elements nested too deeply"));
+        }
+        let mut pushed = 0;
+        for a in &tag.attrs {
+            if a.name == "xmlns" {
+                scope.decls.push((String::new(), a.value.clone()));
+                pushed += 1;
+            } else if let Some(p) = a.name.strip_prefix("xmlns:") {
+                if p == "xmlns" || (p == "xml") != (a.value == NS_XML) || a.value.is_empty() {
+                    return Err(XmlError::Namespace("bad namespace declaration"));
+                }
+                scope.decls.push((p.to_string(), a.value.clone()));
+                pushed += 1;
+            }
+        }
+        let ns = match tag.prefix() {
+            Some(p) => scope
+                .lookup(p)
+                .ok_or(XmlError::Namespace("undeclared element prefix"))?
+                .to_string(),
+            None => scope.lookup("").unwrap_or("").to_string(),
+        };
+        let mut expanded: Vec<(&str, &str)> = Vec::new();
+        for a in &tag.attrs {
+            if a.name == "xmlns" || a.name.starts_with("xmlns:") {
+                continue;
+            }
+            let (uri, local) = match a.name.split_once(':') {
+                Some((p, l)) => (
+                    scope
+                        .lookup(p)
+                        .ok_or(XmlError::Namespace("undeclared attribute prefix"))?,
+                    l,
+                ),
+                None => ("", a.name.as_str()),
+            };
+            if expanded.contains(&(uri, local)) {
+                return Err(XmlError::NotWellFormed("duplicate attribute"));
+            }
+            expanded.push((uri, local));
+        }
+        if top.is_none() {
+            if ns.is_empty() {
+                return Err(XmlError::Namespace("the element has no namespace"));
+            }
+            top = Some(Checked {
+                tag: tag.clone(),
+                ns: ns.clone(),
+            });
+        }
+        i += tag.len;
+        if tag.self_closing {
+            scope.decls.truncate(scope.decls.len() - pushed);
+        } else {
+            stack.push((tag.name, pushed));
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError::NotWellFormed("incomplete element"));
+    }
+    top.ok_or(XmlError::NotWellFormed("a message must be one XML element"))
+}
+
+fn check_text(t: &str) -> Result<(), XmlError> {
+    let mut rest = t;
+    while let Some(p) = rest.find(['&', '>', ']']) {
+        check_chars(&rest[..p])?;
+        let r = &rest[p..];
+        if r.starts_with('&') {
+            let end = r
+                .find(';')
+                .ok_or(XmlError::NotWellFormed("unterminated entity reference"))?;
+            decode_entity(&r[1..end])?;
+            rest = &r[end + 1..];
+        } else if r.starts_with("]]>") {
+            return Err(XmlError::NotWellFormed("`]]>` in character data"));
+        } else {
+            rest = &r[1..];
+        }
+    }
+    check_chars(rest)
+}
+
+fn check_chars(t: &str) -> Result<(), XmlError> {
+    if t.chars().all(is_xml_char) {
+        Ok(())
+    } else {
+        Err(XmlError::NotWellFormed("character XML forbids"))
+    }
+}
+
+/// True if `s` is a valid qualified name (re-exported for callers).
+pub fn valid_name(s: &str) -> bool {
+    is_qname(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Checked {
+        check_element(s, &Limits::default()).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> &'static str {
+        match check_element(s, &Limits::default()) {
+            Ok(c) => panic!("accepted {s}: {c:?}"),
+            Err(e) => e.condition(),
+        }
+    }
+
+    #[test]
+    fn accepts_stanzas_and_framing() {
+        let c =
+            ok("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
+        assert_eq!(c.ns, "urn:ietf:params:xml:ns:xmpp-framing");
+        assert_eq!(c.tag.local(), "open");
+        let c = ok("<message xmlns='jabber:client' to='b@x' xml:lang='en'><body>a &lt; b &#x263A; ]] ></body><x:y xmlns:x='urn:x' x:a='1'/></message>\n");
+        assert_eq!(c.ns, "jabber:client");
+        ok("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHBhc3M=</auth>");
+        ok("<iq xmlns='jabber:client' type='set'><q xmlns='q'><![CDATA[<raw> & ]]></q></iq>");
+        ok("<s:x xmlns:s='urn:s'><s:y/></s:x>");
+    }
+
+    #[test]
+    fn refuses_each_class_of_bad_input() {
+        assert_eq!(err("hello"), "not-well-formed");
+        assert_eq!(err("<message xmlns='jabber:client'>"), "not-well-formed");
+        assert_eq!(
+            err("<message xmlns='jabber:client'></msg>"),
+            "not-well-formed"
+        );
+        assert_eq!(err("<a xmlns='x'/><b xmlns='x'/>"), "not-well-formed");
+        assert_eq!(err("<a xmlns='x'>\u{1}</a>"), "not-well-formed");
+        assert_eq!(err("<a xmlns='x'>]]></a>"), "not-well-formed");
+        assert_eq!(err("<a xmlns='x' b='1' b='2'/>"), "not-well-formed");
+        assert_eq!(
+            err("<a xmlns='x' xmlns:p='u' xmlns:q='u' p:b='1' q:b='2'/>"),
+            "not-well-formed"
+        );
+        assert_eq!(err("<a xmlns='x'><!-- hi --></a>"), "restricted-xml");
+        assert_eq!(err("<?xml version='1.0'?><a xmlns='x'/>"), "restricted-xml");
+        assert_eq!(
+            err("<!DOCTYPE a [<!ENTITY x 'y'>]><a xmlns='x'>&x;</a>"),
+            "restricted-xml"
+        );
+        assert_eq!(err("<a xmlns='x'>&lol;</a>"), "restricted-xml");
+        assert_eq!(err("<a xmlns='x'><?pi?></a>"), "restricted-xml");
+        assert_eq!(err("<message/>"), "invalid-namespace");
+        assert_eq!(err("<p:a/>"), "invalid-namespace");
+        assert_eq!(err("<a xmlns='x' p:b='1'/>"), "invalid-namespace");
+        assert_eq!(err("<a xmlns='x'><p:b/></a>"), "invalid-namespace");
+        assert_eq!(err("<a xmlns='x' xmlns:p=''/>"), "invalid-namespace");
+        // a prefix declared on a sibling is not in scope
+        assert_eq!(
+            err("<a xmlns='x'><b xmlns:p='u'/><p:c/></a>"),
+            "invalid-namespace"
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let l = Limits {
+            max_bytes: 64,
+            max_depth: 3,
+            max_attributes: 2,
+        };
+        assert!(check_element("<a xmlns='x'><b><c/></b></a>", &l).is_ok());
+        assert_eq!(
+            check_element("<a xmlns='x'><b><c><d/></c></b></a>", &l)
+                .unwrap_err()
+                .condition(),
+            "policy-violation"
+        );
+        assert_eq!(
+            check_element("<a xmlns='x' b='1' c='2'/>", &l)
+                .unwrap_err()
+                .condition(),
+            "policy-violation"
+        );
+        let big = format!("<a xmlns='x'>{}</a>", "y".repeat(60));
+        assert_eq!(
+            check_element(&big, &l).unwrap_err().condition(),
+            "policy-violation"
+        );
+    }
+}
