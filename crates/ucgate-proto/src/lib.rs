@@ -18,13 +18,18 @@
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
 //! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy and close codes |
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
+//! | [`srv`] | DNS SRV answers: "no service", fallback, RFC 2782 priority and weighted ordering (randomness as input) |
+//! | [`hostmeta`] | XEP-0156 host-meta documents (XRD and JRD) advertising the XMPP WebSocket and BOSH URLs |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod hostmeta;
 pub mod keepalive;
 pub mod origin;
 pub mod route;
+pub mod srv;
 pub mod tunnel;
 pub mod units;
 pub mod websocket;
 pub mod xml;
+pub mod xmpp_ws;

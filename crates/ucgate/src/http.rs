@@ -50,6 +50,11 @@ pub(crate) async fn handle(
 ) -> Response<Body> {
     let _busy = BusyGuard::new(&conn);
     let path = req.uri().path().to_string();
+    if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
+        if let Some(r) = host_meta(&shared, &req, path.ends_with(".json")) {
+            return r;
+        }
+    }
     let Some(idx) = shared.config.route_table.lookup(&path) else {
         shared.metrics.response("unmatched", 404);
         return text(
@@ -59,8 +64,52 @@ pub(crate) async fn handle(
     };
     let route = &shared.routes[idx];
     match route.config.kind {
-        RouteKind::Tcp => websocket_route(&shared, &conn, route, peer, &mut req).await,
+        RouteKind::Tcp | RouteKind::XmppWebSocket => {
+            websocket_route(&shared, &conn, route, peer, &mut req).await
+        }
     }
+}
+
+/// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as
+/// XRD or JRD, readable from any origin. `None` (→ normal routing, so 404)
+/// when no URL is configured.
+fn host_meta(shared: &Shared, req: &Request<Incoming>, json: bool) -> Option<Response<Body>> {
+    let x = &shared.config.xmpp;
+    if x.websocket_url.is_none() && x.bosh_url.is_none() {
+        return None;
+    }
+    let label = "host-meta";
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        shared.metrics.response(label, 405);
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Some(r);
+    }
+    let (body, ctype) = if json {
+        (
+            ucgate_proto::hostmeta::jrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
+            "application/json",
+        )
+    } else {
+        (
+            ucgate_proto::hostmeta::xrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
+            "application/xrd+xml; charset=utf-8",
+        )
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    shared.metrics.response(label, 200);
+    Some(r)
 }
 
 async fn websocket_route(
@@ -142,21 +191,25 @@ async fn websocket_route(
     };
     // Dial the backend before answering: an unreachable backend becomes an
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
-    let backend = match route.connector.connect().await {
-        Ok((io, took)) => {
-            route.connect_seconds.observe(took.as_secs_f64());
-            io
-        }
-        Err(e) => {
-            let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
-            shared.metrics.error(rpath, "backend", e.kind());
-            shared.metrics.response(rpath, status);
-            tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
-            return text(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                "the backend service is unreachable",
-            );
-        }
+    // XMPP routes choose their server from the client's first message.
+    let backend = match &route.connector {
+        None => None,
+        Some(connector) => match connector.connect().await {
+            Ok((io, took)) => {
+                route.connect_seconds.observe(took.as_secs_f64());
+                Some(io)
+            }
+            Err(e) => {
+                let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
+                shared.metrics.error(rpath, "backend", e.kind());
+                shared.metrics.response(rpath, status);
+                tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
+                return text(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    "the backend service is unreachable",
+                );
+            }
+        },
     };
     let on_upgrade = hyper::upgrade::on(&mut *req);
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -224,7 +277,10 @@ async fn websocket_route(
             Some(ws_config(&route2)),
         )
         .await;
-        crate::tunnel::run(shared2, route2, ws, backend, peer).await;
+        match backend {
+            Some(backend) => crate::tunnel::run(shared2, route2, ws, backend, peer).await,
+            None => crate::xmpp::adapter::run(shared2, route2, ws, peer).await,
+        }
     });
     resp
 }

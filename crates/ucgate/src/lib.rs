@@ -24,6 +24,7 @@ pub mod config;
 pub mod lifecycle;
 pub mod metrics;
 pub mod tls;
+pub mod xmpp;
 
 mod admin;
 mod http;
@@ -98,7 +99,8 @@ async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
 /// One route's runtime pieces, built once at start.
 pub(crate) struct RouteRuntime {
     pub(crate) config: config::RouteConfig,
-    pub(crate) connector: Connector,
+    /// `Some` for routes with a fixed backend (`tcp`).
+    pub(crate) connector: Option<Connector>,
     pub(crate) metrics: RouteMetrics,
     pub(crate) connect_seconds: Histogram,
 }
@@ -117,6 +119,8 @@ pub(crate) struct Shared {
     /// Every connection and WebSocket task, to wait for at the end.
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
+    /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
+    pub(crate) xmpp: Option<xmpp::adapter::XmppRuntime>,
 }
 
 /// Runs the gateway until `control.shutdown` is cancelled and the drain has
@@ -135,8 +139,13 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
     let mut routes = Vec::new();
     for r in &config.routes {
-        let connector = Connector::new(&r.backend, r.connect_timeout)
-            .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?;
+        let connector = match &r.backend {
+            Some(b) => Some(
+                Connector::new(b, r.connect_timeout)
+                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
+            ),
+            None => None,
+        };
         let connect_seconds =
             metrics
                 .backend_connect_seconds
@@ -150,7 +159,20 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
             connect_seconds,
         }));
     }
+    let xmpp = if config
+        .routes
+        .iter()
+        .any(|r| r.kind == config::RouteKind::XmppWebSocket)
+    {
+        Some(
+            xmpp::adapter::XmppRuntime::new(&config.xmpp)
+                .map_err(|e| anyhow::anyhow!("XMPP: {e}"))?,
+        )
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
+        xmpp,
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
         config,

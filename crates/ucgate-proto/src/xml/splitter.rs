@@ -1,9 +1,9 @@
 //! Incremental splitter for the XMPP stream coming from the server.
 //!
 //! Feed bytes as they arrive ([`Splitter::feed`]) and pull events
-//! ([`Splitter::next`]): the stream header, each top-level element as its
+//! ([`Splitter::next_event`]): the stream header, each top-level element as its
 //! exact bytes, and the stream end. Inter-element white space (keepalives)
-//! is consumed silently. "Incomplete" is the normal state: `next` returns
+//! is consumed silently. "Incomplete" is the normal state: `next_event` returns
 //! `Ok(None)` until a whole item is buffered, and resumes scanning where it
 //! stopped (no rescans), so feeding one byte at a time costs the same as
 //! feeding everything at once.
@@ -132,7 +132,7 @@ impl Splitter {
     }
 
     /// The next event, `Ok(None)` if more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Event>, XmlError> {
+    pub fn next_event(&mut self) -> Result<Option<Event>, XmlError> {
         if self.ended {
             return Ok(None);
         }
@@ -356,7 +356,7 @@ mod tests {
 
     fn events(s: &mut Splitter) -> Vec<Event> {
         let mut out = Vec::new();
-        while let Some(e) = s.next().unwrap() {
+        while let Some(e) = s.next_event().unwrap() {
             out.push(e);
         }
         out
@@ -422,15 +422,15 @@ mod tests {
     fn whitespace_keepalives_are_dropped() {
         let mut s = Splitter::new(1 << 16);
         s.feed(STREAM.as_bytes());
-        assert!(matches!(s.next().unwrap(), Some(Event::Header(_))));
+        assert!(matches!(s.next_event().unwrap(), Some(Event::Header(_))));
         for _ in 0..1000 {
             s.feed(b" \n");
-            assert_eq!(s.next().unwrap(), None);
+            assert_eq!(s.next_event().unwrap(), None);
         }
         assert_eq!(s.buffered(), 0);
         s.feed(b"<presence/>");
         assert_eq!(
-            s.next().unwrap(),
+            s.next_event().unwrap(),
             Some(Event::Element(b"<presence/>".to_vec()))
         );
     }
@@ -441,26 +441,26 @@ mod tests {
         let success = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
         let new_header = STREAM.replace("abc", "def");
         s.feed(format!("{STREAM}{success}{new_header}{FEATURES}").as_bytes());
-        assert!(matches!(s.next().unwrap(), Some(Event::Header(_))));
+        assert!(matches!(s.next_event().unwrap(), Some(Event::Header(_))));
         assert_eq!(
-            s.next().unwrap(),
+            s.next_event().unwrap(),
             Some(Event::Element(success.as_bytes().to_vec()))
         );
         s.restart();
-        match s.next().unwrap() {
+        match s.next_event().unwrap() {
             Some(Event::Header(h)) => assert_eq!(h.attr("id"), Some("def")),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            s.next().unwrap(),
+            s.next_event().unwrap(),
             Some(Event::Element(FEATURES.as_bytes().to_vec()))
         );
         // without the restart, the new stream's bytes are refused by the old stream's state
         let mut s = Splitter::new(1 << 16);
         s.feed(format!("{STREAM}{success}{new_header}").as_bytes());
-        s.next().unwrap();
-        s.next().unwrap();
-        assert_eq!(s.next().unwrap_err().condition(), "restricted-xml");
+        s.next_event().unwrap();
+        s.next_event().unwrap();
+        assert_eq!(s.next_event().unwrap_err().condition(), "restricted-xml");
     }
 
     #[test]
@@ -476,7 +476,7 @@ mod tests {
             let mut s = Splitter::new(1 << 16);
             s.feed(input.as_bytes());
             let err = loop {
-                match s.next() {
+                match s.next_event() {
                     Ok(Some(_)) => continue,
                     Ok(None) => panic!("no error for {input}"),
                     Err(e) => break e,
@@ -494,9 +494,9 @@ mod tests {
         for (input, cond) in after_header {
             let mut s = Splitter::new(1 << 16);
             s.feed(STREAM.as_bytes());
-            s.next().unwrap();
+            s.next_event().unwrap();
             s.feed(input.as_bytes());
-            let err = s.next().expect_err(input);
+            let err = s.next_event().expect_err(input);
             assert_eq!(err.condition(), *cond, "{input}: {err}");
         }
     }
@@ -505,18 +505,18 @@ mod tests {
     fn refuses_elements_over_the_limit_even_when_incomplete() {
         let mut s = Splitter::new(100);
         s.feed(STREAM.as_bytes());
-        s.next().unwrap();
+        s.next_event().unwrap();
         s.feed(b"<message><body>");
-        assert_eq!(s.next().unwrap(), None);
+        assert_eq!(s.next_event().unwrap(), None);
         s.feed(&[b'x'; 200]);
-        assert_eq!(s.next().unwrap_err().condition(), "policy-violation");
+        assert_eq!(s.next_event().unwrap_err().condition(), "policy-violation");
         // exactly at the limit is fine
         let mut s = Splitter::new(11);
         s.feed(STREAM.as_bytes());
-        s.next().unwrap();
+        s.next_event().unwrap();
         s.feed(b"<presence/>");
         assert_eq!(
-            s.next().unwrap(),
+            s.next_event().unwrap(),
             Some(Event::Element(b"<presence/>".to_vec()))
         );
     }

@@ -308,6 +308,11 @@ impl Translator {
         }
     }
 
+    /// Sets how the server is reached (known once the domain is chosen).
+    pub fn set_server_tls(&mut self, tls: ServerTls) {
+        self.tls = tls;
+    }
+
     /// The domain the client asked for (empty before `<open/>`).
     pub fn domain(&self) -> &str {
         &self.domain
@@ -592,7 +597,7 @@ impl Translator {
             ) {
                 break;
             }
-            let ev = match self.splitter.next() {
+            let ev = match self.splitter.next_event() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break,
                 Err(e) => {
@@ -816,6 +821,19 @@ impl Translator {
         let mut out = Vec::new();
         self.fail("system-shutdown", None, 1001, &mut out);
         out
+    }
+
+    /// No data either way for the route's idle timeout: RFC 6120
+    /// `connection-timeout` stream error, then close both sides.
+    pub fn on_idle(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.fail("connection-timeout", None, 1000, &mut out);
+        out
+    }
+
+    /// True after the client's `<close/>`, until the server answers.
+    pub fn is_closing(&self) -> bool {
+        self.phase == Phase::ClientClosing
     }
 
     /// The client went quiet (no pong): close both sides.

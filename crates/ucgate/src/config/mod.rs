@@ -7,6 +7,7 @@
 //! checks that the two agree.
 
 pub mod reader;
+mod xmpp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use ucgate_proto::route::RouteTable;
 
 pub use reader::{ConfigError, ConfigErrors};
 use reader::{Ctx, Table};
+pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 
 /// The configuration used when `ucgate run` is given no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -34,6 +36,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Path lookup over `routes`.
     pub route_table: RouteTable,
+    /// `[xmpp]`: XMPP domains and limits (defaults when absent).
+    pub xmpp: XmppConfig,
 }
 
 /// `[server]`: the one public listener.
@@ -115,6 +119,9 @@ pub struct LogConfig {
 pub enum RouteKind {
     /// Generic WebSocket ⇄ TCP tunnel.
     Tcp,
+    /// XMPP over WebSocket (RFC 7395) to XMPP servers over TCP, chosen by
+    /// the `to` domain of the client's `<open/>` from `[xmpp.domains]`.
+    XmppWebSocket,
 }
 
 impl RouteKind {
@@ -122,6 +129,7 @@ impl RouteKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Tcp => "tcp",
+            RouteKind::XmppWebSocket => "xmpp-websocket",
         }
     }
 }
@@ -153,8 +161,10 @@ pub struct RouteConfig {
     pub path: String,
     /// The service behind it.
     pub kind: RouteKind,
-    /// The backend (fixed: clients never choose it).
-    pub backend: Backend,
+    /// The backend (fixed: clients never choose it). `Some` for `tcp`
+    /// routes; `None` for `xmpp-websocket`, whose servers come from
+    /// [`Config::xmpp`].
+    pub backend: Option<Backend>,
     /// Browser origins allowed to open WebSockets.
     pub origins: OriginPolicy,
     /// Subprotocols accepted.
@@ -173,13 +183,14 @@ pub struct RouteConfig {
     pub ping_timeout: Duration,
     /// Close after this long with no data message either way; zero disables.
     pub idle_timeout: Duration,
-    /// Backend connect (and backend TLS handshake) deadline.
+    /// Backend connect (and backend TLS handshake) deadline; for
+    /// `xmpp-websocket` routes a copy of `xmpp.connect_timeout`.
     pub connect_timeout: Duration,
     /// How long to wait for the other side to finish after one side closed.
     pub close_timeout: Duration,
 }
 
-const TOP_KEYS: &[&str] = &["server", "admin", "log", "route"];
+const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
@@ -233,10 +244,12 @@ pub fn all_keys() -> Vec<String> {
     add("admin.", ADMIN_KEYS);
     add("log.", LOG_KEYS);
     add("route.", ROUTE_KEYS);
+    add("xmpp.", xmpp::XMPP_KEYS);
+    add("xmpp.domains.", xmpp::DOMAIN_KEYS);
     v
 }
 
-const SEC: Duration = Duration::from_secs(1);
+pub(crate) const SEC: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(86_400);
 
 impl Config {
@@ -349,15 +362,25 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         }
         LogConfig { format, level }
     };
+    let xmpp = xmpp::read_xmpp(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
-        let (r, p) = read_route(ctx, &mut t, base);
+        let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp);
         if let Some(r) = r {
             routes.push(r);
         }
         if let Some(p) = p {
             paths.push(p);
+        }
+        if let Some(k) = kind {
+            if k.value == RouteKind::XmppWebSocket && xmpp.domains.is_empty() {
+                ctx.error(
+                    k.span,
+                    &k.key,
+                    "an `xmpp-websocket` route needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)",
+                );
+            }
         }
         t.finish(ctx);
     }
@@ -387,6 +410,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         log,
         routes,
         route_table,
+        xmpp,
     })
 }
 
@@ -509,6 +533,12 @@ fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
         Some((other, _)) => return Err(format!("unknown scheme `{other}://`; {expected}")),
         None => (false, s),
     };
+    let (host, port) = parse_host_port(rest, expected)?;
+    Ok((host, port, tls))
+}
+
+/// `host:port` or `[ipv6]:port` (no scheme); `expected` ends every error.
+fn parse_host_port(rest: &str, expected: &str) -> Result<(String, u16), String> {
     let (host, port, bracketed) = if let Some(r) = rest.strip_prefix('[') {
         let (h, p) = r.split_once("]:").ok_or_else(|| expected.to_string())?;
         (h, p, true)
@@ -530,14 +560,22 @@ fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
         .ok()
         .filter(|p| *p != 0)
         .ok_or_else(|| format!("the port must be 1 to 65535; {expected}"))?;
-    Ok((host.to_string(), port, tls))
+    Ok((host.to_string(), port))
 }
+
+/// What `read_route` found: the route (if valid), its path and its kind.
+type RouteRead = (
+    Option<RouteConfig>,
+    Option<reader::At<String>>,
+    Option<reader::At<RouteKind>>,
+);
 
 fn read_route(
     ctx: &mut Ctx<'_>,
     t: &mut Table<'_, '_>,
     base: &Path,
-) -> (Option<RouteConfig>, Option<reader::At<String>>) {
+    xmpp: &XmppConfig,
+) -> RouteRead {
     let path = t.string(ctx, "path", "a request path such as \"/echo\"");
     if path.is_none() {
         ctx.error(
@@ -551,19 +589,25 @@ fn read_route(
             ctx.error(p.span.clone(), &p.key, e.to_string());
         }
     }
-    let kinds = "\"tcp\"";
+    let kinds = "\"tcp\", \"xmpp-websocket\"";
     let kind = match t.string(ctx, "kind", kinds) {
         Some(k) => match k.value.as_str() {
             "tcp" => Some(RouteKind::Tcp),
+            "xmpp-websocket" => Some(RouteKind::XmppWebSocket),
             other => {
                 ctx.error(
-                    k.span,
+                    k.span.clone(),
                     &k.key,
                     format!("unknown route kind `{other}`; expected one of: {kinds}"),
                 );
                 None
             }
-        },
+        }
+        .map(|value| reader::At {
+            value,
+            span: k.span,
+            key: k.key,
+        }),
         None => {
             ctx.error(
                 t.span(),
@@ -573,68 +617,12 @@ fn read_route(
             None
         }
     };
-    let backend = match t.string(ctx, "backend", "\"host:port\"") {
-        Some(b) => match parse_backend(&b.value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                ctx.error(b.span, &b.key, e);
-                None
-            }
-        },
-        None => {
-            ctx.error(
-                t.span(),
-                &t.key("backend"),
-                "missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
-            );
-            None
-        }
+    let xmpp_route = matches!(&kind, Some(k) if k.value == RouteKind::XmppWebSocket);
+    let backend = if xmpp_route {
+        read_no_backend(ctx, t)
+    } else {
+        read_backend(ctx, t, base)
     };
-    let server_name = t.string(ctx, "backend_server_name", "a DNS name");
-    let ca_file = t.string(ctx, "backend_ca_file", "a path to a PEM CA bundle");
-    let backend = backend.map(|(host, port, tls)| {
-        let tls_cfg = if tls {
-            let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
-            if let (Some(c), Some(p)) = (&ca_file, &ca) {
-                if let Err(e) = crate::tls::load_ca_file(p) {
-                    ctx.error(c.span.clone(), &c.key, e);
-                }
-            }
-            let name = server_name
-                .as_ref()
-                .map(|s| s.value.clone())
-                .unwrap_or_else(|| host.clone());
-            if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
-                let span = server_name
-                    .as_ref()
-                    .map(|s| s.span.clone())
-                    .unwrap_or(t.span());
-                ctx.error(
-                    span,
-                    &t.key("backend_server_name"),
-                    "expected a DNS name or IP address for certificate verification",
-                );
-            }
-            Some(BackendTls {
-                server_name: name,
-                ca_file: ca,
-            })
-        } else {
-            for v in [&server_name, &ca_file].into_iter().flatten() {
-                ctx.error(
-                    v.span.clone(),
-                    &v.key,
-                    "only meaningful with a TLS backend (`backend = \"tls://host:port\"`)",
-                );
-            }
-            None
-        };
-        Backend {
-            host,
-            port,
-            tls: tls_cfg,
-        }
-    });
     let origins = match t.string_list(ctx, "origins") {
         Some(list) => {
             let strs: Vec<&str> = list.iter().map(|a| a.value.as_str()).collect();
@@ -673,22 +661,56 @@ fn read_route(
                     );
                 }
             }
-            list.into_iter().map(|a| a.value).collect()
+            let values: Vec<String> = list.iter().map(|a| a.value.clone()).collect();
+            if xmpp_route && values != ["xmpp"] {
+                // Point at the first entry that is not the lone "xmpp".
+                let (span, key) = match list
+                    .iter()
+                    .enumerate()
+                    .find(|(i, a)| *i > 0 || a.value != "xmpp")
+                {
+                    Some((_, a)) => (a.span.clone(), a.key.clone()),
+                    None => (
+                        t.value_span("subprotocols").unwrap_or(t.span()),
+                        t.key("subprotocols"),
+                    ),
+                };
+                ctx.error(
+                    span,
+                    &key,
+                    "an `xmpp-websocket` route accepts exactly the `xmpp` subprotocol (RFC 7395 §3.1): write `subprotocols = [\"xmpp\"]` or leave the key out",
+                );
+            }
+            values
         }
+        None if xmpp_route => vec!["xmpp".to_string()],
         // websockify's `binary` subprotocol, so noVNC-style clients work unchanged
         None => vec!["binary".to_string()],
     };
-    let require_subprotocol = t.bool(ctx, "require_subprotocol").unwrap_or(false);
-    if require_subprotocol && subprotocols.is_empty() {
+    let require_subprotocol = t.bool(ctx, "require_subprotocol").unwrap_or(xmpp_route);
+    if xmpp_route && !require_subprotocol {
+        ctx.error(
+            t.value_span("require_subprotocol").unwrap_or(t.span()),
+            &t.key("require_subprotocol"),
+            "an `xmpp-websocket` route always requires the `xmpp` subprotocol (RFC 7395 §3.1): leave the key out or set it to true",
+        );
+    }
+    // (an xmpp-websocket route's list has its own error above)
+    if require_subprotocol && subprotocols.is_empty() && !xmpp_route {
         ctx.error(
             t.span(),
             &t.key("require_subprotocol"),
             "requires a non-empty `subprotocols` list",
         );
     }
+    let default_message_size = if xmpp_route {
+        xmpp.max_stanza_size as u64
+    } else {
+        64 << 10
+    };
     let max_message_size = t
         .size(ctx, "max_message_size", 1..=64 << 20)
-        .unwrap_or(64 << 10) as usize;
+        .unwrap_or(default_message_size) as usize;
     let max_frame_size = t
         .size(ctx, "max_frame_size", 1..=64 << 20)
         .map(|n| n as usize)
@@ -712,6 +734,15 @@ fn read_route(
     let idle_timeout = t
         .duration(ctx, "idle_timeout", Duration::ZERO..=7 * DAY)
         .unwrap_or(Duration::ZERO);
+    if xmpp_route {
+        if let Some(span) = t.value_span("connect_timeout") {
+            ctx.error(
+                span,
+                &t.key("connect_timeout"),
+                "not used by an `xmpp-websocket` route: set `xmpp.connect_timeout` in `[xmpp]`",
+            );
+        }
+    }
     let connect_timeout = t
         .duration(
             ctx,
@@ -719,6 +750,11 @@ fn read_route(
             Duration::from_millis(10)..=Duration::from_secs(600),
         )
         .unwrap_or(5 * SEC);
+    let connect_timeout = if xmpp_route {
+        xmpp.connect_timeout
+    } else {
+        connect_timeout
+    };
     let close_timeout = t
         .duration(
             ctx,
@@ -729,7 +765,7 @@ fn read_route(
     let route = (|| {
         Some(RouteConfig {
             path: path.as_ref()?.value.clone(),
-            kind: kind?,
+            kind: kind.as_ref()?.value,
             backend: backend?,
             origins: origins?,
             subprotocols,
@@ -744,7 +780,102 @@ fn read_route(
             close_timeout,
         })
     })();
-    (route, path)
+    (route, path, kind)
+}
+
+/// `backend`, `backend_server_name` and `backend_ca_file` of a `tcp` route
+/// (and of a route whose kind is missing or unknown). `None`: an error was
+/// reported.
+fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<Option<Backend>> {
+    let backend = match t.string(ctx, "backend", "\"host:port\"") {
+        Some(b) => match parse_backend(&b.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                ctx.error(b.span, &b.key, e);
+                None
+            }
+        },
+        None => {
+            ctx.error(
+                t.span(),
+                &t.key("backend"),
+                "missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
+            );
+            None
+        }
+    };
+    let server_name = t.string(ctx, "backend_server_name", "a DNS name");
+    let ca_file = t.string(ctx, "backend_ca_file", "a path to a PEM CA bundle");
+    let (host, port, tls) = backend?;
+    let tls_cfg = if tls {
+        let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
+        if let (Some(c), Some(p)) = (&ca_file, &ca) {
+            if let Err(e) = crate::tls::load_ca_file(p) {
+                ctx.error(c.span.clone(), &c.key, e);
+            }
+        }
+        let name = server_name
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| host.clone());
+        if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
+            let span = server_name
+                .as_ref()
+                .map(|s| s.span.clone())
+                .unwrap_or(t.span());
+            ctx.error(
+                span,
+                &t.key("backend_server_name"),
+                "expected a DNS name or IP address for certificate verification",
+            );
+        }
+        Some(BackendTls {
+            server_name: name,
+            ca_file: ca,
+        })
+    } else {
+        for v in [&server_name, &ca_file].into_iter().flatten() {
+            ctx.error(
+                v.span.clone(),
+                &v.key,
+                "only meaningful with a TLS backend (`backend = \"tls://host:port\"`)",
+            );
+        }
+        None
+    };
+    Some(Some(Backend {
+        host,
+        port,
+        tls: tls_cfg,
+    }))
+}
+
+/// An `xmpp-websocket` route has no fixed backend: each of the backend keys
+/// is an error.
+fn read_no_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<Option<Backend>> {
+    let mut ok = true;
+    if let Some(b) = t.string(ctx, "backend", "\"host:port\"") {
+        ctx.error(
+            b.span,
+            &b.key,
+            "not allowed for an `xmpp-websocket` route: the XMPP server is chosen by the `to` domain of the client's `<open/>` from `[xmpp.domains]`",
+        );
+        ok = false;
+    }
+    for (key, instead) in [
+        ("backend_server_name", "server_name"),
+        ("backend_ca_file", "ca_file"),
+    ] {
+        if let Some(v) = t.string(ctx, key, "a string") {
+            ctx.error(
+                v.span,
+                &v.key,
+                format!("not allowed for an `xmpp-websocket` route: set `{instead}` per domain in `[xmpp.domains.\"…\"]`"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(None)
 }
 
 #[cfg(test)]
@@ -777,14 +908,262 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:5280");
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9280");
         assert!(c.server.listen.ip().is_loopback());
+        let loopback = |h: &str| h == "127.0.0.1" || h == "::1" || h == "localhost";
         for r in &c.routes {
-            assert!(
-                r.backend.host == "127.0.0.1"
-                    || r.backend.host == "::1"
-                    || r.backend.host == "localhost"
-            );
+            match r.kind {
+                RouteKind::Tcp => assert!(loopback(&r.backend.as_ref().unwrap().host)),
+                RouteKind::XmppWebSocket => assert!(r.backend.is_none()),
+            }
             assert_eq!(r.origins, OriginPolicy::SameOrigin);
         }
         assert!(c.routes.iter().any(|r| r.kind == RouteKind::Tcp));
+        assert!(c.routes.iter().any(|r| r.kind == RouteKind::XmppWebSocket));
+        assert!(!c.xmpp.domains.is_empty());
+        for d in c.xmpp.domains.values() {
+            let (host, _) = d.address.as_ref().expect("no DNS in the default");
+            assert!(loopback(host));
+            assert_ne!(d.tls, XmppTls::None);
+        }
+        let d = &c.xmpp.domains["localhost"];
+        assert_eq!(d.address, Some(("127.0.0.1".to_string(), 5222)));
+        assert_eq!(d.tls, XmppTls::StartTls);
+        assert_eq!(d.server_name, "localhost");
+    }
+
+    /// Errors as `LINE:COLUMN: key: message`.
+    fn errors(text: &str) -> Vec<String> {
+        match Config::parse(text, "t.toml", Path::new("/nonexistent")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .errors
+                .iter()
+                .map(|e| format!("{}:{}: {}: {}", e.line, e.column, e.key, e.message))
+                .collect(),
+        }
+    }
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, "t.toml", Path::new("/base")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const XMPP_ROUTE: &str = "[[route]]\npath = \"/xmpp\"\nkind = \"xmpp-websocket\"\n";
+    const LOCALHOST: &str = "[xmpp.domains.\"localhost\"]\naddress = \"127.0.0.1:5222\"\n";
+
+    #[test]
+    fn xmpp_defaults() {
+        let c = parse("");
+        assert_eq!(c.xmpp, XmppConfig::default());
+        assert_eq!(c.xmpp.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.xmpp.negotiation_timeout, Duration::from_secs(10));
+        assert_eq!(c.xmpp.max_stanza_size, 256 * 1024);
+        assert_eq!((c.xmpp.max_depth, c.xmpp.max_attributes), (32, 64));
+        assert!(c.xmpp.domains.is_empty() && c.xmpp.websocket_url.is_none());
+
+        let c = parse(&format!("{XMPP_ROUTE}{LOCALHOST}"));
+        let r = &c.routes[0];
+        assert_eq!(r.kind, RouteKind::XmppWebSocket);
+        assert_eq!(r.kind.as_str(), "xmpp-websocket");
+        assert_eq!(r.backend, None);
+        assert_eq!(r.subprotocols, ["xmpp"]);
+        assert!(r.require_subprotocol);
+        assert_eq!(r.max_message_size, 256 * 1024);
+        assert_eq!(r.max_frame_size, 256 * 1024);
+        assert_eq!(r.connect_timeout, Duration::from_secs(10));
+        let d = &c.xmpp.domains["localhost"];
+        assert_eq!(
+            *d,
+            XmppDomain {
+                name: "localhost".into(),
+                address: Some(("127.0.0.1".into(), 5222)),
+                tls: XmppTls::StartTls,
+                ca_file: None,
+                server_name: "localhost".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn xmpp_everything_set() {
+        let c = parse(&format!(
+            "{XMPP_ROUTE}subprotocols = [\"xmpp\"]\nrequire_subprotocol = true\n\
+             [xmpp]\nwebsocket_url = \"wss://chat.example.org/xmpp-websocket\"\n\
+             bosh_url = \"https://chat.example.org/http-bind\"\nconnect_timeout = \"3s\"\n\
+             negotiation_timeout = \"20s\"\nmax_stanza_size = \"1MiB\"\nmax_depth = 10\n\
+             max_attributes = 5\n\
+             [xmpp.domains.\"Example.ORG\"]\ntls = \"direct\"\nserver_name = \"xmpp.example.net\"\n\
+             [xmpp.domains.\"dev.example\"]\naddress = \"[::1]:5222\"\ntls = \"none\"\n\
+             [xmpp.domains.\"lan.example\"]\naddress = \"10.0.0.5:5222\"\ntls = \"none\"\nallow_insecure = true\n"
+        ));
+        let x = &c.xmpp;
+        assert_eq!(
+            x.websocket_url.as_deref(),
+            Some("wss://chat.example.org/xmpp-websocket")
+        );
+        assert_eq!(
+            x.bosh_url.as_deref(),
+            Some("https://chat.example.org/http-bind")
+        );
+        assert_eq!(x.connect_timeout, Duration::from_secs(3));
+        assert_eq!(x.negotiation_timeout, Duration::from_secs(20));
+        assert_eq!(
+            (x.max_stanza_size, x.max_depth, x.max_attributes),
+            (1 << 20, 10, 5)
+        );
+        // The route's message limit follows the stanza limit; its connect
+        // deadline is the XMPP one.
+        assert_eq!(c.routes[0].max_message_size, 1 << 20);
+        assert_eq!(c.routes[0].connect_timeout, Duration::from_secs(3));
+        assert_eq!(
+            x.domains.keys().collect::<Vec<_>>(),
+            ["dev.example", "example.org", "lan.example"]
+        );
+        let d = &x.domains["example.org"];
+        assert_eq!((d.name.as_str(), d.address.as_ref()), ("example.org", None));
+        assert_eq!(
+            (d.tls, d.server_name.as_str()),
+            (XmppTls::Direct, "xmpp.example.net")
+        );
+        assert_eq!(x.domains["dev.example"].address, Some(("::1".into(), 5222)));
+        assert_eq!(x.domains["lan.example"].tls, XmppTls::None);
+    }
+
+    #[test]
+    fn xmpp_route_errors() {
+        assert_eq!(
+            errors(XMPP_ROUTE),
+            ["3:8: route[0].kind: an `xmpp-websocket` route needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)"]
+        );
+        let e = errors(&format!(
+            "{XMPP_ROUTE}backend = \"127.0.0.1:5222\"\nbackend_server_name = \"x\"\n\
+             backend_ca_file = \"ca.pem\"\nsubprotocols = [\"xmpp\", \"binary\"]\n\
+             require_subprotocol = false\nconnect_timeout = \"1s\"\n{LOCALHOST}"
+        ));
+        assert_eq!(
+            e,
+            [
+                "4:11: route[0].backend: not allowed for an `xmpp-websocket` route: the XMPP server is chosen by the `to` domain of the client's `<open/>` from `[xmpp.domains]`",
+                "5:23: route[0].backend_server_name: not allowed for an `xmpp-websocket` route: set `server_name` per domain in `[xmpp.domains.\"…\"]`",
+                "6:19: route[0].backend_ca_file: not allowed for an `xmpp-websocket` route: set `ca_file` per domain in `[xmpp.domains.\"…\"]`",
+                "7:25: route[0].subprotocols[1]: an `xmpp-websocket` route accepts exactly the `xmpp` subprotocol (RFC 7395 §3.1): write `subprotocols = [\"xmpp\"]` or leave the key out",
+                "8:23: route[0].require_subprotocol: an `xmpp-websocket` route always requires the `xmpp` subprotocol (RFC 7395 §3.1): leave the key out or set it to true",
+                "9:19: route[0].connect_timeout: not used by an `xmpp-websocket` route: set `xmpp.connect_timeout` in `[xmpp]`",
+            ]
+        );
+        let e = errors(&format!("{XMPP_ROUTE}subprotocols = []\n{LOCALHOST}"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "4:16: route[0].subprotocols: an `xmpp-websocket` route accepts exactly"
+            ),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{XMPP_ROUTE}subprotocols = [\"XMPP\"]\n{LOCALHOST}"
+        ));
+        assert!(
+            e[0].starts_with("4:17: route[0].subprotocols[0]: "),
+            "{e:?}"
+        );
+        // A tcp route still needs its backend; the kind list names both kinds.
+        let e = errors("[[route]]\npath = \"/a\"\nkind = \"sip\"\n");
+        assert_eq!(
+            e,
+            [
+                "1:1: route[0].backend: missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
+                "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn xmpp_section_errors() {
+        let e = errors(
+            "[xmpp]\nwebsocket_url = \"https://x.example/ws\"\nbosh_url = \"ws://x.example/b\"\n\
+             connect_timeout = \"0s\"\nnegotiation_timeout = 5\nmax_stanza_size = \"512\"\n\
+             max_depth = 1\nmax_attributes = 0\ncolour = 1\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "2:17: xmpp.websocket_url: the scheme `https://` is not allowed here; expected an absolute ws:// or wss:// URL such as \"wss://chat.example.org/xmpp-websocket\"",
+                "3:12: xmpp.bosh_url: the scheme `ws://` is not allowed here; expected an absolute http:// or https:// URL such as \"https://chat.example.org/http-bind\"",
+                "4:19: xmpp.connect_timeout: expected a duration from 10ms to 10m",
+                "5:23: xmpp.negotiation_timeout: expected a duration such as \"10s\" or \"250ms\", found an integer",
+                "6:19: xmpp.max_stanza_size: expected a size from 1024 to 16777216 bytes (an integer, or a string such as \"64KiB\")",
+                "7:13: xmpp.max_depth: expected an integer from 2 to 1000",
+                "8:18: xmpp.max_attributes: expected an integer from 1 to 10000",
+                "9:1: xmpp.colour: unknown key; expected one of: `websocket_url`, `bosh_url`, `connect_timeout`, `negotiation_timeout`, `max_stanza_size`, `max_depth`, `max_attributes`, `domains`",
+            ]
+        );
+    }
+
+    #[test]
+    fn xmpp_domain_errors() {
+        let e = errors(
+            "[xmpp.domains.\"a..b\"]\n\
+             [xmpp.domains.\"Example.org\"]\n\
+             [xmpp.domains.\"example.ORG\"]\n\
+             [xmpp.domains.\"c.example\"]\naddress = \"tls://c.example:5223\"\ntls = \"quic\"\nport = 1\n\
+             [xmpp.domains.\"d.example\"]\ntls = \"none\"\nca_file = \"ca.pem\"\nserver_name = \"d\"\n\
+             [xmpp.domains.\"e.example\"]\naddress = \"192.0.2.1:5222\"\ntls = \"none\"\n\
+             [xmpp.domains.\"f.example\"]\nallow_insecure = true\nca_file = \"missing.pem\"\nserver_name = \"bad name\"\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "1:15: xmpp.domains.\"a..b\": `a..b` is not a valid DNS name (labels of 1 to 63 letters, digits or `-`, separated by single dots, no trailing dot); expected a DNS name such as \"example.org\" or \"localhost\"",
+                "3:15: xmpp.domains.\"example.ORG\": the domain `example.org` is already configured as `xmpp.domains.\"Example.org\"` (domain names are compared in lower case)",
+                "5:11: xmpp.domains.\"c.example\".address: no scheme (`tls://`) here: TLS is chosen by `tls`; expected \"host:port\" (e.g. \"127.0.0.1:5222\", \"[::1]:5222\", \"xmpp.example.org:5222\")",
+                "6:7: xmpp.domains.\"c.example\".tls: unknown TLS mode `quic`; expected \"starttls\", \"direct\" or \"none\"",
+                "7:1: xmpp.domains.\"c.example\".port: unknown key; expected one of: `address`, `tls`, `ca_file`, `server_name`, `allow_insecure`",
+                "9:7: xmpp.domains.\"d.example\".tls: `tls = \"none\"` sends passwords in clear text: only allowed when `address` is a loopback address (127.0.0.0/8, ::1 or localhost), or with `allow_insecure = true`",
+                "10:11: xmpp.domains.\"d.example\".ca_file: cannot read `/nonexistent/ca.pem`: I/O error: No such file or directory (os error 2)",
+                "10:11: xmpp.domains.\"d.example\".ca_file: only meaningful with `tls = \"starttls\"` or `tls = \"direct\"`",
+                "11:15: xmpp.domains.\"d.example\".server_name: only meaningful with `tls = \"starttls\"` or `tls = \"direct\"`",
+                "14:7: xmpp.domains.\"e.example\".tls: `tls = \"none\"` sends passwords in clear text: only allowed when `address` is a loopback address (127.0.0.0/8, ::1 or localhost), or with `allow_insecure = true`",
+                "16:18: xmpp.domains.\"f.example\".allow_insecure: only meaningful with `tls = \"none\"`",
+                "17:11: xmpp.domains.\"f.example\".ca_file: cannot read `/nonexistent/missing.pem`: I/O error: No such file or directory (os error 2)",
+                "18:15: xmpp.domains.\"f.example\".server_name: expected a DNS name or IP address for certificate verification",
+            ]
+        );
+        // Loopback addresses may go without TLS.
+        for addr in [
+            "127.0.0.1:5222",
+            "127.9.9.9:5222",
+            "[::1]:5222",
+            "localhost:5222",
+            "LOCALHOST:5222",
+        ] {
+            let t = format!("[xmpp.domains.\"x.example\"]\naddress = \"{addr}\"\ntls = \"none\"\n");
+            assert!(errors(&t).is_empty(), "{addr}: {:?}", errors(&t));
+        }
+        // A domain entry that is not a table.
+        let e = errors("[xmpp.domains]\n\"x.example\" = \"127.0.0.1:5222\"\n");
+        assert_eq!(
+            e,
+            ["2:15: xmpp.domains.\"x.example\": expected a table, found a string"]
+        );
+    }
+
+    #[test]
+    fn every_key_is_listed() {
+        let keys = all_keys();
+        for k in [
+            "xmpp.websocket_url",
+            "xmpp.bosh_url",
+            "xmpp.connect_timeout",
+            "xmpp.negotiation_timeout",
+            "xmpp.max_stanza_size",
+            "xmpp.max_depth",
+            "xmpp.max_attributes",
+            "xmpp.domains",
+            "xmpp.domains.address",
+            "xmpp.domains.tls",
+            "xmpp.domains.ca_file",
+            "xmpp.domains.server_name",
+            "xmpp.domains.allow_insecure",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k}");
+        }
     }
 }

@@ -375,6 +375,52 @@ impl<'t, 'i> Table<'t, 'i> {
         Some(out)
     }
 
+    /// Where the value of `key` is, if the table has it (without marking the
+    /// key as used): for errors about a value that is valid on its own but
+    /// not allowed in this context.
+    pub fn value_span(&self, key: &str) -> Option<Range<usize>> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|e| e.2.span())
+    }
+
+    /// The entries of a table whose keys are names chosen by the user (such
+    /// as `[xmpp.domains."example.org"]`), each read as a sub-table with
+    /// `allowed` keys, in file order. Each name comes with the span of its
+    /// key; the sub-table's dotted key quotes the name
+    /// (`xmpp.domains."example.org"`). Entries that are not tables are
+    /// reported as errors.
+    pub fn named_tables(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        allowed: &'static [&'static str],
+    ) -> Vec<(At<String>, Table<'t, 'i>)> {
+        let entries = self.entries.clone();
+        let mut out = Vec::new();
+        for (name, span, v) in entries {
+            self.used.insert(name);
+            let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+            let key = self.key(&quoted);
+            match v.get_ref() {
+                DeValue::Table(t) => out.push((
+                    At {
+                        value: name.to_string(),
+                        span,
+                        key: key.clone(),
+                    },
+                    Table::new(key, v.span(), t, allowed),
+                )),
+                other => ctx.error(
+                    v.span(),
+                    &key,
+                    format!("expected a table, found {}", type_name(other)),
+                ),
+            }
+        }
+        out
+    }
+
     /// A sub-table.
     pub fn table(
         &mut self,

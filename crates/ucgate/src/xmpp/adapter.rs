@@ -1,0 +1,466 @@
+//! The XMPP-over-WebSocket adapter (route kind `xmpp-websocket`): drives
+//! `ucgate_proto::xmpp_ws::Translator` over a WebSocket and a TCP (or TLS)
+//! connection to the XMPP server chosen by the client's `<open to=…/>`.
+//!
+//! One task, one loop: client frames, server bytes, timers and the shutdown
+//! signal are events fed to the translator, whose outputs are carried out
+//! in order. Writes block the loop (backpressure both ways): a slow client
+//! stops the gateway from reading the server, a slow server stops it from
+//! reading the client. XMPP servers read while they write (they buffer
+//! output), so the two can never wait on each other.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
+use ucgate_proto::xml::Limits;
+use ucgate_proto::xmpp_ws::{Output, ServerTls, Translator, Unavailable};
+
+use crate::config::{XmppDomain, XmppTls};
+use crate::metrics::{GaugeGuard, ReasonLabels};
+use crate::{RouteRuntime, Shared};
+
+/// The connection to the XMPP server: plain TCP (before STARTTLS, or with
+/// `tls = "none"`) or TLS.
+enum ServerIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ServerIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_write(cx, data),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Verified TLS settings per configured domain, built once at start.
+pub(crate) struct XmppRuntime {
+    pub(crate) resolver: super::resolve::Resolver,
+    tls: std::collections::HashMap<String, tokio_rustls::TlsConnector>,
+}
+
+impl XmppRuntime {
+    /// Builds the resolver and one TLS client configuration per domain.
+    pub(crate) fn new(cfg: &crate::config::XmppConfig) -> Result<XmppRuntime, String> {
+        let mut tls = std::collections::HashMap::new();
+        for (name, d) in &cfg.domains {
+            if d.tls != XmppTls::None {
+                let c = crate::tls::client_config(d.ca_file.as_deref())
+                    .map_err(|e| format!("xmpp.domains.\"{name}\": {e}"))?;
+                tls.insert(name.clone(), tokio_rustls::TlsConnector::from(c));
+            }
+        }
+        let resolver = super::resolve::Resolver::system(cfg.connect_timeout)?;
+        Ok(XmppRuntime { resolver, tls })
+    }
+
+    async fn tls_connect(&self, domain: &XmppDomain, tcp: TcpStream) -> Result<ServerIo, String> {
+        let connector = self
+            .tls
+            .get(&domain.name)
+            .ok_or_else(|| "no TLS settings for the domain".to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(domain.server_name.clone())
+            .map_err(|e| format!("bad server name `{}`: {e}", domain.server_name))?;
+        connector
+            .connect(name, tcp)
+            .await
+            .map(|s| ServerIo::Tls(Box::new(s)))
+            .map_err(|e| format!("TLS with the XMPP server for `{}` failed: {e}", domain.name))
+    }
+}
+
+/// Resolves and connects to the server for `domain` (direct TLS done here).
+async fn connect(
+    shared: &Shared,
+    x: &XmppRuntime,
+    domain: &XmppDomain,
+) -> Result<ServerIo, String> {
+    let timeout = shared.config.xmpp.connect_timeout;
+    let candidates = super::resolve::candidates(domain, &x.resolver)
+        .await
+        .map_err(|e| format!("resolving `{}`: {e}", domain.name))?;
+    let mut last = String::from("no address to try");
+    for c in candidates {
+        let target = c.target();
+        match tokio::time::timeout(timeout, TcpStream::connect((c.host.as_str(), c.port))).await {
+            Ok(Ok(tcp)) => {
+                let _ = tcp.set_nodelay(true);
+                if c.direct_tls {
+                    return tokio::time::timeout(timeout, x.tls_connect(domain, tcp))
+                        .await
+                        .map_err(|_| format!("TLS to {target} timed out"))?;
+                }
+                return Ok(ServerIo::Plain(tcp));
+            }
+            Ok(Err(e)) => last = format!("connect to {target}: {e}"),
+            Err(_) => last = format!("connect to {target} timed out after {timeout:?}"),
+        }
+    }
+    Err(last)
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+/// Runs one XMPP-over-WebSocket connection to its end.
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    route: Arc<RouteRuntime>,
+    mut ws: WebSocketStream<S>,
+    peer: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let cfg = &route.config;
+    let rpath = cfg.path.as_str();
+    let m = route.metrics.clone();
+    let _active = GaugeGuard::new(m.active.clone());
+    let Some(x) = shared.xmpp.as_ref() else {
+        let _ = ws.send(close_frame(1011, "XMPP is not configured")).await;
+        return;
+    };
+    let xc = &shared.config.xmpp;
+    let limits = Limits {
+        max_bytes: xc.max_stanza_size,
+        max_depth: xc.max_depth,
+        max_attributes: xc.max_attributes,
+    };
+    let mut t = Translator::new(limits, ServerTls::StartTls);
+    let mut server: Option<ServerIo> = None;
+    let mut domain: Option<XmppDomain> = None;
+    let started = Instant::now();
+    let now = || started.elapsed();
+    let mut ka = Keepalive::new(
+        cfg.ping_interval,
+        cfg.ping_timeout,
+        cfg.idle_timeout,
+        Duration::ZERO,
+    );
+    let mut buf = BytesMut::new();
+    let chunk = cfg.buffer_size.max(1024);
+    // Deadline for the whole negotiation (connect, STARTTLS, features).
+    let mut negotiation_deadline: Option<tokio::time::Instant> = None;
+    // Deadline for the end of a close (ours or the client's).
+    let mut close_deadline: Option<tokio::time::Instant> = None;
+    let mut client_open = true; // still reading client frames
+    let mut client_close_sent = false;
+    let mut shutdown_seen = false;
+    let mut end_label: &'static str = "client_gone";
+    let mut pending: VecDeque<Output> = VecDeque::new();
+
+    loop {
+        // Carry out every pending output; some produce further input.
+        while let Some(o) = pending.pop_front() {
+            match o {
+                Output::ToClient(text) => {
+                    m.messages_out.inc();
+                    m.bytes_out.inc_by(text.len() as u64);
+                    if !client_close_sent && ws.send(Message::Text(text.into())).await.is_err() {
+                        client_open = false;
+                        pending.extend(t.on_client_gone());
+                    }
+                }
+                Output::CloseClient(code) => {
+                    if end_label == "client_gone" {
+                        end_label = "closed";
+                    }
+                    if !client_close_sent {
+                        client_close_sent = true;
+                        let reason = match code {
+                            1001 => "gateway shutting down",
+                            1003 => "binary messages are not allowed (RFC 7395)",
+                            _ => "stream closed",
+                        };
+                        let _ = ws.send(close_frame(code, reason)).await;
+                        // wait this long for the client's close reply
+                        close_deadline = Some(tokio::time::Instant::now() + cfg.close_timeout);
+                    }
+                }
+                Output::Connect { domain: d } => {
+                    let found = xc.domains.get(&d).cloned();
+                    let Some(dom) = found else {
+                        end_label = "host_unknown";
+                        shared.metrics.error(rpath, "client", "host-unknown");
+                        pending.extend(t.on_server_unavailable(
+                            Unavailable::HostUnknown,
+                            &format!("`{d}` is not a configured XMPP domain"),
+                        ));
+                        continue;
+                    };
+                    negotiation_deadline =
+                        Some(tokio::time::Instant::now() + xc.negotiation_timeout);
+                    let t0 = Instant::now();
+                    match connect(&shared, x, &dom).await {
+                        Ok(io) => {
+                            route.connect_seconds.observe(t0.elapsed().as_secs_f64());
+                            server = Some(io);
+                            t.set_server_tls(if dom.tls == XmppTls::StartTls {
+                                ServerTls::StartTls
+                            } else {
+                                ServerTls::AlreadySecureOrNone
+                            });
+                            domain = Some(dom);
+                            pending.extend(t.on_server_connected());
+                        }
+                        Err(e) => {
+                            end_label = "remote_connection_failed";
+                            tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "cannot reach the XMPP server");
+                            pending.extend(
+                                t.on_server_unavailable(Unavailable::RemoteConnectionFailed, &e),
+                            );
+                        }
+                    }
+                }
+                Output::ToServer(bytes) => {
+                    if let Some(s) = server.as_mut() {
+                        if let Err(e) = s.write_all(&bytes).await {
+                            tracing::debug!(route = rpath, %peer, error = %e, "writing to the XMPP server failed");
+                            server = None;
+                            pending.extend(t.on_server_eof());
+                        }
+                    }
+                }
+                Output::StartTls => {
+                    let dom = domain.clone().expect("domain chosen before STARTTLS");
+                    match server.take() {
+                        Some(ServerIo::Plain(tcp)) => match x.tls_connect(&dom, tcp).await {
+                            Ok(io) => {
+                                server = Some(io);
+                                pending.extend(t.on_tls_ready());
+                            }
+                            Err(e) => {
+                                end_label = "remote_connection_failed";
+                                shared.metrics.error(rpath, "backend", "tls");
+                                tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "STARTTLS with the XMPP server failed");
+                                pending.extend(t.on_server_unavailable(
+                                    Unavailable::RemoteConnectionFailed,
+                                    &e,
+                                ));
+                            }
+                        },
+                        other => {
+                            server = other;
+                            pending.extend(t.on_server_unavailable(
+                                Unavailable::RemoteConnectionFailed,
+                                "STARTTLS on a TLS connection",
+                            ));
+                        }
+                    }
+                }
+                Output::CloseServer => {
+                    if let Some(mut s) = server.take() {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+                    }
+                }
+                Output::Log(side, condition, detail) => {
+                    shared.metrics.error(rpath, side, condition);
+                    if side == "backend" {
+                        tracing::warn!(route = rpath, %peer, side, condition, detail = %detail, "XMPP stream problem");
+                    } else {
+                        tracing::info!(route = rpath, %peer, side, condition, "XMPP stream problem (client)");
+                        tracing::debug!(route = rpath, %peer, detail = %detail, "XMPP stream problem detail");
+                    }
+                    if end_label == "client_gone" {
+                        end_label = condition;
+                    }
+                }
+            }
+        }
+        if t.is_open() {
+            negotiation_deadline = None;
+        }
+        if t.is_closing() && close_deadline.is_none() {
+            // the client sent <close/>: the server has close_timeout to answer
+            close_deadline = Some(tokio::time::Instant::now() + cfg.close_timeout);
+        }
+        if !client_open && t.is_closed() {
+            break;
+        }
+        // Next timer.
+        let ka_deadline = if client_close_sent {
+            None
+        } else {
+            ka.next_deadline().map(|d| started + d)
+        };
+        let mut deadline = ka_deadline;
+        for d in [
+            negotiation_deadline.map(|d| d.into_std()),
+            close_deadline.map(|d| d.into_std()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
+        }
+        if !cfg.ping_interval.is_zero() && !client_close_sent {
+            let check = Instant::now() + cfg.ping_interval;
+            deadline = Some(deadline.map_or(check, |x| x.min(check)));
+        }
+        buf.reserve(chunk);
+        tokio::select! {
+            _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
+                shutdown_seen = true;
+                end_label = "shutdown";
+                pending.extend(t.on_shutdown());
+                if pending.is_empty() && !client_close_sent {
+                    pending.push_back(Output::CloseClient(1001));
+                }
+            }
+            msg = ws.next(), if client_open => {
+                ka.on_frame_in(now());
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        ka.on_data(now());
+                        m.messages_in.inc();
+                        m.bytes_in.inc_by(text.len() as u64);
+                        pending.extend(t.on_client_text(text.as_str()));
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        end_label = "binary_message";
+                        pending.extend(t.on_client_binary());
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_))) => {
+                        if !client_close_sent {
+                            end_label = "client_closed";
+                        }
+                        // tungstenite queues the close reply; reading on flushes it
+                        pending.extend(t.on_client_gone());
+                    }
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }) | WsError::Capacity(_))) => {
+                        end_label = "message_too_big";
+                        shared.metrics.error(rpath, "client", "message_too_big");
+                        pending.extend(t.on_client_gone());
+                        let _ = ws.send(close_frame(1009, "message too big")).await;
+                        client_open = false;
+                    }
+                    Some(Err(_)) | None => {
+                        client_open = false;
+                        pending.extend(t.on_client_gone());
+                    }
+                }
+            }
+            r = read_server(&mut server, &mut buf), if server.is_some() => {
+                match r {
+                    Ok(0) | Err(_) => {
+                        server = None;
+                        if end_label == "client_gone" && !t.is_closed() {
+                            end_label = "server_closed";
+                        }
+                        pending.extend(t.on_server_eof());
+                    }
+                    Ok(_) => {
+                        let data = buf.split();
+                        ka.on_data(now());
+                        pending.extend(t.on_server_bytes(&data));
+                        if buf.capacity() > chunk * 4 {
+                            buf = BytesMut::new();
+                        }
+                    }
+                }
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let n = tokio::time::Instant::now();
+                if close_deadline.is_some_and(|d| n >= d) {
+                    if t.is_closing() {
+                        // the server did not answer the client's <close/>
+                        pending.extend(t.on_close_timeout());
+                    } else {
+                        break;
+                    }
+                }
+                if negotiation_deadline.is_some_and(|d| n >= d) {
+                    negotiation_deadline = None;
+                    end_label = "remote_connection_failed";
+                    pending.extend(t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "the XMPP server did not complete the stream negotiation in time"));
+                }
+                match ka.poll(now()) {
+                    KeepaliveAction::SendPing => {
+                        if ws.send(Message::Ping(Bytes::new())).await.is_ok() {
+                            ka.on_ping_sent(now());
+                        }
+                    }
+                    KeepaliveAction::Idle => {
+                        end_label = "idle";
+                        pending.extend(t.on_idle());
+                    }
+                    KeepaliveAction::DeadPeer => {
+                        end_label = "dead_peer";
+                        pending.extend(t.on_client_dead());
+                    }
+                    KeepaliveAction::Wait => {}
+                }
+            }
+        }
+    }
+    shared
+        .metrics
+        .ws_closes
+        .get_or_create(&ReasonLabels {
+            route: rpath.to_string(),
+            reason: end_label.to_string(),
+        })
+        .inc();
+    tracing::info!(route = rpath, %peer, end = end_label, domain = %t.domain(), secs = started.elapsed().as_secs_f64(), "XMPP WebSocket closed");
+}
+
+async fn read_server(server: &mut Option<ServerIo>, buf: &mut BytesMut) -> std::io::Result<usize> {
+    match server.as_mut() {
+        Some(s) => s.read_buf(buf).await,
+        None => std::future::pending().await,
+    }
+}

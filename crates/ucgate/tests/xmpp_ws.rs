@@ -1,0 +1,468 @@
+//! XMPP over WebSocket (RFC 7395) through the gateway to a scripted
+//! in-process XMPP server that requires STARTTLS (test CA), including a
+//! wrong-certificate case, unknown domains and bad client input.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::tls::*;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
+async fn read_until<S: AsyncRead + Unpin>(s: &mut S, acc: &mut String, needle: &str) -> String {
+    loop {
+        if let Some(p) = acc.find(needle) {
+            let out = acc[..p + needle.len()].to_string();
+            acc.drain(..p + needle.len());
+            return out;
+        }
+        let mut b = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+            .await
+            .unwrap_or_else(|_| panic!("server waited for {needle:?}; has {acc:?}"))
+            .unwrap();
+        assert!(
+            n > 0,
+            "client closed while the server waited for {needle:?}; has {acc:?}"
+        );
+        acc.push_str(std::str::from_utf8(&b[..n]).unwrap());
+    }
+}
+
+/// Reads a client stream header (`<?xml …?>` optional, then `<stream:stream …>`).
+async fn read_header<S: AsyncRead + Unpin>(s: &mut S, acc: &mut String) -> String {
+    read_until(s, acc, "<stream:stream").await;
+    let rest = read_until(s, acc, ">").await;
+    format!("<stream:stream{rest}")
+}
+
+fn header(id: &str) -> String {
+    format!("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='{id}' from='localhost' version='1.0' xml:lang='en'>")
+}
+
+/// What the scripted server saw.
+#[derive(Default, Debug)]
+struct Seen {
+    headers: Vec<String>,
+    stanzas: Vec<String>,
+    closed_cleanly: bool,
+}
+
+/// The authenticated part of the session, on any stream.
+async fn after_tls<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Arc<std::sync::Mutex<Seen>>) {
+    let mut acc = String::new();
+    let h = read_header(&mut s, &mut acc).await;
+    seen.lock().unwrap().headers.push(h);
+    s.write_all(format!("{}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>", header("s2")).as_bytes()).await.unwrap();
+    let auth = read_until(&mut s, &mut acc, "</auth>").await;
+    // base64("\0alice\0secret") = AGFsaWNlAHNlY3JldA==
+    if !auth.contains("AGFsaWNlAHNlY3JldA==") {
+        s.write_all(
+            b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+        )
+        .await
+        .unwrap();
+        let _ = read_until(&mut s, &mut acc, "</stream:stream>").await;
+        let _ = s.write_all(b"</stream:stream>").await;
+        return;
+    }
+    s.write_all(b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+        .await
+        .unwrap();
+    let h = read_header(&mut s, &mut acc).await;
+    seen.lock().unwrap().headers.push(h);
+    s.write_all(
+        format!(
+            "{}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>",
+            header("s3")
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let bind = read_until(&mut s, &mut acc, "</iq>").await;
+    seen.lock().unwrap().stanzas.push(bind);
+    s.write_all(b"<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/web</jid></bind></iq>").await.unwrap();
+    // whitespace keepalive, then echo messages back until the stream ends
+    s.write_all(b" \n ").await.unwrap();
+    loop {
+        let mut b = [0u8; 4096];
+        let n = match tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await {
+            Ok(Ok(n)) => n,
+            _ => return,
+        };
+        if n == 0 {
+            return;
+        }
+        acc.push_str(std::str::from_utf8(&b[..n]).unwrap());
+        while let Some(p) = acc.find("</message>") {
+            let msg = acc[..p + 10].to_string();
+            acc.drain(..p + 10);
+            seen.lock().unwrap().stanzas.push(msg.clone());
+            let echo = msg
+                .replace("to='bob@localhost'", "from='bob@localhost'")
+                .replace(" xmlns='jabber:client'", "");
+            s.write_all(echo.as_bytes()).await.unwrap();
+        }
+        if acc.contains("</stream:stream>") {
+            seen.lock().unwrap().closed_cleanly = true;
+            let _ = s.write_all(b"</stream:stream>").await;
+            let _ = s.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// A server on 127.0.0.1:0 that requires STARTTLS with `tls`.
+async fn scripted_server(
+    tls: Arc<rustls::ServerConfig>,
+) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Seen>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let tls = tls.clone();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut acc = String::new();
+                let h = read_header(&mut s, &mut acc).await;
+                seen.lock().unwrap().headers.push(h);
+                s.write_all(format!("{}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>", header("s1")).as_bytes()).await.unwrap();
+                read_until(
+                    &mut s,
+                    &mut acc,
+                    "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+                )
+                .await;
+                s.write_all(b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                    .await
+                    .unwrap();
+                let Ok(tls) = tokio_rustls::TlsAcceptor::from(tls).accept(s).await else {
+                    return;
+                };
+                after_tls(tls, seen).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn gateway_config(server: std::net::SocketAddr, ca: &std::path::Path, extra_route: &str) -> String {
+    format!(
+        "[[route]]\npath = \"/xmpp-websocket\"\nkind = \"xmpp-websocket\"\n{extra_route}\n\n[xmpp]\nwebsocket_url = \"wss://chat.example/xmpp-websocket\"\n\n[xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n",
+        ca.display()
+    )
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, s: &str) {
+    ws.send(Message::Text(s.to_string().into())).await.unwrap();
+}
+
+async fn expect_close(ws: &mut Ws) -> CloseCode {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return f.code,
+            Some(Ok(Message::Ping(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+async fn open(gw: &TestGateway, domain: &str) -> (Ws, String) {
+    let (mut ws, resp) = ws_connect(&gw.ws_url("/xmpp-websocket"), None, Some("xmpp"))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "xmpp"
+    );
+    send(
+        &mut ws,
+        &format!("<open xmlns='{FRAMING}' to='{domain}' version='1.0'/>"),
+    )
+    .await;
+    let first = next_text(&mut ws).await;
+    (ws, first)
+}
+
+#[tokio::test]
+async fn login_chat_and_clean_close_through_starttls() {
+    let dir = TempDir::new("xmpp");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (mut ws, first) = open(&gw, "localhost").await;
+    assert_eq!(
+        first,
+        format!("<open xmlns='{FRAMING}' from='localhost' id='s2' version='1.0' xml:lang='en'/>")
+    );
+    let features = next_text(&mut ws).await;
+    assert!(
+        features.contains("PLAIN") && !features.contains("starttls"),
+        "{features}"
+    );
+    assert!(features.starts_with(
+        "<stream:features xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+    ));
+    send(&mut ws, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>").await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
+    );
+    send(
+        &mut ws,
+        &format!("<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"),
+    )
+    .await;
+    assert!(next_text(&mut ws).await.contains("id='s3'"));
+    assert!(next_text(&mut ws)
+        .await
+        .contains("urn:ietf:params:xml:ns:xmpp-bind"));
+    send(&mut ws, "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>").await;
+    assert_eq!(next_text(&mut ws).await, "<iq xmlns='jabber:client' type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/web</jid></bind></iq>");
+    send(&mut ws, "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>hello &amp; bye</body></message>").await;
+    assert_eq!(next_text(&mut ws).await, "<message xmlns='jabber:client' from='bob@localhost' type='chat'><body>hello &amp; bye</body></message>");
+    send(&mut ws, &format!("<close xmlns='{FRAMING}'/>")).await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+    while ws.next().await.is_some() {} // sends our close reply
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.headers.len(),
+        3,
+        "initial, after TLS, after SASL: {:?}",
+        seen.headers
+    );
+    assert!(seen.headers.iter().all(|h| h.contains("to='localhost'")));
+    assert!(seen.closed_cleanly);
+    drop(seen);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        gw.metric(
+            "ucgate_route_connections_active",
+            &[("route", "/xmpp-websocket")]
+        )
+        .await,
+        0.0
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_ws_closes_total",
+            &[("route", "/xmpp-websocket"), ("reason", "closed")]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn wrong_certificate_is_a_clear_stream_error() {
+    let dir = TempDir::new("xmpp-bad");
+    let (_real_ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    // the gateway trusts another CA
+    let other = TempDir::new("xmpp-other");
+    let (other_ca, _) = ca_and_server(other.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &other_ca, "")).await;
+    let (mut ws, first) = open(&gw, "localhost").await;
+    assert!(first.starts_with("<open "));
+    let err = next_text(&mut ws).await;
+    assert!(
+        err.contains("<remote-connection-failed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"),
+        "{err}"
+    );
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[
+                ("route", "/xmpp-websocket"),
+                ("side", "backend"),
+                ("kind", "tls")
+            ]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn unknown_domain_gets_host_unknown_and_nothing_is_dialed() {
+    let dir = TempDir::new("xmpp-unknown");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (mut ws, first) = open(&gw, "evil.example").await;
+    assert_eq!(
+        first,
+        format!("<open xmlns='{FRAMING}' from='evil.example' version='1.0'/>")
+    );
+    assert!(next_text(&mut ws).await.contains("<host-unknown "));
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+    assert!(seen.lock().unwrap().headers.is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_server_is_remote_connection_failed() {
+    let dir = TempDir::new("xmpp-dead");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let dead = dead_address().await;
+    let gw = TestGateway::start(&gateway_config(dead, &ca, "")).await;
+    let (mut ws, _) = open(&gw, "localhost").await;
+    assert!(next_text(&mut ws)
+        .await
+        .contains("<remote-connection-failed "));
+}
+
+#[tokio::test]
+async fn the_xmpp_subprotocol_is_required_and_binary_closes_with_1003() {
+    let dir = TempDir::new("xmpp-proto");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    match ws_connect(&gw.ws_url("/xmpp-websocket"), None, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    let (mut ws, _) = ws_connect(&gw.ws_url("/xmpp-websocket"), None, Some("xmpp"))
+        .await
+        .unwrap();
+    ws.send(Message::Binary(bytes::Bytes::from_static(b"<open/>")))
+        .await
+        .unwrap();
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Unsupported);
+}
+
+#[tokio::test]
+async fn malformed_client_xml_gets_not_well_formed() {
+    let dir = TempDir::new("xmpp-bad-xml");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (mut ws, _) = open(&gw, "localhost").await;
+    next_text(&mut ws).await; // features
+    send(
+        &mut ws,
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>unclosed",
+    )
+    .await;
+    assert!(next_text(&mut ws).await.contains("<not-well-formed "));
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[
+                ("route", "/xmpp-websocket"),
+                ("side", "client"),
+                ("kind", "not-well-formed")
+            ]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn shutdown_sends_system_shutdown_close_and_1001() {
+    let dir = TempDir::new("xmpp-shutdown");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let mut gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (mut ws, _) = open(&gw, "localhost").await;
+    next_text(&mut ws).await; // features
+    gw.control.shutdown.cancel();
+    assert!(next_text(&mut ws).await.contains("<system-shutdown "));
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Away);
+    while ws.next().await.is_some() {}
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn host_meta_advertises_the_websocket_url() {
+    let dir = TempDir::new("xmpp-hm");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&gateway_config("127.0.0.1:5222".parse().unwrap(), &ca, "")).await;
+    let raw = raw_request(
+        gw.addr,
+        &format!(
+            "GET /.well-known/host-meta HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            gw.addr
+        ),
+    )
+    .await;
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 200);
+    assert!(raw
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin: *"));
+    assert!(raw
+        .to_ascii_lowercase()
+        .contains("content-type: application/xrd+xml"));
+    assert!(body.contains("<Link rel=\"urn:xmpp:alt-connections:websocket\" href=\"wss://chat.example/xmpp-websocket\"/>"), "{body}");
+    let raw = raw_request(
+        gw.addr,
+        &format!(
+            "GET /.well-known/host-meta.json HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            gw.addr
+        ),
+    )
+    .await;
+    let (status, body) = parse_response(&raw);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"rel\":\"urn:xmpp:alt-connections:websocket\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"href\":\"wss://chat.example/xmpp-websocket\""),
+        "{body}"
+    );
+}
