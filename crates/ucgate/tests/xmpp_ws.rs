@@ -258,16 +258,17 @@ async fn login_chat_and_clean_close_through_starttls() {
     );
     assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
     while ws.next().await.is_some() {} // sends our close reply
-    let seen = seen.lock().unwrap();
-    assert_eq!(
-        seen.headers.len(),
-        3,
-        "initial, after TLS, after SASL: {:?}",
-        seen.headers
-    );
-    assert!(seen.headers.iter().all(|h| h.contains("to='localhost'")));
-    assert!(seen.closed_cleanly);
-    drop(seen);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.headers.len(),
+            3,
+            "initial, after TLS, after SASL: {:?}",
+            seen.headers
+        );
+        assert!(seen.headers.iter().all(|h| h.contains("to='localhost'")));
+        assert!(seen.closed_cleanly);
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         gw.metric(
