@@ -1,0 +1,101 @@
+// Run the ucgate binary on a given configuration for an end-to-end test:
+// spawn `$UCGATE_BIN run --config FILE`, keep its log, wait for /ready on the
+// admin port, stop it with SIGTERM (SIGKILL after 5 s). Same behaviour as the
+// gateway start in tests/h2-websocket.test.mjs, reusable by other tests.
+
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitReady, withTimeout } from './harness.mjs';
+
+const __dirname = path.dirname(fileURLToPath(import.meta.url));
+export const UCGATE_BIN = path.resolve(process.env.UCGATE_BIN ?? path.resolve(__dirname, '../../target/debug/ucgate'));
+const LOG_LIMIT = 1 << 20;
+
+/** A TOML basic string (JSON strings are valid TOML basic strings). */
+export const toml = (s) => JSON.stringify(String(s));
+
+export function checkConfig(configPath) {
+  return new Promise((resolve) => {
+    execFile(UCGATE_BIN, ['check-config', configPath], { timeout: 10_000 }, (err, stdout, stderr) =>
+      resolve(`exit ${err ? (err.code ?? err.signal) : 0}\n${stdout}${stderr}`),
+    );
+  });
+}
+
+/**
+ * Write `config` to `dir`/ucgate.toml, start the gateway and wait until
+ * `http://127.0.0.1:adminPort/ready` answers 200. Returns
+ * { log(), alive(), abortCheck(), close() }; on a failed start the gateway is
+ * already stopped and the error carries the config, log and check-config.
+ */
+export async function startGateway({ dir, config, adminPort, readyTimeoutMs = 15_000 }) {
+  if (!fs.existsSync(UCGATE_BIN)) {
+    throw new Error(`gateway binary ${UCGATE_BIN} not found: build it (cargo build) or set UCGATE_BIN`);
+  }
+  const configPath = path.join(dir, 'ucgate.toml');
+  fs.writeFileSync(configPath, config);
+
+  let log = '';
+  const append = (chunk) => {
+    log += chunk;
+    if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT);
+  };
+  const child = spawn(UCGATE_BIN, ['run', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { RUST_LOG: 'info', ...process.env },
+  });
+  child.stdout.setEncoding('utf8').on('data', append);
+  child.stderr.setEncoding('utf8').on('data', append);
+  let spawnError = null;
+  child.on('error', (e) => {
+    spawnError = e;
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const stdioClosed = new Promise((resolve) => child.once('close', resolve));
+  // Never leave a gateway behind, even if the test process dies abruptly.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  const alive = () => !spawnError && child.exitCode === null && child.signalCode === null;
+
+  const gw = {
+    configPath,
+    pid: child.pid,
+    log: () => log,
+    alive,
+    async abortCheck() {
+      if (spawnError) throw new Error(`cannot run ${UCGATE_BIN}: ${spawnError.message}`);
+      if (!alive()) {
+        await withTimeout(stdioClosed, 2_000, 'gateway stdio').catch(() => {}); // complete the log
+        throw new Error(
+          `gateway exited (code ${child.exitCode}, signal ${child.signalCode}).\n` +
+            `--- config ${configPath}:\n${fs.readFileSync(configPath, 'utf8')}--- log:\n${log}\n` +
+            `--- ucgate check-config:\n${await checkConfig(configPath)}`,
+        );
+      }
+    },
+    async close() {
+      process.removeListener('exit', killOnExit);
+      if (!alive()) return;
+      child.kill('SIGTERM');
+      try {
+        await withTimeout(exited, 5_000, 'gateway exit after SIGTERM');
+      } catch {
+        console.error('[e2e] gateway ignored SIGTERM for 5 s, sending SIGKILL');
+        child.kill('SIGKILL');
+        await withTimeout(exited, 5_000, 'gateway exit after SIGKILL');
+      }
+    },
+  };
+
+  try {
+    await waitReady(`http://127.0.0.1:${adminPort}/ready`, { timeoutMs: readyTimeoutMs, abortCheck: gw.abortCheck });
+  } catch (e) {
+    await gw.close().catch(() => {});
+    if (!e.message.includes('--- log:')) e.message += `\n--- gateway log:\n${log}`;
+    throw e;
+  }
+  return gw;
+}

@@ -1,0 +1,311 @@
+// A private Prosody (Debian's `prosody` package) for the XMPP end-to-end tests:
+// its own config, data directory, log, pidfile and test CA in a temp dir, c2s
+// on a free 127.0.0.1 port with TLS *required* (so every login proves that
+// STARTTLS happened), no s2s, no HTTP, users registered with prosodyctl.
+// Stopped by its PID, always.
+//
+//   const p = await startProsody();           // { port, caFile, domain, users, stop() }
+//   ... p.users.alice.password ...
+//   await p.stop();
+//
+// Verified with Prosody 0.12.3 (Debian bookworm): `prosody -F --config FILE`
+// runs in the foreground; `prosodyctl --config FILE register USER HOST PASS`
+// honours the config; as root both need `run_as_root = true` (prosodyctl
+// would otherwise switch to the `prosody` user, which cannot read the temp
+// dir, and mod_posix refuses to run as root).
+
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const PROSODY_BIN = process.env.PROSODY_BIN ?? '/usr/bin/prosody';
+export const PROSODYCTL_BIN = process.env.PROSODYCTL_BIN ?? '/usr/bin/prosodyctl';
+
+const LOG_LIMIT = 1 << 20;
+
+const DEFAULT_USERS = {
+  alice: 'alice-Pa55-word',
+  bob: 'bob-Pa55-word',
+};
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${message}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Lua string literal (long brackets would do too; this escapes what matters). */
+const lua = (s) => `"${String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+
+async function run(cmd, args, { timeoutMs = 15_000, env } = {}) {
+  try {
+    return await execFileP(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env: env ?? process.env });
+  } catch (e) {
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (${e.killed ? `killed after ${timeoutMs} ms` : `exit ${e.code ?? e.signal}`}):\n` +
+        `${e.stdout ?? ''}${e.stderr ?? ''}`,
+    );
+  }
+}
+
+/**
+ * A test CA and a server certificate signed by it, for `names` (DNS SANs; the
+ * first is also the CN), with the openssl CLI. P-256 keys, valid 2 days.
+ * Returns { caFile, caKey, certFile, keyFile } (PEM paths in `dir`).
+ */
+export async function makeTestCA(dir, names = ['localhost']) {
+  fs.mkdirSync(dir, { recursive: true });
+  const caFile = path.join(dir, 'ca.crt');
+  const caKey = path.join(dir, 'ca.key');
+  const csr = path.join(dir, 'server.csr');
+  const certFile = path.join(dir, 'server.crt');
+  const keyFile = path.join(dir, 'server.key');
+  const ext = path.join(dir, 'server.ext');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  await run('openssl', [
+    'req', '-x509', '-new', '-nodes', ...ec, '-days', '2',
+    '-subj', '/O=ucgate e2e/CN=ucgate e2e test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout', caKey, '-out', caFile,
+  ]);
+  await run('openssl', ['req', '-new', '-nodes', ...ec, '-subj', `/CN=${names[0]}`, '-keyout', keyFile, '-out', csr]);
+  fs.writeFileSync(
+    ext,
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
+      'subjectKeyIdentifier=hash',
+      'authorityKeyIdentifier=keyid',
+      '',
+    ].join('\n'),
+  );
+  await run('openssl', [
+    'x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial',
+    '-days', '2', '-sha256', '-extfile', ext, '-out', certFile,
+  ]);
+  return { caFile, caKey, certFile, keyFile };
+}
+
+/** A free TCP port on 127.0.0.1 (bind :0, read, close). */
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1_000, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug' }) {
+  const ssl = `{ certificate = ${lua(certFile)}; key = ${lua(keyFile)}; }`;
+  return `-- written by e2e/lib/prosody.mjs: a throwaway Prosody for the tests
+-- Tests may run as root (CI does): without this prosodyctl would switch to the
+-- "prosody" user and mod_posix would refuse to start. Harmless otherwise.
+run_as_root = true
+-- (no "daemonize": 0.12 deprecates it; the test runs prosody -F, in the foreground)
+pidfile = ${lua(path.join(dir, 'prosody.pid'))}
+data_path = ${lua(path.join(dir, 'data'))}
+certificates = ${lua(path.join(dir, 'certs'))}
+plugin_paths = {}
+
+log = {
+  { levels = { min = ${lua(logLevel)} }, to = "file", filename = ${lua(path.join(dir, 'prosody.log'))} };
+}
+
+-- Only loopback, only c2s on the test's port.
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_interfaces = { "127.0.0.1" }
+c2s_ports = { ${Number(port)} }
+c2s_direct_tls_ports = {}
+s2s_ports = {}
+s2s_direct_tls_ports = {}
+http_ports = {}
+https_ports = {}
+component_ports = {}
+
+modules_enabled = {
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";
+}
+modules_disabled = { "s2s"; "offline"; }
+
+-- Every client login must go through TLS (for the gateway: its STARTTLS).
+c2s_require_encryption = true
+s2s_require_encryption = true
+allow_registration = false
+authentication = "internal_hashed"
+storage = "internal"
+
+ssl = ${ssl}
+
+${domains.map((d) => `VirtualHost ${lua(d)}\n  ssl = ${ssl}\n`).join('\n')}`;
+}
+
+/**
+ * Start a private Prosody. Options:
+ *   domains   VirtualHosts (default ['localhost', 'example.test']); the first is `domain`
+ *   users     { name: password } registered on every domain (default alice, bob)
+ *   port      c2s port (default: a free one)
+ *   dir       working dir (default: a fresh temp dir, removed by stop())
+ *   startTimeoutMs  (default 15 s)
+ * Returns { port, caFile, certFile, keyFile, domain, domains, users, dir,
+ *   configFile, logFile, pid, log(), stop() }. `users` maps each name to
+ *   { username, password, jid }. stop() is idempotent and never throws.
+ */
+export async function startProsody({
+  domains = ['localhost', 'example.test'],
+  users = DEFAULT_USERS,
+  port,
+  dir,
+  startTimeoutMs = 15_000,
+  keepDir = !!process.env.E2E_KEEP_TMP,
+} = {}) {
+  for (const bin of [PROSODY_BIN, PROSODYCTL_BIN]) {
+    if (!fs.existsSync(bin)) {
+      throw new Error(`${bin} not found: run scripts/install-deps (Debian package prosody)`);
+    }
+  }
+  const ownDir = !dir;
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'ucgate-prosody-'));
+  let child = null;
+  let exited = Promise.resolve();
+  let killOnExit = null;
+  let stopped = false;
+  let output = '';
+
+  const logFile = path.join(dir, 'prosody.log');
+  const readLog = () => {
+    let text = '';
+    try {
+      text = fs.readFileSync(logFile, 'utf8');
+    } catch {
+      /* not yet written */
+    }
+    if (output) text += `\n--- prosody stdout/stderr:\n${output}`;
+    return text.length > LOG_LIMIT ? text.slice(-LOG_LIMIT) : text;
+  };
+
+  async function stop() {
+    if (stopped) return;
+    stopped = true;
+    if (killOnExit) process.removeListener('exit', killOnExit);
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      try {
+        await withTimeout(exited, 5_000, 'prosody exit after SIGTERM');
+      } catch {
+        console.error(`[e2e] prosody (pid ${child.pid}) ignored SIGTERM for 5 s, sending SIGKILL`);
+        child.kill('SIGKILL');
+        await withTimeout(exited, 5_000, 'prosody exit after SIGKILL').catch(() => {});
+      }
+    }
+    if (ownDir) {
+      if (keepDir) console.error(`[e2e] keeping the Prosody dir ${dir}`);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  try {
+    fs.mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o750 });
+    const certs = await makeTestCA(path.join(dir, 'certs'), domains);
+    port ??= await freePort();
+    const configFile = path.join(dir, 'prosody.cfg.lua');
+    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, ...certs }));
+
+    // Fail early and clearly on a config Prosody does not accept.
+    await run(PROSODYCTL_BIN, ['--config', configFile, 'check', 'config']).catch((e) => {
+      throw new Error(`prosodyctl check config rejected ${configFile}:\n${e.message}`);
+    });
+
+    const registered = {};
+    for (const domain of domains) {
+      for (const [name, password] of Object.entries(users)) {
+        await run(PROSODYCTL_BIN, ['--config', configFile, 'register', name, domain, password]);
+      }
+    }
+    for (const [name, password] of Object.entries(users)) {
+      registered[name] = { username: name, password, jid: `${name}@${domains[0]}` };
+    }
+
+    child = spawn(PROSODY_BIN, ['-F', '--config', configFile], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: process.env,
+    });
+    const append = (chunk) => {
+      output += chunk;
+      if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
+    };
+    child.stdout.setEncoding('utf8').on('data', append);
+    child.stderr.setEncoding('utf8').on('data', append);
+    let spawnError = null;
+    child.on('error', (e) => {
+      spawnError = e;
+    });
+    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // Never leave a Prosody behind, even if the test process dies abruptly.
+    killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (spawnError) throw new Error(`cannot run ${PROSODY_BIN}: ${spawnError.message}`);
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(
+          `prosody exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n${readLog()}`,
+        );
+      }
+      if (await portAccepts(port)) break;
+      if (Date.now() > deadline) {
+        throw new Error(`prosody did not listen on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${readLog()}`);
+      }
+      await sleep(100);
+    }
+
+    return {
+      port,
+      domain: domains[0],
+      domains,
+      users: registered,
+      caFile: certs.caFile,
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      dir,
+      configFile,
+      logFile,
+      pid: child.pid,
+      log: readLog,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
