@@ -23,7 +23,7 @@ use crate::{RouteRuntime, Shared};
 /// The response body type.
 pub type Body = Full<Bytes>;
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     let mut msg = msg.into();
     msg.push('\n');
     let mut r = Response::new(Full::new(Bytes::from(msg)));
@@ -67,6 +67,7 @@ pub(crate) async fn handle(
         RouteKind::Tcp | RouteKind::XmppWebSocket => {
             websocket_route(&shared, &conn, route, peer, &mut req).await
         }
+        RouteKind::Bosh => crate::bosh::handle(&shared, route, peer, req).await,
     }
 }
 

@@ -27,6 +27,7 @@ pub mod tls;
 pub mod xmpp;
 
 mod admin;
+mod bosh;
 mod http;
 mod server;
 mod tunnel;

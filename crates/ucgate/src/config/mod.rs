@@ -6,6 +6,7 @@
 //! and unit is documented in `docs/config.md`; `tests/docs_and_metrics.rs`
 //! checks that the two agree.
 
+mod bosh;
 pub mod reader;
 mod xmpp;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use ucgate_proto::origin::OriginPolicy;
 use ucgate_proto::route::RouteTable;
 
+pub use bosh::BoshConfig;
 pub use reader::{ConfigError, ConfigErrors};
 use reader::{Ctx, Table};
 pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
@@ -38,6 +40,8 @@ pub struct Config {
     pub route_table: RouteTable,
     /// `[xmpp]`: XMPP domains and limits (defaults when absent).
     pub xmpp: XmppConfig,
+    /// `[bosh]`: BOSH limits (defaults when absent).
+    pub bosh: BoshConfig,
 }
 
 /// `[server]`: the one public listener.
@@ -122,14 +126,28 @@ pub enum RouteKind {
     /// XMPP over WebSocket (RFC 7395) to XMPP servers over TCP, chosen by
     /// the `to` domain of the client's `<open/>` from `[xmpp.domains]`.
     XmppWebSocket,
+    /// BOSH (XEP-0124/0206) to XMPP servers over TCP, chosen by the `to`
+    /// of the session creation request from `[xmpp.domains]`.
+    Bosh,
 }
 
 impl RouteKind {
+    /// True for the kinds that reach XMPP servers through `[xmpp.domains]`.
+    pub fn is_xmpp(self) -> bool {
+        matches!(self, RouteKind::XmppWebSocket | RouteKind::Bosh)
+    }
+
+    /// True for the kinds served over WebSocket.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, RouteKind::Tcp | RouteKind::XmppWebSocket)
+    }
+
     /// The name used in config and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Tcp => "tcp",
             RouteKind::XmppWebSocket => "xmpp-websocket",
+            RouteKind::Bosh => "bosh",
         }
     }
 }
@@ -190,7 +208,7 @@ pub struct RouteConfig {
     pub close_timeout: Duration,
 }
 
-const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp"];
+const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
@@ -246,6 +264,7 @@ pub fn all_keys() -> Vec<String> {
     add("route.", ROUTE_KEYS);
     add("xmpp.", xmpp::XMPP_KEYS);
     add("xmpp.domains.", xmpp::DOMAIN_KEYS);
+    add("bosh.", bosh::BOSH_KEYS);
     v
 }
 
@@ -363,6 +382,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         LogConfig { format, level }
     };
     let xmpp = xmpp::read_xmpp(ctx, top, base);
+    let bosh = bosh::read_bosh(ctx, top);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
@@ -374,11 +394,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             paths.push(p);
         }
         if let Some(k) = kind {
-            if k.value == RouteKind::XmppWebSocket && xmpp.domains.is_empty() {
+            if k.value.is_xmpp() && xmpp.domains.is_empty() {
                 ctx.error(
                     k.span,
                     &k.key,
-                    "an `xmpp-websocket` route needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)",
+                    "an XMPP route (`xmpp-websocket`, `bosh`) needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)",
                 );
             }
         }
@@ -411,6 +431,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         routes,
         route_table,
         xmpp,
+        bosh,
     })
 }
 
@@ -589,11 +610,12 @@ fn read_route(
             ctx.error(p.span.clone(), &p.key, e.to_string());
         }
     }
-    let kinds = "\"tcp\", \"xmpp-websocket\"";
+    let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\"";
     let kind = match t.string(ctx, "kind", kinds) {
         Some(k) => match k.value.as_str() {
             "tcp" => Some(RouteKind::Tcp),
             "xmpp-websocket" => Some(RouteKind::XmppWebSocket),
+            "bosh" => Some(RouteKind::Bosh),
             other => {
                 ctx.error(
                     k.span.clone(),
@@ -618,7 +640,22 @@ fn read_route(
         }
     };
     let xmpp_route = matches!(&kind, Some(k) if k.value == RouteKind::XmppWebSocket);
-    let backend = if xmpp_route {
+    let bosh_route = matches!(&kind, Some(k) if k.value == RouteKind::Bosh);
+    if bosh_route {
+        for key in [
+            "subprotocols",
+            "require_subprotocol",
+            "max_message_size",
+            "max_frame_size",
+            "ping_interval",
+            "ping_timeout",
+        ] {
+            if let Some(span) = t.value_span(key) {
+                ctx.error(span, &t.key(key), "not used by a `bosh` route (it serves HTTP requests, not WebSockets); see `[bosh]` for its limits");
+            }
+        }
+    }
+    let backend = if xmpp_route || bosh_route {
         read_no_backend(ctx, t)
     } else {
         read_backend(ctx, t, base)
