@@ -949,7 +949,7 @@ mod tests {
         for r in &c.routes {
             match r.kind {
                 RouteKind::Tcp => assert!(loopback(&r.backend.as_ref().unwrap().host)),
-                RouteKind::XmppWebSocket => assert!(r.backend.is_none()),
+                RouteKind::XmppWebSocket | RouteKind::Bosh => assert!(r.backend.is_none()),
             }
             assert_eq!(r.origins, OriginPolicy::SameOrigin);
         }
