@@ -1068,7 +1068,7 @@ mod tests {
     fn xmpp_route_errors() {
         assert_eq!(
             errors(XMPP_ROUTE),
-            ["3:8: route[0].kind: an `xmpp-websocket` route needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)"]
+            ["3:8: route[0].kind: an XMPP route (`xmpp-websocket`, `bosh`) needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)"]
         );
         let e = errors(&format!(
             "{XMPP_ROUTE}backend = \"127.0.0.1:5222\"\nbackend_server_name = \"x\"\n\
