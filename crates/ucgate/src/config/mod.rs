@@ -1107,7 +1107,7 @@ mod tests {
             e,
             [
                 "1:1: route[0].backend: missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
-                "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\"",
+                "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\"",
             ]
         );
     }
