@@ -175,8 +175,7 @@ pub(crate) async fn run<S>(
         max_attributes: xc.max_attributes,
     };
     let mut t = Translator::new(limits, ServerTls::StartTls);
-    let mut server: Option<ServerIo> = None;
-    let mut domain: Option<XmppDomain> = None;
+    let mut server = ServerSide::default();
     let started = Instant::now();
     let now = || started.elapsed();
     let mut ka = Keepalive::new(
@@ -225,81 +224,19 @@ pub(crate) async fn run<S>(
                         close_deadline = Some(tokio::time::Instant::now() + cfg.close_timeout);
                     }
                 }
-                Output::Connect { domain: d } => {
-                    let found = xc.domains.get(&d).cloned();
-                    let Some(dom) = found else {
-                        end_label = "host_unknown";
-                        shared.metrics.error(rpath, "client", "host-unknown");
-                        pending.extend(t.on_server_unavailable(
-                            Unavailable::HostUnknown,
-                            &format!("`{d}` is not a configured XMPP domain"),
-                        ));
-                        continue;
-                    };
-                    negotiation_deadline =
-                        Some(tokio::time::Instant::now() + xc.negotiation_timeout);
-                    let t0 = Instant::now();
-                    match connect(&shared, x, &dom).await {
-                        Ok(io) => {
-                            route.connect_seconds.observe(t0.elapsed().as_secs_f64());
-                            server = Some(io);
-                            t.set_server_tls(if dom.tls == XmppTls::StartTls {
-                                ServerTls::StartTls
-                            } else {
-                                ServerTls::AlreadySecureOrNone
-                            });
-                            domain = Some(dom);
-                            pending.extend(t.on_server_connected());
-                        }
-                        Err(e) => {
-                            end_label = "remote_connection_failed";
-                            tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "cannot reach the XMPP server");
-                            pending.extend(
-                                t.on_server_unavailable(Unavailable::RemoteConnectionFailed, &e),
-                            );
-                        }
+                o @ (Output::Connect { .. }
+                | Output::ToServer(_)
+                | Output::StartTls
+                | Output::CloseServer) => {
+                    if matches!(o, Output::Connect { .. }) {
+                        negotiation_deadline =
+                            Some(tokio::time::Instant::now() + xc.negotiation_timeout);
                     }
-                }
-                Output::ToServer(bytes) => {
-                    if let Some(s) = server.as_mut() {
-                        if let Err(e) = s.write_all(&bytes).await {
-                            tracing::debug!(route = rpath, %peer, error = %e, "writing to the XMPP server failed");
-                            server = None;
-                            pending.extend(t.on_server_eof());
-                        }
+                    let (more, failure) = server.execute(&shared, x, &route, &mut t, o, peer).await;
+                    if let Some(label) = failure {
+                        end_label = label;
                     }
-                }
-                Output::StartTls => {
-                    let dom = domain.clone().expect("domain chosen before STARTTLS");
-                    match server.take() {
-                        Some(ServerIo::Plain(tcp)) => match x.tls_connect(&dom, tcp).await {
-                            Ok(io) => {
-                                server = Some(io);
-                                pending.extend(t.on_tls_ready());
-                            }
-                            Err(e) => {
-                                end_label = "remote_connection_failed";
-                                shared.metrics.error(rpath, "backend", "tls");
-                                tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "STARTTLS with the XMPP server failed");
-                                pending.extend(t.on_server_unavailable(
-                                    Unavailable::RemoteConnectionFailed,
-                                    &e,
-                                ));
-                            }
-                        },
-                        other => {
-                            server = other;
-                            pending.extend(t.on_server_unavailable(
-                                Unavailable::RemoteConnectionFailed,
-                                "STARTTLS on a TLS connection",
-                            ));
-                        }
-                    }
-                }
-                Output::CloseServer => {
-                    if let Some(mut s) = server.take() {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
-                    }
+                    pending.extend(more);
                 }
                 Output::Log(side, condition, detail) => {
                     shared.metrics.error(rpath, side, condition);
@@ -389,10 +326,10 @@ pub(crate) async fn run<S>(
                     }
                 }
             }
-            r = read_server(&mut server, &mut buf), if server.is_some() => {
+            r = server.read(&mut buf), if server.is_connected() => {
                 match r {
                     Ok(0) | Err(_) => {
-                        server = None;
+                        server.drop_connection();
                         if end_label == "client_gone" && !t.is_closed() {
                             end_label = "server_closed";
                         }
@@ -458,9 +395,129 @@ pub(crate) async fn run<S>(
     tracing::info!(route = rpath, %peer, end = end_label, domain = %t.domain(), secs = started.elapsed().as_secs_f64(), "XMPP WebSocket closed");
 }
 
-async fn read_server(server: &mut Option<ServerIo>, buf: &mut BytesMut) -> std::io::Result<usize> {
-    match server.as_mut() {
-        Some(s) => s.read_buf(buf).await,
-        None => std::future::pending().await,
+/// The connection to the XMPP server and the domain it serves, driven by
+/// the translator's server-side outputs. Shared by the WebSocket adapter
+/// and the BOSH session actor.
+#[derive(Default)]
+pub(crate) struct ServerSide {
+    io: Option<ServerIo>,
+    domain: Option<XmppDomain>,
+}
+
+impl ServerSide {
+    /// True while a connection is open.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.io.is_some()
+    }
+
+    /// Forgets the connection (after EOF or an error).
+    pub(crate) fn drop_connection(&mut self) {
+        self.io = None;
+    }
+
+    /// Reads from the server; pending forever when not connected.
+    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self.io.as_mut() {
+            Some(s) => s.read_buf(buf).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Carries out one of `Connect`, `ToServer`, `StartTls`, `CloseServer`.
+    /// Returns the translator's outputs that follow from it and, when the
+    /// server could not be used, a label for the connection's end.
+    pub(crate) async fn execute(
+        &mut self,
+        shared: &Shared,
+        x: &XmppRuntime,
+        route: &RouteRuntime,
+        t: &mut Translator,
+        o: Output,
+        peer: SocketAddr,
+    ) -> (Vec<Output>, Option<&'static str>) {
+        let rpath = route.config.path.as_str();
+        let xc = &shared.config.xmpp;
+        match o {
+            Output::Connect { domain: d } => {
+                let Some(dom) = xc.domains.get(&d).cloned() else {
+                    return (
+                        t.on_server_unavailable(
+                            Unavailable::HostUnknown,
+                            &format!("`{d}` is not a configured XMPP domain"),
+                        ),
+                        Some("host_unknown"),
+                    );
+                };
+                let t0 = Instant::now();
+                match connect(shared, x, &dom).await {
+                    Ok(io) => {
+                        route.connect_seconds.observe(t0.elapsed().as_secs_f64());
+                        self.io = Some(io);
+                        t.set_server_tls(if dom.tls == XmppTls::StartTls {
+                            ServerTls::StartTls
+                        } else {
+                            ServerTls::AlreadySecureOrNone
+                        });
+                        self.domain = Some(dom);
+                        (t.on_server_connected(), None)
+                    }
+                    Err(e) => {
+                        tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "cannot reach the XMPP server");
+                        (
+                            t.on_server_unavailable(Unavailable::RemoteConnectionFailed, &e),
+                            Some("remote_connection_failed"),
+                        )
+                    }
+                }
+            }
+            Output::ToServer(bytes) => {
+                if let Some(s) = self.io.as_mut() {
+                    if let Err(e) = s.write_all(&bytes).await {
+                        tracing::debug!(route = rpath, %peer, error = %e, "writing to the XMPP server failed");
+                        self.io = None;
+                        return (t.on_server_eof(), Some("server_closed"));
+                    }
+                }
+                (Vec::new(), None)
+            }
+            Output::StartTls => {
+                let Some(dom) = self.domain.clone() else {
+                    return (Vec::new(), None);
+                };
+                match self.io.take() {
+                    Some(ServerIo::Plain(tcp)) => match x.tls_connect(&dom, tcp).await {
+                        Ok(io) => {
+                            self.io = Some(io);
+                            (t.on_tls_ready(), None)
+                        }
+                        Err(e) => {
+                            shared.metrics.error(rpath, "backend", "tls");
+                            tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "STARTTLS with the XMPP server failed");
+                            (
+                                t.on_server_unavailable(Unavailable::RemoteConnectionFailed, &e),
+                                Some("remote_connection_failed"),
+                            )
+                        }
+                    },
+                    other => {
+                        self.io = other;
+                        (
+                            t.on_server_unavailable(
+                                Unavailable::RemoteConnectionFailed,
+                                "STARTTLS on a TLS connection",
+                            ),
+                            Some("remote_connection_failed"),
+                        )
+                    }
+                }
+            }
+            Output::CloseServer => {
+                if let Some(mut s) = self.io.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+                }
+                (Vec::new(), None)
+            }
+            other => (vec![other], None),
+        }
     }
 }
