@@ -20,9 +20,11 @@
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
 //! | [`srv`] | DNS SRV answers: "no service", fallback, RFC 2782 priority and weighted ordering (randomness as input) |
 //! | [`hostmeta`] | XEP-0156 host-meta documents (XRD and JRD) advertising the XMPP WebSocket and BOSH URLs |
+//! | [`bosh`] | BOSH (XEP-0124 / XEP-0206): request `<body/>` parsing, terminal conditions, and the session state machine (rid window, hold, acks, cache, pause, keys) with explicit time |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bosh;
 pub mod hostmeta;
 pub mod keepalive;
 pub mod origin;

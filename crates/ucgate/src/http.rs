@@ -67,7 +67,7 @@ pub(crate) async fn handle(
         RouteKind::Tcp | RouteKind::XmppWebSocket => {
             websocket_route(&shared, &conn, route, peer, &mut req).await
         }
-        RouteKind::Bosh => crate::bosh::handle(&shared, route, peer, req).await,
+        RouteKind::Bosh => crate::bosh::handle(&shared, route, peer, conn.secure, req).await,
     }
 }
 

@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) control: Control,
     /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
     pub(crate) xmpp: Option<xmpp::adapter::XmppRuntime>,
+    /// BOSH sessions.
+    pub(crate) bosh: bosh::BoshRuntime,
 }
 
 /// Runs the gateway until `control.shutdown` is cancelled and the drain has
@@ -160,11 +162,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
             connect_seconds,
         }));
     }
-    let xmpp = if config
-        .routes
-        .iter()
-        .any(|r| r.kind == config::RouteKind::XmppWebSocket)
-    {
+    let xmpp = if config.routes.iter().any(|r| r.kind.is_xmpp()) {
         Some(
             xmpp::adapter::XmppRuntime::new(&config.xmpp)
                 .map_err(|e| anyhow::anyhow!("XMPP: {e}"))?,
@@ -173,6 +171,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         None
     };
     let shared = Arc::new(Shared {
+        bosh: bosh::BoshRuntime::default(),
         xmpp,
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),

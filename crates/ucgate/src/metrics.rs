@@ -105,7 +105,18 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_errors_total", "counter"),
     ("ucgate_tls_reloads_total", "counter"),
     ("ucgate_ready", "gauge"),
+    ("ucgate_bosh_sessions_active", "gauge"),
+    ("ucgate_bosh_sessions_created_total", "counter"),
+    ("ucgate_bosh_bad_sid_total", "counter"),
+    ("ucgate_bosh_terminations_total", "counter"),
 ];
+
+/// `{condition}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// A BOSH terminal condition name (fixed set).
+    pub condition: String,
+}
 
 fn latency() -> Histogram {
     // 100 µs … ~26 s
@@ -149,6 +160,14 @@ pub struct Metrics {
     pub tls_reloads: Family<ResultLabels, Counter>,
     /// 1 while the gateway accepts traffic, 0 once draining.
     pub ready: Gauge,
+    /// BOSH sessions open.
+    pub bosh_sessions_active: Gauge,
+    /// BOSH sessions created.
+    pub bosh_sessions_created: Counter,
+    /// BOSH requests naming an unknown sid.
+    pub bosh_bad_sid: Counter,
+    /// BOSH sessions ended, by terminal condition.
+    pub bosh_terminations: Family<ConditionLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -178,6 +197,10 @@ impl Metrics {
             errors: Family::default(),
             tls_reloads: Family::default(),
             ready: Gauge::default(),
+            bosh_sessions_active: Gauge::default(),
+            bosh_sessions_created: Counter::default(),
+            bosh_bad_sid: Counter::default(),
+            bosh_terminations: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -250,6 +273,26 @@ impl Metrics {
             "tls_reloads",
             "Certificate reloads by result",
             m.tls_reloads.clone(),
+        );
+        registry.register(
+            "bosh_sessions_active",
+            "BOSH sessions open",
+            m.bosh_sessions_active.clone(),
+        );
+        registry.register(
+            "bosh_sessions_created",
+            "BOSH sessions created",
+            m.bosh_sessions_created.clone(),
+        );
+        registry.register(
+            "bosh_bad_sid",
+            "BOSH requests naming an unknown session id",
+            m.bosh_bad_sid.clone(),
+        );
+        registry.register(
+            "bosh_terminations",
+            "BOSH sessions ended, by terminal condition",
+            m.bosh_terminations.clone(),
         );
         registry.register(
             "ready",

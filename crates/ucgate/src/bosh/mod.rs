@@ -1,23 +1,276 @@
 //! The BOSH connection manager (route kind `bosh`, XEP-0124/0206): HTTP
-//! handling, the session registry and one actor task per session. The
-//! session rules are in `ucgate_proto::bosh`.
+//! handling (POST bodies, CORS preflight, an info page on GET), the session
+//! registry and one actor task per session. The session rules are in
+//! `ucgate_proto::bosh`; the server side (domain choice, SRV, STARTTLS) is
+//! the same code as the XMPP WebSocket route (`crate::xmpp`).
+
+mod actor;
+pub(crate) mod registry;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::http::Body;
 use crate::{RouteRuntime, Shared};
+use registry::{Command, Full as RegistryFull, Handle, Registry};
+
+/// Process-wide BOSH state.
+#[derive(Default)]
+pub(crate) struct BoshRuntime {
+    pub(crate) registry: Registry,
+    next_request: AtomicU64,
+}
+
+const INFO_PAGE: &str = "<!doctype html><meta charset=utf-8><title>ucgate BOSH</title><p>This is a BOSH connection manager (XEP-0124, XEP-0206). XMPP clients POST <code>&lt;body/&gt;</code> requests here with <code>Content-Type: text/xml; charset=utf-8</code>.\n";
+
+fn cors(
+    shared: &Shared,
+    route: &RouteRuntime,
+    headers: &HeaderMap,
+    secure: bool,
+    out: &mut HeaderMap,
+) -> Result<(), ()> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(()); // not a cross-origin browser request
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !route.config.origins.allows(Some(origin), host, secure) {
+        return Err(());
+    }
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if shared.config.bosh.cors_credentials {
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(())
+}
+
+fn xml_response(status: u16, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Tells the session actor when the HTTP client of a held request goes
+/// away (hyper drops the request future).
+struct GoneGuard {
+    tx: mpsc::Sender<Command>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for GoneGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.tx.try_send(Command::Gone(self.id));
+        }
+    }
+}
 
 /// Handles a request on a `bosh` route.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
-    _peer: SocketAddr,
-    _req: Request<Incoming>,
+    peer: SocketAddr,
+    secure: bool,
+    req: Request<Incoming>,
 ) -> Response<Body> {
-    shared.metrics.response(&route.config.path, 501);
-    crate::http::text(StatusCode::NOT_IMPLEMENTED, "BOSH is being built")
+    let rpath = route.config.path.as_str();
+    let mut cors_headers = HeaderMap::new();
+    let allowed = cors(shared, route, req.headers(), secure, &mut cors_headers).is_ok();
+    let mut resp = match *req.method() {
+        Method::OPTIONS => {
+            if !allowed {
+                crate::http::text(
+                    StatusCode::FORBIDDEN,
+                    "this Origin is not allowed on this route",
+                )
+            } else {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                let h = r.headers_mut();
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("POST, GET, OPTIONS"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("Content-Type"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("86400"),
+                );
+                r
+            }
+        }
+        Method::GET | Method::HEAD => {
+            let mut r = Response::new(Full::new(Bytes::from_static(INFO_PAGE.as_bytes())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Method::POST if !allowed => {
+            shared.metrics.error(rpath, "client", "origin_forbidden");
+            crate::http::text(
+                StatusCode::FORBIDDEN,
+                "this Origin is not allowed on this route",
+            )
+        }
+        Method::POST => post(shared, route, peer, req).await,
+        _ => {
+            let mut r = crate::http::text(StatusCode::METHOD_NOT_ALLOWED, "BOSH uses POST");
+            r.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("POST, GET, OPTIONS"),
+            );
+            r
+        }
+    };
+    resp.headers_mut().extend(cors_headers);
+    shared.metrics.response(rpath, resp.status().as_u16());
+    resp
+}
+
+async fn post(
+    shared: &Arc<Shared>,
+    route: &Arc<RouteRuntime>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let rpath = route.config.path.as_str();
+    let b = &shared.config.bosh;
+    let body = match Limited::new(req.into_body(), b.max_body_size)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                shared.metrics.error(rpath, "client", "body_too_large");
+                return crate::http::text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "a BOSH request body may be at most {} bytes (bosh.max_body_size)",
+                        b.max_body_size
+                    ),
+                );
+            }
+            return crate::http::text(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            );
+        }
+    };
+    let xc = &shared.config.xmpp;
+    let limits = ucgate_proto::xml::Limits {
+        max_bytes: b.max_body_size,
+        max_depth: xc.max_depth + 1,
+        max_attributes: xc.max_attributes,
+    };
+    let parsed = match ucgate_proto::bosh::parse_request(&body, &limits) {
+        Ok(p) => p,
+        Err(e) => {
+            shared.metrics.error(rpath, "client", "bad_request");
+            tracing::info!(route = rpath, %peer, error = %e, "bad BOSH request");
+            let (status, body) =
+                ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::BadRequest);
+            return xml_response(status, body);
+        }
+    };
+    let id = shared.bosh.next_request.fetch_add(1, Ordering::Relaxed);
+    let handle = match parsed.sid.as_deref() {
+        Some(sid) => match shared.bosh.registry.get(sid) {
+            Some(h) => h,
+            None => {
+                shared.metrics.bosh_bad_sid.inc();
+                let (status, body) = ucgate_proto::bosh::terminate_body(
+                    &ucgate_proto::bosh::Condition::ItemNotFound,
+                );
+                return xml_response(status, body);
+            }
+        },
+        None => {
+            let sid = registry::new_sid();
+            let (tx, rx) = mpsc::channel(16);
+            let h = Handle { tx };
+            match shared.bosh.registry.insert(
+                &sid,
+                h.clone(),
+                peer.ip(),
+                b.max_sessions,
+                b.max_sessions_per_ip,
+            ) {
+                Ok(()) => {}
+                Err(full) => {
+                    let kind = match full {
+                        RegistryFull::Total => "max_sessions",
+                        RegistryFull::PerIp => "max_sessions_per_ip",
+                    };
+                    shared.metrics.error(rpath, "client", kind);
+                    tracing::warn!(route = rpath, %peer, limit = kind, "BOSH session limit reached");
+                    let (status, body) = ucgate_proto::bosh::terminate_body(
+                        &ucgate_proto::bosh::Condition::PolicyViolation,
+                    );
+                    return xml_response(status, body);
+                }
+            }
+            shared.metrics.bosh_sessions_created.inc();
+            let s2 = Arc::clone(shared);
+            let r2 = Arc::clone(route);
+            shared.tracker.spawn(actor::run(s2, r2, sid, rx, peer));
+            h
+        }
+    };
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let cmd = Command::Request {
+        req: Box::new(parsed),
+        id,
+        reply: reply_tx,
+    };
+    if handle.tx.send(cmd).await.is_err() {
+        let (status, body) =
+            ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::ItemNotFound);
+        return xml_response(status, body);
+    }
+    let mut guard = GoneGuard {
+        tx: handle.tx.clone(),
+        id,
+        armed: true,
+    };
+    match reply_rx.await {
+        Ok((status, body)) => {
+            guard.armed = false;
+            xml_response(status, body)
+        }
+        Err(_) => {
+            guard.armed = false;
+            let (status, body) = ucgate_proto::bosh::terminate_body(
+                &ucgate_proto::bosh::Condition::InternalServerError,
+            );
+            xml_response(status, body)
+        }
+    }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod tls;
+pub mod xmpp_server;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,37 @@
+//! BOSH connection manager core (XEP-0124 1.11 + XEP-0206 1.4), pure.
+//!
+//! * [`body`]: strict parsing of request `<body/>` wrappers (payloads made
+//!   standalone and namespace-complete) and rendering of responses.
+//! * [`condition`]: the terminal binding conditions with their HTTP
+//!   status, and [`terminate_body`] for requests with no session.
+//! * [`session`]: one session as a state machine with explicit time:
+//!   creation and clamping, the `rid` window and in-order processing,
+//!   `hold`/`requests`/`wait`, acknowledgements and reports, the response
+//!   cache for re-sent requests, overactivity and polling, inactivity and
+//!   pause, termination, stream restarts, keys.
+//! * [`sha1`]: SHA-1 for the §15 key sequence.
+//!
+//! What the glue does around it: HTTP (POST only, CORS, Content-Type from
+//! [`Session::content_type`]), choosing unpredictable `sid`s, mapping
+//! `sid` → session (unknown `sid`: [`terminate_body`] with
+//! `item-not-found`), the XMPP client connection (the RFC 7395 translator
+//! in `crate::xmpp_ws` is fed `<open to=… version='1.0'/>` on
+//! `OpenStream` / `RestartStream`, each `ToServer` element, and `<close/>`
+//! on `CloseStream`; its `<open/>` becomes [`Session::on_stream_open`], its
+//! elements [`Session::on_server_elements`], its `<close/>`
+//! [`Session::on_server_close`]), timers ([`Session::next_deadline`]) and
+//! backpressure ([`Session::accepts_server_data`]). See `docs/bosh.md`.
+
+pub mod body;
+pub mod condition;
+pub mod session;
+pub mod sha1;
+
+#[cfg(test)]
+mod tests;
+
+pub use body::{
+    parse_request, parse_response, peek_sid, BodyError, BodyType, Request, Response, Route,
+};
+pub use condition::{terminate_body, terminate_body_legacy, Condition};
+pub use session::{Action, EndReason, RequestId, Session, SessionLimits};

@@ -1,0 +1,394 @@
+//! BOSH over real HTTP (HTTP/1.1 and HTTP/2) against a scripted in-process
+//! XMPP server that requires STARTTLS: login, restart, chat, dropped
+//! responses re-sent with the same rid (every stanza exactly once, in
+//! order), unknown sid, CORS, limits, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::tls::*;
+use common::xmpp_server::*;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+const NS: &str = "http://jabber.org/protocol/httpbind";
+
+fn config(server: std::net::SocketAddr, ca: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nh2c = true\n{extra}\n[[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n[xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n",
+        ca.display()
+    )
+}
+
+/// A BOSH client over HTTP/1.1 (one connection per request) or HTTP/2 (one
+/// connection for everything).
+struct Client {
+    addr: std::net::SocketAddr,
+    h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
+    sid: String,
+    rid: u64,
+}
+
+impl Client {
+    async fn new(addr: std::net::SocketAddr, h2: bool) -> Client {
+        let h2 = if h2 {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            Some(sender)
+        } else {
+            None
+        };
+        Client {
+            addr,
+            h2,
+            sid: String::new(),
+            rid: 4000,
+        }
+    }
+
+    async fn post_raw(&self, body: String) -> (u16, String) {
+        let req = http::Request::post(format!("http://{}/http-bind", self.addr))
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let resp = match &self.h2 {
+            Some(s) => {
+                let mut s = s.clone();
+                s.send_request(req).await.unwrap()
+            }
+            None => {
+                let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+                let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                s.send_request(req).await.unwrap()
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Sends `<body rid=… sid=… attrs>payload</body>` with the next rid.
+    async fn send(&mut self, attrs: &str, payload: &str) -> String {
+        self.rid += 1;
+        self.send_rid(self.rid, attrs, payload).await
+    }
+
+    async fn send_rid(&self, rid: u64, attrs: &str, payload: &str) -> String {
+        let sid = if self.sid.is_empty() {
+            String::new()
+        } else {
+            format!(" sid='{}'", self.sid)
+        };
+        let body = format!("<body xmlns='{NS}' xmlns:xmpp='urn:xmpp:xbosh' rid='{rid}'{sid} {attrs}>{payload}</body>");
+        let (status, text) = tokio::time::timeout(Duration::from_secs(20), self.post_raw(body))
+            .await
+            .expect("BOSH answer in time");
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+}
+
+fn attr(body: &str, name: &str) -> Option<String> {
+    let pat = format!(" {name}='");
+    let pat2 = format!(" {name}=\"");
+    for p in [pat, pat2] {
+        if let Some(i) = body.find(&p) {
+            let rest = &body[i + p.len()..];
+            let q = p.chars().last().unwrap();
+            return rest.split(q).next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// Creates a session and logs in as alice; returns the client after bind.
+async fn login(gw: &TestGateway, h2: bool) -> Client {
+    let mut c = Client::new(gw.addr, h2).await;
+    let created = c
+        .send(
+            "to='localhost' xml:lang='en' wait='10' hold='1' ver='1.11' xmpp:version='1.0'",
+            "",
+        )
+        .await;
+    c.sid = attr(&created, "sid").unwrap_or_else(|| panic!("no sid in {created}"));
+    assert_eq!(
+        attr(&created, "xmpp:restartlogic").as_deref(),
+        Some("true"),
+        "{created}"
+    );
+    assert_eq!(
+        attr(&created, "requests").as_deref(),
+        Some("2"),
+        "{created}"
+    );
+    // features may be in the creation response or the next one
+    let mut seen = created.clone();
+    while !seen.contains("<mechanisms") {
+        seen = c.send("", "").await;
+    }
+    assert!(!seen.contains("starttls"), "{seen}");
+    let r = c.send("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>").await;
+    let mut r = r;
+    while !r.contains("<success") {
+        r = c.send("", "").await;
+    }
+    let mut r = c
+        .send("xml:lang='en' to='localhost' xmpp:restart='true'", "")
+        .await;
+    while !r.contains("urn:ietf:params:xml:ns:xmpp-bind") {
+        r = c.send("", "").await;
+    }
+    let mut r = c.send("", "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>").await;
+    while !r.contains("alice@localhost/web") {
+        r = c.send("", "").await;
+    }
+    c
+}
+
+fn bodies(text: &str) -> Vec<String> {
+    text.split("<body>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect()
+}
+
+async fn flood_exactly_once(h2: bool) {
+    let dir = TempDir::new(if h2 { "bosh-h2" } else { "bosh-h1" });
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, h2).await;
+    let n = 200;
+    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
+    let mut got: Vec<String> = bodies(&first)
+        .into_iter()
+        .filter(|b| b.starts_with('m'))
+        .collect();
+    let mut rounds = 0;
+    while got.len() < n {
+        rounds += 1;
+        assert!(rounds < 500, "only {} of {n} stanzas arrived", got.len());
+        c.rid += 1;
+        let rid = c.rid;
+        let text = c.send_rid(rid, "", "").await;
+        if rounds % 3 == 0 {
+            // The response "got lost": re-send the same rid; the gateway
+            // must answer with the same body again (XEP-0124 §14.3).
+            let again = c.send_rid(rid, "", "").await;
+            assert_eq!(again, text, "a re-sent rid gets the cached response");
+        }
+        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
+    }
+    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected, "every stanza exactly once, in order");
+    assert!(seen
+        .lock()
+        .unwrap()
+        .stanzas
+        .iter()
+        .any(|s| s.contains("flood 200")));
+    // terminate with a payload: the payload reaches the server first
+    let end = c.send("type='terminate'", "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>bye</body></message>").await;
+    assert!(
+        end.contains("type='terminate'") || end.contains("type=\"terminate\""),
+        "{end}"
+    );
+    for _ in 0..50 {
+        if seen
+            .lock()
+            .unwrap()
+            .stanzas
+            .iter()
+            .any(|s| s.contains("<body>bye</body>"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen
+        .lock()
+        .unwrap()
+        .stanzas
+        .iter()
+        .any(|s| s.contains("<body>bye</body>")));
+    // the sid is gone
+    let gone = c.send("", "").await;
+    assert!(gone.contains("item-not-found"), "{gone}");
+    let mut active = 1.0;
+    for _ in 0..50 {
+        active = gw.metric("ucgate_bosh_sessions_active", &[]).await;
+        if active == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(active, 0.0);
+}
+
+#[tokio::test]
+async fn dropped_responses_lose_nothing_over_http1() {
+    flood_exactly_once(false).await;
+}
+
+#[tokio::test]
+async fn dropped_responses_lose_nothing_over_http2() {
+    flood_exactly_once(true).await;
+}
+
+#[tokio::test]
+async fn unknown_sid_and_bad_bodies() {
+    let dir = TempDir::new("bosh-bad");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&config("127.0.0.1:9".parse().unwrap(), &ca, "")).await;
+    let c = Client::new(gw.addr, false).await;
+    let (status, text) = c
+        .post_raw(format!("<body xmlns='{NS}' rid='1' sid='nope'/>"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("type='terminate'") && text.contains("item-not-found"),
+        "{text}"
+    );
+    assert_eq!(gw.metric("ucgate_bosh_bad_sid_total", &[]).await, 1.0);
+    let (status, text) = c.post_raw("<notbody/>".into()).await;
+    assert!(text.contains("bad-request"), "{status} {text}");
+    let (status, text) = c
+        .post_raw(format!("<body xmlns='{NS}' rid='1'><!-- x --></body>"))
+        .await;
+    assert!(text.contains("bad-request"), "{status} {text}");
+    // GET answers a human-readable page
+    let (status, body) = http_get(gw.addr, "/http-bind").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("BOSH"));
+}
+
+#[tokio::test]
+async fn unknown_domain_is_host_unknown() {
+    let dir = TempDir::new("bosh-unknown");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&config("127.0.0.1:9".parse().unwrap(), &ca, "")).await;
+    let mut c = Client::new(gw.addr, false).await;
+    let text = c
+        .send(
+            "to='evil.example' wait='5' hold='1' ver='1.11' xmpp:version='1.0'",
+            "",
+        )
+        .await;
+    assert!(text.contains("host-unknown"), "{text}");
+}
+
+#[tokio::test]
+async fn cors_preflight_and_origin_checks() {
+    let dir = TempDir::new("bosh-cors");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let cfg = config("127.0.0.1:9".parse().unwrap(), &ca, "").replace(
+        "kind = \"bosh\"\n",
+        "kind = \"bosh\"\norigins = [\"https://app.example\"]\n",
+    );
+    let gw = TestGateway::start(&cfg).await;
+    let raw = raw_request(gw.addr, &format!("OPTIONS /http-bind HTTP/1.1\r\nHost: {}\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n", gw.addr)).await;
+    let lower = raw.to_ascii_lowercase();
+    assert!(raw.starts_with("HTTP/1.1 204"), "{raw}");
+    assert!(
+        lower.contains("access-control-allow-origin: https://app.example"),
+        "{raw}"
+    );
+    assert!(
+        lower.contains("access-control-allow-methods: post"),
+        "{raw}"
+    );
+    assert!(
+        !lower.contains("access-control-allow-credentials"),
+        "credentials are off by default"
+    );
+    let raw = raw_request(gw.addr, &format!("OPTIONS /http-bind HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n", gw.addr)).await;
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    assert!(!raw
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn body_size_limit_gives_413() {
+    let dir = TempDir::new("bosh-big");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&config(
+        "127.0.0.1:9".parse().unwrap(),
+        &ca,
+        "[bosh]\nmax_body_size = \"4KiB\"",
+    ))
+    .await;
+    let c = Client::new(gw.addr, false).await;
+    let (status, _) = c
+        .post_raw(format!(
+            "<body xmlns='{NS}' rid='1'>{}</body>",
+            "x".repeat(5000)
+        ))
+        .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn session_limits_per_address() {
+    let dir = TempDir::new("bosh-limit");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "[bosh]\nmax_sessions_per_ip = 1")).await;
+    let mut a = Client::new(gw.addr, false).await;
+    let first = a
+        .send(
+            "to='localhost' wait='5' hold='1' ver='1.11' xmpp:version='1.0'",
+            "",
+        )
+        .await;
+    assert!(attr(&first, "sid").is_some(), "{first}");
+    let mut b = Client::new(gw.addr, false).await;
+    let second = b
+        .send(
+            "to='localhost' wait='5' hold='1' ver='1.11' xmpp:version='1.0'",
+            "",
+        )
+        .await;
+    assert!(second.contains("policy-violation"), "{second}");
+}
+
+#[tokio::test]
+async fn shutdown_answers_held_requests_with_system_shutdown() {
+    let dir = TempDir::new("bosh-shutdown");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let mut gw = TestGateway::start(&config(server, &ca, "")).await;
+    let c = login(&gw, false).await;
+    let held = {
+        let rid = c.rid + 1;
+        let sid = c.sid.clone();
+        let addr = gw.addr;
+        tokio::spawn(async move {
+            let c = Client {
+                addr,
+                h2: None,
+                sid,
+                rid,
+            };
+            c.send_rid(rid, "", "").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.control.shutdown.cancel();
+    let text = tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("system-shutdown"), "{text}");
+    gw.stop().await;
+}
