@@ -136,3 +136,12 @@ async fn every_metric_is_documented_and_exposed_after_traffic() {
         1.0
     );
 }
+
+#[test]
+fn the_embedded_default_is_shown_verbatim_in_the_docs() {
+    let doc = repo_file("docs/config.md");
+    assert!(
+        doc.contains(ucgate::config::EMBEDDED_DEFAULT),
+        "docs/config.md must show crates/ucgate/src/config/default.toml exactly"
+    );
+}

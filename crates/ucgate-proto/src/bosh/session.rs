@@ -746,8 +746,15 @@ impl Session {
             .held
             .iter()
             .filter(|h| h.http.is_some())
-            .map(|h| h.since + wait)
-            .min();
+            .map(|h| h.since)
+            .chain(
+                self.buffered
+                    .values()
+                    .filter(|p| p.http.is_some())
+                    .map(|p| p.since),
+            )
+            .min()
+            .map(|since| since + wait);
         match (held, self.inactivity_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1295,6 +1302,19 @@ impl Session {
             return;
         }
         let wait = Duration::from_secs(self.wait);
+        // A request still waiting for a lower rid after `wait`: §17.3's
+        // recoverable error asks the client to re-send the requests it has
+        // no response for (the missing one). It keeps its place and
+        // payload; a re-sent copy takes over its slot.
+        let expired: Vec<RequestId> = self
+            .buffered
+            .values_mut()
+            .filter(|p| p.http.is_some() && now >= p.since + wait)
+            .filter_map(|p| p.http.take())
+            .collect();
+        for r in expired {
+            self.respond(r, 200, recoverable_error_body(), now, out);
+        }
         loop {
             while self.held.front().is_some_and(|h| h.http.is_none()) {
                 let h = self.held.pop_front().expect("front exists");

@@ -482,6 +482,34 @@ fn out_of_order_requests_are_processed_in_rid_order() {
 }
 
 #[test]
+fn a_request_stuck_behind_a_lost_one_gets_a_recoverable_error() {
+    let mut sess = start();
+    // 101 never arrives; 102 waits for it
+    assert!(sess.on_request(rm(102, "b"), 3, s(1)).is_empty());
+    assert_eq!(sess.next_deadline(), Some(s(61)));
+    let out = sess.on_timeout(s(61));
+    assert_eq!(
+        responses(&out),
+        vec![(3, 200, format!("<body xmlns='{NS}' type='error'/>"))],
+        "§17.3: re-send what has no response"
+    );
+    assert_eq!(sess.next_deadline(), Some(s(121)), "then inactivity runs");
+    // the client re-sends both; 102's payload goes to the server once
+    let out = sess.on_request(rm(101, "a"), 4, s(62));
+    assert_eq!(to_server(&out), [client_msg("a"), client_msg("b")]);
+    assert!(responses(&out).is_empty(), "101 held: {out:?}");
+    let out = sess.on_request(rm(102, "b"), 5, s(62));
+    assert!(to_server(&out).is_empty(), "not forwarded twice");
+    assert_eq!(
+        responses(&out),
+        vec![(4, 200, empty_body())],
+        "two held > hold"
+    );
+    let out = sess.on_server_element(server_msg("x"), s(63));
+    assert_eq!(responses(&out)[0].0, 5);
+}
+
+#[test]
 fn held_requests_answer_oldest_first() {
     let limits = SessionLimits {
         max_hold: 2,
@@ -1491,6 +1519,7 @@ struct Client {
     /// how long the client takes to re-send
     resend_after: Duration,
     reports: usize,
+    errors: usize,
     acks: bool,
     keys: Vec<String>,
 }
@@ -1546,6 +1575,13 @@ impl Client {
         let resp = parse(&body);
         assert_ne!(resp.attr("type"), Some("terminate"), "{body}");
         if resp.attr("type") == Some("error") {
+            // §17.3: re-send it (and what precedes it without a response)
+            self.errors += 1;
+            for (&r, _) in self.outstanding.range(..=rid) {
+                if !self.broken.iter().any(|(b, _)| *b == r) {
+                    self.broken.push((r, Duration::ZERO));
+                }
+            }
             return;
         }
         if let Some(report) = resp.attr("report").and_then(|r| r.parse::<u64>().ok()) {
@@ -1595,6 +1631,7 @@ fn lost_responses_scenario(seed: u64, acks: bool, keys: bool, resend_after: Dura
         broken: Vec::new(),
         resend_after,
         reports: 0,
+        errors: 0,
         acks,
         keys: if keys { chain } else { Vec::new() },
     };
@@ -1689,6 +1726,7 @@ fn lost_responses_scenario(seed: u64, acks: bool, keys: bool, resend_after: Dura
         to_server_seen, want,
         "every client stanza exactly once, in order (seed {seed})"
     );
+    eprintln!("seed {seed} acks {acks} keys {keys} delay {resend_after:?}: reports {} errors {}", c.reports, c.errors);
     c.reports
 }
 
