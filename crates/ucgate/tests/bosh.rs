@@ -319,7 +319,7 @@ async fn cors_preflight_and_origin_checks() {
 }
 
 #[tokio::test]
-async fn body_size_limit_gives_413() {
+async fn body_size_limit_is_a_policy_violation() {
     let dir = TempDir::new("bosh-big");
     let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
     let gw = TestGateway::start(&config(
@@ -329,13 +329,15 @@ async fn body_size_limit_gives_413() {
     ))
     .await;
     let c = Client::new(gw.addr, false).await;
-    let (status, _) = c
+    let (status, text) = c
         .post_raw(format!(
             "<body xmlns='{NS}' rid='1'>{}</body>",
             "x".repeat(5000)
         ))
         .await;
-    assert_eq!(status, 413);
+    // XEP-0124 §17.1: terminal conditions travel in 200 responses
+    assert_eq!(status, 200);
+    assert!(text.contains("policy-violation"), "{text}");
 }
 
 #[tokio::test]
@@ -391,4 +393,24 @@ async fn shutdown_answers_held_requests_with_system_shutdown() {
         .unwrap();
     assert!(text.contains("system-shutdown"), "{text}");
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_request_for_a_live_session_ends_it() {
+    let dir = TempDir::new("bosh-bad-live");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, false).await;
+    let (status, text) = c
+        .post_raw(format!(
+            "<body xmlns='{NS}' rid='{}' sid='{}'><!-- not allowed --></body>",
+            c.rid + 1,
+            c.sid
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(text.contains("bad-request"), "{text}");
+    let after = c.send("", "").await;
+    assert!(after.contains("item-not-found"), "{after}");
 }

@@ -1726,7 +1726,6 @@ fn lost_responses_scenario(seed: u64, acks: bool, keys: bool, resend_after: Dura
         to_server_seen, want,
         "every client stanza exactly once, in order (seed {seed})"
     );
-    eprintln!("seed {seed} acks {acks} keys {keys} delay {resend_after:?}: reports {} errors {}", c.reports, c.errors);
     c.reports
 }
 
@@ -1761,6 +1760,10 @@ fn lost_responses_lose_nothing_randomised() {
         // with other requests; with acks, `report` tells it earlier
         lost_responses_scenario(seed, false, false, s(10));
         reports += lost_responses_scenario(seed, true, true, s(10));
+        // … or after more than `wait`: requests stuck behind a lost one
+        // get the recoverable error and the client re-sends (§17.3)
+        lost_responses_scenario(seed, true, false, s(30));
+        lost_responses_scenario(seed, false, false, s(30));
     }
     assert!(reports > 0, "reports were exercised");
 }

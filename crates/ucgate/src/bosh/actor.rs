@@ -272,6 +272,17 @@ pub(crate) async fn run(
                         },
                     }
                 }
+                Some(Command::Bad { id, condition, reply }) => {
+                    replies.insert(id, reply);
+                    match session.as_mut() {
+                        Some(s) => work.extend(s.on_bad_request(id, condition, now()).into_iter().map(Work::Session)),
+                        None => {
+                            if let Some(tx) = replies.remove(&id) {
+                                let _ = tx.send(ucgate_proto::bosh::terminate_body(&condition));
+                            }
+                        }
+                    }
+                }
                 Some(Command::Gone(id)) => {
                     replies.remove(&id);
                     if let Some(s) = session.as_mut() {

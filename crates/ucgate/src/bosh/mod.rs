@@ -169,14 +169,14 @@ async fn post(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
+                // XEP-0124 §17.1: a terminal condition in a 200 response,
+                // not an HTTP error code.
                 shared.metrics.error(rpath, "client", "body_too_large");
-                return crate::http::text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "a BOSH request body may be at most {} bytes (bosh.max_body_size)",
-                        b.max_body_size
-                    ),
+                tracing::info!(route = rpath, %peer, limit = b.max_body_size, "BOSH request body too large");
+                let (status, body) = ucgate_proto::bosh::terminate_body(
+                    &ucgate_proto::bosh::Condition::PolicyViolation,
                 );
+                return xml_response(status, body);
             }
             return crate::http::text(
                 StatusCode::BAD_REQUEST,
@@ -195,8 +195,25 @@ async fn post(
         Err(e) => {
             shared.metrics.error(rpath, "client", "bad_request");
             tracing::info!(route = rpath, %peer, error = %e, "bad BOSH request");
-            let (status, body) =
-                ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::BadRequest);
+            let condition = e.condition();
+            // A bad request naming a live session ends that session too.
+            if let Some(h) =
+                ucgate_proto::bosh::peek_sid(&body).and_then(|sid| shared.bosh.registry.get(&sid))
+            {
+                let id = shared.bosh.next_request.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = oneshot::channel();
+                let cmd = Command::Bad {
+                    id,
+                    condition: condition.clone(),
+                    reply: tx,
+                };
+                if h.tx.send(cmd).await.is_ok() {
+                    if let Ok((status, body)) = rx.await {
+                        return xml_response(status, body);
+                    }
+                }
+            }
+            let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
             return xml_response(status, body);
         }
     };

@@ -18,6 +18,13 @@ pub(crate) enum Command {
         id: RequestId,
         reply: oneshot::Sender<(u16, String)>,
     },
+    /// A request naming the session that could not be parsed: the session
+    /// answers it with `condition` and ends (XEP-0124 §17).
+    Bad {
+        id: RequestId,
+        condition: ucgate_proto::bosh::Condition,
+        reply: oneshot::Sender<(u16, String)>,
+    },
     /// The HTTP client of a held request went away.
     Gone(RequestId),
 }
