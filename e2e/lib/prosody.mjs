@@ -1,12 +1,21 @@
 // A private Prosody (Debian's `prosody` package) for the XMPP end-to-end tests:
 // its own config, data directory, log, pidfile and test CA in a temp dir, c2s
 // on a free 127.0.0.1 port with TLS *required* (so every login proves that
-// STARTTLS happened), no s2s, no HTTP, users registered with prosodyctl.
+// STARTTLS happened), no s2s, no HTTP (unless `bosh`), users registered with prosodyctl.
 // Stopped by its PID, always.
 //
 //   const p = await startProsody();           // { port, caFile, domain, users, stop() }
 //   ... p.users.alice.password ...
 //   await p.stop();
+//
+//   const p = await startProsody({ bosh: true }); // + Prosody's own BOSH (XEP-0206)
+//   ... p.boshUrl ...                         // http://127.0.0.1:HTTPPORT/http-bind
+//
+// The BOSH option exists to validate BOSH client harnesses (Strophe.js in
+// node, Converse.js in Chromium) against a known-good connection manager
+// before pointing them at ucgate. Plain HTTP on loopback, so the BOSH
+// sessions are declared secure (`consider_bosh_secure`): c2s requires
+// encryption, and Prosody would otherwise offer no SASL mechanism over BOSH.
 //
 // Verified with Prosody 0.12.3 (Debian bookworm): `prosody -F --config FILE`
 // runs in the foreground; `prosodyctl --config FILE register USER HOST PASS`
@@ -123,8 +132,9 @@ function portAccepts(port) {
   });
 }
 
-export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug' }) {
+export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug', httpPort = null, modules = [] }) {
   const ssl = `{ certificate = ${lua(certFile)}; key = ${lua(keyFile)}; }`;
+  const bosh = httpPort != null;
   return `-- written by e2e/lib/prosody.mjs: a throwaway Prosody for the tests
 -- Tests may run as root (CI does): without this prosodyctl would switch to the
 -- "prosody" user and mod_posix would refuse to start. Harmless otherwise.
@@ -147,12 +157,21 @@ c2s_ports = { ${Number(port)} }
 c2s_direct_tls_ports = {}
 s2s_ports = {}
 s2s_direct_tls_ports = {}
-http_ports = {}
+${
+    bosh
+      ? `-- Prosody's own BOSH (mod_bosh over mod_http) on a loopback HTTP port, for
+-- validating BOSH client harnesses. Plain HTTP: declared secure on purpose.
+http_ports = { ${Number(httpPort)} }
+http_interfaces = { "127.0.0.1" }
+http_default_host = ${lua(domains[0])}
+consider_bosh_secure = true`
+      : 'http_ports = {}'
+  }
 https_ports = {}
 component_ports = {}
 
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";${bosh ? ' "bosh";' : ''}${modules.map((m) => ` ${lua(m)};`).join('')}
 }
 modules_disabled = { "s2s"; "offline"; }
 
@@ -173,16 +192,22 @@ ${domains.map((d) => `VirtualHost ${lua(d)}\n  ssl = ${ssl}\n`).join('\n')}`;
  *   domains   VirtualHosts (default ['localhost', 'example.test']); the first is `domain`
  *   users     { name: password } registered on every domain (default alice, bob)
  *   port      c2s port (default: a free one)
+ *   bosh      also serve Prosody's own BOSH at http://127.0.0.1:HTTPPORT/http-bind
+ *             (plain HTTP, `consider_bosh_secure`; default false)
+ *   modules   extra modules_enabled entries (e.g. ['blocklist'])
  *   dir       working dir (default: a fresh temp dir, removed by stop())
  *   startTimeoutMs  (default 15 s)
  * Returns { port, caFile, certFile, keyFile, domain, domains, users, dir,
- *   configFile, logFile, pid, log(), stop() }. `users` maps each name to
+ *   configFile, logFile, pid, log(), stop() }, plus { httpPort, boshUrl }
+ *   with `bosh` (null without). `users` maps each name to
  *   { username, password, jid }. stop() is idempotent and never throws.
  */
 export async function startProsody({
   domains = ['localhost', 'example.test'],
   users = DEFAULT_USERS,
   port,
+  bosh = false,
+  modules = [],
   dir,
   startTimeoutMs = 15_000,
   keepDir = !!process.env.E2E_KEEP_TMP,
@@ -236,8 +261,13 @@ export async function startProsody({
     fs.mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o750 });
     const certs = await makeTestCA(path.join(dir, 'certs'), domains);
     port ??= await freePort();
+    let httpPort = null;
+    if (bosh) {
+      do httpPort = await freePort();
+      while (httpPort === port);
+    }
     const configFile = path.join(dir, 'prosody.cfg.lua');
-    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, ...certs }));
+    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
 
     // Fail early and clearly on a config Prosody does not accept.
     await run(PROSODYCTL_BIN, ['--config', configFile, 'check', 'config']).catch((e) => {
@@ -282,9 +312,10 @@ export async function startProsody({
           `prosody exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n${readLog()}`,
         );
       }
-      if (await portAccepts(port)) break;
+      if ((await portAccepts(port)) && (httpPort == null || (await portAccepts(httpPort)))) break;
       if (Date.now() > deadline) {
-        throw new Error(`prosody did not listen on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${readLog()}`);
+        const ports = httpPort == null ? `${port}` : `${port} (c2s) and ${httpPort} (http)`;
+        throw new Error(`prosody did not listen on 127.0.0.1:${ports} within ${startTimeoutMs} ms\n${readLog()}`);
       }
       await sleep(100);
     }
@@ -297,6 +328,8 @@ export async function startProsody({
       caFile: certs.caFile,
       certFile: certs.certFile,
       keyFile: certs.keyFile,
+      httpPort,
+      boshUrl: httpPort == null ? null : `http://127.0.0.1:${httpPort}/http-bind`,
       dir,
       configFile,
       logFile,

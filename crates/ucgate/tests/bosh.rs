@@ -414,3 +414,50 @@ async fn a_bad_request_for_a_live_session_ends_it() {
     let after = c.send("", "").await;
     assert!(after.contains("item-not-found"), "{after}");
 }
+
+#[tokio::test]
+async fn a_large_batch_in_one_request_reaches_the_server_complete() {
+    let dir = TempDir::new("bosh-batch");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, false).await;
+    let n = 1000;
+    let mut payload = String::new();
+    for i in 1..=n {
+        payload.push_str(&format!("<message xmlns='jabber:client' to='carol@localhost' type='chat' id='b{i}'><body>batch message number {i} with some padding text</body></message>"));
+    }
+    assert!(payload.len() > 100_000);
+    let _ = c.send("", &payload).await;
+    let mut count = 0;
+    for _ in 0..200 {
+        count = seen
+            .lock()
+            .unwrap()
+            .stanzas
+            .iter()
+            .filter(|s| s.contains("batch message number"))
+            .count();
+        if count == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        count, n,
+        "every message of one large request reaches the server"
+    );
+    let order: Vec<usize> = seen
+        .lock()
+        .unwrap()
+        .stanzas
+        .iter()
+        .filter_map(|s| {
+            s.split("batch message number ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|x| x.parse().ok())
+        })
+        .collect();
+    assert_eq!(order, (1..=n).collect::<Vec<_>>());
+}

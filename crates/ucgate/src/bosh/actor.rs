@@ -20,7 +20,7 @@ use ucgate_proto::xmpp_ws::{Output, ServerTls, Translator, NS_FRAMING};
 
 use super::registry::Command;
 use crate::metrics::GaugeGuard;
-use crate::xmpp::adapter::ServerSide;
+use crate::xmpp::adapter::{IoEvent, ServerSide};
 use crate::{RouteRuntime, Shared};
 
 /// Work items: session actions and translator outputs, in order.
@@ -250,7 +250,8 @@ pub(crate) async fn run(
                     end = Some("system-shutdown".into());
                 }
             }
-            cmd = rx.recv() => match cmd {
+            // stop taking requests while much is queued for the server
+            cmd = rx.recv(), if server.queued() < (1 << 20) => match cmd {
                 None => {
                     end = Some("internal-server-error".into());
                 }
@@ -290,13 +291,14 @@ pub(crate) async fn run(
                     }
                 }
             },
-            r = server.read(&mut buf), if can_read => {
-                match r {
-                    Ok(0) | Err(_) => {
+            ev = server.io_event(&mut buf, can_read), if can_read || server.has_output() => {
+                match ev {
+                    IoEvent::Closed => {
                         server.drop_connection();
                         work.extend(t.on_server_eof().into_iter().map(Work::Server));
                     }
-                    Ok(_) => {
+                    IoEvent::Wrote => {}
+                    IoEvent::Read => {
                         let data = buf.split();
                         work.extend(t.on_server_bytes(&data).into_iter().map(Work::Server));
                     }

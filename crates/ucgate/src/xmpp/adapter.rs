@@ -144,6 +144,9 @@ async fn connect(
     Err(last)
 }
 
+/// Bytes queued for the server above which the client is not read (backpressure).
+const MAX_QUEUED: usize = 1 << 20;
+
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
@@ -292,7 +295,8 @@ pub(crate) async fn run<S>(
                     pending.push_back(Output::CloseClient(1001));
                 }
             }
-            msg = ws.next(), if client_open => {
+            // stop reading the client while much is queued for the server
+            msg = ws.next(), if client_open && server.queued() < MAX_QUEUED => {
                 ka.on_frame_in(now());
                 match msg {
                     Some(Ok(Message::Text(text))) => {
@@ -326,16 +330,17 @@ pub(crate) async fn run<S>(
                     }
                 }
             }
-            r = server.read(&mut buf), if server.is_connected() => {
-                match r {
-                    Ok(0) | Err(_) => {
+            ev = server.io_event(&mut buf, true), if server.is_connected() => {
+                match ev {
+                    IoEvent::Closed => {
                         server.drop_connection();
                         if end_label == "client_gone" && !t.is_closed() {
                             end_label = "server_closed";
                         }
                         pending.extend(t.on_server_eof());
                     }
-                    Ok(_) => {
+                    IoEvent::Wrote => {}
+                    IoEvent::Read => {
                         let data = buf.split();
                         ka.on_data(now());
                         pending.extend(t.on_server_bytes(&data));
@@ -398,29 +403,126 @@ pub(crate) async fn run<S>(
 /// The connection to the XMPP server and the domain it serves, driven by
 /// the translator's server-side outputs. Shared by the WebSocket adapter
 /// and the BOSH session actor.
+///
+/// Writes are queued and carried out by [`ServerSide::io_event`] together
+/// with reads, so the gateway keeps reading the server while a large write
+/// is pending: a server that blocks on writing to us while we block on
+/// writing to it would otherwise deadlock both (seen with a 125 KB BOSH
+/// request while the server echoed stanzas back).
 #[derive(Default)]
 pub(crate) struct ServerSide {
-    io: Option<ServerIo>,
+    rd: Option<tokio::io::ReadHalf<ServerIo>>,
+    wr: Option<tokio::io::WriteHalf<ServerIo>>,
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    needs_flush: bool,
     domain: Option<XmppDomain>,
 }
 
+/// What [`ServerSide::io_event`] saw.
+pub(crate) enum IoEvent {
+    /// Bytes were read into the buffer.
+    Read,
+    /// Queued bytes were written.
+    Wrote,
+    /// The server closed the connection, or reading/writing failed.
+    Closed,
+}
+
 impl ServerSide {
+    fn set_io(&mut self, io: ServerIo) {
+        let (r, w) = tokio::io::split(io);
+        self.rd = Some(r);
+        self.wr = Some(w);
+    }
+
+    fn take_io(&mut self) -> Option<ServerIo> {
+        match (self.rd.take(), self.wr.take()) {
+            (Some(r), Some(w)) => Some(r.unsplit(w)),
+            _ => None,
+        }
+    }
+
     /// True while a connection is open.
     pub(crate) fn is_connected(&self) -> bool {
-        self.io.is_some()
+        self.rd.is_some()
+    }
+
+    /// Bytes queued for the server and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.out_bytes
+    }
+
+    /// True when there is something to write or flush.
+    pub(crate) fn has_output(&self) -> bool {
+        self.is_connected() && (!self.out.is_empty() || self.needs_flush)
     }
 
     /// Forgets the connection (after EOF or an error).
     pub(crate) fn drop_connection(&mut self) {
-        self.io = None;
+        self.rd = None;
+        self.wr = None;
+        self.out.clear();
+        self.out_bytes = 0;
+        self.needs_flush = false;
     }
 
-    /// Reads from the server; pending forever when not connected.
-    pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
-        match self.io.as_mut() {
-            Some(s) => s.read_buf(buf).await,
-            None => std::future::pending().await,
+    /// Reads (when `can_read`) and writes queued bytes, whichever is ready
+    /// first. Pending forever when there is nothing to do.
+    pub(crate) async fn io_event(&mut self, buf: &mut BytesMut, can_read: bool) -> IoEvent {
+        let (Some(rd), Some(wr)) = (self.rd.as_mut(), self.wr.as_mut()) else {
+            return std::future::pending().await;
+        };
+        let writing = !self.out.is_empty() || self.needs_flush;
+        let front = self.out.front().cloned();
+        tokio::select! {
+            r = rd.read_buf(buf), if can_read => match r {
+                Ok(0) | Err(_) => IoEvent::Closed,
+                Ok(_) => IoEvent::Read,
+            },
+            w = async {
+                match &front {
+                    Some(b) => wr.write(b).await,
+                    None => wr.flush().await.map(|_| 0),
+                }
+            }, if writing => match w {
+                Err(_) => IoEvent::Closed,
+                Ok(n) => {
+                    if front.is_some() {
+                        self.out_bytes -= n;
+                        let done = {
+                            let f = self.out.front_mut().expect("front exists");
+                            if n >= f.len() {
+                                true
+                            } else {
+                                let _ = f.split_to(n);
+                                false
+                            }
+                        };
+                        if done {
+                            self.out.pop_front();
+                        }
+                        self.needs_flush = true;
+                    } else {
+                        self.needs_flush = false;
+                    }
+                    IoEvent::Wrote
+                }
+            },
         }
+    }
+
+    /// Writes everything queued (used before STARTTLS and before closing).
+    async fn flush_all(&mut self) -> std::io::Result<()> {
+        if let Some(wr) = self.wr.as_mut() {
+            while let Some(b) = self.out.pop_front() {
+                wr.write_all(&b).await?;
+            }
+            self.out_bytes = 0;
+            wr.flush().await?;
+            self.needs_flush = false;
+        }
+        Ok(())
     }
 
     /// Carries out one of `Connect`, `ToServer`, `StartTls`, `CloseServer`.
@@ -452,7 +554,7 @@ impl ServerSide {
                 match connect(shared, x, &dom).await {
                     Ok(io) => {
                         route.connect_seconds.observe(t0.elapsed().as_secs_f64());
-                        self.io = Some(io);
+                        self.set_io(io);
                         t.set_server_tls(if dom.tls == XmppTls::StartTls {
                             ServerTls::StartTls
                         } else {
@@ -471,12 +573,9 @@ impl ServerSide {
                 }
             }
             Output::ToServer(bytes) => {
-                if let Some(s) = self.io.as_mut() {
-                    if let Err(e) = s.write_all(&bytes).await {
-                        tracing::debug!(route = rpath, %peer, error = %e, "writing to the XMPP server failed");
-                        self.io = None;
-                        return (t.on_server_eof(), Some("server_closed"));
-                    }
+                if self.is_connected() {
+                    self.out_bytes += bytes.len();
+                    self.out.push_back(Bytes::from(bytes));
                 }
                 (Vec::new(), None)
             }
@@ -484,10 +583,14 @@ impl ServerSide {
                 let Some(dom) = self.domain.clone() else {
                     return (Vec::new(), None);
                 };
-                match self.io.take() {
+                if self.flush_all().await.is_err() {
+                    self.drop_connection();
+                    return (t.on_server_eof(), Some("server_closed"));
+                }
+                match self.take_io() {
                     Some(ServerIo::Plain(tcp)) => match x.tls_connect(&dom, tcp).await {
                         Ok(io) => {
-                            self.io = Some(io);
+                            self.set_io(io);
                             (t.on_tls_ready(), None)
                         }
                         Err(e) => {
@@ -499,8 +602,8 @@ impl ServerSide {
                             )
                         }
                     },
-                    other => {
-                        self.io = other;
+                    Some(other) => {
+                        self.set_io(other);
                         (
                             t.on_server_unavailable(
                                 Unavailable::RemoteConnectionFailed,
@@ -509,12 +612,15 @@ impl ServerSide {
                             Some("remote_connection_failed"),
                         )
                     }
+                    None => (Vec::new(), None),
                 }
             }
             Output::CloseServer => {
-                if let Some(mut s) = self.io.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.flush_all()).await;
+                if let Some(mut s) = self.take_io() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
                 }
+                self.drop_connection();
                 (Vec::new(), None)
             }
             other => (vec![other], None),
