@@ -461,3 +461,26 @@ async fn a_large_batch_in_one_request_reaches_the_server_complete() {
         .collect();
     assert_eq!(order, (1..=n).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn the_route_attribute_never_chooses_an_arbitrary_backend() {
+    let dir = TempDir::new("bosh-route");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    // a route naming the configured server is allowed
+    let mut ok = Client::new(gw.addr, false).await;
+    let text = ok
+        .send(&format!("to='localhost' route='xmpp:{server}' wait='5' hold='1' ver='1.11' xmpp:version='1.0'"), "")
+        .await;
+    assert!(
+        attr(&text, "sid").is_some() && !text.contains("terminate"),
+        "{text}"
+    );
+    // any other host:port is refused
+    let mut evil = Client::new(gw.addr, false).await;
+    let text = evil
+        .send("to='localhost' route='xmpp:10.1.2.3:22' wait='5' hold='1' ver='1.11' xmpp:version='1.0'", "")
+        .await;
+    assert!(text.contains("host-unknown"), "{text}");
+}

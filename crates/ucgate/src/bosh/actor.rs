@@ -82,6 +82,23 @@ fn condition_for(stream_error: Option<&str>) -> Condition {
     }
 }
 
+/// XEP-0124 §7.1 `route`: honoured only when it names the configured
+/// server of the requested domain (protocol `xmpp`, the domain's fixed
+/// `address`); anything else is refused (`host-unknown`), so a client can
+/// never make the gateway connect to a host and port of its choosing. An
+/// allowed route changes nothing: the domain's own settings are used.
+fn route_allowed(shared: &Shared, to: Option<&str>, r: &ucgate_proto::bosh::Route) -> bool {
+    let Some(d) = to.and_then(|t| shared.config.xmpp.domains.get(&t.to_ascii_lowercase())) else {
+        return false;
+    };
+    match &d.address {
+        Some((host, port)) => {
+            r.proto == "xmpp" && r.host.eq_ignore_ascii_case(host) && r.port == *port
+        }
+        None => false,
+    }
+}
+
 /// Runs one session until it is terminated.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -259,7 +276,9 @@ pub(crate) async fn run(
                     replies.insert(id, reply);
                     match session.as_mut() {
                         Some(s) => work.extend(s.on_request(*req, id, now()).into_iter().map(Work::Session)),
-                        None => match Session::create(&req, sid.clone(), &limits, id, now()) {
+                        None => match Session::create_with_route(&req, sid.clone(), &limits, id, now(), &|r| {
+                            route_allowed(&shared, req.to.as_deref(), r)
+                        }) {
                             Ok((s, actions)) => {
                                 session = Some(s);
                                 work.extend(actions.into_iter().map(Work::Session));
