@@ -116,7 +116,7 @@ pub(crate) async fn run(
     let mut session: Option<Session> = None;
     let mut t = Translator::new(limits.xml, ServerTls::StartTls);
     let mut server = ServerSide::default();
-    let mut replies: HashMap<u64, oneshot::Sender<(u16, String)>> = HashMap::new();
+    let mut replies: HashMap<u64, oneshot::Sender<super::registry::Reply>> = HashMap::new();
     let mut work: VecDeque<Work> = VecDeque::new();
     let mut buf = BytesMut::new();
     let mut last_stream_error: Option<String> = None;
@@ -135,7 +135,8 @@ pub(crate) async fn run(
                     body,
                 }) => {
                     if let Some(tx) = replies.remove(&request) {
-                        let _ = tx.send((status, body));
+                        let ct = session.as_ref().map(|s| s.content_type().to_string());
+                        let _ = tx.send((status, body, ct));
                     }
                 }
                 Work::Session(Action::ToServer(bytes)) => {
@@ -227,7 +228,8 @@ pub(crate) async fn run(
         if let Some(label) = end.take() {
             // Anything still held (it should not be) learns the session is gone.
             for (_, tx) in replies.drain() {
-                let _ = tx.send(ucgate_proto::bosh::terminate_body(&Condition::ItemNotFound));
+                let (status, body) = ucgate_proto::bosh::terminate_body(&Condition::ItemNotFound);
+                let _ = tx.send((status, body, None));
             }
             shared
                 .metrics
@@ -285,7 +287,7 @@ pub(crate) async fn run(
                             }
                             Err((status, body)) => {
                                 if let Some(tx) = replies.remove(&id) {
-                                    let _ = tx.send((status, body));
+                                    let _ = tx.send((status, body, None));
                                 }
                                 end = Some("creation-refused".into());
                             }
@@ -298,7 +300,8 @@ pub(crate) async fn run(
                         Some(s) => work.extend(s.on_bad_request(id, condition, now()).into_iter().map(Work::Session)),
                         None => {
                             if let Some(tx) = replies.remove(&id) {
-                                let _ = tx.send(ucgate_proto::bosh::terminate_body(&condition));
+                                let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
+                                let _ = tx.send((status, body, None));
                             }
                         }
                     }

@@ -58,12 +58,17 @@ fn cors(
 }
 
 fn xml_response(status: u16, body: String) -> Response<Body> {
+    xml_response_as(status, body, None)
+}
+
+/// A response with the session's Content-Type (its `content`, XEP-0124 §7.1).
+fn xml_response_as(status: u16, body: String, content_type: Option<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
+    let ct = content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+        .unwrap_or(HeaderValue::from_static("text/xml; charset=utf-8"));
+    r.headers_mut().insert(header::CONTENT_TYPE, ct);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -208,8 +213,8 @@ async fn post(
                     reply: tx,
                 };
                 if h.tx.send(cmd).await.is_ok() {
-                    if let Ok((status, body)) = rx.await {
-                        return xml_response(status, body);
+                    if let Ok((status, body, ct)) = rx.await {
+                        return xml_response_as(status, body, ct);
                     }
                 }
             }
@@ -278,9 +283,9 @@ async fn post(
         armed: true,
     };
     match reply_rx.await {
-        Ok((status, body)) => {
+        Ok((status, body, ct)) => {
             guard.armed = false;
-            xml_response(status, body)
+            xml_response_as(status, body, ct)
         }
         Err(_) => {
             guard.armed = false;

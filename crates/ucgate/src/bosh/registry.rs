@@ -10,20 +10,24 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use ucgate_proto::bosh::{Request, RequestId};
 
+/// An answer: HTTP status, body, and the session's `content` type (XEP-0124
+/// §7.1: the Content-Type for every response) when it has one.
+pub(crate) type Reply = (u16, String, Option<String>);
+
 /// What the HTTP side sends a session actor.
 pub(crate) enum Command {
     /// A request for the session; the actor answers on `reply`.
     Request {
         req: Box<Request>,
         id: RequestId,
-        reply: oneshot::Sender<(u16, String)>,
+        reply: oneshot::Sender<Reply>,
     },
     /// A request naming the session that could not be parsed: the session
     /// answers it with `condition` and ends (XEP-0124 §17).
     Bad {
         id: RequestId,
         condition: ucgate_proto::bosh::Condition,
-        reply: oneshot::Sender<(u16, String)>,
+        reply: oneshot::Sender<Reply>,
     },
     /// The HTTP client of a held request went away.
     Gone(RequestId),
