@@ -322,3 +322,32 @@ async fn host_meta_advertises_the_websocket_url() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_silent_server_hits_the_negotiation_timeout() {
+    // accepts TCP and never says anything
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = TempDir::new("xmpp-silent");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let cfg = gateway_config(server, &ca, "")
+        .replace("[xmpp]\n", "[xmpp]\nnegotiation_timeout = \"300ms\"\n");
+    let gw = TestGateway::start(&cfg).await;
+    let start = std::time::Instant::now();
+    let (mut ws, first) = open(&gw, "localhost").await;
+    assert!(first.starts_with("<open "), "{first}");
+    assert!(next_text(&mut ws)
+        .await
+        .contains("<remote-connection-failed "));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
