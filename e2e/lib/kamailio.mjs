@@ -1,0 +1,235 @@
+// A private Kamailio (Debian's `kamailio` package) for the SIP end-to-end
+// tests: the project's own config (e2e/kamailio/kamailio.cfg, a template)
+// written with free 127.0.0.1 ports into a temp dir, run in the foreground
+// (`kamailio -f FILE -DD -E`, log on stderr, kept in memory), ready when an
+// OPTIONS over UDP is answered and the TCP port(s) accept, stopped by its PID
+// (SIGTERM, SIGKILL after 5 s), always.
+//
+//   const k = await startKamailio();                 // UDP+TCP on k.port
+//   ... k.coreUri('udp') ...                         // 'sip:127.0.0.1:PORT;transport=udp'
+//   await k.stop();
+//
+//   const k = await startKamailio({ websocket: true }); // + Kamailio's own WS listener
+//   ... k.wsUrl ...                                  // ws://127.0.0.1:WSPORT/
+//
+// The WebSocket option (xhttp + websocket modules, Debian package
+// kamailio-websocket-modules) exists to validate the SIP client harness
+// (JsSIP, SIP.js, SIPp) against a known-good WebSocket SIP server, without
+// ucgate.
+//
+// Verified with kamailio 5.6.3 (Debian bookworm), as root and not: `-DD`
+// keeps the main process in the foreground (it forks its workers, which die
+// with it), `-E` logs to stderr, `-Y DIR` moves the runtime dir out of
+// /run/kamailio, `-A WITH_WEBSOCKET` switches the config's #!ifdef blocks.
+
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './harness.mjs';
+
+const __dirname = path.dirname(fileURLToPath(import.meta.url));
+export const KAMAILIO_BIN = process.env.KAMAILIO_BIN ?? '/usr/sbin/kamailio';
+export const KAMAILIO_CFG_TEMPLATE = path.resolve(__dirname, '../kamailio/kamailio.cfg');
+/** The SIP domain Kamailio serves (AORs are sip:USER@SIP_DOMAIN). */
+export const SIP_DOMAIN = '127.0.0.1';
+
+const LOG_LIMIT = 2 << 20;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${message}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1. */
+export async function freeUdpTcpPort() {
+  for (let i = 0; i < 20; i++) {
+    const port = await freePort();
+    const sock = dgram.createSocket('udp4');
+    const ok = await new Promise((resolve) => {
+      sock.once('error', () => resolve(false));
+      sock.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise((r) => sock.close(r));
+    if (ok) return port;
+  }
+  throw new Error('no port free for both UDP and TCP');
+}
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1_000, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Send one SIP OPTIONS over UDP to 127.0.0.1:port; resolves with the status line or null after `ms`. */
+export function sipOptionsUdp(port, ms = 1_000) {
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket('udp4');
+    let done = false;
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.close();
+      resolve(v);
+    };
+    const timer = setTimeout(() => finish(null), ms);
+    sock.on('error', () => finish(null));
+    sock.on('message', (buf) => finish(buf.toString('utf8').split('\r\n')[0]));
+    sock.bind(0, '127.0.0.1', () => {
+      const lport = sock.address().port;
+      const branch = `z9hG4bK${Math.random().toString(36).slice(2)}`;
+      const msg =
+        `OPTIONS sip:127.0.0.1:${port} SIP/2.0\r\n` +
+        `Via: SIP/2.0/UDP 127.0.0.1:${lport};branch=${branch};rport\r\n` +
+        `Max-Forwards: 70\r\n` +
+        `From: <sip:probe@127.0.0.1>;tag=${branch.slice(7)}\r\n` +
+        `To: <sip:127.0.0.1:${port}>\r\n` +
+        `Call-ID: ${branch}@127.0.0.1\r\n` +
+        `CSeq: 1 OPTIONS\r\n` +
+        `Content-Length: 0\r\n\r\n`;
+      sock.send(msg, port, '127.0.0.1', (err) => err && finish(null));
+    });
+  });
+}
+
+/** The config file text for the given ports (template substitution). */
+export function kamailioConfig({ port, wsPort = 0, debug = 2 }) {
+  return fs
+    .readFileSync(KAMAILIO_CFG_TEMPLATE, 'utf8')
+    .replaceAll('@@SIP_PORT@@', String(port))
+    .replaceAll('@@WS_PORT@@', String(wsPort))
+    .replaceAll('@@DEBUG@@', String(debug));
+}
+
+/**
+ * Start a private Kamailio. Options:
+ *   port       UDP and TCP SIP port (default: a free one)
+ *   websocket  also Kamailio's own WebSocket listener (default false)
+ *   wsPort     its port (default: a free one)
+ *   debug      Kamailio debug level (default 2 = info: one line per request/reply)
+ *   dir        working dir (default: a fresh temp dir, removed by stop())
+ *   startTimeoutMs  (default 15 s)
+ * Returns { port, wsPort, wsUrl, domain, coreUri(transport), dir, configFile,
+ *   pid, log(), alive(), stop() }. stop() is idempotent and never throws.
+ */
+export async function startKamailio({
+  port,
+  websocket = false,
+  wsPort,
+  debug = 2,
+  dir,
+  startTimeoutMs = 15_000,
+  keepDir = !!process.env.E2E_KEEP_TMP,
+} = {}) {
+  if (!fs.existsSync(KAMAILIO_BIN)) {
+    throw new Error(`${KAMAILIO_BIN} not found: run scripts/install-deps (Debian package kamailio)`);
+  }
+  const ownDir = !dir;
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'ucgate-kamailio-'));
+  let child = null;
+  let exited = Promise.resolve();
+  let killOnExit = null;
+  let stopped = false;
+  let output = '';
+  const append = (chunk) => {
+    output += chunk;
+    if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
+  };
+  const alive = () => !!child && child.exitCode === null && child.signalCode === null;
+
+  async function stop() {
+    if (stopped) return;
+    stopped = true;
+    if (killOnExit) process.removeListener('exit', killOnExit);
+    if (alive()) {
+      child.kill('SIGTERM');
+      try {
+        await withTimeout(exited, 5_000, 'kamailio exit after SIGTERM');
+      } catch {
+        console.error(`[e2e] kamailio (pid ${child.pid}) ignored SIGTERM for 5 s, sending SIGKILL`);
+        child.kill('SIGKILL');
+        await withTimeout(exited, 5_000, 'kamailio exit after SIGKILL').catch(() => {});
+      }
+    }
+    if (ownDir) {
+      if (keepDir) console.error(`[e2e] keeping the Kamailio dir ${dir}`);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  try {
+    port ??= await freeUdpTcpPort();
+    if (websocket && wsPort == null) {
+      do wsPort = await freePort();
+      while (wsPort === port);
+    }
+    const configFile = path.join(dir, 'kamailio.cfg');
+    fs.writeFileSync(configFile, kamailioConfig({ port, wsPort: wsPort ?? 0, debug }));
+    const args = ['-f', configFile, '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-w', dir];
+    if (websocket) args.push('-A', 'WITH_WEBSOCKET');
+
+    child = spawn(KAMAILIO_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    child.stdout.setEncoding('utf8').on('data', append);
+    child.stderr.setEncoding('utf8').on('data', append);
+    let spawnError = null;
+    child.on('error', (e) => {
+      spawnError = e;
+    });
+    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // Never leave a Kamailio behind, even if the test process dies abruptly
+    // (the workers exit when the main process dies).
+    killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (spawnError) throw new Error(`cannot run ${KAMAILIO_BIN}: ${spawnError.message}`);
+      if (!alive()) {
+        await sleep(100); // let the log complete
+        throw new Error(
+          `kamailio exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n` +
+            `--- ${KAMAILIO_BIN} ${args.join(' ')}\n${output}`,
+        );
+      }
+      const status = await sipOptionsUdp(port, 500);
+      if (status && (await portAccepts(port)) && (!websocket || (await portAccepts(wsPort)))) break;
+      if (Date.now() > deadline) {
+        throw new Error(`kamailio did not answer on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${output}`);
+      }
+      await sleep(100);
+    }
+
+    return {
+      port,
+      wsPort: websocket ? wsPort : null,
+      wsUrl: websocket ? `ws://127.0.0.1:${wsPort}/` : null,
+      domain: SIP_DOMAIN,
+      coreUri: (transport = 'udp') => `sip:127.0.0.1:${port};transport=${transport}`,
+      dir,
+      configFile,
+      pid: child.pid,
+      log: () => output,
+      alive,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
