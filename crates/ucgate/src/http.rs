@@ -64,7 +64,7 @@ pub(crate) async fn handle(
     };
     let route = &shared.routes[idx];
     match route.config.kind {
-        RouteKind::Tcp | RouteKind::XmppWebSocket => {
+        RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket => {
             websocket_route(&shared, &conn, route, peer, &mut req).await
         }
         RouteKind::Bosh => crate::bosh::handle(&shared, route, peer, conn.secure, req).await,
@@ -192,7 +192,8 @@ async fn websocket_route(
     };
     // Dial the backend before answering: an unreachable backend becomes an
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
-    // XMPP routes choose their server from the client's first message.
+    // XMPP routes choose their server from the client's first message;
+    // SIP routes reach their core through the route's SipRuntime.
     let backend = match &route.connector {
         None => None,
         Some(connector) => match connector.connect().await {
@@ -256,6 +257,7 @@ async fn websocket_route(
     let shared2 = Arc::clone(shared);
     let route2 = Arc::clone(route);
     let busy = BusyGuard::new(conn);
+    let secure = conn.secure;
     shared.tracker.spawn(async move {
         let _busy = busy;
         let upgraded = tokio::select! {
@@ -280,6 +282,9 @@ async fn websocket_route(
         .await;
         match backend {
             Some(backend) => crate::tunnel::run(shared2, route2, ws, backend, peer).await,
+            None if route2.sip.is_some() => {
+                crate::sip::adapter::run(shared2, route2, ws, peer, secure).await
+            }
             None => crate::xmpp::adapter::run(shared2, route2, ws, peer).await,
         }
     });

@@ -30,6 +30,7 @@ mod admin;
 mod bosh;
 mod http;
 mod server;
+mod sip;
 mod tunnel;
 
 use std::net::SocketAddr;
@@ -104,6 +105,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) connector: Option<Connector>,
     pub(crate) metrics: RouteMetrics,
     pub(crate) connect_seconds: Histogram,
+    /// `Some` for `sip-websocket` routes.
+    pub(crate) sip: Option<Arc<sip::SipRuntime>>,
 }
 
 /// State shared by every task.
@@ -140,8 +143,25 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         }
         None => (None, None),
     };
+    // Stops the SIP runtimes' socket tasks at the very end.
+    let sip_stop = CancellationToken::new();
     let mut routes = Vec::new();
     for r in &config.routes {
+        let sip = match &r.core {
+            Some(core) => Some(
+                sip::SipRuntime::start(
+                    &r.path,
+                    core,
+                    &config.sip,
+                    r.max_message_size,
+                    Arc::clone(&metrics),
+                    sip_stop.clone(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
+            ),
+            None => None,
+        };
         let connector = match &r.backend {
             Some(b) => Some(
                 Connector::new(b, r.connect_timeout)
@@ -160,6 +180,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
             connector,
             metrics: metrics.route(&r.path),
             connect_seconds,
+            sip,
         }));
     }
     let xmpp = if config.routes.iter().any(|r| r.kind.is_xmpp()) {
@@ -251,6 +272,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     control.set_phase(Phase::Stopped);
     admin_stop.cancel();
+    sip_stop.cancel();
     let _ = admin_task.await;
     let _ = reload_task.await;
     Ok(())

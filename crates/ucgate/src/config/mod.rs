@@ -8,6 +8,7 @@
 
 mod bosh;
 pub mod reader;
+mod sip;
 mod xmpp;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use ucgate_proto::route::RouteTable;
 pub use bosh::BoshConfig;
 pub use reader::{ConfigError, ConfigErrors};
 use reader::{Ctx, Table};
+pub use sip::{Secret, SipConfig, SipCore, SipTransport};
 pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 
 /// The configuration used when `ucgate run` is given no `--config`.
@@ -42,6 +44,8 @@ pub struct Config {
     pub xmpp: XmppConfig,
     /// `[bosh]`: BOSH limits (defaults when absent).
     pub bosh: BoshConfig,
+    /// `[sip]`: SIP edge proxy settings (defaults when absent).
+    pub sip: SipConfig,
 }
 
 /// `[server]`: the one public listener.
@@ -129,6 +133,8 @@ pub enum RouteKind {
     /// BOSH (XEP-0124/0206) to XMPP servers over TCP, chosen by the `to`
     /// of the session creation request from `[xmpp.domains]`.
     Bosh,
+    /// SIP over WebSocket (RFC 7118) to the route's SIP `core`.
+    SipWebSocket,
 }
 
 impl RouteKind {
@@ -139,7 +145,10 @@ impl RouteKind {
 
     /// True for the kinds served over WebSocket.
     pub fn is_websocket(self) -> bool {
-        matches!(self, RouteKind::Tcp | RouteKind::XmppWebSocket)
+        matches!(
+            self,
+            RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket
+        )
     }
 
     /// The name used in config and metrics.
@@ -148,6 +157,7 @@ impl RouteKind {
             RouteKind::Tcp => "tcp",
             RouteKind::XmppWebSocket => "xmpp-websocket",
             RouteKind::Bosh => "bosh",
+            RouteKind::SipWebSocket => "sip-websocket",
         }
     }
 }
@@ -183,6 +193,8 @@ pub struct RouteConfig {
     /// routes; `None` for `xmpp-websocket`, whose servers come from
     /// [`Config::xmpp`].
     pub backend: Option<Backend>,
+    /// The SIP core (`Some` exactly for `sip-websocket` routes).
+    pub core: Option<SipCore>,
     /// Browser origins allowed to open WebSockets.
     pub origins: OriginPolicy,
     /// Subprotocols accepted.
@@ -208,7 +220,7 @@ pub struct RouteConfig {
     pub close_timeout: Duration,
 }
 
-const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh"];
+const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh", "sip"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
@@ -235,6 +247,7 @@ const ROUTE_KEYS: &[&str] = &[
     "backend",
     "backend_server_name",
     "backend_ca_file",
+    "core",
     "origins",
     "subprotocols",
     "require_subprotocol",
@@ -265,6 +278,7 @@ pub fn all_keys() -> Vec<String> {
     add("xmpp.", xmpp::XMPP_KEYS);
     add("xmpp.domains.", xmpp::DOMAIN_KEYS);
     add("bosh.", bosh::BOSH_KEYS);
+    add("sip.", sip::SIP_KEYS);
     v
 }
 
@@ -383,6 +397,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     };
     let xmpp = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
+    let sip = sip::read_sip(ctx, top);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
@@ -396,9 +411,16 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         if let Some(k) = kind {
             if k.value.is_xmpp() && xmpp.domains.is_empty() {
                 ctx.error(
-                    k.span,
+                    k.span.clone(),
                     &k.key,
                     "an XMPP route (`xmpp-websocket`, `bosh`) needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)",
+                );
+            }
+            if k.value == RouteKind::SipWebSocket && sip.flow_token_key.is_none() {
+                ctx.error(
+                    k.span,
+                    "sip.flow_token_key",
+                    "a `sip-websocket` route needs `flow_token_key` in `[sip]` (at least 16 characters, shared by every gateway node in front of the same core)",
                 );
             }
         }
@@ -432,6 +454,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         route_table,
         xmpp,
         bosh,
+        sip,
     })
 }
 
@@ -610,12 +633,13 @@ fn read_route(
             ctx.error(p.span.clone(), &p.key, e.to_string());
         }
     }
-    let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\"";
+    let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"";
     let kind = match t.string(ctx, "kind", kinds) {
         Some(k) => match k.value.as_str() {
             "tcp" => Some(RouteKind::Tcp),
             "xmpp-websocket" => Some(RouteKind::XmppWebSocket),
             "bosh" => Some(RouteKind::Bosh),
+            "sip-websocket" => Some(RouteKind::SipWebSocket),
             other => {
                 ctx.error(
                     k.span.clone(),
@@ -641,6 +665,33 @@ fn read_route(
     };
     let xmpp_route = matches!(&kind, Some(k) if k.value == RouteKind::XmppWebSocket);
     let bosh_route = matches!(&kind, Some(k) if k.value == RouteKind::Bosh);
+    let sip_route = matches!(&kind, Some(k) if k.value == RouteKind::SipWebSocket);
+    let core = match t.string(ctx, "core", "\"sip:host:port;transport=udp|tcp|tls\"") {
+        Some(c) if sip_route => match sip::parse_core(&c.value) {
+            Ok(core) => Some(Some(core)),
+            Err(e) => {
+                ctx.error(c.span.clone(), &c.key, e);
+                None
+            }
+        },
+        Some(c) => {
+            ctx.error(
+                c.span.clone(),
+                &c.key,
+                "only used by a `sip-websocket` route",
+            );
+            None
+        }
+        None if sip_route => {
+            ctx.error(
+                t.span(),
+                &t.key("core"),
+                "missing: a `sip-websocket` route needs a `core` such as \"sip:127.0.0.1:5070;transport=udp\"",
+            );
+            None
+        }
+        None => Some(None),
+    };
     if bosh_route {
         for key in [
             "subprotocols",
@@ -655,7 +706,9 @@ fn read_route(
             }
         }
     }
-    let backend = if xmpp_route || bosh_route {
+    let backend = if sip_route {
+        read_no_backend_sip(ctx, t)
+    } else if xmpp_route || bosh_route {
         read_no_backend(ctx, t)
     } else {
         read_backend(ctx, t, base)
@@ -721,10 +774,22 @@ fn read_route(
             values
         }
         None if xmpp_route => vec!["xmpp".to_string()],
+        None if sip_route => vec!["sip".to_string()],
         // websockify's `binary` subprotocol, so noVNC-style clients work unchanged
         None => vec!["binary".to_string()],
     };
-    let require_subprotocol = t.bool(ctx, "require_subprotocol").unwrap_or(xmpp_route);
+    let require_subprotocol = t
+        .bool(ctx, "require_subprotocol")
+        .unwrap_or(xmpp_route || sip_route);
+    if sip_route && (!require_subprotocol || subprotocols != ["sip"]) {
+        ctx.error(
+            t.value_span("subprotocols")
+                .or(t.value_span("require_subprotocol"))
+                .unwrap_or(t.span()),
+            &t.key("subprotocols"),
+            "a `sip-websocket` route requires exactly the `sip` subprotocol (RFC 7118 §4): leave `subprotocols` and `require_subprotocol` out",
+        );
+    }
     if xmpp_route && !require_subprotocol {
         ctx.error(
             t.value_span("require_subprotocol").unwrap_or(t.span()),
@@ -804,6 +869,7 @@ fn read_route(
             path: path.as_ref()?.value.clone(),
             kind: kind.as_ref()?.value,
             backend: backend?,
+            core: core?,
             origins: origins?,
             subprotocols,
             require_subprotocol,
@@ -887,6 +953,22 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
     }))
 }
 
+/// A `sip-websocket` route reaches its `core`; the backend keys are refused.
+fn read_no_backend_sip(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<Option<Backend>> {
+    let mut ok = true;
+    for key in ["backend", "backend_server_name", "backend_ca_file"] {
+        if let Some(span) = t.value_span(key) {
+            ok = false;
+            ctx.error(
+                span,
+                &t.key(key),
+                "not allowed for a `sip-websocket` route: set `core = \"sip:host:port;transport=udp|tcp|tls\"`",
+            );
+        }
+    }
+    ok.then_some(None)
+}
+
 /// An `xmpp-websocket` route has no fixed backend: each of the backend keys
 /// is an error.
 fn read_no_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<Option<Backend>> {
@@ -950,6 +1032,9 @@ mod tests {
             match r.kind {
                 RouteKind::Tcp => assert!(loopback(&r.backend.as_ref().unwrap().host)),
                 RouteKind::XmppWebSocket | RouteKind::Bosh => assert!(r.backend.is_none()),
+                RouteKind::SipWebSocket => {
+                    assert!(loopback(&r.core.as_ref().unwrap().host))
+                }
             }
             assert_eq!(r.origins, OriginPolicy::SameOrigin);
         }
@@ -1107,7 +1192,7 @@ mod tests {
             e,
             [
                 "1:1: route[0].backend: missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
-                "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\"",
+                "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"",
             ]
         );
     }
@@ -1202,5 +1287,115 @@ mod tests {
         ] {
             assert!(keys.iter().any(|x| x == k), "{k}");
         }
+    }
+
+    const SIP_ROUTE: &str =
+        "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5070;transport=udp\"\n";
+    const SIP_KEY: &str = "[sip]\nflow_token_key = \"0123456789abcdef\"\n";
+
+    #[test]
+    fn sip_route() {
+        let c = parse(&format!("{SIP_ROUTE}{SIP_KEY}"));
+        let r = &c.routes[0];
+        assert_eq!(r.kind, RouteKind::SipWebSocket);
+        assert_eq!(r.kind.as_str(), "sip-websocket");
+        assert!(r.kind.is_websocket() && r.backend.is_none());
+        assert_eq!(
+            r.core,
+            Some(SipCore {
+                host: "127.0.0.1".into(),
+                port: 5070,
+                transport: SipTransport::Udp
+            })
+        );
+        assert_eq!(
+            (r.subprotocols.as_slice(), r.require_subprotocol),
+            (&["sip".to_string()][..], true)
+        );
+        let s = &c.sip;
+        assert_eq!(
+            (s.udp_threshold, s.flow_gone, s.require_path_support),
+            (1300, 430, false)
+        );
+        assert_eq!((s.max_messages_per_second, s.max_garbage), (20, 5));
+        assert_eq!(
+            s.flow_token_key.as_ref().unwrap().expose(),
+            b"0123456789abcdef"
+        );
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "the key never prints"
+        );
+        let c = parse(&format!(
+            "{SIP_ROUTE}{SIP_KEY}advertised_host = \"gw.example\"\nudp_threshold = 1200\nflow_gone = \"480\"\nrequire_path_support = true\nmax_messages_per_second = 5\nmax_garbage = 2\n"
+        ));
+        assert_eq!(c.sip.advertised_host.as_deref(), Some("gw.example"));
+        assert_eq!(
+            (
+                c.sip.udp_threshold,
+                c.sip.flow_gone,
+                c.sip.require_path_support
+            ),
+            (1200, 480, true)
+        );
+        assert_eq!((c.sip.max_messages_per_second, c.sip.max_garbage), (5, 2));
+    }
+
+    #[test]
+    fn sip_route_errors() {
+        let e = errors(SIP_ROUTE);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("sip.flow_token_key") && e.contains("needs")),
+            "{e:?}"
+        );
+        let e = errors(&format!("{SIP_ROUTE}[sip]\nflow_token_key = \"short\"\n"));
+        assert!(e.iter().any(|e| e.contains("too short")), "{e:?}");
+        assert!(
+            !e.iter().any(|e| e.contains("\"short\"")),
+            "the key is not echoed: {e:?}"
+        );
+        let e = errors(&format!(
+            "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\n{SIP_KEY}"
+        ));
+        assert!(
+            e.iter().any(|e| e.contains("route[0].core: missing")),
+            "{e:?}"
+        );
+        let e = errors(&format!("{SIP_ROUTE}backend = \"127.0.0.1:1\"\n{SIP_KEY}"));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("route[0].backend: not allowed")),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{SIP_ROUTE}subprotocols = [\"binary\"]\n{SIP_KEY}"
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exactly the `sip` subprotocol")),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{SIP_ROUTE}require_subprotocol = false\n{SIP_KEY}"
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("exactly the `sip` subprotocol")),
+            "{e:?}"
+        );
+        let e = errors("[[route]]\npath = \"/a\"\nkind = \"sip-websocket\"\ncore = \"sip:h:5060;transport=sctp\"\n[sip]\nflow_token_key = \"0123456789abcdef\"\n");
+        assert!(
+            e.iter()
+                .any(|e| e.contains("route[0].core: unknown transport")),
+            "{e:?}"
+        );
+        let e = errors("[[route]]\npath = \"/a\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:1\"\ncore = \"sip:h\"\n");
+        assert!(
+            e.iter().any(|e| e.contains("route[0].core: only used")),
+            "{e:?}"
+        );
+        let e = errors(&format!("{SIP_ROUTE}{SIP_KEY}flow_gone = \"404\"\n"));
+        assert!(e.iter().any(|e| e.contains("sip.flow_gone")), "{e:?}");
     }
 }

@@ -1,0 +1,266 @@
+//! One SIP-over-WebSocket client (RFC 7118): one task per connection, one
+//! flow in the route's [`SipRuntime`]. Each WebSocket message is one SIP
+//! message: parsed, passed through `edge::from_client`, and sent to the
+//! core or answered. Messages for the flow arrive from the runtime's queue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
+use ucgate_proto::sip::edge::{self, FlowCtx, FromClient};
+use ucgate_proto::sip::flow_token::WsTransport;
+use ucgate_proto::sip::message;
+
+use super::SipRuntime;
+use crate::metrics::{GaugeGuard, ReasonLabels};
+use crate::{RouteRuntime, Shared};
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+/// A SIP message as a WebSocket message: text when it is UTF-8.
+fn ws_message(bytes: Vec<u8>) -> Message {
+    match String::from_utf8(bytes) {
+        Ok(s) => Message::Text(s.into()),
+        Err(e) => Message::Binary(Bytes::from(e.into_bytes())),
+    }
+}
+
+/// Removes the flow from the table when the connection ends, however it ends.
+struct FlowGuard<'a>(&'a SipRuntime, u64);
+
+impl Drop for FlowGuard<'_> {
+    fn drop(&mut self) {
+        self.0.close_flow(self.1);
+    }
+}
+
+/// What to do after a client message.
+enum Next {
+    Continue,
+    Close(u16, &'static str, &'static str),
+}
+
+/// Runs one SIP WebSocket connection to its end.
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    route: Arc<RouteRuntime>,
+    mut ws: WebSocketStream<S>,
+    peer: SocketAddr,
+    secure: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let cfg = &route.config;
+    let rpath = cfg.path.as_str();
+    let m = route.metrics.clone();
+    let _active = GaugeGuard::new(m.active.clone());
+    let Some(rt) = route.sip.as_ref() else {
+        let _ = ws.send(close_frame(1011, "SIP is not configured")).await;
+        return;
+    };
+    let (flow_id, mut rx) = rt.open_flow();
+    let _flow = FlowGuard(rt, flow_id);
+    let transport = if secure {
+        WsTransport::Wss
+    } else {
+        WsTransport::Ws
+    };
+    let peer_ip = peer.ip().to_string();
+    let started = Instant::now();
+    let now = || started.elapsed();
+    let mut ka = Keepalive::new(
+        cfg.ping_interval,
+        cfg.ping_timeout,
+        cfg.idle_timeout,
+        Duration::ZERO,
+    );
+    let mut garbage = 0u32;
+    let mut window_start = Instant::now();
+    let mut window_count = 0u32;
+    let mut end_label: &'static str = "client_gone";
+    let mut close: Option<(u16, &'static str)> = None;
+
+    loop {
+        let mut deadline = ka.next_deadline().map(|d| started + d);
+        if !cfg.ping_interval.is_zero() {
+            let check = Instant::now() + cfg.ping_interval;
+            deadline = Some(deadline.map_or(check, |x| x.min(check)));
+        }
+        tokio::select! {
+            _ = shared.conn_cancel.cancelled() => {
+                end_label = "shutdown";
+                close = Some((1001, "gateway shutting down"));
+                break;
+            }
+            out = rx.recv() => {
+                let Some(bytes) = out else { break };
+                ka.on_data(now());
+                m.messages_out.inc();
+                m.bytes_out.inc_by(bytes.len() as u64);
+                if ws.send(ws_message(bytes)).await.is_err() {
+                    break;
+                }
+            }
+            msg = ws.next() => {
+                ka.on_frame_in(now());
+                let data: Vec<u8> = match msg {
+                    Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(_))) => {
+                        end_label = "client_closed";
+                        // tungstenite answers the close; flush it
+                        let _ = ws.flush().await;
+                        break;
+                    }
+                    Some(Err(WsError::Capacity(_))) => {
+                        end_label = "message_too_big";
+                        shared.metrics.error(rpath, "client", "message_too_big");
+                        close = Some((1009, "message too big"));
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
+                };
+                ka.on_data(now());
+                m.messages_in.inc();
+                m.bytes_in.inc_by(data.len() as u64);
+                // Per-connection rate limit (one-second windows).
+                if window_start.elapsed() >= Duration::from_secs(1) {
+                    window_start = Instant::now();
+                    window_count = 0;
+                }
+                window_count += 1;
+                let next = if window_count > rt.sip.max_messages_per_second {
+                    shared.metrics.error(rpath, "client", "sip_rate_limit");
+                    let limits = rt.limits;
+                    if let Ok(msg) = message::parse(&data, &limits) {
+                        if msg.is_request() && msg.method() != Some("ACK") {
+                            let tag = format!("ucgate-rl{flow_id}");
+                            let r = message::make_response(&msg, 503, "Service Unavailable", &tag, &[("Retry-After", "5")]);
+                            let _ = ws.send(ws_message(r)).await;
+                        }
+                    }
+                    Next::Close(1008, "too many messages", "rate_limit")
+                } else {
+                    let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
+                    on_client_message(rt, &data, &ctx, &mut garbage, &mut ws).await
+                };
+                if let Next::Close(code, reason, label) = next {
+                    end_label = label;
+                    close = Some((code, reason));
+                    break;
+                }
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match ka.poll(now()) {
+                    KeepaliveAction::SendPing => {
+                        if ws.send(Message::Ping(Bytes::new())).await.is_ok() {
+                            ka.on_ping_sent(now());
+                        }
+                    }
+                    KeepaliveAction::Idle => {
+                        end_label = "idle";
+                        close = Some((1000, "idle"));
+                        break;
+                    }
+                    KeepaliveAction::DeadPeer => {
+                        end_label = "dead_peer";
+                        break;
+                    }
+                    KeepaliveAction::Wait => {}
+                }
+            }
+        }
+    }
+    if let Some((code, reason)) = close {
+        let _ = ws.send(close_frame(code, reason)).await;
+        // wait briefly for the client's close reply
+        let _ = tokio::time::timeout(cfg.close_timeout, async {
+            while let Some(Ok(msg)) = ws.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    shared
+        .metrics
+        .ws_closes
+        .get_or_create(&ReasonLabels {
+            route: rpath.to_string(),
+            reason: end_label.to_string(),
+        })
+        .inc();
+    tracing::info!(route = rpath, %peer, flow = flow_id, end = end_label, secs = started.elapsed().as_secs_f64(), "SIP WebSocket closed");
+}
+
+async fn on_client_message<S>(
+    rt: &SipRuntime,
+    data: &[u8],
+    ctx: &FlowCtx<'_>,
+    garbage: &mut u32,
+    ws: &mut WebSocketStream<S>,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    // RFC 5626 §4.4.1 keep-alive over WebSocket (JsSIP, SIP.js).
+    if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
+        if data == b"\r\n\r\n" && ws.send(Message::Text("\r\n".into())).await.is_err() {
+            return Next::Close(1000, "", "client_gone");
+        }
+        return Next::Continue;
+    }
+    let msg = match message::parse(data, &rt.limits) {
+        Ok(m) => m,
+        Err(e) => {
+            match edge::parse_error_response(data, &rt.limits, &e, rt.key()) {
+                Some(r) => {
+                    *garbage = 0;
+                    rt.count("client", "sip_bad_request");
+                    let _ = ws.send(ws_message(r)).await;
+                }
+                None => {
+                    *garbage += 1;
+                    rt.count("client", "sip_garbage");
+                    if *garbage >= rt.sip.max_garbage {
+                        return Next::Close(1008, "unparseable SIP messages", "garbage");
+                    }
+                }
+            }
+            return Next::Continue;
+        }
+    };
+    *garbage = 0;
+    match edge::from_client(&msg, &rt.edge(), ctx) {
+        FromClient::ToCore { bytes, transport } => rt.to_core(bytes, transport).await,
+        FromClient::Respond(r) => {
+            let _ = ws.send(ws_message(r)).await;
+        }
+        FromClient::Drop(reason) => {
+            rt.count("client", "sip_dropped");
+            tracing::debug!(route = %rt.route, reason, "SIP message from a client dropped");
+        }
+    }
+    Next::Continue
+}

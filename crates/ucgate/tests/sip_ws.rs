@@ -1,0 +1,483 @@
+//! SIP over WebSocket (RFC 7118) through the gateway to an in-process SIP
+//! core stub on UDP (and TCP on the same port, for large requests).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "a test key shared by every node";
+
+struct Core {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Core {
+    async fn start() -> Core {
+        for _ in 0..16 {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                return Core { udp, tcp, addr };
+            }
+        }
+        panic!("no port free on UDP and TCP");
+    }
+
+    /// The next datagram (keep-alives skipped) and where it came from.
+    async fn recv(&self) -> (String, SocketAddr) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(10), self.udp.recv_from(&mut buf))
+                    .await
+                    .expect("a datagram in time")
+                    .unwrap();
+            let s = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !s.trim().is_empty() {
+                return (s, from);
+            }
+        }
+    }
+
+    async fn send(&self, msg: &str, to: SocketAddr) {
+        self.udp.send_to(msg.as_bytes(), to).await.unwrap();
+    }
+}
+
+fn config(core: SocketAddr) -> String {
+    config_with(core, "udp", "")
+}
+
+fn config_with(core: SocketAddr, transport: &str, sip_extra: &str) -> String {
+    format!(
+        "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{core};transport={transport}\"\nclose_timeout = \"300ms\"\n\n[sip]\nflow_token_key = \"{KEY}\"\n{sip_extra}"
+    )
+}
+
+/// Reads one Content-Length-framed SIP message from a stream.
+async fn read_stream_message<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    acc: &mut Vec<u8>,
+) -> String {
+    let mut buf = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(acc).to_string();
+        let trimmed = text.trim_start_matches("\r\n");
+        let skipped = text.len() - trimmed.len();
+        if let Some(end) = trimmed.find("\r\n\r\n") {
+            let len: usize = headers(trimmed, "Content-Length")
+                .first()
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(0);
+            let total = skipped + end + 4 + len;
+            if acc.len() >= total {
+                let msg = String::from_utf8_lossy(&acc[skipped..total]).to_string();
+                acc.drain(..total);
+                return msg;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("bytes in time")
+            .unwrap();
+        assert!(n > 0, "connection closed early");
+        acc.extend_from_slice(&buf[..n]);
+    }
+}
+
+async fn open(gw: &TestGateway) -> Ws {
+    let (ws, resp) = ws_connect(&gw.ws_url("/sip"), None, Some("sip"))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "sip");
+    ws
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, s: &str) {
+    ws.send(Message::Text(s.to_string().into())).await.unwrap();
+}
+
+async fn expect_close(ws: &mut Ws) -> CloseCode {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return f.code,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// The header lines named `name` (case-insensitive, long form).
+fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    let head = msg.split("\r\n\r\n").next().unwrap();
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .collect()
+}
+
+/// A response to `req`: every Via, From, To (+ tag), Call-ID, CSeq copied.
+fn response(req: &str, status: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for v in headers(req, "Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    out.push_str(&format!("From: {}\r\n", headers(req, "From")[0]));
+    let to = headers(req, "To")[0];
+    if to.contains("tag=") {
+        out.push_str(&format!("To: {to}\r\n"));
+    } else {
+        out.push_str(&format!("To: {to};tag=stub\r\n"));
+    }
+    out.push_str(&format!("Call-ID: {}\r\n", headers(req, "Call-ID")[0]));
+    out.push_str(&format!("CSeq: {}\r\n", headers(req, "CSeq")[0]));
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+const REGISTER: &str = "REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKreg1\r\n\
+Max-Forwards: 69\r\n\
+To: <sip:alice@example.com>\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: reg-call-1\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:x1@df7jal23ls0d.invalid;transport=ws>;+sip.instance=\"<urn:uuid:1>\";reg-id=1\r\n\
+Supported: path, outbound, gruu\r\n\
+Content-Length: 0\r\n\r\n";
+
+/// Registers through the gateway; returns the Path URI and the gateway's UDP address.
+async fn register(ws: &mut Ws, core: &Core) -> (String, SocketAddr) {
+    send(ws, REGISTER).await;
+    let (req, gw) = core.recv().await;
+    assert!(
+        req.starts_with("REGISTER sip:example.com SIP/2.0\r\n"),
+        "{req}"
+    );
+    let vias = headers(&req, "Via");
+    assert_eq!(vias.len(), 2, "{req}");
+    assert!(
+        vias[0].starts_with(&format!("SIP/2.0/UDP {gw};branch=z9hG4bK")),
+        "our Via on top: {req}"
+    );
+    assert!(vias[0].contains("ucgf="), "{req}");
+    assert!(
+        vias[1].starts_with(
+            "SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKreg1;received=127.0.0.1;rport="
+        ),
+        "received/rport on the client's Via: {req}"
+    );
+    let path = headers(&req, "Path");
+    assert_eq!(path.len(), 1, "{req}");
+    let uri = path[0]
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        uri.starts_with("sip:") && uri.contains(&format!("@{gw}")),
+        "{uri}"
+    );
+    assert!(uri.contains(";lr") && uri.contains(";ob"), "{uri}");
+    assert_eq!(headers(&req, "Max-Forwards"), ["68"]);
+    core.send(&response(&req, "200 OK"), gw).await;
+    let ok = next_text(ws).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert!(!ok.contains("ucgf"), "our Via removed: {ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    (uri, gw)
+}
+
+fn core_message(core: &Core, route: &str, cseq: u32) -> String {
+    format!(
+        "MESSAGE sip:x1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+Via: SIP/2.0/UDP {};branch=z9hG4bKcore{cseq}\r\n\
+Route: <{route}>\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bob@example.com>;tag=b1\r\n\
+To: <sip:alice@example.com>\r\n\
+Call-ID: msg-call-1\r\n\
+CSeq: {cseq} MESSAGE\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 5\r\n\r\nhello",
+        core.addr
+    )
+}
+
+#[tokio::test]
+async fn register_message_and_flow_gone() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    // RFC 5626 keep-alive over the WebSocket
+    send(&mut ws, "\r\n\r\n").await;
+    assert_eq!(next_text(&mut ws).await, "\r\n");
+    let (path, gw_udp) = register(&mut ws, &core).await;
+
+    // The core sends a MESSAGE to the registered client through the Path.
+    core.send(&core_message(&core, &path, 1), gw_udp).await;
+    let msg = next_text(&mut ws).await;
+    assert!(
+        msg.starts_with("MESSAGE sip:x1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("hello"), "{msg}");
+    assert!(headers(&msg, "Via")[0].starts_with("SIP/2.0/WS "), "{msg}");
+    assert!(headers(&msg, "Route").is_empty(), "our Route popped: {msg}");
+    // The client answers; the core gets the 200 without our Via.
+    send(&mut ws, &response(&msg, "200 OK")).await;
+    let (ok, _) = core.recv().await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    assert!(headers(&ok, "Via")[0].contains("z9hG4bKcore1"), "{ok}");
+
+    // The client leaves: the next request for it gets 430 Flow Failed.
+    ws.close(None).await.unwrap();
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    core.send(&core_message(&core, &path, 2), gw_udp).await;
+    let (gone, _) = core.recv().await;
+    assert!(gone.starts_with("SIP/2.0 430 Flow Failed\r\n"), "{gone}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn forged_token_is_forbidden() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    let (path, gw_udp) = register(&mut ws, &core).await;
+    let host = path.split('@').nth(1).unwrap().split(';').next().unwrap();
+    let forged = format!("sip:{}@{host};lr", "A".repeat(27));
+    core.send(&core_message(&core, &forged, 1), gw_udp).await;
+    let (resp, _) = core.recv().await;
+    assert!(resp.starts_with("SIP/2.0 403 "), "{resp}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn large_invite_goes_over_tcp() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    let body =
+        "v=0\r\n".to_string() + &"a=x-padding:0123456789abcdef0123456789abcdef\r\n".repeat(70);
+    assert!(body.len() > 3000);
+    let invite = format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKinv1\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@example.com>\r\n\
+From: <sip:alice@example.com>;tag=a2\r\n\
+Call-ID: inv-call-1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:x1@df7jal23ls0d.invalid;transport=ws;ob>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send(&mut ws, &invite).await;
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), core.tcp.accept())
+        .await
+        .expect("a TCP connection in time")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !String::from_utf8_lossy(&got).ends_with(&body) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("bytes in time")
+            .unwrap();
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let req = String::from_utf8(got).unwrap();
+    assert!(
+        req.starts_with("INVITE sip:bob@example.com SIP/2.0\r\n"),
+        "{req}"
+    );
+    assert!(headers(&req, "Via")[0].starts_with("SIP/2.0/TCP "), "{req}");
+    assert_eq!(headers(&req, "Record-Route").len(), 1, "{req}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_is_dropped_then_closes() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    send(&mut ws, "this is not SIP").await;
+    // still usable: a valid request goes through
+    let (_, _) = {
+        send(&mut ws, REGISTER).await;
+        core.recv().await
+    };
+    for _ in 0..5 {
+        send(&mut ws, "\u{1}\u{2} garbage").await;
+    }
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Policy);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sip_subprotocol_is_required() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    match ws_connect(&gw.ws_url("/sip"), None, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    match ws_connect(&gw.ws_url("/sip"), None, Some("xmpp")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn flow_gone_can_be_480() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config_with(core.addr, "udp", "flow_gone = \"480\"\n")).await;
+    let mut ws = open(&gw).await;
+    let (path, gw_udp) = register(&mut ws, &core).await;
+    ws.close(None).await.unwrap();
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    core.send(&core_message(&core, &path, 1), gw_udp).await;
+    let (gone, _) = core.recv().await;
+    assert!(gone.starts_with("SIP/2.0 480 "), "{gone}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_answers_503_then_closes() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config_with(
+        core.addr,
+        "udp",
+        "max_messages_per_second = 3\n",
+    ))
+    .await;
+    let mut ws = open(&gw).await;
+    for i in 0..4 {
+        let options = format!(
+            "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=z9hG4bKo{i}\r\nMax-Forwards: 70\r\nTo: <sip:example.com>\r\nFrom: <sip:alice@example.com>;tag=o1\r\nCall-ID: opt-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        send(&mut ws, &options).await;
+    }
+    for _ in 0..3 {
+        let (req, _) = core.recv().await;
+        assert!(req.starts_with("OPTIONS "), "{req}");
+    }
+    let busy = next_text(&mut ws).await;
+    assert!(busy.starts_with("SIP/2.0 503 "), "{busy}");
+    assert_eq!(headers(&busy, "Retry-After"), ["5"]);
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Policy);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_core() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config_with(core.addr, "tcp", "")).await;
+    let mut ws = open(&gw).await;
+    send(&mut ws, REGISTER).await;
+    let (mut stream, _) = tokio::time::timeout(Duration::from_secs(10), core.tcp.accept())
+        .await
+        .expect("a TCP connection in time")
+        .unwrap();
+    let mut acc = Vec::new();
+    let req = read_stream_message(&mut stream, &mut acc).await;
+    assert!(req.starts_with("REGISTER "), "{req}");
+    assert!(headers(&req, "Via")[0].starts_with("SIP/2.0/TCP "), "{req}");
+    assert!(
+        headers(&req, "Path")[0].contains(";transport=tcp;"),
+        "{req}"
+    );
+    // a CRLF keep-alive from the core is answered, then the 200 comes back
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"\r\n");
+    stream
+        .write_all(response(&req, "200 OK").as_bytes())
+        .await
+        .unwrap();
+    let ok = next_text(&mut ws).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn core_initiated_tcp() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    let (path, gw_udp) = register(&mut ws, &core).await;
+    // The core opens a TCP connection to the gateway (same port as UDP).
+    let mut stream = tokio::net::TcpStream::connect(gw_udp).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    stream
+        .write_all(core_message(&core, &path, 1).as_bytes())
+        .await
+        .unwrap();
+    let msg = next_text(&mut ws).await;
+    assert!(msg.starts_with("MESSAGE "), "{msg}");
+    assert!(msg.ends_with("hello"), "{msg}");
+    // A forged token over the same connection: 403 on that connection.
+    let host = path.split('@').nth(1).unwrap().split(';').next().unwrap();
+    let forged = format!("sip:{}@{host};lr", "A".repeat(27));
+    stream
+        .write_all(core_message(&core, &forged, 2).as_bytes())
+        .await
+        .unwrap();
+    let mut acc = Vec::new();
+    let resp = read_stream_message(&mut stream, &mut acc).await;
+    assert!(resp.starts_with("SIP/2.0 403 "), "{resp}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut ws = open(&gw).await;
+    let (stop, close) = tokio::join!(gw.stop(), expect_close(&mut ws));
+    let () = stop;
+    assert_eq!(close, CloseCode::Away);
+}
