@@ -283,21 +283,6 @@ fn prologue(bytes: &[u8]) -> Result<&str, BodyError> {
     Ok(&rest[end + 2..])
 }
 
-fn ns_decls(tag: &StartTag) -> Vec<(String, String)> {
-    tag.attrs
-        .iter()
-        .filter_map(|a| {
-            if a.name == "xmlns" {
-                Some((String::new(), a.value.clone()))
-            } else {
-                a.name
-                    .strip_prefix("xmlns:")
-                    .map(|p| (p.to_string(), a.value.clone()))
-            }
-        })
-        .collect()
-}
-
 fn lookup<'a>(decls: &'a [(String, String)], prefix: &str) -> Option<&'a str> {
     if prefix == "xml" {
         return Some(NS_XML);
@@ -356,7 +341,7 @@ pub fn parse_request(bytes: &[u8], limits: &Limits) -> Result<Request, BodyError
     if tag.local() != "body" || checked.ns != NS_HTTPBIND {
         return Err(BodyError::NotBody);
     }
-    let decls = ns_decls(&tag);
+    let decls = tag.ns_decls();
     let mut req = Request::new(0);
     let mut rid = None;
     for a in &tag.attrs {
@@ -476,7 +461,7 @@ pub fn parse_response(bytes: &[u8], limits: &Limits) -> Result<Response, BodyErr
     if tag.local() != "body" || checked.ns != NS_HTTPBIND {
         return Err(BodyError::NotBody);
     }
-    let decls = ns_decls(&tag);
+    let decls = tag.ns_decls();
     let mut attrs = Vec::new();
     for a in &tag.attrs {
         if a.name == "xmlns" || a.name.starts_with("xmlns:") {
@@ -631,7 +616,7 @@ fn scan_needs(el: &[u8]) -> Result<Needs, BodyError> {
             .ok_or(BodyError::Xml(XmlError::NotWellFormed(
                 "incomplete start tag",
             )))?;
-        frames.push(ns_decls(&t));
+        frames.push(t.ns_decls());
         match t.prefix() {
             Some("xml") => {}
             Some(p) => {

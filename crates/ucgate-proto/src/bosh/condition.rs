@@ -81,6 +81,27 @@ impl Condition {
         }
     }
 
+    /// The BOSH terminal condition for the end of the server stream as the
+    /// RFC 7395 translator reports it (XEP-0206 §7): no stream error → a
+    /// plain `remote-stream-error`; the gateway's own `host-unknown`,
+    /// `remote-connection-failed` and `system-shutdown` keep their BOSH
+    /// names; any other stream error travels inside `remote-stream-error`.
+    pub fn from_stream_error(stream_error: Option<&str>) -> Condition {
+        let Some(e) = stream_error else {
+            return Condition::RemoteStreamError(None);
+        };
+        let has = |c: &str| e.contains(&format!("<{c} "));
+        if has("host-unknown") {
+            Condition::HostUnknown
+        } else if has("remote-connection-failed") {
+            Condition::RemoteConnectionFailed
+        } else if has("system-shutdown") {
+            Condition::SystemShutdown
+        } else {
+            Condition::RemoteStreamError(Some(e.to_string()))
+        }
+    }
+
     /// The condition for a name without content (the inverse of
     /// [`name`](Self::name); `see-other-uri` needs a URI and is `None`).
     pub fn from_name(name: &str) -> Option<Condition> {
@@ -171,6 +192,33 @@ pub fn recoverable_error_body() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_errors_map_to_bosh_conditions() {
+        use crate::xmpp_ws::stream_error;
+        assert_eq!(
+            Condition::from_stream_error(None),
+            Condition::RemoteStreamError(None)
+        );
+        for (xmpp, bosh) in [
+            ("host-unknown", Condition::HostUnknown),
+            (
+                "remote-connection-failed",
+                Condition::RemoteConnectionFailed,
+            ),
+            ("system-shutdown", Condition::SystemShutdown),
+        ] {
+            assert_eq!(
+                Condition::from_stream_error(Some(&stream_error(xmpp, None))),
+                bosh
+            );
+        }
+        let conflict = stream_error("conflict", Some("replaced"));
+        assert_eq!(
+            Condition::from_stream_error(Some(&conflict)),
+            Condition::RemoteStreamError(Some(conflict.clone()))
+        );
+    }
 
     const ALL: [&str; 13] = [
         "bad-request",

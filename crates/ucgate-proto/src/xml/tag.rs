@@ -42,6 +42,23 @@ impl StartTag {
         self.name.split_once(':').map(|(p, _)| p)
     }
 
+    /// The namespace declarations on this tag: `(prefix, uri)`, the default
+    /// namespace with an empty prefix.
+    pub fn ns_decls(&self) -> Vec<(String, String)> {
+        self.attrs
+            .iter()
+            .filter_map(|a| {
+                if a.name == "xmlns" {
+                    Some((String::new(), a.value.clone()))
+                } else {
+                    a.name
+                        .strip_prefix("xmlns:")
+                        .map(|p| (p.to_string(), a.value.clone()))
+                }
+            })
+            .collect()
+    }
+
     /// The local part of the name.
     pub fn local(&self) -> &str {
         self.name.split_once(':').map_or(&self.name, |(_, l)| l)

@@ -9,7 +9,7 @@
 //! qualified by a namespace), and the configured limits (bytes, depth,
 //! attributes per element). CDATA sections are allowed.
 
-use super::tag::{decode_entity, is_qname, is_xml_char, parse_start_tag, StartTag};
+use super::tag::{decode_entity, is_xml_char, parse_start_tag, StartTag};
 use super::{Limits, XmlError};
 
 /// The XML namespace bound to the `xml` prefix.
@@ -208,11 +208,6 @@ fn check_chars(t: &str) -> Result<(), XmlError> {
     } else {
         Err(XmlError::NotWellFormed("character XML forbids"))
     }
-}
-
-/// True if `s` is a valid qualified name (re-exported for callers).
-pub fn valid_name(s: &str) -> bool {
-    is_qname(s)
 }
 
 #[cfg(test)]

@@ -130,21 +130,6 @@ pub struct Translator {
     server_decls: Vec<(String, String)>,
 }
 
-fn ns_decls(h: &StartTag) -> Vec<(String, String)> {
-    h.attrs
-        .iter()
-        .filter_map(|a| {
-            if a.name == "xmlns" {
-                Some((String::new(), a.value.clone()))
-            } else {
-                a.name
-                    .strip_prefix("xmlns:")
-                    .map(|p| (p.to_string(), a.value.clone()))
-            }
-        })
-        .collect()
-}
-
 /// The namespace of a top-level element given the stream's declarations.
 fn element_ns(tag: &StartTag, stream: &[(String, String)]) -> Option<String> {
     let key = match tag.prefix() {
@@ -635,7 +620,7 @@ impl Translator {
                     );
                     return;
                 }
-                self.server_decls = ns_decls(&h);
+                self.server_decls = h.ns_decls();
                 if tls_done {
                     out.push(Output::ToClient(self.client_open_element(Some(&h))));
                     self.client_opened = true;
@@ -878,22 +863,5 @@ impl Translator {
             self.phase = Phase::Closed;
         }
         out
-    }
-
-    /// A stanza the server sent was over the limit etc. is handled inside;
-    /// this exposes the negotiation state for logs.
-    pub fn phase_name(&self) -> &'static str {
-        match self.phase {
-            Phase::AwaitOpen => "await-open",
-            Phase::Connecting => "connecting",
-            Phase::ServerHeader { .. } => "server-header",
-            Phase::Features { .. } => "features",
-            Phase::Proceed => "starttls",
-            Phase::TlsHandshake => "tls-handshake",
-            Phase::Open => "open",
-            Phase::AwaitRestartOpen => "await-restart",
-            Phase::ClientClosing => "closing",
-            Phase::Closed => "closed",
-        }
     }
 }

@@ -65,23 +65,6 @@ fn open_element(to: &str, lang: Option<&str>, from: Option<&str>) -> String {
     s
 }
 
-/// Maps the translator's stream error (as sent to a WebSocket client) to
-/// the BOSH terminal condition (XEP-0124 §17, XEP-0206 §7).
-fn condition_for(stream_error: Option<&str>) -> Condition {
-    let Some(e) = stream_error else {
-        return Condition::RemoteStreamError(None);
-    };
-    if e.contains("<host-unknown ") {
-        Condition::HostUnknown
-    } else if e.contains("<remote-connection-failed ") {
-        Condition::RemoteConnectionFailed
-    } else if e.contains("<system-shutdown ") {
-        Condition::SystemShutdown
-    } else {
-        Condition::RemoteStreamError(Some(e.to_string()))
-    }
-}
-
 /// XEP-0124 §7.1 `route`: honoured only when it names the configured
 /// server of the requested domain (protocol `xmpp`, the domain's fixed
 /// `address`); anything else is refused (`host-unknown`), so a client can
@@ -196,7 +179,9 @@ pub(crate) async fn run(
                         );
                     } else if text.starts_with("<close ") {
                         let actions = match last_stream_error.take() {
-                            Some(e) => s.on_server_error(condition_for(Some(&e)), now()),
+                            Some(e) => {
+                                s.on_server_error(Condition::from_stream_error(Some(&e)), now())
+                            }
                             None => s.on_server_close(now()),
                         };
                         work.extend(actions.into_iter().map(Work::Session));

@@ -6,7 +6,6 @@ pub mod xmpp_server;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -241,8 +240,4 @@ pub async fn read_ws_bytes(ws: &mut Ws, n: usize) -> Vec<u8> {
         }
     }
     got
-}
-
-pub fn arc<T>(t: T) -> Arc<T> {
-    Arc::new(t)
 }
