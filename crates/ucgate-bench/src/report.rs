@@ -1,0 +1,1 @@
+//! Summaries: one JSON line on stdout, a human summary on stderr.
