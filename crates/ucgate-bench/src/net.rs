@@ -100,12 +100,25 @@ impl Dialer {
     /// Opens a stream to the host and port of `url` (ws, wss, http, https);
     /// TLS for wss/https. HTTP/1.1 is offered by ALPN.
     pub async fn connect(&self, url: &Url) -> anyhow::Result<Connection> {
+        self.connect_from(url, None).await
+    }
+
+    /// As [`Dialer::connect`], with the client socket bound to `local`
+    /// (port chosen by the system) when given: lets a load test spread
+    /// many connections over several loopback source addresses.
+    pub async fn connect_from(
+        &self,
+        url: &Url,
+        local: Option<std::net::IpAddr>,
+    ) -> anyhow::Result<Connection> {
         let secure = match url.scheme() {
             "ws" | "http" => false,
             "wss" | "https" => true,
             other => bail!("unsupported URL scheme {other:?} (want ws, wss, http or https)"),
         };
-        let host = url.host_str().ok_or_else(|| anyhow!("URL {url} has no host"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| anyhow!("URL {url} has no host"))?;
         let port = url
             .port_or_known_default()
             .ok_or_else(|| anyhow!("URL {url} has no port"))?;
@@ -120,7 +133,7 @@ impl Dialer {
         let mut last = None;
         let mut tcp = None;
         for a in addrs {
-            match TcpStream::connect(a).await {
+            match tcp_connect(a, local).await {
                 Ok(s) => {
                     tcp = Some(s);
                     break;
@@ -135,11 +148,21 @@ impl Dialer {
         tcp.set_nodelay(true)?;
         timings.tcp = Some(t.elapsed());
         if !secure {
-            return Ok(Connection { stream: Box::new(tcp), timings, tls: None, proxy: None });
+            return Ok(Connection {
+                stream: Box::new(tcp),
+                timings,
+                tls: None,
+                proxy: None,
+            });
         }
         let (stream, info, took) = self.tls_over(Box::new(tcp), host).await?;
         timings.tls = Some(took);
-        Ok(Connection { stream, timings, tls: Some(info), proxy: None })
+        Ok(Connection {
+            stream,
+            timings,
+            tls: Some(info),
+            proxy: None,
+        })
     }
 
     async fn tls_over(
@@ -149,8 +172,9 @@ impl Dialer {
     ) -> anyhow::Result<(BoxStream, TlsInfo, Duration)> {
         let mut cfg = (*self.tls).clone();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-            .with_context(|| format!("{host} is not a valid TLS server name"))?;
+        let name =
+            rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                .with_context(|| format!("{host} is not a valid TLS server name"))?;
         let t = Instant::now();
         let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
             .connect(name, inner)
@@ -159,12 +183,17 @@ impl Dialer {
         let took = t.elapsed();
         let (_, conn) = s.get_ref();
         let info = TlsInfo {
-            version: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+            version: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
             cipher_suite: conn
                 .negotiated_cipher_suite()
                 .map(|c| format!("{:?}", c.suite()))
                 .unwrap_or_default(),
-            alpn: conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned()),
+            alpn: conn
+                .alpn_protocol()
+                .map(|a| String::from_utf8_lossy(a).into_owned()),
             chain: conn
                 .peer_certificates()
                 .unwrap_or_default()
@@ -174,6 +203,22 @@ impl Dialer {
         };
         Ok((Box::new(s), info, took))
     }
+}
+
+async fn tcp_connect(
+    to: std::net::SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(ip) = local else {
+        return TcpStream::connect(to).await;
+    };
+    let sock = if to.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.bind(std::net::SocketAddr::new(ip, 0))?;
+    sock.connect(to).await
 }
 
 /// The WebSocket client handshake over a [`Connection`], offering
@@ -196,7 +241,8 @@ pub async fn websocket(
     };
     let mut req = ws_url.as_str().into_client_request()?;
     if let Some(p) = subprotocol {
-        req.headers_mut().insert("Sec-WebSocket-Protocol", p.parse()?);
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse()?);
     }
     let (ws, resp) = tokio_tungstenite::client_async(req, conn)
         .await
