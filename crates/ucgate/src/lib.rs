@@ -133,27 +133,30 @@ pub(crate) struct Shared {
 /// finished. Returns an error only for start-up failures.
 pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
     let metrics = Metrics::new();
-    let (tls_acceptor, certs) = match &config.server.tls {
+    let (tls_acceptor, certs, server_tls) = match &config.server.tls {
         Some(t) => {
             let store = tls::CertStore::load(t)
                 .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
             let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
-            (Some(tokio_rustls::TlsAcceptor::from(cfg)), Some(store))
+            (
+                Some(tokio_rustls::TlsAcceptor::from(Arc::clone(&cfg))),
+                Some(store),
+                Some(cfg),
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     // Stops the SIP runtimes' socket tasks at the very end.
     let sip_stop = CancellationToken::new();
     let mut routes = Vec::new();
     for r in &config.routes {
         let sip = match &r.core {
-            Some(core) => Some(
+            Some(_) => Some(
                 sip::SipRuntime::start(
-                    &r.path,
-                    core,
+                    r,
                     &config.sip,
-                    r.max_message_size,
+                    server_tls.clone(),
                     Arc::clone(&metrics),
                     sip_stop.clone(),
                 )

@@ -109,7 +109,40 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_bosh_sessions_created_total", "counter"),
     ("ucgate_bosh_bad_sid_total", "counter"),
     ("ucgate_bosh_terminations_total", "counter"),
+    ("ucgate_sip_messages_total", "counter"),
+    ("ucgate_sip_core_connects_total", "counter"),
+    ("ucgate_sip_core_connections", "gauge"),
+    ("ucgate_sip_flow_gone_total", "counter"),
 ];
+
+/// `{route, from, type}` of SIP messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SipMessageLabels {
+    /// Route path.
+    pub route: String,
+    /// `client` or `core`.
+    pub from: String,
+    /// `request` or `response`.
+    pub r#type: String,
+}
+
+/// `{route, result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteResultLabels {
+    /// Route path.
+    pub route: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// `{route, opened_by}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpenedByLabels {
+    /// Route path.
+    pub route: String,
+    /// `gateway` or `core`.
+    pub opened_by: String,
+}
 
 /// `{condition}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,6 +201,14 @@ pub struct Metrics {
     pub bosh_bad_sid: Counter,
     /// BOSH sessions ended, by terminal condition.
     pub bosh_terminations: Family<ConditionLabels, Counter>,
+    /// SIP messages by route, sender and type.
+    pub sip_messages: Family<SipMessageLabels, Counter>,
+    /// Connection attempts to SIP cores (TCP/TLS).
+    pub sip_core_connects: Family<RouteResultLabels, Counter>,
+    /// Stream connections with SIP cores open now.
+    pub sip_core_connections: Family<OpenedByLabels, Gauge>,
+    /// Core requests for flows that are gone (answered 430/480).
+    pub sip_flow_gone: Family<RouteLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -201,6 +242,10 @@ impl Metrics {
             bosh_sessions_created: Counter::default(),
             bosh_bad_sid: Counter::default(),
             bosh_terminations: Family::default(),
+            sip_messages: Family::default(),
+            sip_core_connects: Family::default(),
+            sip_core_connections: Family::default(),
+            sip_flow_gone: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -295,6 +340,26 @@ impl Metrics {
             m.bosh_terminations.clone(),
         );
         registry.register(
+            "sip_messages",
+            "SIP messages received by SIP routes, by sender and type",
+            m.sip_messages.clone(),
+        );
+        registry.register(
+            "sip_core_connects",
+            "Connection attempts to SIP cores over TCP or TLS, by result",
+            m.sip_core_connects.clone(),
+        );
+        registry.register(
+            "sip_core_connections",
+            "Stream connections with SIP cores open now, by who opened them",
+            m.sip_core_connections.clone(),
+        );
+        registry.register(
+            "sip_flow_gone",
+            "Requests from SIP cores for clients whose connection is gone (answered 430 or 480)",
+            m.sip_flow_gone.clone(),
+        );
+        registry.register(
             "ready",
             "1 while accepting traffic, 0 while draining",
             m.ready.clone(),
@@ -332,6 +397,51 @@ impl Metrics {
             .inc();
     }
 
+    /// Label-resolved handles for one SIP route.
+    pub fn sip(&self, route: &str) -> SipMetrics {
+        let msg = |from: &str, t: &str| {
+            self.sip_messages
+                .get_or_create(&SipMessageLabels {
+                    route: route.to_string(),
+                    from: from.to_string(),
+                    r#type: t.to_string(),
+                })
+                .clone()
+        };
+        let connects = |result: &str| {
+            self.sip_core_connects
+                .get_or_create(&RouteResultLabels {
+                    route: route.to_string(),
+                    result: result.to_string(),
+                })
+                .clone()
+        };
+        let conns = |by: &str| {
+            self.sip_core_connections
+                .get_or_create(&OpenedByLabels {
+                    route: route.to_string(),
+                    opened_by: by.to_string(),
+                })
+                .clone()
+        };
+        SipMetrics {
+            client_requests: msg("client", "request"),
+            client_responses: msg("client", "response"),
+            core_requests: msg("core", "request"),
+            core_responses: msg("core", "response"),
+            connects_ok: connects("ok"),
+            connects_error: connects("error"),
+            gateway_opened_active: conns("gateway"),
+            core_opened_active: conns("core"),
+            flow_gone: self
+                .sip_flow_gone
+                .get_or_create(&RouteLabels {
+                    route: route.to_string(),
+                })
+                .clone(),
+        }
+    }
+
     /// Label-resolved handles for one route's hot path.
     pub fn route(&self, route: &str) -> RouteMetrics {
         let dir = |d: &str| DirectionLabels {
@@ -365,6 +475,20 @@ pub struct RouteMetrics {
     pub messages_out: Counter,
     /// Open WebSockets on the route.
     pub active: Gauge,
+}
+
+/// One SIP route's handles (see [`Metrics::sip`]).
+#[derive(Clone)]
+pub struct SipMetrics {
+    pub client_requests: Counter,
+    pub client_responses: Counter,
+    pub core_requests: Counter,
+    pub core_responses: Counter,
+    pub connects_ok: Counter,
+    pub connects_error: Counter,
+    pub gateway_opened_active: Gauge,
+    pub core_opened_active: Gauge,
+    pub flow_gone: Counter,
 }
 
 /// Decrements a gauge when dropped.

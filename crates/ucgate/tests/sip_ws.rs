@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 const KEY: &str = "a test key shared by every node";
 
@@ -440,6 +441,34 @@ async fn tcp_core() {
     let ok = next_text(&mut ws).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
     assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    // The core drops the connection: the next request opens a new one.
+    drop(stream);
+    let mut reopened = None;
+    for cseq in 2..40 {
+        send(
+            &mut ws,
+            &REGISTER.replace("CSeq: 1", &format!("CSeq: {cseq}")),
+        )
+        .await;
+        if let Ok(Ok((s, _))) =
+            tokio::time::timeout(Duration::from_millis(250), core.tcp.accept()).await
+        {
+            reopened = Some(s);
+            break;
+        }
+    }
+    let mut stream = reopened.expect("a new TCP connection after the drop");
+    let mut acc = Vec::new();
+    let req = read_stream_message(&mut stream, &mut acc).await;
+    assert!(req.starts_with("REGISTER "), "{req}");
+    assert!(
+        gw.metric(
+            "ucgate_sip_core_connects_total",
+            &[("route", "/sip"), ("result", "ok")]
+        )
+        .await
+            >= 2.0
+    );
     gw.stop().await;
 }
 
@@ -459,6 +488,14 @@ async fn core_initiated_tcp() {
     let msg = next_text(&mut ws).await;
     assert!(msg.starts_with("MESSAGE "), "{msg}");
     assert!(msg.ends_with("hello"), "{msg}");
+    // The client's 200 goes back on the connection the request came on
+    // (RFC 3261 §18.2.2), not over UDP, with our Via removed.
+    send(&mut ws, &response(&msg, "200 OK")).await;
+    let mut acc = Vec::new();
+    let ok = read_stream_message(&mut stream, &mut acc).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    assert!(headers(&ok, "Via")[0].contains("z9hG4bKcore1"), "{ok}");
     // A forged token over the same connection: 403 on that connection.
     let host = path.split('@').nth(1).unwrap().split(';').next().unwrap();
     let forged = format!("sip:{}@{host};lr", "A".repeat(27));
@@ -466,7 +503,6 @@ async fn core_initiated_tcp() {
         .write_all(core_message(&core, &forged, 2).as_bytes())
         .await
         .unwrap();
-    let mut acc = Vec::new();
     let resp = read_stream_message(&mut stream, &mut acc).await;
     assert!(resp.starts_with("SIP/2.0 403 "), "{resp}");
     gw.stop().await;
@@ -480,4 +516,206 @@ async fn shutdown_closes_with_1001() {
     let (stop, close) = tokio::join!(gw.stop(), expect_close(&mut ws));
     let () = stop;
     assert_eq!(close, CloseCode::Away);
+}
+
+/// A WebSocket over TLS to a gateway with `[server.tls]`.
+async fn open_wss(
+    gw: &TestGateway,
+    gw_cert: rustls::pki_types::CertificateDer<'static>,
+) -> WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(tls::verifying_client(&[gw_cert], &[b"http/1.1"]))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let mut req = format!("wss://localhost:{}/sip", gw.addr.port())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "sip");
+    ws
+}
+
+async fn next_text_any<S>(ws: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+fn tls_core_config(dir: &std::path::Path, core: SocketAddr, ca: &std::path::Path) -> String {
+    format!(
+        "{}[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{core};transport=tls\"\ncore_server_name = \"localhost\"\ncore_ca_file = \"{}\"\nclose_timeout = \"300ms\"\n\n[sip]\nflow_token_key = \"{KEY}\"\n",
+        tls::tls_section(dir, &["gw"]),
+        ca.display()
+    )
+}
+
+#[tokio::test]
+async fn tls_core_verified_both_directions() {
+    let dir = tls::TempDir::new("sip-tls");
+    let gw_cert = tls::write_cert(dir.path(), "gw", &["localhost"]);
+    let (ca, core_tls) = tls::ca_and_server(dir.path(), &["localhost"]);
+    let core = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = core.local_addr().unwrap();
+    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca)).await;
+    let mut ws = open_wss(&gw, gw_cert.clone()).await;
+    ws.send(Message::Text(REGISTER.to_string().into()))
+        .await
+        .unwrap();
+    // The gateway opens TLS to the core, verified against the CA.
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), core.accept())
+        .await
+        .expect("a connection in time")
+        .unwrap();
+    let mut first = tokio_rustls::TlsAcceptor::from(core_tls)
+        .accept(tcp)
+        .await
+        .unwrap();
+    let mut acc = Vec::new();
+    let req = read_stream_message(&mut first, &mut acc).await;
+    assert!(req.starts_with("REGISTER "), "{req}");
+    let vias = headers(&req, "Via");
+    assert!(vias[0].starts_with("SIP/2.0/TLS "), "{req}");
+    let path = headers(&req, "Path")[0]
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(path.contains(";transport=tls;"), "{path}");
+    use tokio::io::AsyncWriteExt;
+    first
+        .write_all(response(&req, "200 OK").as_bytes())
+        .await
+        .unwrap();
+    let ok = next_text_any(&mut ws).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    // The core opens its own TLS connection to the gateway (to the host
+    // and port of our Via) and checks the gateway's certificate.
+    let sent_by = vias[0]
+        .trim_start_matches("SIP/2.0/TLS ")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect(&sent_by).await.unwrap();
+    let mut second = tokio_rustls::TlsConnector::from(tls::verifying_client(&[gw_cert], &[]))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("the gateway's certificate on the SIP port");
+    let fake = Core {
+        udp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+        tcp: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        addr: core_addr,
+    };
+    let msg_req = core_message(&fake, &path, 7).replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+    second.write_all(msg_req.as_bytes()).await.unwrap();
+    let msg = next_text_any(&mut ws).await;
+    assert!(msg.starts_with("MESSAGE "), "{msg}");
+    assert!(msg.ends_with("hello"), "{msg}");
+    ws.send(Message::Text(response(&msg, "200 OK").into()))
+        .await
+        .unwrap();
+    // The 200 comes back on the core's connection, not the gateway's.
+    let mut acc2 = Vec::new();
+    let ok = read_stream_message(&mut second, &mut acc2).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "{ok}");
+    assert_eq!(
+        gw.metric(
+            "ucgate_sip_core_connects_total",
+            &[("route", "/sip"), ("result", "ok")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_sip_core_connections",
+            &[("route", "/sip"), ("opened_by", "core")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_sip_messages_total",
+            &[("route", "/sip"), ("from", "client"), ("type", "response")]
+        )
+        .await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn tls_core_with_an_untrusted_certificate_gets_503() {
+    let dir = tls::TempDir::new("sip-tls-bad");
+    let gw_cert = tls::write_cert(dir.path(), "gw", &["localhost"]);
+    // The core's certificate comes from a CA the gateway does not trust.
+    let other = tls::TempDir::new("sip-tls-other");
+    let (_other_ca, core_tls) = tls::ca_and_server(other.path(), &["localhost"]);
+    let (ca, _) = tls::ca_and_server(dir.path(), &["localhost"]);
+    let core = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = core.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = core.accept().await {
+            let acc = tokio_rustls::TlsAcceptor::from(core_tls.clone());
+            tokio::spawn(async move {
+                let _ = acc.accept(tcp).await;
+            });
+        }
+    });
+    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca)).await;
+    let mut ws = open_wss(&gw, gw_cert).await;
+    // The first REGISTER waits for the connection attempt, which fails.
+    ws.send(Message::Text(REGISTER.to_string().into()))
+        .await
+        .unwrap();
+    let r = next_text_any(&mut ws).await;
+    assert!(r.starts_with("SIP/2.0 503 "), "{r}");
+    assert_eq!(headers(&r, "Retry-After"), ["5"]);
+    assert!(headers(&r, "Call-ID")[0] == "reg-call-1", "{r}");
+    // The next one, inside the back-off, is refused at once.
+    ws.send(Message::Text(REGISTER.replace("CSeq: 1", "CSeq: 2").into()))
+        .await
+        .unwrap();
+    let r = next_text_any(&mut ws).await;
+    assert!(r.starts_with("SIP/2.0 503 "), "{r}");
+    assert_eq!(
+        gw.metric(
+            "ucgate_sip_core_connects_total",
+            &[("route", "/sip"), ("result", "error")]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[("route", "/sip"), ("kind", "core_unreachable")]
+        )
+        .await,
+        2.0
+    );
+    gw.stop().await;
 }

@@ -248,6 +248,8 @@ const ROUTE_KEYS: &[&str] = &[
     "backend_server_name",
     "backend_ca_file",
     "core",
+    "core_server_name",
+    "core_ca_file",
     "origins",
     "subprotocols",
     "require_subprotocol",
@@ -401,7 +403,8 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
-        let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp);
+        let server_tls = server.as_ref().is_some_and(|s| s.tls.is_some());
+        let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp, server_tls);
         if let Some(r) = r {
             routes.push(r);
         }
@@ -619,6 +622,7 @@ fn read_route(
     t: &mut Table<'_, '_>,
     base: &Path,
     xmpp: &XmppConfig,
+    server_tls: bool,
 ) -> RouteRead {
     let path = t.string(ctx, "path", "a request path such as \"/echo\"");
     if path.is_none() {
@@ -692,6 +696,14 @@ fn read_route(
         }
         None => Some(None),
     };
+    let core = core.map(|c| c.map(|c| read_core_tls(ctx, t, base, c, server_tls)));
+    if !sip_route {
+        for key in ["core_server_name", "core_ca_file"] {
+            if let Some(span) = t.value_span(key) {
+                ctx.error(span, &t.key(key), "only used by a `sip-websocket` route");
+            }
+        }
+    }
     if bosh_route {
         for key in [
             "subprotocols",
@@ -951,6 +963,64 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
         port,
         tls: tls_cfg,
     }))
+}
+
+/// `core_server_name` and `core_ca_file` of a `sip-websocket` route: the
+/// certificate check toward a `transport=tls` core. A TLS core also needs
+/// `[server.tls]`: the core opens TLS connections to the gateway for
+/// requests toward clients, and the gateway presents those certificates.
+fn read_core_tls(
+    ctx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    base: &Path,
+    mut core: SipCore,
+    server_tls: bool,
+) -> SipCore {
+    let server_name = t.string(ctx, "core_server_name", "a DNS name or IP address");
+    let ca_file = t.string(ctx, "core_ca_file", "a path to a PEM CA bundle");
+    if core.transport != SipTransport::Tls {
+        for v in [&server_name, &ca_file].into_iter().flatten() {
+            ctx.error(
+                v.span.clone(),
+                &v.key,
+                "only meaningful with a TLS core (`core = \"sip:host:port;transport=tls\"`)",
+            );
+        }
+        return core;
+    }
+    if !server_tls {
+        ctx.error(
+            t.value_span("core").unwrap_or(t.span()),
+            &t.key("core"),
+            "a `transport=tls` core needs `[server.tls]` certificates: the core opens TLS connections to the gateway for requests toward clients, and the gateway answers them with those certificates",
+        );
+    }
+    let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
+    if let (Some(c), Some(p)) = (&ca_file, &ca) {
+        if let Err(e) = crate::tls::load_ca_file(p) {
+            ctx.error(c.span.clone(), &c.key, e);
+        }
+    }
+    let name = server_name
+        .as_ref()
+        .map(|s| s.value.clone())
+        .unwrap_or_else(|| core.host.clone());
+    if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
+        let span = server_name
+            .as_ref()
+            .map(|s| s.span.clone())
+            .unwrap_or(t.span());
+        ctx.error(
+            span,
+            &t.key("core_server_name"),
+            "expected a DNS name or IP address for certificate verification",
+        );
+    }
+    core.tls = Some(BackendTls {
+        server_name: name,
+        ca_file: ca,
+    });
+    core
 }
 
 /// A `sip-websocket` route reaches its `core`; the backend keys are refused.
@@ -1305,7 +1375,8 @@ mod tests {
             Some(SipCore {
                 host: "127.0.0.1".into(),
                 port: 5070,
-                transport: SipTransport::Udp
+                transport: SipTransport::Udp,
+                tls: None,
             })
         );
         assert_eq!(
@@ -1397,5 +1468,29 @@ mod tests {
         );
         let e = errors(&format!("{SIP_ROUTE}{SIP_KEY}flow_gone = \"404\"\n"));
         assert!(e.iter().any(|e| e.contains("sip.flow_gone")), "{e:?}");
+        // TLS settings only with a TLS core; a TLS core needs [server.tls].
+        let e = errors(&format!(
+            "{SIP_ROUTE}core_server_name = \"core.example\"\n{SIP_KEY}"
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("route[0].core_server_name: only meaningful with a TLS core")),
+            "{e:?}"
+        );
+        let tls_route = "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:core.example;transport=tls\"\n";
+        let e = errors(&format!("{tls_route}{SIP_KEY}"));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("route[0].core: a `transport=tls` core needs `[server.tls]`")),
+            "{e:?}"
+        );
+        let e = errors(
+            "[[route]]\npath = \"/a\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:1\"\ncore_ca_file = \"x.pem\"\n",
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("route[0].core_ca_file: only used by a `sip-websocket` route")),
+            "{e:?}"
+        );
     }
 }

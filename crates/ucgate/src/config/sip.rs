@@ -46,6 +46,8 @@ pub struct SipCore {
     pub port: u16,
     /// Transport.
     pub transport: SipTransport,
+    /// Certificate check for a `transport=tls` core (`None` otherwise).
+    pub tls: Option<super::BackendTls>,
 }
 
 /// `[sip]`.
@@ -191,6 +193,7 @@ pub(super) fn parse_core(s: &str) -> Result<SipCore, String> {
         host: host.to_string(),
         port,
         transport,
+        tls: None,
     })
 }
 

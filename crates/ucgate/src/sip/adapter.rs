@@ -18,6 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
 use ucgate_proto::sip::edge::{self, FlowCtx, FromClient};
 use ucgate_proto::sip::flow_token::WsTransport;
+use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::message;
 
 use super::SipRuntime;
@@ -252,8 +253,44 @@ where
         }
     };
     *garbage = 0;
+    if msg.is_request() {
+        rt.sm.client_requests.inc();
+    } else {
+        rt.sm.client_responses.inc();
+    }
     match edge::from_client(&msg, &rt.edge(), ctx) {
-        FromClient::ToCore { bytes, transport } => rt.to_core(bytes, transport).await,
+        FromClient::ToCore { bytes, transport } if msg.is_request() => {
+            // If the core cannot be reached, say so (503) rather than let
+            // the client's transaction time out. ACKs get no answer.
+            let wants_answer = msg.method() != Some("ACK");
+            let make_503 = || {
+                let tag = format!("ucgate-core{}", ctx.flow_id);
+                message::make_response(
+                    &msg,
+                    503,
+                    "Service Unavailable",
+                    &tag,
+                    &[("Retry-After", "5")],
+                )
+            };
+            // Over TCP/TLS the message may wait for a connection attempt:
+            // the answer travels with it in case the attempt fails.
+            let notice = (wants_answer
+                && matches!(transport, CoreTransport::Tcp | CoreTransport::Tls))
+            .then(|| (ctx.flow_id, make_503()));
+            if rt.to_core(bytes, transport, notice).await.is_err() && wants_answer {
+                let _ = ws.send(ws_message(make_503())).await;
+            }
+        }
+        FromClient::ToCore { bytes, transport } => {
+            // A response to a request the core sent: back the way it came.
+            let branch = msg.top_via().and_then(|v| v.branch());
+            let method = msg.cseq().map(|(_, m)| m).unwrap_or(b"");
+            let final_response = msg.status().is_some_and(|c| c >= 200);
+            let _ = rt
+                .response_to_core(branch, method, final_response, bytes, transport)
+                .await;
+        }
         FromClient::Respond(r) => {
             let _ = ws.send(ws_message(r)).await;
         }

@@ -1,16 +1,21 @@
 //! The per-route SIP runtime: the flow table (flow id → the WebSocket task's
 //! queue), the UDP socket toward the core (its local address is the
-//! `core_host` of the edge rules), a reused TCP connection to the core for
-//! large requests and TCP cores, and a TCP listener on the same port for
-//! connections the core opens. Every message from the core goes through
-//! `edge::from_core`.
+//! `core_host` of the edge rules), a reused TCP or TLS connection to the core
+//! (the [`Link`]: opened in the background, re-opened after a drop with a
+//! back-off, never blocking a client's task), and a TCP listener on the same
+//! port for connections the core opens (TLS when the core is a TLS core).
+//! Every message from the core goes through `edge::from_core`; the answer
+//! path of each request the core sends to a client is remembered by our
+//! Via branch, so the client's responses go back the way the request came
+//! (RFC 3261 §18.2.2).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,19 +23,84 @@ use ucgate_proto::sip::edge::{self, EdgeConfig, FromCore};
 use ucgate_proto::sip::framing::{CoreTransport, Frame, StreamSplitter, PONG};
 use ucgate_proto::sip::message::{self, SipLimits};
 
-use crate::config::{SipConfig, SipCore, SipTransport};
-use crate::metrics::Metrics;
+use crate::config::{RouteConfig, SipConfig, SipCore, SipTransport};
+use crate::metrics::{Metrics, SipMetrics};
 
 /// Messages queued toward one WebSocket client before new ones are dropped.
 const FLOW_QUEUE: usize = 64;
-/// Messages queued toward one TCP connection to the core.
+/// Messages queued toward one TCP connection to the core (and while it is
+/// being opened).
 const TCP_QUEUE: usize = 256;
+/// First wait after a failed connection to the core; doubles up to
+/// [`MAX_BACKOFF`] and resets after a success. While waiting, messages for
+/// the core are refused at once (the client gets 503) instead of queueing.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Answer paths remembered for requests from the core (RFC 3261 §18.2.2);
+/// entries older than [`REPLY_TTL`] (64 × T1, a transaction's lifetime) are
+/// forgotten.
+const MAX_REPLY_PATHS: usize = 65_536;
+const REPLY_TTL: Duration = Duration::from_secs(32);
+/// TLS handshake of a connection the core opens.
+const ACCEPT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to answer a message from the core.
 #[derive(Clone)]
 enum Reply {
     Udp(SocketAddr),
-    Tcp(mpsc::Sender<Vec<u8>>),
+    Stream(mpsc::Sender<Vec<u8>>),
+}
+
+/// Why a message could not be handed to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoreError {
+    /// The last connection attempt failed; waiting before the next one.
+    Unreachable,
+    /// Too many messages queued toward the core.
+    QueueFull,
+    /// The UDP send failed.
+    Udp,
+}
+
+/// Key of the answer-path table: our Via branch and the method.
+fn reply_key(branch: &[u8], method: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(branch.len() + 1 + method.len());
+    k.extend_from_slice(branch);
+    k.push(b' ');
+    k.extend_from_slice(method);
+    k
+}
+
+/// The reused stream connection (TCP or TLS) to the core.
+enum LinkState {
+    /// No connection and no attempt running.
+    Idle,
+    /// An attempt is running; messages wait here, each with the answer
+    /// for its client should the attempt fail.
+    Connecting(Vec<(Vec<u8>, Option<Notice>)>),
+    /// Connected: the writer task's queue.
+    Up(mpsc::Sender<Vec<u8>>),
+    /// The last attempt failed: refuse until `retry_at`.
+    Down { retry_at: Instant },
+}
+
+struct Link {
+    state: LinkState,
+    /// The wait after the next failure.
+    backoff: Duration,
+}
+
+/// What to tell a client when its request cannot reach the core: the
+/// client's flow and the response (a 503) to send on it.
+pub(crate) type Notice = (u64, Vec<u8>);
+
+/// How to open the stream connection to the core.
+enum Dial {
+    Tcp,
+    Tls {
+        connector: tokio_rustls::TlsConnector,
+        name: rustls_pki_types::ServerName<'static>,
+    },
 }
 
 /// One `sip-websocket` route's shared state.
@@ -46,10 +116,17 @@ pub(crate) struct SipRuntime {
     udp: Arc<UdpSocket>,
     flows: Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
     next_flow: AtomicU64,
-    tcp_out: tokio::sync::Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    link: Mutex<Link>,
+    dial: Dial,
+    connect_timeout: Duration,
+    /// TLS for connections the core opens (TLS cores only).
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// Our Via branch of each request relayed from the core → its answer path.
+    replies: Mutex<HashMap<Vec<u8>, (Reply, Instant)>>,
     pub(crate) sip: SipConfig,
     pub(crate) limits: SipLimits,
     metrics: Arc<Metrics>,
+    pub(crate) sm: SipMetrics,
     stop: CancellationToken,
     /// This runtime (for the tasks it spawns).
     me: std::sync::Weak<SipRuntime>,
@@ -59,18 +136,47 @@ impl SipRuntime {
     /// Binds the UDP socket and the TCP listener (same port) and starts the
     /// tasks reading them; they end when `stop` is cancelled.
     pub(crate) async fn start(
-        route: &str,
-        core: &SipCore,
+        r: &RouteConfig,
         sip: &SipConfig,
-        max_message: usize,
+        server_tls: Option<Arc<rustls::ServerConfig>>,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> anyhow::Result<Arc<SipRuntime>> {
-        let core_transport = match core.transport {
-            SipTransport::Udp => CoreTransport::Udp,
-            SipTransport::Tcp => CoreTransport::Tcp,
+        let route = r.path.as_str();
+        let max_message = r.max_message_size;
+        let connect_timeout = r.connect_timeout;
+        let core: &SipCore = r
+            .core
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("not a `sip-websocket` route"))?;
+        let (core_transport, dial, acceptor) = match core.transport {
+            SipTransport::Udp => (CoreTransport::Udp, Dial::Tcp, None),
+            SipTransport::Tcp => (CoreTransport::Tcp, Dial::Tcp, None),
             SipTransport::Tls => {
-                anyhow::bail!("TLS toward a SIP core is not implemented yet (use udp or tcp)")
+                let tls = core
+                    .tls
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("a TLS core needs its certificate settings"))?;
+                let cfg = crate::tls::client_config(tls.ca_file.as_deref())
+                    .map_err(|e| anyhow::anyhow!("TLS toward the SIP core: {e}"))?;
+                let name = rustls_pki_types::ServerName::try_from(tls.server_name.clone())
+                    .map_err(|e| anyhow::anyhow!("core server name: {e}"))?;
+                let server = server_tls.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "a TLS core needs `[server.tls]` certificates for the connections it opens"
+                    )
+                })?;
+                // The core's connections carry SIP, not HTTP: no ALPN.
+                let mut server = (*server).clone();
+                server.alpn_protocols.clear();
+                (
+                    CoreTransport::Tls,
+                    Dial::Tls {
+                        connector: tokio_rustls::TlsConnector::from(cfg),
+                        name,
+                    },
+                    Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
+                )
             }
         };
         let core_addr = tokio::net::lookup_host((core.host.as_str(), core.port))
@@ -128,12 +234,20 @@ impl SipRuntime {
             udp: Arc::new(udp),
             flows: Mutex::new(HashMap::new()),
             next_flow: AtomicU64::new(0),
-            tcp_out: tokio::sync::Mutex::new(None),
+            link: Mutex::new(Link {
+                state: LinkState::Idle,
+                backoff: FIRST_BACKOFF,
+            }),
+            dial,
+            connect_timeout,
+            acceptor,
+            replies: Mutex::new(HashMap::new()),
             sip: sip.clone(),
             limits: SipLimits {
                 max_message,
                 ..SipLimits::default()
             },
+            sm: metrics.sip(route),
             metrics,
             stop,
         });
@@ -183,67 +297,145 @@ impl SipRuntime {
         self.metrics.error(&self.route, side, kind);
     }
 
-    /// Sends a message to the core over `transport`.
-    pub(crate) async fn to_core(&self, bytes: Vec<u8>, transport: CoreTransport) {
+    /// Hands a message to the core over `transport`; never waits for a
+    /// connection to be opened. `notice` is delivered to its flow if the
+    /// message was queued for a connection attempt that then failed (an
+    /// immediate failure is returned instead).
+    pub(crate) async fn to_core(
+        &self,
+        bytes: Vec<u8>,
+        transport: CoreTransport,
+        notice: Option<Notice>,
+    ) -> Result<(), CoreError> {
         match transport {
             CoreTransport::Udp => {
                 if let Err(e) = self.udp.send_to(&bytes, self.core_addr).await {
                     self.count("backend", "udp_send");
                     tracing::warn!(route = %self.route, error = %e, "sending to the SIP core over UDP failed");
+                    return Err(CoreError::Udp);
                 }
+                Ok(())
             }
-            CoreTransport::Tcp => {
-                if let Err(e) = self.tcp_send(bytes).await {
-                    self.count("backend", "tcp_connect");
-                    tracing::warn!(route = %self.route, error = %e, "sending to the SIP core over TCP failed");
-                }
-            }
-            CoreTransport::Tls => self.count("backend", "tls_unsupported"),
+            CoreTransport::Tcp | CoreTransport::Tls => self.link_send(bytes, notice),
         }
     }
 
-    /// Writes on the reused TCP connection to the core, opening it (again)
-    /// when there is none or it dropped.
-    async fn tcp_send(self: &SipRuntime, bytes: Vec<u8>) -> std::io::Result<()> {
-        let mut guard = self.tcp_out.lock().await;
-        if let Some(tx) = guard.as_ref() {
-            match tx.try_send(bytes) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.count("backend", "tcp_queue_full");
+    /// Queues a message on the stream connection to the core, starting a
+    /// connection attempt when there is none.
+    fn link_send(&self, mut bytes: Vec<u8>, notice: Option<Notice>) -> Result<(), CoreError> {
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &mut link.state {
+                LinkState::Up(tx) => match tx.try_send(bytes) {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.count("backend", "tcp_queue_full");
+                        return Err(CoreError::QueueFull);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(b)) => {
+                        bytes = b;
+                        link.state = LinkState::Idle;
+                    }
+                },
+                LinkState::Connecting(q) => {
+                    if q.len() >= TCP_QUEUE {
+                        self.count("backend", "tcp_queue_full");
+                        return Err(CoreError::QueueFull);
+                    }
+                    q.push((bytes, notice));
                     return Ok(());
                 }
-                Err(mpsc::error::TrySendError::Closed(b)) => {
-                    *guard = None;
-                    return self.tcp_open(&mut guard, b).await;
+                LinkState::Down { retry_at } if Instant::now() < *retry_at => {
+                    self.count("backend", "core_unreachable");
+                    return Err(CoreError::Unreachable);
+                }
+                LinkState::Down { .. } | LinkState::Idle => {
+                    link.state = LinkState::Connecting(vec![(bytes, notice)]);
+                    if let Some(rt) = self.me.upgrade() {
+                        tokio::spawn(rt.connect_link());
+                    }
+                    return Ok(());
                 }
             }
         }
-        self.tcp_open(&mut guard, bytes).await
     }
 
-    async fn tcp_open(
-        &self,
-        slot: &mut Option<mpsc::Sender<Vec<u8>>>,
-        first: Vec<u8>,
-    ) -> std::io::Result<()> {
-        let stream = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            TcpStream::connect(self.core_addr),
-        )
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    /// One connection attempt to the core; on success the queued messages
+    /// are written, on failure they are dropped (counted) and the link waits
+    /// out its back-off.
+    async fn connect_link(self: Arc<Self>) {
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = tokio::time::timeout(self.connect_timeout, self.dial_core()) => match r {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")),
+            },
+            _ = self.stop.cancelled() => return,
+        };
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = match std::mem::replace(&mut link.state, LinkState::Idle) {
+            LinkState::Connecting(q) => q,
+            _ => Vec::new(),
+        };
+        match result {
+            Ok(tx) => {
+                self.sm.connects_ok.inc();
+                tracing::info!(route = %self.route, core = %self.core_addr, ms = started.elapsed().as_millis() as u64, "connected to the SIP core");
+                for (m, _) in queued {
+                    if tx.try_send(m).is_err() {
+                        self.count("backend", "tcp_queue_full");
+                    }
+                }
+                link.state = LinkState::Up(tx);
+                link.backoff = FIRST_BACKOFF;
+            }
+            Err(e) => {
+                self.sm.connects_error.inc();
+                let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, notice) in &queued {
+                    self.count("backend", "core_unreachable");
+                    if let Some((flow, answer)) = notice {
+                        if let Some(tx) = flows.get(flow) {
+                            let _ = tx.try_send(answer.clone());
+                        }
+                    }
+                }
+                drop(flows);
+                tracing::warn!(route = %self.route, core = %self.core_addr, error = %e, retry_in_ms = link.backoff.as_millis() as u64, dropped = queued.len(), "connecting to the SIP core failed");
+                link.state = LinkState::Down {
+                    retry_at: Instant::now() + link.backoff,
+                };
+                link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    /// Opens a TCP (and TLS) connection to the core and starts its tasks.
+    async fn dial_core(&self) -> std::io::Result<mpsc::Sender<Vec<u8>>> {
+        let stream = TcpStream::connect(self.core_addr).await?;
         let _ = stream.set_nodelay(true);
-        let tx = self.spawn_stream(stream);
-        let _ = tx.try_send(first);
-        *slot = Some(tx);
-        Ok(())
+        match &self.dial {
+            Dial::Tcp => Ok(self.spawn_stream(stream, "gateway")),
+            Dial::Tls { connector, name } => {
+                let tls = connector.connect(name.clone(), stream).await?;
+                Ok(self.spawn_stream(tls, "gateway"))
+            }
+        }
     }
 
-    /// Starts the reader and writer of a TCP connection with the core.
-    fn spawn_stream(&self, stream: TcpStream) -> mpsc::Sender<Vec<u8>> {
+    /// Starts the reader and writer of a stream connection with the core
+    /// (`origin`: who opened it, `gateway` or `core`, for the metrics).
+    fn spawn_stream<S>(&self, stream: S, origin: &'static str) -> mpsc::Sender<Vec<u8>>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let gauge = if origin == "core" {
+            self.sm.core_opened_active.clone()
+        } else {
+            self.sm.gateway_opened_active.clone()
+        };
         // Either half ending (or the runtime stopping) ends both, so a
         // dropped connection is noticed and re-opened by the next send.
         let conn_stop = self.stop.child_token();
@@ -262,11 +454,12 @@ impl SipRuntime {
             let _ = wr.shutdown().await;
         });
         let me = self.weak_self();
-        let reply = Reply::Tcp(tx.clone());
+        let reply = Reply::Stream(tx.clone());
         let max = self.limits.max_message;
         let stop = conn_stop;
         tokio::spawn(async move {
             let _end = stop.clone().drop_guard();
+            let _active = crate::metrics::GaugeGuard::new(gauge);
             let mut split = StreamSplitter::new(max);
             let mut buf = vec![0u8; 16 * 1024];
             loop {
@@ -283,7 +476,7 @@ impl SipRuntime {
                             rt.on_core_message(&m, &reply).await;
                         }
                         Ok(Some(Frame::Ping)) => {
-                            if let Reply::Tcp(tx) = &reply {
+                            if let Reply::Stream(tx) = &reply {
                                 let _ = tx.try_send(PONG.to_vec());
                             }
                         }
@@ -291,7 +484,7 @@ impl SipRuntime {
                         Err(e) => {
                             if let Some(rt) = me.upgrade() {
                                 rt.count("backend", "framing");
-                                tracing::warn!(route = %rt.route, error = %e, "bad stream from the SIP core; closing the TCP connection");
+                                tracing::warn!(route = %rt.route, error = %e, "bad stream from the SIP core; closing the connection");
                             }
                             return;
                         }
@@ -300,6 +493,66 @@ impl SipRuntime {
             }
         });
         tx
+    }
+
+    /// Remembers how to answer the request the core sent with our Via
+    /// `branch` (bounded; old entries are forgotten).
+    fn remember_reply(&self, branch: &[u8], method: &[u8], reply: &Reply) {
+        let mut map = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_REPLY_PATHS {
+            map.retain(|_, (_, at)| at.elapsed() < REPLY_TTL);
+            if map.len() >= MAX_REPLY_PATHS {
+                self.count("backend", "reply_paths_full");
+                return;
+            }
+        }
+        map.insert(reply_key(branch, method), (reply.clone(), Instant::now()));
+    }
+
+    /// Sends a client's response (our Via already removed) back the way
+    /// the request came: the same UDP address or the same stream
+    /// connection (RFC 3261 §18.2.2). `branch` is the branch of the Via we
+    /// put on the request; `final_response` forgets the path. Falls back to
+    /// the core's address over `transport` when the path is unknown or the
+    /// connection is gone. `method` is the response's CSeq method (a CANCEL
+    /// shares its INVITE's branch).
+    pub(crate) async fn response_to_core(
+        &self,
+        branch: Option<&[u8]>,
+        method: &[u8],
+        final_response: bool,
+        bytes: Vec<u8>,
+        transport: CoreTransport,
+    ) -> Result<(), CoreError> {
+        let path = branch.and_then(|b| {
+            let key = reply_key(b, method);
+            let mut map = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+            if final_response {
+                map.remove(&key).map(|(r, _)| r)
+            } else {
+                map.get(&key).map(|(r, _)| r.clone())
+            }
+        });
+        match path {
+            Some(Reply::Udp(to)) => {
+                if self.udp.send_to(&bytes, to).await.is_err() {
+                    self.count("backend", "udp_send");
+                    return Err(CoreError::Udp);
+                }
+                Ok(())
+            }
+            Some(Reply::Stream(tx)) => match tx.try_send(bytes) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.count("backend", "tcp_queue_full");
+                    Err(CoreError::QueueFull)
+                }
+                // The connection the request came on is gone: a new one
+                // to the core's address is the best left (§18.2.2).
+                Err(mpsc::error::TrySendError::Closed(b)) => self.to_core(b, transport, None).await,
+            },
+            None => self.to_core(bytes, transport, None).await,
+        }
     }
 
     fn weak_self(&self) -> std::sync::Weak<SipRuntime> {
@@ -337,7 +590,29 @@ impl SipRuntime {
                 _ = self.stop.cancelled() => return,
             };
             let _ = stream.set_nodelay(true);
-            self.spawn_stream(stream);
+            match &self.acceptor {
+                None => {
+                    self.spawn_stream(stream, "core");
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let me = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(ACCEPT_TLS_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => {
+                                me.spawn_stream(tls, "core");
+                            }
+                            Ok(Err(e)) => {
+                                me.count("backend", "tls_handshake");
+                                tracing::warn!(route = %me.route, error = %e, "TLS handshake with a connection from the SIP core failed");
+                            }
+                            Err(_) => me.count("backend", "tls_handshake"),
+                        }
+                    });
+                }
+            }
         }
     }
 
@@ -354,8 +629,22 @@ impl SipRuntime {
             }
         };
         let cfg = self.edge();
+        if msg.is_request() {
+            self.sm.core_requests.inc();
+        } else {
+            self.sm.core_responses.inc();
+        }
         match edge::from_core(&msg, &cfg) {
             FromCore::ToClient { flow, bytes } => {
+                if msg.is_request() && msg.method() != Some("ACK") {
+                    if let Some(branch) = message::parse(&bytes, &self.limits)
+                        .ok()
+                        .and_then(|m| m.top_via().and_then(|v| v.branch()))
+                    {
+                        let method = msg.method().unwrap_or("").as_bytes();
+                        self.remember_reply(branch, method, reply);
+                    }
+                }
                 let tx = self
                     .flows
                     .lock()
@@ -374,6 +663,7 @@ impl SipRuntime {
                     None => true,
                 };
                 if gone {
+                    self.sm.flow_gone.inc();
                     if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480)
                     {
                         self.answer(reply, r).await;
@@ -393,7 +683,7 @@ impl SipRuntime {
             Reply::Udp(to) => {
                 let _ = self.udp.send_to(&bytes, to).await;
             }
-            Reply::Tcp(tx) => {
+            Reply::Stream(tx) => {
                 let _ = tx.try_send(bytes);
             }
         }
