@@ -1,2 +1,290 @@
-//! One module per subcommand.
+//! One module per subcommand, and what the load modes share: the load
+//! options, the pacer (open loop at fixed intended times, or a closed-loop
+//! window) and the queue of messages awaiting their echo.
+pub mod echo;
 pub mod probe;
+pub mod tcp_echo;
+pub mod ws_echo;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::stats::Clock;
+
+/// How long and how hard to load (shared by the message modes).
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoadArgs {
+    /// Seconds of measured load (fractions allowed).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub duration: f64,
+    /// Seconds of load before measuring (not counted; errors still are).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub warmup: f64,
+    /// Open loop: this many messages per second in total, sent at fixed
+    /// intended times; latency is measured from the intended time (no
+    /// coordinated omission). Without it: closed loop with --window.
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<f64>,
+    /// Closed loop: messages outstanding per connection.
+    #[arg(long, default_value_t = 1, value_name = "W")]
+    pub window: usize,
+    /// Seconds to wait for a connection, a login, or (after the run) the
+    /// replies still outstanding; later ones are lost.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+impl LoadArgs {
+    /// Checks the values (usage errors).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !ok(self.duration) || self.duration == 0.0 {
+            anyhow::bail!("--duration must be a positive number of seconds");
+        }
+        if !ok(self.warmup) || !ok(self.timeout) || self.timeout == 0.0 {
+            anyhow::bail!("--warmup and --timeout must be non-negative numbers of seconds");
+        }
+        if let Some(r) = self.rate {
+            if !r.is_finite() || r <= 0.0 {
+                anyhow::bail!("--rate must be a positive number of messages per second");
+            }
+        }
+        if self.window == 0 {
+            anyhow::bail!("--window must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
+
+    /// The run's clock, starting now.
+    pub fn clock(&self) -> Clock {
+        Clock::new(
+            Duration::from_secs_f64(self.warmup),
+            Duration::from_secs_f64(self.duration),
+            self.timeout(),
+        )
+    }
+
+    /// One pacer per connection (`n` of them). Open loop: one scheduler
+    /// thread (precise sleeps, unlike the runtime's 1 ms timer wheel) hands
+    /// out the intended times `start + k / rate` round-robin, so the
+    /// connections are evenly staggered; a connection that falls behind
+    /// finds its intended times queued and sends at once, so its latency
+    /// includes the delay (no coordinated omission).
+    pub fn pacers(&self, clock: &Clock, n: usize) -> Vec<(Pacer, Release)> {
+        match self.rate {
+            Some(rate) => {
+                let mut txs = Vec::with_capacity(n);
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    txs.push(tx);
+                    out.push((Pacer::Open(rx), Release(None)));
+                }
+                let start = clock.start.into_std();
+                let end = clock.end.into_std();
+                std::thread::spawn(move || {
+                    let mut k: u64 = 0;
+                    loop {
+                        let t = start + Duration::from_secs_f64(k as f64 / rate);
+                        if t >= end {
+                            return;
+                        }
+                        let now = std::time::Instant::now();
+                        if t > now {
+                            std::thread::sleep(t - now);
+                        }
+                        let _ = txs[(k % n as u64) as usize].send(Instant::from_std(t));
+                        k += 1;
+                    }
+                });
+                out
+            }
+            None => (0..n)
+                .map(|_| {
+                    let permits = Arc::new(Semaphore::new(self.window));
+                    (
+                        Pacer::Closed {
+                            permits: permits.clone(),
+                            end: clock.end,
+                        },
+                        Release(Some(permits)),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// When the next message of a connection is due.
+pub enum Pacer {
+    /// Intended times from the scheduler thread.
+    Open(tokio::sync::mpsc::UnboundedReceiver<Instant>),
+    /// As soon as fewer than the window are outstanding.
+    Closed {
+        permits: Arc<Semaphore>,
+        end: Instant,
+    },
+}
+
+impl Pacer {
+    /// Waits until the next message is due and returns its intended send
+    /// time, or `None` when the run is over.
+    pub async fn next(&mut self) -> Option<Instant> {
+        match self {
+            Pacer::Open(rx) => rx.recv().await,
+            Pacer::Closed { permits, end } => {
+                tokio::select! {
+                    p = permits.acquire() => {
+                        p.ok()?.forget();
+                        let now = Instant::now();
+                        (now < *end).then_some(now)
+                    }
+                    _ = tokio::time::sleep_until(*end) => None,
+                }
+            }
+        }
+    }
+}
+
+/// Given back by the receiving side when a message completes (closed loop).
+#[derive(Clone)]
+pub struct Release(Option<Arc<Semaphore>>);
+
+impl Release {
+    pub fn release(&self) {
+        if let Some(s) = &self.0 {
+            s.add_permits(1);
+        }
+    }
+}
+
+/// Messages sent and not yet answered, oldest first: sequence number and
+/// intended send time.
+#[derive(Clone, Default)]
+pub struct Pending(Arc<Mutex<VecDeque<(u64, Instant)>>>);
+
+/// What the receiving side found for a received sequence number.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Matched {
+    /// The oldest outstanding message, sent at this time.
+    InOrder(Instant),
+    /// A newer one: the `missing` older ones were skipped (lost or
+    /// reordered); they are dropped from the queue.
+    Skipped { sent: Instant, missing: u64 },
+    /// Not outstanding (already answered, or never sent).
+    Unknown,
+}
+
+impl Pending {
+    pub fn push(&self, seq: u64, t: Instant) {
+        self.0.lock().expect("pending").push_back((seq, t));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("pending").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Matches a received sequence number against the queue.
+    pub fn take(&self, seq: u64) -> Matched {
+        let mut q = self.0.lock().expect("pending");
+        let Some(pos) = q.iter().position(|(s, _)| *s == seq) else {
+            return Matched::Unknown;
+        };
+        let (_, sent) = q[pos];
+        q.drain(..=pos);
+        if pos == 0 {
+            Matched::InOrder(sent)
+        } else {
+            Matched::Skipped {
+                sent,
+                missing: pos as u64,
+            }
+        }
+    }
+}
+
+/// Parses `a.b.c.d-a.b.c.e` (an IPv4 range), or a comma-separated list of
+/// addresses.
+pub fn parse_ip_list(s: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr};
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some((a, b)) = part.split_once('-') {
+            let a: Ipv4Addr = a.trim().parse()?;
+            let b: Ipv4Addr = b.trim().parse()?;
+            let (a, b) = (u32::from(a), u32::from(b));
+            if b < a || b - a > 65_535 {
+                anyhow::bail!("bad address range {part:?}");
+            }
+            out.extend((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))));
+        } else {
+            out.push(part.parse()?);
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("no address in {s:?}");
+    }
+    Ok(out)
+}
+
+/// A unique-enough token for ids, tags and branches (no randomness needed:
+/// process id, start time and a counter).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<String> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = BASE.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        format!("{:x}{:x}", std::process::id(), t & 0xffff_ffff_ffff)
+    });
+    format!("{prefix}{base}x{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_matches_in_order_and_skips() {
+        let p = Pending::default();
+        let t = Instant::now();
+        for s in 0..5 {
+            p.push(s, t);
+        }
+        assert_eq!(p.take(0), Matched::InOrder(t));
+        assert_eq!(
+            p.take(2),
+            Matched::Skipped {
+                sent: t,
+                missing: 1
+            }
+        );
+        assert_eq!(p.take(1), Matched::Unknown);
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let v = parse_ip_list("127.0.0.1-127.0.0.3").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2].to_string(), "127.0.0.3");
+        assert_eq!(parse_ip_list("127.0.0.1, ::1").unwrap().len(), 2);
+        assert!(parse_ip_list("127.0.0.3-127.0.0.1").is_err());
+    }
+}
