@@ -147,6 +147,21 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         }
         None => (None, None, None),
     };
+    // TLS for connections TLS cores open to the gateway: `[sip]`'s own
+    // certificate, else the listener's.
+    let server_tls = match &config.sip.tls {
+        Some(c) => {
+            let store = tls::CertStore::load(&config::TlsConfig {
+                certificates: vec![c.clone()],
+            })
+            .map_err(|e| anyhow::anyhow!("loading sip.tls_cert: {e}"))?;
+            Some(
+                tls::server_config(store, false)
+                    .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?,
+            )
+        }
+        None => server_tls,
+    };
     // Stops the SIP runtimes' socket tasks at the very end.
     let sip_stop = CancellationToken::new();
     let mut routes = Vec::new();

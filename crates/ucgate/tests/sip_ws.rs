@@ -558,10 +558,29 @@ where
     }
 }
 
-fn tls_core_config(dir: &std::path::Path, core: SocketAddr, ca: &std::path::Path) -> String {
+/// A TLS core. `public_tls`: the listener has `[server.tls]` (whose
+/// certificate the core's connections also get); otherwise the listener is
+/// plain and `sip.tls_cert`/`sip.tls_key` serve the core's connections.
+fn tls_core_config(
+    dir: &std::path::Path,
+    core: SocketAddr,
+    ca: &std::path::Path,
+    public_tls: bool,
+) -> String {
+    let (server, sip_tls) = if public_tls {
+        (tls::tls_section(dir, &["gw"]), String::new())
+    } else {
+        (
+            String::new(),
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                dir.join("gw.crt").display(),
+                dir.join("gw.key").display()
+            ),
+        )
+    };
     format!(
-        "{}[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{core};transport=tls\"\ncore_server_name = \"localhost\"\ncore_ca_file = \"{}\"\nclose_timeout = \"300ms\"\n\n[sip]\nflow_token_key = \"{KEY}\"\n",
-        tls::tls_section(dir, &["gw"]),
+        "{server}[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{core};transport=tls\"\ncore_server_name = \"localhost\"\ncore_ca_file = \"{}\"\nclose_timeout = \"300ms\"\n\n[sip]\nflow_token_key = \"{KEY}\"\n{sip_tls}",
         ca.display()
     )
 }
@@ -573,7 +592,7 @@ async fn tls_core_verified_both_directions() {
     let (ca, core_tls) = tls::ca_and_server(dir.path(), &["localhost"]);
     let core = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let core_addr = core.local_addr().unwrap();
-    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca)).await;
+    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca, true)).await;
     let mut ws = open_wss(&gw, gw_cert.clone()).await;
     ws.send(Message::Text(REGISTER.to_string().into()))
         .await
@@ -670,7 +689,7 @@ async fn tls_core_verified_both_directions() {
 #[tokio::test]
 async fn tls_core_with_an_untrusted_certificate_gets_503() {
     let dir = tls::TempDir::new("sip-tls-bad");
-    let gw_cert = tls::write_cert(dir.path(), "gw", &["localhost"]);
+    tls::write_cert(dir.path(), "gw", &["localhost"]);
     // The core's certificate comes from a CA the gateway does not trust.
     let other = tls::TempDir::new("sip-tls-other");
     let (_other_ca, core_tls) = tls::ca_and_server(other.path(), &["localhost"]);
@@ -685,8 +704,9 @@ async fn tls_core_with_an_untrusted_certificate_gets_503() {
             });
         }
     });
-    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca)).await;
-    let mut ws = open_wss(&gw, gw_cert).await;
+    // A plain public listener: the SIP side has its own certificate.
+    let mut gw = TestGateway::start(&tls_core_config(dir.path(), core_addr, &ca, false)).await;
+    let mut ws = open(&gw).await;
     // The first REGISTER waits for the connection attempt, which fails.
     ws.send(Message::Text(REGISTER.to_string().into()))
         .await

@@ -89,7 +89,7 @@ pub struct TlsConfig {
 }
 
 /// `[[server.tls.certificate]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateConfig {
     /// PEM certificate chain (leaf first).
     pub cert: PathBuf,
@@ -399,11 +399,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     };
     let xmpp = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
-    let sip = sip::read_sip(ctx, top);
+    let sip = sip::read_sip(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
-        let server_tls = server.as_ref().is_some_and(|s| s.tls.is_some());
+        let server_tls = server.as_ref().is_some_and(|s| s.tls.is_some()) || sip.tls.is_some();
         let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp, server_tls);
         if let Some(r) = r {
             routes.push(r);
@@ -417,13 +417,6 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
                     k.span.clone(),
                     &k.key,
                     "an XMPP route (`xmpp-websocket`, `bosh`) needs at least one XMPP domain: add a `[xmpp.domains.\"example.org\"]` table (the servers clients may reach, chosen by the `to` of their `<open/>`)",
-                );
-            }
-            if k.value == RouteKind::SipWebSocket && sip.flow_token_key.is_none() {
-                ctx.error(
-                    k.span,
-                    "sip.flow_token_key",
-                    "a `sip-websocket` route needs `flow_token_key` in `[sip]` (at least 16 characters, shared by every gateway node in front of the same core)",
                 );
             }
         }
@@ -966,9 +959,10 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
 }
 
 /// `core_server_name` and `core_ca_file` of a `sip-websocket` route: the
-/// certificate check toward a `transport=tls` core. A TLS core also needs
-/// `[server.tls]`: the core opens TLS connections to the gateway for
-/// requests toward clients, and the gateway presents those certificates.
+/// certificate check toward a `transport=tls` core. A TLS core also needs a
+/// certificate of the gateway (`sip.tls_cert`/`sip.tls_key`, else
+/// `[server.tls]`): the core opens TLS connections to the gateway for
+/// requests toward clients.
 fn read_core_tls(
     ctx: &mut Ctx<'_>,
     t: &mut Table<'_, '_>,
@@ -992,7 +986,7 @@ fn read_core_tls(
         ctx.error(
             t.value_span("core").unwrap_or(t.span()),
             &t.key("core"),
-            "a `transport=tls` core needs `[server.tls]` certificates: the core opens TLS connections to the gateway for requests toward clients, and the gateway answers them with those certificates",
+            "a `transport=tls` core needs a certificate for the TLS connections it opens to the gateway (requests toward clients): set `sip.tls_cert` and `sip.tls_key`, or `[server.tls]`",
         );
     }
     let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
@@ -1414,12 +1408,8 @@ mod tests {
 
     #[test]
     fn sip_route_errors() {
-        let e = errors(SIP_ROUTE);
-        assert!(
-            e.iter()
-                .any(|e| e.contains("sip.flow_token_key") && e.contains("needs")),
-            "{e:?}"
-        );
+        // Without a key the route is valid: each process draws its own.
+        assert!(parse(SIP_ROUTE).sip.flow_token_key.is_none());
         let e = errors(&format!("{SIP_ROUTE}[sip]\nflow_token_key = \"short\"\n"));
         assert!(e.iter().any(|e| e.contains("too short")), "{e:?}");
         assert!(
@@ -1481,7 +1471,7 @@ mod tests {
         let e = errors(&format!("{tls_route}{SIP_KEY}"));
         assert!(
             e.iter()
-                .any(|e| e.contains("route[0].core: a `transport=tls` core needs `[server.tls]`")),
+                .any(|e| e.contains("route[0].core: a `transport=tls` core needs a certificate")),
             "{e:?}"
         );
         let e = errors(

@@ -53,7 +53,7 @@ pub struct SipCore {
 /// `[sip]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipConfig {
-    /// Flow-token HMAC key (required when a `sip-websocket` route exists).
+    /// Flow-token HMAC key; `None`: each process draws a random one.
     pub flow_token_key: Option<Secret>,
     /// Host (and port) the clients and the core know the gateway by.
     pub advertised_host: Option<String>,
@@ -67,6 +67,9 @@ pub struct SipConfig {
     pub max_messages_per_second: u32,
     /// Unparseable messages in a row before closing with 1008.
     pub max_garbage: u32,
+    /// Certificate for TLS connections a TLS core opens to the gateway
+    /// (default: the `[server.tls]` certificates).
+    pub tls: Option<super::CertificateConfig>,
 }
 
 impl Default for SipConfig {
@@ -79,6 +82,7 @@ impl Default for SipConfig {
             require_path_support: false,
             max_messages_per_second: 20,
             max_garbage: 5,
+            tls: None,
         }
     }
 }
@@ -91,10 +95,16 @@ pub(super) const SIP_KEYS: &[&str] = &[
     "require_path_support",
     "max_messages_per_second",
     "max_garbage",
+    "tls_cert",
+    "tls_key",
 ];
 
 /// Reads `[sip]` (defaults when absent).
-pub(super) fn read_sip(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>) -> SipConfig {
+pub(super) fn read_sip(
+    ctx: &mut Ctx<'_>,
+    top: &mut Table<'_, '_>,
+    base: &std::path::Path,
+) -> SipConfig {
     let mut s = SipConfig::default();
     let Some(mut t) = top.table(ctx, "sip", SIP_KEYS) else {
         return s;
@@ -139,6 +149,30 @@ pub(super) fn read_sip(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>) -> SipConfig 
     }
     if let Some(n) = t.integer(ctx, "max_garbage", 1..=1000) {
         s.max_garbage = n as u32;
+    }
+    let cert = t.string(ctx, "tls_cert", "a path to a PEM certificate chain");
+    let key = t.string(ctx, "tls_key", "a path to a PEM private key");
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let cp = super::resolve(base, &cert.value);
+            let kp = super::resolve(base, &key.value);
+            match crate::tls::load_certified_key(&cp, &kp) {
+                Ok(_) => s.tls = Some(super::CertificateConfig { cert: cp, key: kp }),
+                Err(e) => {
+                    let (span, k) = match e.which {
+                        crate::tls::PemFile::Cert => (cert.span, cert.key),
+                        crate::tls::PemFile::Key => (key.span, key.key),
+                    };
+                    ctx.error(span, &k, e.message);
+                }
+            }
+        }
+        (Some(v), None) | (None, Some(v)) => ctx.error(
+            v.span,
+            &v.key,
+            "`tls_cert` and `tls_key` go together (PEM files)",
+        ),
+        (None, None) => {}
     }
     t.finish(ctx);
     s

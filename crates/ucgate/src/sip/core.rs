@@ -218,11 +218,19 @@ impl SipRuntime {
             },
         };
         let core_host = format!("{host}:{}", local.port());
-        let key = sip
-            .flow_token_key
-            .as_ref()
-            .map(|k| k.expose().to_vec())
-            .ok_or_else(|| anyhow::anyhow!("`sip.flow_token_key` is required"))?;
+        let key = match &sip.flow_token_key {
+            Some(k) => k.expose().to_vec(),
+            None => {
+                // One gateway node needs no shared key: its flows end with
+                // the process anyway. Several nodes in front of one core
+                // set `sip.flow_token_key` so tokens verify on each.
+                let mut k = vec![0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+                    .map_err(|_| anyhow::anyhow!("no randomness for the flow-token key"))?;
+                tracing::info!(route, "sip.flow_token_key not set: using a random key for this process (set it when several gateway nodes front the same core)");
+                k
+            }
+        };
         let rt = Arc::new_cyclic(|me| SipRuntime {
             me: me.clone(),
             route: route.to_string(),
