@@ -7,10 +7,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod bosh_client;
 mod modes;
 mod net;
 mod report;
 mod stats;
+mod xmpp_client;
 
 #[derive(Parser)]
 #[command(name = "ucgate-bench", version, about, long_about = None)]
@@ -31,6 +33,15 @@ enum Command {
     TcpEcho(modes::tcp_echo::Args),
     /// WebSocket echo through a `tcp` tunnel route in front of an echo server.
     WsEcho(modes::ws_echo::Args),
+    /// Many idle sessions (ws, bosh, xmpp-ws) ramped up, held, closed; with
+    /// --pid, the gateway's memory per connection.
+    Idle(modes::idle::Args),
+    /// XMPP over WebSocket (RFC 7395): log in, send messages to oneself.
+    XmppWs(modes::xmpp::Args),
+    /// XMPP over BOSH (XEP-0124/0206): log in, send messages to oneself.
+    XmppBosh(modes::xmpp::Args),
+    /// XMPP over plain TCP (RFC 6120, no TLS): log in, send messages to oneself.
+    XmppTcp(modes::xmpp::Args),
 }
 
 #[tokio::main]
@@ -41,6 +52,10 @@ async fn main() -> std::process::ExitCode {
         Command::TcpEchoServer(args) => modes::tcp_echo::serve(args).await,
         Command::TcpEcho(args) => modes::tcp_echo::run(args).await,
         Command::WsEcho(args) => modes::ws_echo::run(args).await,
+        Command::Idle(args) => modes::idle::run(args).await,
+        Command::XmppWs(args) => modes::xmpp::run(xmpp_client::Transport::Ws, args).await,
+        Command::XmppBosh(args) => modes::xmpp::run(xmpp_client::Transport::Bosh, args).await,
+        Command::XmppTcp(args) => modes::xmpp::run(xmpp_client::Transport::Tcp, args).await,
     };
     match result {
         Ok(code) => code,

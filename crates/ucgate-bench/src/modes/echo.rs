@@ -8,14 +8,8 @@
 //! loss, duplication and reordering are all detected.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::time::Instant;
-
-use super::{Matched, Pacer, Pending, Release};
-use crate::stats::{Clock, Latency, Shared};
+use super::{Ctx, MsgReceiver, MsgSender, Pacer, Release, Tracker};
 
 /// Bytes of the header (connection id and sequence number in hex).
 pub const HEADER: usize = 24;
@@ -81,132 +75,73 @@ pub trait Source: Send {
     fn recv(&mut self) -> impl Future<Output = anyhow::Result<Option<Vec<u8>>>> + Send;
 }
 
-/// What every connection of a run shares.
-pub struct Ctx {
-    pub shared: Arc<Shared>,
-    pub clock: Clock,
+/// Sends message `seq` of connection `conn`.
+pub struct EchoSender<S> {
+    pub sink: S,
+    pub conn: u32,
     pub size: usize,
 }
 
-/// Sends paced messages and checks their echo until the run is over and
-/// every reply has come back (or the drain timeout passed).
+impl<S: Sink> MsgSender for EchoSender<S> {
+    async fn send(&mut self, seq: u64) -> anyhow::Result<()> {
+        self.sink.send(encode(self.conn, seq, self.size)).await
+    }
+    async fn close(self) {
+        self.sink.close().await
+    }
+}
+
+/// Cuts the echoed stream back into messages and checks them.
+pub struct EchoReceiver<R> {
+    pub source: R,
+    pub size: usize,
+    pub buf: Vec<u8>,
+}
+
+impl<R: Source> MsgReceiver for EchoReceiver<R> {
+    async fn recv(&mut self, t: &mut Tracker<'_>) -> anyhow::Result<bool> {
+        let Some(bytes) = self.source.recv().await? else {
+            return Ok(false);
+        };
+        self.buf.extend_from_slice(&bytes);
+        let size = self.size;
+        let whole = self.buf.len() / size * size;
+        for msg in self.buf[..whole].chunks_exact(size) {
+            match decode(msg, t.conn) {
+                Ok(seq) => t.complete(seq),
+                Err((seq, why)) => t.corrupted(seq, why),
+            }
+        }
+        self.buf.drain(..whole);
+        Ok(true)
+    }
+    async fn finish(&mut self) {
+        while let Ok(Some(_)) = self.source.recv().await {}
+    }
+}
+
+/// Runs one echo connection (see [`super::drive`]).
 pub async fn drive<S: Sink, R: Source>(
     ctx: &Ctx,
     conn: u32,
-    mut sink: S,
-    mut source: R,
-    mut pacer: Pacer,
+    sink: S,
+    source: R,
+    pacer: Pacer,
     release: Release,
 ) {
-    let shared = &ctx.shared;
-    let clock = ctx.clock;
     let size = ctx.size;
-    let pending = Pending::default();
-    let (done_tx, mut done_rx) = watch::channel(false);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let mut latency = Latency::default();
-    let sender = async {
-        let mut seq = 0u64;
-        loop {
-            let t = tokio::select! {
-                t = pacer.next() => t,
-                _ = stop_rx.changed() => None,
-            };
-            let Some(t) = t else { break };
-            pending.push(seq, t);
-            if let Err(e) = sink.send(encode(conn, seq, size)).await {
-                shared.error("send", format!("connection {conn}: {e:#}"));
-                break;
-            }
-            seq += 1;
-        }
-        let _ = done_tx.send(true);
-        sink
-    };
-    let receiver = async {
-        let mut buf: Vec<u8> = Vec::new();
-        let mut done = false;
-        let complete = |seq: u64, shared: &Shared, latency: &mut Latency| {
-            let now = Instant::now();
-            let sent = match pending.take(seq) {
-                Matched::InOrder(sent) => sent,
-                Matched::Skipped { sent, missing } => {
-                    shared.errors_n(
-                        "lost",
-                        missing,
-                        format!("connection {conn}: {missing} message(s) missing before {seq}"),
-                    );
-                    for _ in 0..missing {
-                        release.release();
-                    }
-                    sent
-                }
-                Matched::Unknown => {
-                    shared.error(
-                        "duplicated",
-                        format!("connection {conn}: message {seq} again or out of order"),
-                    );
-                    return;
-                }
-            };
-            release.release();
-            if clock.counted(sent) {
-                latency.record(now - sent);
-                shared.message(size as u64);
-            }
-        };
-        loop {
-            if done && pending.is_empty() {
-                break;
-            }
-            tokio::select! {
-                r = source.recv() => match r {
-                    Ok(Some(bytes)) => {
-                        buf.extend_from_slice(&bytes);
-                        let whole = buf.len() / size * size;
-                        for msg in buf[..whole].chunks_exact(size) {
-                            match decode(msg, conn) {
-                                Ok(seq) => complete(seq, shared, &mut latency),
-                                Err((seq, why)) => {
-                                    shared.error("corrupted", why);
-                                    if let Some(seq) = seq {
-                                        let _ = pending.take(seq);
-                                        release.release();
-                                    }
-                                }
-                            }
-                        }
-                        buf.drain(..whole);
-                    }
-                    Ok(None) => {
-                        if !done || !pending.is_empty() {
-                            shared.error("unexpected_close", format!("connection {conn} closed by the peer"));
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        shared.error("receive", format!("connection {conn}: {e:#}"));
-                        break;
-                    }
-                },
-                _ = done_rx.changed(), if !done => done = true,
-                _ = tokio::time::sleep_until(clock.drain_until), if done => {
-                    let n = pending.len() as u64;
-                    shared.errors_n("lost", n, format!("connection {conn}: {n} message(s) never echoed"));
-                    break;
-                }
-            }
-        }
-        let _ = stop_tx.send(true);
-        source
-    };
-    let (sink, mut source) = tokio::join!(sender, receiver);
-    shared.merge_latency(&latency);
-    sink.close().await;
-    // Let the peer finish closing (bounded); nothing after the run counts.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(Some(_)) = source.recv().await {}
-    })
+    super::drive(
+        ctx,
+        conn,
+        EchoSender { sink, conn, size },
+        EchoReceiver {
+            source,
+            size,
+            buf: Vec::new(),
+        },
+        pacer,
+        release,
+    )
     .await;
 }
 

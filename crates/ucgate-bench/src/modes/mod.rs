@@ -2,18 +2,21 @@
 //! options, the pacer (open loop at fixed intended times, or a closed-loop
 //! window) and the queue of messages awaiting their echo.
 pub mod echo;
+pub mod idle;
 pub mod probe;
 pub mod tcp_echo;
 pub mod ws_echo;
+pub mod xmpp;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::stats::Clock;
+use crate::stats::{Clock, Latency, Shared};
 
 /// How long and how hard to load (shared by the message modes).
 #[derive(clap::Args, Clone, Debug)]
@@ -215,6 +218,171 @@ impl Pending {
     }
 }
 
+/// What every connection of a run shares.
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub clock: Clock,
+    /// Payload bytes counted per message.
+    pub size: usize,
+}
+
+/// Sends message `seq` (the protocol builds it).
+pub trait MsgSender: Send {
+    fn send(&mut self, seq: u64) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Ends the connection politely.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Receives and checks what comes back.
+pub trait MsgReceiver: Send {
+    /// Waits for the next input and reports completed messages (and
+    /// errors) to the tracker; `Ok(false)` when the peer closed. Must be
+    /// cancel-safe: everything after its only await point is synchronous.
+    fn recv(&mut self, t: &mut Tracker<'_>) -> impl Future<Output = anyhow::Result<bool>> + Send;
+    /// After `close`: reads until the peer has closed too (bounded by the
+    /// caller).
+    fn finish(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Matches replies to the messages sent, records latency and counts
+/// errors, for one connection.
+pub struct Tracker<'a> {
+    pub conn: u32,
+    pub shared: &'a Shared,
+    clock: Clock,
+    size: u64,
+    pending: Pending,
+    release: Release,
+    latency: Latency,
+}
+
+impl Tracker<'_> {
+    /// Message `seq` came back intact.
+    pub fn complete(&mut self, seq: u64) {
+        let now = Instant::now();
+        let conn = self.conn;
+        let sent = match self.pending.take(seq) {
+            Matched::InOrder(sent) => sent,
+            Matched::Skipped { sent, missing } => {
+                self.shared.errors_n(
+                    "lost",
+                    missing,
+                    format!("connection {conn}: {missing} message(s) missing before {seq}"),
+                );
+                for _ in 0..missing {
+                    self.release.release();
+                }
+                sent
+            }
+            Matched::Unknown => {
+                self.shared.error(
+                    "duplicated",
+                    format!("connection {conn}: message {seq} again or out of order"),
+                );
+                return;
+            }
+        };
+        self.release.release();
+        if self.clock.counted(sent) {
+            self.latency.record(now - sent);
+            self.shared.message(self.size);
+        }
+    }
+
+    /// A reply was wrong; `seq` when it is known which message it was.
+    pub fn corrupted(&mut self, seq: Option<u64>, why: impl std::fmt::Display) {
+        self.shared.error("corrupted", why);
+        if let Some(seq) = seq {
+            if !matches!(self.pending.take(seq), Matched::Unknown) {
+                self.release.release();
+            }
+        }
+    }
+
+    /// Another kind of error on this connection.
+    pub fn error(&self, kind: &str, why: impl std::fmt::Display) {
+        self.shared
+            .error(kind, format!("connection {}: {why}", self.conn));
+    }
+}
+
+/// Sends paced messages and checks the replies until the run is over and
+/// every reply has come back (or the drain timeout passed), then closes.
+pub async fn drive<S: MsgSender, R: MsgReceiver>(
+    ctx: &Ctx,
+    conn: u32,
+    mut sender: S,
+    mut receiver: R,
+    mut pacer: Pacer,
+    release: Release,
+) {
+    let shared = &*ctx.shared;
+    let clock = ctx.clock;
+    let pending = Pending::default();
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut tracker = Tracker {
+        conn,
+        shared,
+        clock,
+        size: ctx.size as u64,
+        pending: pending.clone(),
+        release,
+        latency: Latency::default(),
+    };
+    let send_side = async {
+        let mut seq = 0u64;
+        loop {
+            let t = tokio::select! {
+                t = pacer.next() => t,
+                _ = stop_rx.changed() => None,
+            };
+            let Some(t) = t else { break };
+            pending.push(seq, t);
+            if let Err(e) = sender.send(seq).await {
+                shared.error("send", format!("connection {conn}: {e:#}"));
+                break;
+            }
+            seq += 1;
+        }
+        let _ = done_tx.send(true);
+        sender
+    };
+    let receive_side = async {
+        let mut done = false;
+        loop {
+            if done && pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                r = receiver.recv(&mut tracker) => match r {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracker.error("unexpected_close", "closed by the peer");
+                        break;
+                    }
+                    Err(e) => {
+                        tracker.error("receive", format!("{e:#}"));
+                        break;
+                    }
+                },
+                _ = done_rx.changed(), if !done => done = true,
+                _ = tokio::time::sleep_until(clock.drain_until), if done => {
+                    let n = pending.len() as u64;
+                    shared.errors_n("lost", n, format!("connection {conn}: {n} message(s) never answered"));
+                    break;
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+    };
+    let (sender, ()) = tokio::join!(send_side, receive_side);
+    shared.merge_latency(&tracker.latency);
+    sender.close().await;
+    // Let the peer finish closing (bounded); nothing after the run counts.
+    let _ = tokio::time::timeout(Duration::from_secs(2), receiver.finish()).await;
+}
+
 /// Parses `a.b.c.d-a.b.c.e` (an IPv4 range), or a comma-separated list of
 /// addresses.
 pub fn parse_ip_list(s: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
@@ -237,23 +405,6 @@ pub fn parse_ip_list(s: &str) -> anyhow::Result<Vec<std::net::IpAddr>> {
         anyhow::bail!("no address in {s:?}");
     }
     Ok(out)
-}
-
-/// A unique-enough token for ids, tags and branches (no randomness needed:
-/// process id, start time and a counter).
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static BASE: OnceLock<String> = OnceLock::new();
-    static N: AtomicU64 = AtomicU64::new(0);
-    let base = BASE.get_or_init(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        format!("{:x}{:x}", std::process::id(), t & 0xffff_ffff_ffff)
-    });
-    format!("{prefix}{base}x{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::echo::{self, Ctx, HEADER};
-use super::LoadArgs;
+use super::echo::{self, HEADER};
+use super::{Ctx, LoadArgs};
 use crate::report::{self, Summary};
 use crate::stats::Shared;
 

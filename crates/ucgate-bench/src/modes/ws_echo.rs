@@ -11,9 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use url::Url;
 
-use super::echo::{self, Ctx};
+use super::echo;
 use super::tcp_echo::{check_size, load_desc, open_all};
-use super::LoadArgs;
+use super::{Ctx, LoadArgs};
 use crate::net::{self, BoxStream, Dialer, TlsOptions};
 use crate::report::{self, Summary};
 use crate::stats::Shared;

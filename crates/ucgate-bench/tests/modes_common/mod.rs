@@ -2,6 +2,8 @@
 //! gateway in-process, and faulty echo servers.
 #![allow(dead_code)]
 
+pub mod xmpp;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
