@@ -1,22 +1,33 @@
 //! The edge proxy's decisions, pure: what to send to the core for a message
 //! from a WebSocket client, and where to send (and how to rewrite) a message
-//! from the core. Stateless: flows are named by flow tokens
+//! from the core. Stateless routing: flows are named by flow tokens
 //! ([`super::flow_token`]) in our Via, Path and Record-Route entries; the
-//! glue keeps the table flow id → live connection.
+//! glue keeps the table flow id → live connection. The only state is
+//! [`ClientState`] (per connection, bounded, no clock): the transport each
+//! size-switched INVITE took, for its CANCEL and non-2xx ACK.
 //!
 //! Rules, each with its source (see `docs/sip.md`):
 //!
+//! * every request: Max-Forwards checked (483) and decremented, added as 70
+//!   when missing (RFC 3261 §16.3 step 3, §16.6 step 3); `Proxy-Require`
+//!   refused with 420 + `Unsupported` (§16.3 step 5); a Request-URI that is
+//!   one of our Record-Route/Path URIs (a strict router upstream) restored
+//!   from the last Route (§16.4); ACK is never answered (dropped instead).
 //! * client request: `received`/`rport` on the top Via, sent-by untouched
-//!   (RFC 3261 §18.2.1, RFC 3581 §4); Max-Forwards checked (483) and
-//!   decremented, added as 70 when missing (§16.6 step 3); our own Route
-//!   entries popped (loose routing, §16.4); the client's other preloaded
-//!   Route entries dropped on out-of-dialog requests (no open relay);
-//!   `Path` on REGISTER (RFC 3327 §5.1, RFC 5626 §5.1); double
-//!   Record-Route on dialog-forming requests (RFC 5658, RFC 7118 §8.2); our
-//!   Via on top with a branch derived from the client's branch and the flow
-//!   (stable for CANCEL and non-2xx ACK, §16.11 / §17.1.1.3); Content-Length
-//!   set; the UDP size rule (§18.1.1). Always sent to the configured core.
-//! * client response: our top Via popped, sent to the core (§18.2.2).
+//!   (RFC 3261 §18.2.1, RFC 3581 §4); out-of-dialog: every preloaded Route
+//!   dropped (no open relay); in-dialog: our leading Route entries popped,
+//!   their flow tokens compared with the sender (RFC 5626 §5.3: its own
+//!   flow is "outgoing", another flow makes the request "incoming" for that
+//!   flow, delivered there with [`route_client`]; forged: 403); `Path` on
+//!   REGISTER (RFC 3327 §5.1, RFC 5626 §5.1); double Record-Route on
+//!   dialog-forming requests (RFC 5658, RFC 7118 §8.2); our Via on top with
+//!   a branch derived from the client's branch and the flow (stable for
+//!   CANCEL and non-2xx ACK, §16.11 / §17.1.1.3); Content-Length set; the
+//!   UDP size rule (§18.1.1), with CANCEL and non-2xx ACK on their INVITE's
+//!   transport (§9.1). Always sent to the configured core.
+//! * client response: our top Via popped, sent to the core (§18.2.2), or to
+//!   the flow named by our next Via (the response to a request delivered
+//!   from another client).
 //! * core response: our top Via identifies the flow; popped (§16.7 step 3).
 //! * core request: our Route entries popped, the token verified (forged:
 //!   403, RFC 5626 §5.3); Record-Route pair on dialog-forming requests; our
@@ -26,7 +37,12 @@ use super::base64url;
 use super::flow_token::{self, Flow, WsTransport};
 use super::framing::{transport_for, CoreTransport};
 use super::hmac::hmac_sha256;
-use super::message::{make_response, parse_sip_uri, parse_via, Message};
+use super::message::{
+    make_response, param, parse, parse_sip_uri, parse_via, Message, SipLimits, SipUri, StartLine,
+    Value,
+};
+use std::collections::VecDeque;
+use std::ops::Range;
 
 /// The Via parameter carrying the flow token in our Via entries.
 pub const FLOW_PARAM: &str = "ucgf";
@@ -80,6 +96,86 @@ pub enum FromClient {
     Drop(&'static str),
 }
 
+/// What to do with a message from a client, as decided by [`route_client`]
+/// ([`FromClient`] plus delivery to another flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Send these bytes to the configured core over `transport`.
+    ToCore {
+        /// The rewritten message.
+        bytes: Vec<u8>,
+        /// The transport (matches our Via).
+        transport: CoreTransport,
+    },
+    /// Send these bytes on another client's flow (RFC 5626 §5.3 "incoming"
+    /// request, or the response to one). If that flow is gone: for a
+    /// request, answer the sender with [`flow_gone_response`] (the original
+    /// message; `None` for ACK); for a response, drop it.
+    ToFlow {
+        /// The flow named by the token.
+        flow: Flow,
+        /// The rewritten message.
+        bytes: Vec<u8>,
+    },
+    /// Answer the client with this response.
+    Respond(Vec<u8>),
+    /// Drop silently (count it).
+    Drop(&'static str),
+}
+
+/// How many INVITE branches a [`ClientState`] remembers.
+pub const CLIENT_STATE_BRANCHES: usize = 64;
+
+/// Per-connection memory of [`route_client`]: the branches of the INVITEs
+/// that went to a UDP core over TCP because of their size (RFC 3261
+/// §18.1.1), so that their CANCEL and non-2xx ACK, which are small, take the
+/// same transport (§9.1: "the destination address, port, and transport MUST
+/// be identical"; §16.11: "CANCEL and non-Routed ACK requests MUST generate
+/// the same choice as their associated INVITE"). Bounded: the
+/// [`CLIENT_STATE_BRANCHES`] most recent INVITEs, oldest forgotten first; no
+/// clock is needed, since an entry only matters to a CANCEL or ACK with the
+/// same branch, which RFC 3261 §8.1.1.7 makes unique per transaction. A
+/// forgotten entry only means the CANCEL goes over UDP as before. One per
+/// WebSocket connection (the glue's adapter task owns it).
+#[derive(Debug, Clone, Default)]
+pub struct ClientState {
+    switched: VecDeque<(String, CoreTransport)>,
+}
+
+impl ClientState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn remember(&mut self, branch: String, transport: CoreTransport) {
+        if self.switched.iter().any(|(b, _)| *b == branch) {
+            return;
+        }
+        if self.switched.len() >= CLIENT_STATE_BRANCHES {
+            self.switched.pop_front();
+        }
+        self.switched.push_back((branch, transport));
+    }
+
+    fn transport_of(&self, branch: &str) -> Option<CoreTransport> {
+        self.switched
+            .iter()
+            .find(|(b, _)| b == branch)
+            .map(|(_, t)| *t)
+    }
+
+    /// How many branches are remembered (at most [`CLIENT_STATE_BRANCHES`]).
+    pub fn len(&self) -> usize {
+        self.switched.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.switched.is_empty()
+    }
+}
+
 /// What to do with a message from the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromCore {
@@ -113,9 +209,18 @@ fn split_host(s: &str) -> (&[u8], Option<u16>) {
     }
 }
 
+/// `host[:port]` names us (`ours` is `ws_host` or `core_host`): same host
+/// (case-insensitive, as written) and same port, a missing port meaning
+/// 5060. A URI naming our host on another port is not ours (e.g. a core on
+/// the same address whose Record-Route omits its port 5060).
 fn same_host(host: &[u8], port: Option<u16>, ours: &str) -> bool {
     let (h, p) = split_host(ours);
-    host.eq_ignore_ascii_case(h) && (port == p || port.is_none() || p.is_none())
+    host.eq_ignore_ascii_case(h) && port.unwrap_or(5060) == p.unwrap_or(5060)
+}
+
+/// A URI of ours (client-facing or core-facing).
+fn is_ours(uri: &SipUri<'_>, cfg: &EdgeConfig<'_>) -> bool {
+    same_host(uri.host, uri.port, cfg.ws_host) || same_host(uri.host, uri.port, cfg.core_host)
 }
 
 /// A deterministic To tag for our own responses.
@@ -157,8 +262,8 @@ fn derive_branch(key: &[u8], msg: &Message<'_>, flow_id: u64) -> String {
             // RFC 2543 peers: Call-ID, CSeq number, From tag, top Via, R-URI.
             let (n, _) = msg.cseq().unwrap_or((0, b""));
             let uri: &[u8] = match msg.start_line() {
-                super::message::StartLine::Request { uri, .. } => uri,
-                super::message::StartLine::Response { .. } => b"",
+                StartLine::Request { uri, .. } => uri,
+                StartLine::Response { .. } => b"",
             };
             let via_bytes = via.as_ref().map_or(&b""[..], |v| msg.slice(v.span.clone()));
             hmac_sha256(
@@ -193,24 +298,59 @@ fn has_option(msg: &Message<'_>, header: &str, option: &[u8]) -> bool {
 }
 
 /// A request or response from a WebSocket client (section 3 (a) and (d) of
-/// the spec). `msg` comes from [`super::message::parse`].
+/// the spec), without per-connection state: [`route_client`] with a fresh
+/// [`ClientState`]. A request that RFC 5626 §5.3 makes "incoming" for
+/// another flow (which only [`route_client`] can deliver) is refused with
+/// `403 Forbidden` here (ACK: dropped) and never sent to the core; a
+/// response for another flow is dropped.
 pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) -> FromClient {
-    if !msg.is_request() {
-        return client_response(msg, cfg, flow);
-    }
-    let method = msg.method().unwrap_or("");
-    let is_ack = method == "ACK";
-    let Some(via) = msg.top_via() else {
-        return FromClient::Drop("no top Via");
-    };
-    let mut ed = msg.edit();
-
-    // Max-Forwards (RFC 3261 §16.3 step 3, §16.6 step 3).
-    match (msg.header_index("Max-Forwards"), msg.max_forwards()) {
-        (Some(_), Some(0)) if is_ack => return FromClient::Drop("ACK with Max-Forwards 0"),
-        (Some(_), Some(0)) => {
-            return FromClient::Respond(respond(cfg, msg, 483, "Too Many Hops", &[]))
+    match route_client(msg, cfg, flow, &mut ClientState::new()) {
+        ClientAction::ToCore { bytes, transport } => FromClient::ToCore { bytes, transport },
+        ClientAction::Respond(r) => FromClient::Respond(r),
+        ClientAction::Drop(reason) => FromClient::Drop(reason),
+        ClientAction::ToFlow { .. } if msg.is_request() && msg.method() != Some("ACK") => {
+            FromClient::Respond(respond(cfg, msg, 403, "Forbidden", &[]))
         }
+        ClientAction::ToFlow { .. } => FromClient::Drop("message for another flow"),
+    }
+}
+
+/// A request or response from a WebSocket client (section 3 (a) and (d) of
+/// the spec). `msg` comes from [`super::message::parse`]; `state` belongs to
+/// the connection `flow` (see [`ClientState`]).
+pub fn route_client(
+    msg: &Message<'_>,
+    cfg: &EdgeConfig<'_>,
+    flow: &FlowCtx<'_>,
+    state: &mut ClientState,
+) -> ClientAction {
+    if msg.is_request() {
+        client_request(msg, cfg, flow, state)
+    } else {
+        client_response(msg, cfg, flow)
+    }
+}
+
+/// `Proxy-Require` option tags (RFC 3261 §16.3 step 5): the edge
+/// understands none, so any tag gives `420 Bad Extension` with
+/// `Unsupported` listing them all (RFC 4475 §3.3.5 "bext01").
+fn unsupported_proxy_require(msg: &Message<'_>) -> Option<String> {
+    let tags: Vec<String> = msg
+        .values("Proxy-Require")
+        .iter()
+        .map(|v| String::from_utf8_lossy(msg.slice(v.span.clone())).into_owned())
+        .collect();
+    (!tags.is_empty()).then(|| tags.join(", "))
+}
+
+/// Max-Forwards (RFC 3261 §16.3 step 3, §16.6 step 3) and Proxy-Require
+/// (§16.3 step 5): `Err(code, reason, extra header)` to refuse.
+fn check_and_count_hop(
+    msg: &Message<'_>,
+    ed: &mut super::message::Editor<'_, '_>,
+) -> Result<(), (u16, &'static str, Option<String>)> {
+    match (msg.header_index("Max-Forwards"), msg.max_forwards()) {
+        (Some(_), Some(0)) => return Err((483, "Too Many Hops", None)),
         (Some(i), Some(n)) => {
             ed.replace(
                 msg.headers()[i].value.clone(),
@@ -221,17 +361,92 @@ pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
             ed.append("Max-Forwards", b"70");
         }
     }
+    if let Some(tags) = unsupported_proxy_require(msg) {
+        return Err((420, "Bad Extension", Some(tags)));
+    }
+    Ok(())
+}
+
+/// A strict-routed request (see [`strict_route`]): the last Route value, the
+/// span of its URI (the Request-URI to restore) and the flow token (user
+/// part) of the Request-URI that was ours.
+struct StrictRoute<'a> {
+    last: Value,
+    target: Range<usize>,
+    user: Option<&'a [u8]>,
+}
+
+/// RFC 3261 §16.4: a Request-URI that is one of our Record-Route (or Path)
+/// URIs means a strict router upstream. Ours: a sip/sips URI naming
+/// `ws_host` or `core_host` with the `lr` parameter we always write, and a
+/// Route to restore the Request-URI from. Gives the last Route value, the
+/// span of its URI (the new Request-URI) and the user part (flow token) of
+/// the Request-URI.
+fn strict_route<'a>(msg: &Message<'a>, cfg: &EdgeConfig<'_>) -> Option<StrictRoute<'a>> {
+    let StartLine::Request { uri_span, .. } = msg.start_line() else {
+        return None;
+    };
+    let b = msg.bytes();
+    let uri = parse_sip_uri(b, uri_span.clone())?;
+    if !is_ours(&uri, cfg) || param(b, uri.params.clone(), "lr").is_none() {
+        return None;
+    }
+    let (last, na) = msg.routes().pop()?;
+    Some(StrictRoute {
+        last,
+        target: na?.uri,
+        user: uri.user,
+    })
+}
+
+/// How a flow token in one of our URIs relates to the sender.
+enum TokenOf {
+    /// The sender's own flow ("outgoing", RFC 5626 §5.3).
+    Sender,
+    /// Another flow ("incoming").
+    Other(Flow),
+    /// Fails the HMAC (`403`, RFC 5626 §5.3.1).
+    Forged,
+}
+
+fn token_of(cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>, user: &[u8]) -> TokenOf {
+    match flow_token::verify(cfg.key, user) {
+        None => TokenOf::Forged,
+        Some(f) if f.flow_id == flow.flow_id => TokenOf::Sender,
+        Some(f) => TokenOf::Other(f),
+    }
+}
+
+/// A request from a client (spec 3 (a)).
+fn client_request(
+    msg: &Message<'_>,
+    cfg: &EdgeConfig<'_>,
+    flow: &FlowCtx<'_>,
+    state: &mut ClientState,
+) -> ClientAction {
+    let method = msg.method().unwrap_or("");
+    let is_ack = method == "ACK";
+    // Never answer an ACK (RFC 3261 §17.2.3, spec 3 (a)6).
+    let refuse = |code: u16, reason: &'static str, extra: &[(&str, &str)]| {
+        if is_ack {
+            ClientAction::Drop(reason)
+        } else {
+            ClientAction::Respond(respond(cfg, msg, code, reason, extra))
+        }
+    };
+    let Some(via) = msg.top_via() else {
+        return ClientAction::Drop("no top Via");
+    };
+    let mut ed = msg.edit();
+    if let Err((code, reason, tags)) = check_and_count_hop(msg, &mut ed) {
+        let extra = tags.as_deref().map(|t| ("Unsupported", t));
+        return refuse(code, reason, extra.as_slice());
+    }
 
     // REGISTER needs Path support (RFC 3327 §5.1).
     let token = flow_token::encode(cfg.key, flow.flow_id, flow.transport);
     if method == "REGISTER" && cfg.require_path_support && !has_option(msg, "Supported", b"path") {
-        return FromClient::Respond(respond(
-            cfg,
-            msg,
-            421,
-            "Extension Required",
-            &[("Require", "path")],
-        ));
+        return refuse(421, "Extension Required", &[("Require", "path")]);
     }
 
     // received / rport on the client's Via (RFC 3261 §18.2.1, RFC 3581 §4),
@@ -251,23 +466,59 @@ pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
     new_via.extend_from_slice(format!(";received={ip};rport={}", flow.peer_port).as_bytes());
     ed.replace(via.span.clone(), &new_via);
 
-    // Loose routing (RFC 3261 §16.4): pop our own entries at the top; on
-    // out-of-dialog requests drop the client's other preloaded Routes too.
+    // Route information (RFC 3261 §16.4). A strict router upstream: the
+    // Request-URI is ours; restore it from the last Route value.
     let in_dialog = msg.to_tag().is_some();
-    let mut popping = true;
-    for (value, na) in msg.routes() {
-        let uri = na.and_then(|na| parse_sip_uri(b, na.uri));
-        let ours = uri.as_ref().is_some_and(|u| {
-            same_host(u.host, u.port, cfg.ws_host) || same_host(u.host, u.port, cfg.core_host)
-        });
-        if (popping && ours) || !in_dialog {
-            ed.remove_value(&value);
-        } else {
-            popping = false;
+    let mut routes = msg.routes();
+    let mut other: Option<Flow> = None;
+    if let Some(StrictRoute { last, target, user }) = strict_route(msg, cfg) {
+        if let StartLine::Request { uri_span, .. } = msg.start_line() {
+            ed.replace(uri_span.clone(), &b[target]);
+        }
+        ed.remove_value(&last);
+        routes.pop();
+        if let (true, Some(user)) = (in_dialog, user) {
+            match token_of(cfg, flow, user) {
+                TokenOf::Sender => {}
+                TokenOf::Other(f) => other = Some(f),
+                TokenOf::Forged => return refuse(403, "Forbidden", &[]),
+            }
         }
     }
+    // Out-of-dialog requests go to the core with every preloaded Route
+    // removed (spec §0.10: no open relay; a token of another flow does not
+    // let a client reach it around the core). In-dialog requests: our
+    // leading entries are popped; a flow token in them is compared with
+    // the sender (RFC 5626 §5.3): its own flow is "outgoing" (popped), any
+    // other flow makes the request "incoming" for that flow (delivered
+    // there, never to the core), a forged one gives 403.
+    let mut popping = true;
+    for (value, na) in routes {
+        if !in_dialog {
+            ed.remove_value(&value);
+            continue;
+        }
+        if !popping {
+            continue;
+        }
+        let uri = na.and_then(|na| parse_sip_uri(b, na.uri));
+        let Some(uri) = uri.filter(|u| is_ours(u, cfg)) else {
+            popping = false;
+            continue;
+        };
+        if let Some(user) = uri.user {
+            match token_of(cfg, flow, user) {
+                TokenOf::Sender => {}
+                TokenOf::Other(f) => {
+                    other.get_or_insert(f);
+                }
+                TokenOf::Forged => return refuse(403, "Forbidden", &[]),
+            }
+        }
+        ed.remove_value(&value);
+    }
 
-    if method == "REGISTER" {
+    if method == "REGISTER" && other.is_none() {
         // After any existing Path (RFC 3327 §5.1), flow token in the user
         // part and `ob` (RFC 5626 §5.1).
         ed.append(
@@ -296,7 +547,8 @@ pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
         );
     }
     // Our Via on top (RFC 3261 §16.6 step 8), its transport matching the
-    // one chosen by the UDP size rule (§18.1.1).
+    // one chosen by the UDP size rule (§18.1.1), or the one its INVITE took
+    // for a CANCEL or ACK (§9.1, §16.11).
     let branch = derive_branch(cfg.key, msg, flow.flow_id);
     let finish = |transport: CoreTransport| -> Vec<u8> {
         let mut e = ed.clone();
@@ -311,14 +563,38 @@ pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
         );
         e.finish()
     };
-    let first = finish(cfg.core_transport);
-    let transport = transport_for(cfg.core_transport, first.len(), cfg.udp_threshold);
-    let bytes = if transport == cfg.core_transport {
+
+    if let Some(target) = other {
+        // Incoming for another flow: what the core would get, processed
+        // as a request from the core for that flow (our core-facing Via
+        // stays, so the response finds the sender's flow again).
+        let outgoing = finish(cfg.core_transport);
+        let Ok(m) = parse(&outgoing, &SipLimits::UNLIMITED) else {
+            return ClientAction::Drop("request for another flow could not be rewritten");
+        };
+        let bytes = deliver_to_flow(&m, m.edit(), cfg, target);
+        return ClientAction::ToFlow {
+            flow: target,
+            bytes,
+        };
+    }
+
+    let remembered = match method {
+        "CANCEL" | "ACK" => state.transport_of(&branch),
+        _ => None,
+    };
+    let first = finish(remembered.unwrap_or(cfg.core_transport));
+    let transport = remembered
+        .unwrap_or_else(|| transport_for(cfg.core_transport, first.len(), cfg.udp_threshold));
+    let bytes = if transport == remembered.unwrap_or(cfg.core_transport) {
         first
     } else {
         finish(transport)
     };
-    FromClient::ToCore { bytes, transport }
+    if method == "INVITE" && transport != cfg.core_transport {
+        state.remember(branch.clone(), transport);
+    }
+    ClientAction::ToCore { bytes, transport }
 }
 
 /// Our Via on a message: sent-by is `host`, and the flow parameter verifies.
@@ -330,39 +606,56 @@ fn our_via_flow(msg: &Message<'_>, key: &[u8], host: &str) -> Option<Flow> {
     flow_token::verify(key, via.param(FLOW_PARAM)??)
 }
 
-/// A response from a client to a request we relayed from the core (spec
-/// 3 (d)): pop our Via, send the rest to the core (RFC 3261 §18.2.2).
-fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) -> FromClient {
+/// A response from a client to a request we relayed (spec 3 (d)): pop our
+/// Via, send the rest to the core (RFC 3261 §18.2.2) or, when the next Via
+/// is our core-facing one (a request we delivered from another client),
+/// to that client's flow.
+fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) -> ClientAction {
     match our_via_flow(msg, cfg.key, cfg.ws_host) {
         Some(f) if f.flow_id == flow.flow_id => {}
-        _ => return FromClient::Drop("response whose top Via is not ours for this flow"),
+        _ => return ClientAction::Drop("response whose top Via is not ours for this flow"),
     }
     let values = msg.values("Via");
     let Some(next) = values
         .get(1)
         .and_then(|v| parse_via(msg.bytes(), v.span.clone()))
     else {
-        return FromClient::Drop("response with only our Via");
+        return ClientAction::Drop("response with only our Via");
     };
+    let mut ed = msg.edit();
+    ed.remove_value(&values[0]);
+    let bytes = ed.finish();
+    let ours_next = same_host(next.host, next.port, cfg.core_host)
+        && next
+            .param(FLOW_PARAM)
+            .flatten()
+            .is_some_and(|t| flow_token::verify(cfg.key, t).is_some());
+    if ours_next {
+        let Ok(m) = parse(&bytes, &SipLimits::UNLIMITED) else {
+            return ClientAction::Drop("response for another flow could not be rewritten");
+        };
+        return match from_core(&m, cfg) {
+            FromCore::ToClient { flow, bytes } => ClientAction::ToFlow { flow, bytes },
+            FromCore::Respond(_) | FromCore::Drop(_) => {
+                ClientAction::Drop("response for another flow without our Via")
+            }
+        };
+    }
     let transport = match &next.transport.to_ascii_uppercase()[..] {
         b"UDP" => CoreTransport::Udp,
         b"TCP" => CoreTransport::Tcp,
         b"TLS" => CoreTransport::Tls,
         _ => cfg.core_transport,
     };
-    let mut ed = msg.edit();
-    ed.remove_value(&values[0]);
-    FromClient::ToCore {
-        bytes: ed.finish(),
-        transport,
-    }
+    ClientAction::ToCore { bytes, transport }
 }
 
 /// A request or response from the core (spec 3 (b) and (c)). `msg` comes
 /// from [`super::message::parse`].
 pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
     if !msg.is_request() {
-        // Responses: our top Via names the flow; pop it (RFC 3261 §16.7).
+        // Responses: our top Via names the flow; pop it (RFC 3261 §16.7,
+        // §16.11: a response whose top Via is not ours is discarded).
         let Some(flow) = our_via_flow(msg, cfg.key, cfg.core_host) else {
             return FromCore::Drop("response whose top Via is not ours");
         };
@@ -378,58 +671,64 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         };
     }
     let is_ack = msg.method() == Some("ACK");
-    let refuse = |code: u16, reason: &str| {
+    let refuse = |code: u16, reason: &'static str, extra: &[(&str, &str)]| {
         if is_ack {
-            FromCore::Drop("ACK refused")
+            FromCore::Drop(reason)
         } else {
-            FromCore::Respond(respond(cfg, msg, code, reason, &[]))
+            FromCore::Respond(respond(cfg, msg, code, reason, extra))
         }
     };
     let b = msg.bytes();
     let mut ed = msg.edit();
-    match (msg.header_index("Max-Forwards"), msg.max_forwards()) {
-        (Some(_), Some(0)) => return refuse(483, "Too Many Hops"),
-        (Some(i), Some(n)) => {
-            ed.replace(
-                msg.headers()[i].value.clone(),
-                (n - 1).to_string().as_bytes(),
-            );
+    if let Err((code, reason, tags)) = check_and_count_hop(msg, &mut ed) {
+        let extra = tags.as_deref().map(|t| ("Unsupported", t));
+        return refuse(code, reason, extra.as_slice());
+    }
+    // A strict router upstream (RFC 3261 §16.4): the Request-URI is one of
+    // our Record-Route/Path URIs; restore it from the last Route value and
+    // take the flow from its token, if any.
+    let mut found: Option<Flow> = None;
+    let mut routes = msg.routes();
+    let strict = strict_route(msg, cfg);
+    if let Some(StrictRoute { last, target, user }) = &strict {
+        if let StartLine::Request { uri_span, .. } = msg.start_line() {
+            ed.replace(uri_span.clone(), &b[target.clone()]);
         }
-        _ => {
-            ed.append("Max-Forwards", b"70");
+        ed.remove_value(last);
+        routes.pop();
+        if let Some(user) = user {
+            match flow_token::verify(cfg.key, user) {
+                Some(f) => found = Some(f),
+                None => return refuse(403, "Forbidden", &[]),
+            }
         }
     }
     // Pop our Route entries (Path for initial requests, the Record-Route
     // pair for in-dialog ones) and take the flow from the token.
-    let mut found: Option<Flow> = None;
-    for (value, na) in msg.routes() {
+    for (value, na) in routes {
         let Some(uri) = na.and_then(|na| parse_sip_uri(b, na.uri)) else {
             break;
         };
-        if !(same_host(uri.host, uri.port, cfg.core_host)
-            || same_host(uri.host, uri.port, cfg.ws_host))
-        {
+        if !is_ours(&uri, cfg) {
             break;
         }
         if let Some(user) = uri.user {
             match flow_token::verify(cfg.key, user) {
                 Some(f) => found = found.or(Some(f)),
-                None => return refuse(403, "Forbidden"),
+                None => return refuse(403, "Forbidden", &[]),
             }
         }
         ed.remove_value(&value);
     }
-    if found.is_none() {
-        // A Request-URI naming us with a token (a core that used the Path
-        // URI as the target).
-        if let super::message::StartLine::Request { uri_span, .. } = msg.start_line() {
+    if found.is_none() && strict.is_none() {
+        // A Request-URI naming us with a token and no Route (a core that
+        // used the Path URI as the target).
+        if let StartLine::Request { uri_span, .. } = msg.start_line() {
             if let Some(uri) = parse_sip_uri(b, uri_span.clone()) {
-                if same_host(uri.host, uri.port, cfg.core_host)
-                    || same_host(uri.host, uri.port, cfg.ws_host)
-                {
+                if is_ours(&uri, cfg) {
                     match uri.user.map(|u| flow_token::verify(cfg.key, u)) {
                         Some(Some(f)) => found = Some(f),
-                        Some(None) => return refuse(403, "Forbidden"),
+                        Some(None) => return refuse(403, "Forbidden", &[]),
                         None => {}
                     }
                 }
@@ -437,11 +736,24 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         }
     }
     let Some(flow) = found else {
-        return refuse(404, "Not Found");
+        return refuse(404, "Not Found", &[]);
     };
+    FromCore::ToClient {
+        flow,
+        bytes: deliver_to_flow(msg, ed, cfg, flow),
+    }
+}
+
+/// The last steps toward a client (spec 3 (c) 5–6): our Via on top, then
+/// (dialog-forming requests only) the Record-Route pair, client-facing
+/// entry first.
+fn deliver_to_flow(
+    msg: &Message<'_>,
+    mut ed: super::message::Editor<'_, '_>,
+    cfg: &EdgeConfig<'_>,
+    flow: Flow,
+) -> Vec<u8> {
     let token = flow_token::encode(cfg.key, flow.flow_id, flow.transport);
-    // Our Via on top, then (dialog-forming only) the Record-Route pair,
-    // client-facing entry first (spec 3 (c) 5).
     let branch = derive_branch(cfg.key, msg, flow.flow_id);
     ed.prepend_top(
         "Via",
@@ -465,10 +777,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
             .as_bytes(),
         );
     }
-    FromCore::ToClient {
-        flow,
-        bytes: ed.finish(),
-    }
+    ed.finish()
 }
 
 /// The answer to the core when the flow of a [`FromCore::ToClient`] request
@@ -498,11 +807,7 @@ pub fn parse_error_response(
     err: &super::message::SipError,
     key: &[u8],
 ) -> Option<Vec<u8>> {
-    let relaxed = super::message::SipLimits {
-        max_message: usize::MAX,
-        ..*limits
-    };
-    let m = super::message::scan(bytes, &relaxed).ok()?;
+    let m = super::message::scan(bytes, &SipLimits::UNLIMITED).ok()?;
     super::message::error_response(bytes, limits, err, &our_tag(key, &m))
 }
 

@@ -164,11 +164,12 @@ v=0\r
 
 #[test]
 fn in_dialog_request_keeps_route_set_no_record_route() {
-    let input = crlf(
+    let tok = encode(KEY, 7, WsTransport::Wss);
+    let input = crlf(&format!(
         "BYE sip:bob@10.0.0.9 SIP/2.0
 Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1
 Max-Forwards: 70
-Route: <sip:TOKEN@gw.example.com;transport=wss;lr>,<sip:10.0.0.1:5070;transport=udp;lr>
+Route: <sip:{tok}@gw.example.com;transport=wss;lr>,<sip:10.0.0.1:5070;transport=udp;lr>
 Route: <sip:core.example.com;lr>
 To: <sip:bob@example.com>;tag=b1
 From: <sip:alice@example.com>;tag=a1
@@ -176,16 +177,25 @@ Call-ID: call1
 CSeq: 2 BYE
 Content-Length: 0
 
-",
-    );
+"
+    ));
     let (out, _) = to_core(&input);
-    assert!(!out.contains("Record-Route"));
-    assert!(!out.contains("gw.example.com"));
-    assert!(
-        out.contains("\r\nRoute: <sip:core.example.com;lr>\r\n"),
-        "{out}"
+    let br = branch_for(&input);
+    let expected = format!(
+        "BYE sip:bob@10.0.0.9 SIP/2.0\r
+Via: SIP/2.0/UDP 10.0.0.1:5070;branch={br};rport;ucgf={tok}\r
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1;received=192.0.2.9;rport=51000\r
+Max-Forwards: 69\r
+Route: <sip:core.example.com;lr>\r
+To: <sip:bob@example.com>;tag=b1\r
+From: <sip:alice@example.com>;tag=a1\r
+Call-ID: call1\r
+CSeq: 2 BYE\r
+Content-Length: 0\r
+\r
+"
     );
-    assert!(!out.contains("\r\nRoute: \r\n"));
+    assert_eq!(out, expected);
 }
 
 #[test]
@@ -444,4 +454,606 @@ fn parse_error_response_for_bad_client_request() {
     assert!(r.starts_with(
         b"SIP/2.0 400 Missing From\r\nVia: SIP/2.0/WSS x.invalid;branch=z9hG4bK1\r\n"
     ));
+}
+
+// ---------------------------------------------------------------------------
+// RFC 5626 §5.3: flow tokens in a client's Route compared with the sender.
+
+fn flow8() -> FlowCtx<'static> {
+    FlowCtx {
+        flow_id: 8,
+        transport: WsTransport::Ws,
+        peer_ip: "198.51.100.4",
+        peer_port: 40000,
+    }
+}
+
+fn act(input: &[u8], flow: &FlowCtx<'_>, state: &mut ClientState) -> ClientAction {
+    let m = parse(input, &SipLimits::default()).unwrap();
+    route_client(&m, &cfg(), flow, state)
+}
+
+/// Alice (flow 7) and Bob (flow 8) in a dialog through a core that does not
+/// Record-Route: Alice's route set is our pair for her, then our pair for
+/// Bob.
+fn hairpin_bye() -> Vec<u8> {
+    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let t8 = encode(KEY, 8, WsTransport::Ws);
+    crlf(&format!(
+        "BYE sip:5nf8ccig@vmcqvnus9lmo.invalid;transport=ws SIP/2.0
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1
+Max-Forwards: 70
+Route: <sip:{t7}@gw.example.com;transport=wss;lr>, <sip:10.0.0.1:5070;transport=udp;lr>, <sip:10.0.0.1:5070;transport=udp;lr>, <sip:{t8}@gw.example.com;transport=ws;lr>
+To: <sip:bob@example.com>;tag=b1
+From: <sip:alice@example.com>;tag=a1
+Call-ID: call1
+CSeq: 2 BYE
+Content-Length: 0
+
+"
+    ))
+}
+
+#[test]
+fn in_dialog_request_for_another_flow_is_delivered_there() {
+    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let t8 = encode(KEY, 8, WsTransport::Ws);
+    let input = hairpin_bye();
+    let br1 = branch_for(&input);
+    // What the core would have got from us, then processed as a request
+    // from the core for flow 8: our core-facing Via stays below ours.
+    let outgoing = format!(
+        "BYE sip:5nf8ccig@vmcqvnus9lmo.invalid;transport=ws SIP/2.0\r
+Via: SIP/2.0/UDP 10.0.0.1:5070;branch={br1};rport;ucgf={t7}\r
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1;received=192.0.2.9;rport=51000\r
+Max-Forwards: 69\r
+To: <sip:bob@example.com>;tag=b1\r
+From: <sip:alice@example.com>;tag=a1\r
+Call-ID: call1\r
+CSeq: 2 BYE\r
+Content-Length: 0\r
+\r
+"
+    );
+    let m = parse(outgoing.as_bytes(), &SipLimits::default()).unwrap();
+    let br2 = derive_branch(KEY, &m, 8);
+    let expected = outgoing.replacen(
+        "Via: ",
+        &format!("Via: SIP/2.0/WS gw.example.com;branch={br2};ucgf={t8}\r\nVia: "),
+        1,
+    );
+    match act(&input, &flow(), &mut ClientState::new()) {
+        ClientAction::ToFlow { flow: f, bytes } => {
+            assert_eq!(
+                f,
+                Flow {
+                    flow_id: 8,
+                    transport: WsTransport::Ws
+                }
+            );
+            assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without per-connection routing (from_client), it is refused and never
+    // sent to the core.
+    let m = parse(&input, &SipLimits::default()).unwrap();
+    match from_client(&m, &cfg(), &flow()) {
+        FromClient::Respond(r) => assert!(r.starts_with(
+            b"SIP/2.0 403 Forbidden\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1\r\n"
+        )),
+        other => panic!("{other:?}"),
+    }
+
+    // Bob's 200 goes back to Alice's flow, both our Vias popped.
+    let resp = crlf(&format!(
+        "SIP/2.0 200 OK
+Via: SIP/2.0/WS gw.example.com;branch={br2};ucgf={t8}
+Via: SIP/2.0/UDP 10.0.0.1:5070;branch={br1};rport;ucgf={t7}
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1;received=192.0.2.9;rport=51000
+To: <sip:bob@example.com>;tag=b1
+From: <sip:alice@example.com>;tag=a1
+Call-ID: call1
+CSeq: 2 BYE
+Content-Length: 0
+
+"
+    ));
+    match act(&resp, &flow8(), &mut ClientState::new()) {
+        ClientAction::ToFlow { flow: f, bytes } => {
+            assert_eq!(f.flow_id, 7);
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                "SIP/2.0 200 OK\r
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1;received=192.0.2.9;rport=51000\r
+To: <sip:bob@example.com>;tag=b1\r
+From: <sip:alice@example.com>;tag=a1\r
+Call-ID: call1\r
+CSeq: 2 BYE\r
+Content-Length: 0\r
+\r
+"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let m = parse(&resp, &SipLimits::default()).unwrap();
+    assert!(matches!(
+        from_client(&m, &cfg(), &flow8()),
+        FromClient::Drop(_)
+    ));
+    // The same response from flow 7 (not the flow of our top Via): dropped.
+    assert!(matches!(
+        act(&resp, &flow(), &mut ClientState::new()),
+        ClientAction::Drop(_)
+    ));
+}
+
+#[test]
+fn client_route_tokens_forged_or_out_of_dialog() {
+    // A forged token in an in-dialog request: 403 (RFC 5626 §5.3.1); an ACK
+    // is dropped instead.
+    let forged = encode(b"another key", 7, WsTransport::Wss);
+    let bye = String::from_utf8(hairpin_bye()).unwrap();
+    let t8 = encode(KEY, 8, WsTransport::Ws);
+    let input = bye.replace(&t8, &forged);
+    match act(input.as_bytes(), &flow(), &mut ClientState::new()) {
+        ClientAction::Respond(r) => {
+            assert!(r.starts_with(b"SIP/2.0 403 Forbidden\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let ack = input
+        .replace("BYE sip", "ACK sip")
+        .replace("2 BYE", "2 ACK");
+    assert!(matches!(
+        act(ack.as_bytes(), &flow(), &mut ClientState::new()),
+        ClientAction::Drop(_)
+    ));
+    // Out of dialog, a token of another flow gives no way around the core:
+    // every preloaded Route is dropped and the request goes to the core.
+    let input = crlf(&invite(&format!(
+        "Route: <sip:{t8}@gw.example.com;transport=ws;lr>\n"
+    )));
+    match act(&input, &flow(), &mut ClientState::new()) {
+        ClientAction::ToCore { bytes, .. } => {
+            let out = String::from_utf8(bytes).unwrap();
+            assert!(!out.contains("\r\nRoute:"), "{out}");
+            assert!(out.starts_with(
+                "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;"
+            ));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RFC 3261 §16.4: strict routers.
+
+#[test]
+fn strict_router_from_the_core() {
+    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let input = crlf(&format!(
+        "BYE sip:10.0.0.1:5070;transport=udp;lr SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcore2
+Max-Forwards: 69
+Route: <sip:{t7}@gw.example.com;transport=wss;lr>
+Route: <sip:797u6qgc@tctoiqaivdl9.invalid;transport=ws>
+To: <sip:alice@example.com>;tag=a1
+From: <sip:bob@example.com>;tag=b1
+Call-ID: in1
+CSeq: 11 BYE
+Content-Length: 0
+
+"
+    ));
+    let (f, out) = from_core_ok(&input);
+    assert_eq!(f.flow_id, 7);
+    let br = branch_for_core(&input, 7);
+    assert_eq!(
+        out,
+        format!(
+            "BYE sip:797u6qgc@tctoiqaivdl9.invalid;transport=ws SIP/2.0\r
+Via: SIP/2.0/WSS gw.example.com;branch={br};ucgf={t7}\r
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcore2\r
+Max-Forwards: 68\r
+To: <sip:alice@example.com>;tag=a1\r
+From: <sip:bob@example.com>;tag=b1\r
+Call-ID: in1\r
+CSeq: 11 BYE\r
+Content-Length: 0\r
+\r
+"
+        )
+    );
+    // The Request-URI is our client-facing URI with the token: the flow
+    // comes from it.
+    let input = crlf(&format!(
+        "BYE sip:{t7}@gw.example.com;transport=wss;lr SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcore3
+Max-Forwards: 69
+Route: <sip:797u6qgc@tctoiqaivdl9.invalid;transport=ws>
+To: <sip:alice@example.com>;tag=a1
+From: <sip:bob@example.com>;tag=b1
+Call-ID: in1
+CSeq: 12 BYE
+Content-Length: 0
+
+"
+    ));
+    let (f, out) = from_core_ok(&input);
+    assert_eq!(f.flow_id, 7);
+    assert!(out.starts_with(
+        "BYE sip:797u6qgc@tctoiqaivdl9.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WSS gw.example.com;"
+    ));
+    assert!(!out.contains("Route"), "{out}");
+    // Same with a forged token: 403.
+    let forged = encode(b"another key", 7, WsTransport::Wss);
+    let input = String::from_utf8(input).unwrap().replace(&t7, &forged);
+    let m = parse(input.as_bytes(), &SipLimits::default()).unwrap();
+    assert!(
+        matches!(from_core(&m, &cfg()), FromCore::Respond(r) if r.starts_with(b"SIP/2.0 403 Forbidden\r\n"))
+    );
+}
+
+fn branch_for_core(msg: &[u8], flow_id: u64) -> String {
+    let m = parse(msg, &SipLimits::default()).unwrap();
+    derive_branch(KEY, &m, flow_id)
+}
+
+#[test]
+fn strict_router_from_a_client() {
+    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let input = crlf(&format!(
+        "BYE sip:{t7}@gw.example.com;transport=wss;lr SIP/2.0
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye2
+Max-Forwards: 70
+Route: <sip:10.0.0.1:5070;transport=udp;lr>, <sip:core.example.com;lr>
+Route: <sip:bob@10.0.0.9>
+To: <sip:bob@example.com>;tag=b1
+From: <sip:alice@example.com>;tag=a1
+Call-ID: call1
+CSeq: 3 BYE
+Content-Length: 0
+
+"
+    ));
+    let (out, _) = to_core(&input);
+    let br = branch_for(&input);
+    assert_eq!(
+        out,
+        format!(
+            "BYE sip:bob@10.0.0.9 SIP/2.0\r
+Via: SIP/2.0/UDP 10.0.0.1:5070;branch={br};rport;ucgf={t7}\r
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye2;received=192.0.2.9;rport=51000\r
+Max-Forwards: 69\r
+Route: <sip:core.example.com;lr>\r
+To: <sip:bob@example.com>;tag=b1\r
+From: <sip:alice@example.com>;tag=a1\r
+Call-ID: call1\r
+CSeq: 3 BYE\r
+Content-Length: 0\r
+\r
+"
+        )
+    );
+}
+
+#[test]
+fn only_our_exact_uris_count_as_ours() {
+    // A REGISTER to our address without `lr` is not strict-routed, and a
+    // Route naming our host on another port (a core on the same address,
+    // port 5060) is not popped.
+    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let reg = crlf(&REGISTER.replace("REGISTER sip:127.0.0.1", "REGISTER sip:10.0.0.1:5070"));
+    let (out, _) = to_core(&reg);
+    assert!(out.starts_with("REGISTER sip:10.0.0.1:5070 SIP/2.0\r\n"));
+    let input = crlf(&format!(
+        "BYE sip:bob@10.0.0.9 SIP/2.0
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye3
+Route: <sip:{t7}@gw.example.com;transport=wss;lr>, <sip:10.0.0.1;lr>
+To: <sip:bob@example.com>;tag=b1
+From: <sip:alice@example.com>;tag=a1
+Call-ID: call1
+CSeq: 4 BYE
+Content-Length: 0
+
+"
+    ));
+    let (out, _) = to_core(&input);
+    assert!(out.contains("\r\nRoute: <sip:10.0.0.1;lr>\r\n"), "{out}");
+    assert!(!out.contains("gw.example.com"));
+}
+
+// ---------------------------------------------------------------------------
+// CANCEL and ACK (RFC 3261 §9.1, §16.10, §16.11, §17.1.1.3).
+
+fn variant(base: &str, method: &str, to_tag: bool) -> Vec<u8> {
+    let s = base
+        .replace("INVITE sip", &format!("{method} sip"))
+        .replace("1 INVITE", &format!("1 {method}"))
+        .replace(
+            "Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n",
+            "Content-Length: 0\n\n",
+        );
+    let s = if to_tag {
+        s.replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b9",
+        )
+    } else {
+        s
+    };
+    crlf(&s)
+}
+
+#[test]
+fn cancel_and_non_2xx_ack_follow_their_invite_to_tcp() {
+    let tok = encode(KEY, 7, WsTransport::Wss);
+    let pad = format!("X-Pad: {}\n", "a".repeat(1400));
+    let base = invite(&pad);
+    let mut state = ClientState::new();
+    let (inv_via, inv_branch) = match act(&crlf(&base), &flow(), &mut state) {
+        ClientAction::ToCore { bytes, transport } => {
+            assert_eq!(transport, CoreTransport::Tcp);
+            let s = String::from_utf8(bytes).unwrap();
+            let via = s.lines().nth(1).unwrap().to_owned();
+            (via, branch_for(&crlf(&base)))
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(state.len(), 1);
+    let cancel = variant(&base.replace(&pad, ""), "CANCEL", false);
+    match act(&cancel, &flow(), &mut state) {
+        ClientAction::ToCore { bytes, transport } => {
+            assert_eq!(transport, CoreTransport::Tcp);
+            assert_eq!(
+                String::from_utf8(bytes).unwrap(),
+                format!(
+                    "CANCEL sip:bob@example.com SIP/2.0\r
+Via: SIP/2.0/TCP 10.0.0.1:5070;branch={inv_branch};rport;ucgf={tok}\r
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKinv1;received=192.0.2.9;rport=51000\r
+Max-Forwards: 69\r
+To: <sip:bob@example.com>\r
+From: <sip:alice@example.com>;tag=a1\r
+Call-ID: call1\r
+CSeq: 1 CANCEL\r
+Contact: <sip:x@abc.invalid;transport=ws;ob>\r
+Content-Length: 0\r
+\r
+"
+                )
+            );
+            assert_eq!(
+                format!("Via: SIP/2.0/TCP 10.0.0.1:5070;branch={inv_branch};rport;ucgf={tok}"),
+                inv_via
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Non-2xx ACK: same branch, same transport; never answered.
+    let ack = variant(&base.replace(&pad, ""), "ACK", true);
+    match act(&ack, &flow(), &mut state) {
+        ClientAction::ToCore { bytes, transport } => {
+            assert_eq!(transport, CoreTransport::Tcp);
+            assert!(String::from_utf8(bytes)
+                .unwrap()
+                .contains(&format!("\r\n{inv_via}\r\n")));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without the connection's state (from_client) the CANCEL would take
+    // the size rule: UDP.
+    let m = parse(&cancel, &SipLimits::default()).unwrap();
+    assert!(matches!(
+        from_client(&m, &cfg(), &flow()),
+        FromClient::ToCore {
+            transport: CoreTransport::Udp,
+            ..
+        }
+    ));
+    // A 2xx ACK is a new transaction routed by its Route set: new branch,
+    // the size rule, the core's Route kept.
+    let ack2 = String::from_utf8(ack)
+        .unwrap()
+        .replace("branch=z9hG4bKinv1", "branch=z9hG4bKack2")
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\nRoute: <sip:{tok}@gw.example.com;transport=wss;lr>, <sip:10.0.0.1:5070;transport=udp;lr>, <sip:core.example.com;lr>\r\n"),
+        );
+    match act(ack2.as_bytes(), &flow(), &mut state) {
+        ClientAction::ToCore { bytes, transport } => {
+            assert_eq!(transport, CoreTransport::Udp);
+            let s = String::from_utf8(bytes).unwrap();
+            assert!(
+                s.contains("\r\nRoute: <sip:core.example.com;lr>\r\n"),
+                "{s}"
+            );
+            assert!(!s.contains(&inv_branch));
+            assert!(!s.contains("Record-Route"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn client_state_is_bounded() {
+    let mut state = ClientState::new();
+    let pad = format!("X-Pad: {}\n", "a".repeat(1400));
+    for i in 0..CLIENT_STATE_BRANCHES + 6 {
+        let inv = invite(&pad).replace("z9hG4bKinv1", &format!("z9hG4bKinv{i}x"));
+        assert!(matches!(
+            act(&crlf(&inv), &flow(), &mut state),
+            ClientAction::ToCore {
+                transport: CoreTransport::Tcp,
+                ..
+            }
+        ));
+    }
+    assert_eq!(state.len(), CLIENT_STATE_BRANCHES);
+    // The oldest INVITEs are forgotten: their CANCEL takes the size rule.
+    let cancel = |i: usize| variant(&invite(""), "CANCEL", false).replace_branch(i);
+    assert!(matches!(
+        act(&cancel(0), &flow(), &mut state),
+        ClientAction::ToCore {
+            transport: CoreTransport::Udp,
+            ..
+        }
+    ));
+    assert!(matches!(
+        act(&cancel(CLIENT_STATE_BRANCHES + 5), &flow(), &mut state),
+        ClientAction::ToCore {
+            transport: CoreTransport::Tcp,
+            ..
+        }
+    ));
+    // A retransmitted INVITE is not remembered twice.
+    let inv = invite(&pad).replace("z9hG4bKinv1", "z9hG4bKinv69x");
+    act(&crlf(&inv), &flow(), &mut state);
+    assert_eq!(state.len(), CLIENT_STATE_BRANCHES);
+}
+
+trait ReplaceBranch {
+    fn replace_branch(self, i: usize) -> Vec<u8>;
+}
+
+impl ReplaceBranch for Vec<u8> {
+    fn replace_branch(self, i: usize) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("z9hG4bKinv1", &format!("z9hG4bKinv{i}x"))
+            .into_bytes()
+    }
+}
+
+#[test]
+fn core_cancel_and_ack_share_the_invite_branch() {
+    let tok = encode(KEY, 7, WsTransport::Wss);
+    let route = format!("Route: <sip:{tok}@10.0.0.1:5070;transport=udp;lr;ob>\n");
+    let inv = core_invite(&route);
+    let s = String::from_utf8(inv.clone()).unwrap();
+    let cancel = s
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("10 INVITE", "10 CANCEL");
+    let ack = s
+        .replace("INVITE sip", "ACK sip")
+        .replace("10 INVITE", "10 ACK")
+        .replace(
+            "To: <sip:alice@example.com>",
+            "To: <sip:alice@example.com>;tag=a9",
+        );
+    let top = |b: &[u8]| from_core_ok(b).1.lines().nth(1).unwrap().to_owned();
+    let inv_via = top(&inv);
+    assert_eq!(top(cancel.as_bytes()), inv_via);
+    assert_eq!(top(ack.as_bytes()), inv_via);
+    let (_, c) = from_core_ok(cancel.as_bytes());
+    assert!(!c.contains("Record-Route"));
+}
+
+#[test]
+fn ack_is_never_answered() {
+    let tok = encode(KEY, 7, WsTransport::Wss);
+    // From the core: Max-Forwards 0, no token, a forged token, Proxy-Require.
+    let ack = |route: &str, extra: &str| {
+        String::from_utf8(core_invite(route))
+            .unwrap()
+            .replace("INVITE sip", "ACK sip")
+            .replace("10 INVITE", "10 ACK")
+            .replace("Max-Forwards: 69\r\n", extra)
+    };
+    let good = format!("Route: <sip:{tok}@10.0.0.1:5070;lr;ob>\n");
+    let forged = format!(
+        "Route: <sip:{}@10.0.0.1:5070;lr;ob>\n",
+        encode(b"x", 7, WsTransport::Wss)
+    );
+    for a in [
+        ack(&good, "Max-Forwards: 0\r\n"),
+        ack("", "Max-Forwards: 69\r\n"),
+        ack(&forged, "Max-Forwards: 69\r\n"),
+        ack(&good, "Max-Forwards: 69\r\nProxy-Require: foo\r\n"),
+    ] {
+        let m = parse(a.as_bytes(), &SipLimits::default()).unwrap();
+        assert!(matches!(from_core(&m, &cfg()), FromCore::Drop(_)), "{a}");
+    }
+    // From a client: Max-Forwards 0, Proxy-Require.
+    for extra in ["Max-Forwards: 0", "Max-Forwards: 70\nProxy-Require: foo"] {
+        let a = variant(&invite("").replace("Max-Forwards: 70", extra), "ACK", true);
+        assert!(matches!(
+            act(&a, &flow(), &mut ClientState::new()),
+            ClientAction::Drop(_)
+        ));
+    }
+}
+
+/// RFC 3261 §16.3 step 5 with RFC 4475 §3.3.5 "bext01": 420 listing the
+/// Proxy-Require option tags (Require is for the UAS, not the proxy).
+#[test]
+fn proxy_require_gets_420() {
+    let b = crlf("OPTIONS sip:user@example.com SIP/2.0\nTo: sip:j_user@example.com\nFrom: sip:caller@example.net;tag=242etr\nMax-Forwards: 6\nCall-ID: bext01.0ha0isndaksdj\nRequire: nothingSupportsThis, nothingSupportsThisEither\nProxy-Require: noProxiesSupportThis, norDoAnyProxiesSupportThis\nCSeq: 8 OPTIONS\nVia: SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw\nContent-Length: 0\n\n");
+    let m = parse(&b, &SipLimits::default()).unwrap();
+    let expected = format!("SIP/2.0 420 Bad Extension\r\nVia: SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw\r\nFrom: sip:caller@example.net;tag=242etr\r\nTo: sip:j_user@example.com;tag={}\r\nCall-ID: bext01.0ha0isndaksdj\r\nCSeq: 8 OPTIONS\r\nUnsupported: noProxiesSupportThis, norDoAnyProxiesSupportThis\r\nContent-Length: 0\r\n\r\n", our_tag(KEY, &m));
+    match from_client(&m, &cfg(), &flow()) {
+        FromClient::Respond(r) => assert_eq!(String::from_utf8(r).unwrap(), expected),
+        other => panic!("{other:?}"),
+    }
+    match from_core(&m, &cfg()) {
+        FromCore::Respond(r) => assert_eq!(String::from_utf8(r).unwrap(), expected),
+        other => panic!("{other:?}"),
+    }
+    // Without Proxy-Require it goes on (Require is not the proxy's).
+    let ok = String::from_utf8(b).unwrap().replace(
+        "Proxy-Require: noProxiesSupportThis, norDoAnyProxiesSupportThis\r\n",
+        "",
+    );
+    let m = parse(ok.as_bytes(), &SipLimits::default()).unwrap();
+    assert!(matches!(
+        from_client(&m, &cfg(), &flow()),
+        FromClient::ToCore { .. }
+    ));
+}
+
+/// 513 for every limit, 414 for the request line, through the edge's
+/// `parse_error_response` (To tag from the key).
+#[test]
+fn limits_are_answered() {
+    let input = crlf(&invite(""));
+    let m = parse(&input, &SipLimits::default()).unwrap();
+    let tag = our_tag(KEY, &m);
+    let answer = |status: &str| {
+        format!("SIP/2.0 {status}\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKinv1\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag={tag}\r\nCall-ID: call1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    };
+    for (limits, status) in [
+        (
+            SipLimits {
+                max_headers: 8,
+                ..SipLimits::default()
+            },
+            "513 Message Too Large",
+        ),
+        (
+            SipLimits {
+                max_line: 40,
+                ..SipLimits::default()
+            },
+            "513 Message Too Large",
+        ),
+        (
+            SipLimits {
+                max_message: 100,
+                ..SipLimits::default()
+            },
+            "513 Message Too Large",
+        ),
+        (
+            SipLimits {
+                max_line: 30,
+                ..SipLimits::default()
+            },
+            "414 Request-URI Too Long",
+        ),
+    ] {
+        let err = parse(&input, &limits).unwrap_err();
+        let r = parse_error_response(&input, &limits, &err, KEY).unwrap();
+        assert_eq!(String::from_utf8(r).unwrap(), answer(status), "{limits:?}");
+    }
 }

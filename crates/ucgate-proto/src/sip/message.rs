@@ -23,6 +23,16 @@ pub struct SipLimits {
     pub max_line: usize,
 }
 
+impl SipLimits {
+    /// No limit at all: to re-scan a message that was already refused (or
+    /// produced by this crate) for its Via, From, To, Call-ID and CSeq.
+    pub const UNLIMITED: SipLimits = SipLimits {
+        max_message: usize::MAX,
+        max_headers: usize::MAX,
+        max_line: usize::MAX,
+    };
+}
+
 impl Default for SipLimits {
     fn default() -> Self {
         SipLimits {
@@ -41,9 +51,15 @@ pub enum SipError {
     /// usable top Via: drop and count (nothing can be answered).
     #[error("unparseable SIP message: {0}")]
     Unparseable(&'static str),
-    /// Over [`SipLimits`]: `513 Message Too Large`.
+    /// Over [`SipLimits`] (whole message, header count or a header line;
+    /// a response's status line): `513 Message Too Large`.
     #[error("SIP message too large")]
     TooLarge,
+    /// A request line longer than [`SipLimits::max_line`]: `414 Request-URI
+    /// Too Long` (RFC 3261 §21.4.12; the Request-URI is the only unbounded
+    /// part of a request line).
+    #[error("SIP Request-URI too long")]
+    UriTooLong,
     /// Malformed or missing mandatory headers: `400` with this reason.
     #[error("bad SIP request: {0}")]
     BadRequest(&'static str),
@@ -61,6 +77,7 @@ impl SipError {
         match self {
             SipError::Unparseable(_) => None,
             SipError::TooLarge => Some((513, "Message Too Large")),
+            SipError::UriTooLong => Some((414, "Request-URI Too Long")),
             SipError::BadRequest(reason) => Some((400, reason)),
             SipError::UnsupportedUriScheme => Some((416, "Unsupported URI Scheme")),
             SipError::VersionNotSupported => Some((505, "Version Not Supported")),
@@ -327,6 +344,198 @@ pub fn param<'b>(b: &'b [u8], r: Range<usize>, name: &str) -> Option<Option<&'b 
         .map(|p| p.value.map(|v| &b[v]))
 }
 
+// ---------------------------------------------------------------------------
+// Strict syntax of the headers an edge proxy uses (RFC 3261 §25.1 grammar).
+
+/// Every element of a comma-separated list at `r`, empty ones included
+/// (`a,,b` has three), LWS-trimmed.
+fn list_elements(b: &[u8], r: Range<usize>) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut quoted, mut angle, mut escape) = (false, false, false);
+    let mut seg = r.start;
+    for i in r.clone() {
+        let c = b[i];
+        if quoted {
+            if escape {
+                escape = false;
+            } else if c == b'\\' {
+                escape = true;
+            } else if c == b'"' {
+                quoted = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' if !angle => quoted = true,
+            b'<' => angle = true,
+            b'>' => angle = false,
+            b',' if !angle => {
+                out.push(trim(b, seg..i));
+                seg = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(trim(b, seg..r.end));
+    out
+}
+
+fn skip_lws(b: &[u8], mut i: usize, end: usize) -> usize {
+    while i < end && is_lws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the quoted-string starting at `b[i] == '"'` (just past the
+/// closing quote); `None` when it is not terminated.
+fn quoted_end(b: &[u8], i: usize, end: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < end {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// `*( SEMI generic-param )` at `r` (SEMI = SWS ";" SWS; generic-param =
+/// token [ EQUAL gen-value ], gen-value = token / host / quoted-string):
+/// no empty parameter (`;;`), no empty value, nothing else.
+fn params_ok(b: &[u8], r: Range<usize>) -> bool {
+    let end = r.end;
+    let mut i = skip_lws(b, r.start, end);
+    while i < end {
+        if b[i] != b';' {
+            return false;
+        }
+        i = skip_lws(b, i + 1, end);
+        let name = i;
+        while i < end && is_token(b[i]) {
+            i += 1;
+        }
+        if i == name {
+            return false;
+        }
+        i = skip_lws(b, i, end);
+        if i < end && b[i] == b'=' {
+            i = skip_lws(b, i + 1, end);
+            if i < end && b[i] == b'"' {
+                match quoted_end(b, i, end) {
+                    Some(e) => i = e,
+                    None => return false,
+                }
+            } else {
+                let value = i;
+                while i < end && (is_token(b[i]) || matches!(b[i], b':' | b'[' | b']')) {
+                    i += 1;
+                }
+                if i == value {
+                    return false;
+                }
+            }
+            i = skip_lws(b, i, end);
+        }
+    }
+    true
+}
+
+/// An absolute URI as it may appear in a header: a scheme, no LWS, control
+/// characters, `<`, `>` or `"`; a sip/sips URI must parse.
+fn uri_ok(b: &[u8], r: Range<usize>) -> bool {
+    let u = &b[r.clone()];
+    let Some(colon) = u.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let scheme = &u[..colon];
+    if scheme.is_empty()
+        || !scheme[0].is_ascii_alphabetic()
+        || !scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+    {
+        return false;
+    }
+    if u.iter()
+        .any(|&c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
+    {
+        return false;
+    }
+    if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        return parse_sip_uri(b, r).is_some();
+    }
+    true
+}
+
+/// One `(name-addr / addr-spec) *( SEMI generic-param )` value (From, To,
+/// Contact, Route, Record-Route, Path; RFC 3261 §20.10, §25.1):
+/// `display-name = *(token LWS) / quoted-string`, nothing but the URI
+/// between `<` and `>` (RFC 4475 §3.1.2.14 "badaspec"), a quoted display
+/// name closed (§3.1.2.6 "quotbal") and unquoted only with tokens
+/// (§3.1.2.15 "baddn"), and an addr-spec without `?` or `,` (the name-addr
+/// form is required then: §3.1.2.13 "regbadct"). `name_addr_only` for Route,
+/// Record-Route and Path, whose grammar has no addr-spec form.
+pub fn address_ok(b: &[u8], r: Range<usize>, name_addr_only: bool) -> bool {
+    let r = trim(b, r);
+    let end = r.end;
+    if r.is_empty() {
+        return false;
+    }
+    let mut i = r.start;
+    let mut angle = None;
+    if b[i] == b'"' {
+        let Some(e) = quoted_end(b, i, end) else {
+            return false;
+        };
+        i = skip_lws(b, e, end);
+        if i >= end || b[i] != b'<' {
+            return false;
+        }
+        angle = Some(i);
+    } else {
+        let mut j = i;
+        while j < end && (is_token(b[j]) || is_lws(b[j])) {
+            j += 1;
+        }
+        if j < end && b[j] == b'<' {
+            angle = Some(j);
+        }
+    }
+    match angle {
+        Some(open) => {
+            let Some(close) = b[open..end].iter().position(|&c| c == b'>') else {
+                return false;
+            };
+            let close = open + close;
+            let uri = open + 1..close;
+            if uri.is_empty() || is_lws(b[uri.start]) || is_lws(b[uri.end - 1]) {
+                return false;
+            }
+            uri_ok(b, uri) && params_ok(b, close + 1..end)
+        }
+        None if name_addr_only => false,
+        None => {
+            let semi = b[i..end]
+                .iter()
+                .position(|&c| c == b';')
+                .map_or(end, |p| i + p);
+            let uri = trim(b, i..semi);
+            !uri.is_empty()
+                && !b[uri.clone()].iter().any(|&c| c == b'?' || c == b',')
+                && uri_ok(b, uri)
+                && params_ok(b, semi..end)
+        }
+    }
+}
+
+/// A Via value in full: sent-protocol, sent-by and well-formed parameters
+/// (RFC 4475 §3.1.2.1 "badinv01": `;;,;,,`).
+pub fn via_ok(b: &[u8], r: Range<usize>) -> bool {
+    parse_via(b, r).is_some_and(|v| params_ok(b, v.params))
+}
+
 /// A parsed Via value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via<'a> {
@@ -504,6 +713,8 @@ pub struct SipUri<'a> {
     pub port: Option<u16>,
     /// URI parameters (from the first `;` after the host, before `?`).
     pub params: Range<usize>,
+    /// The headers part after `?` (RFC 3261 §19.1.1), if any.
+    pub headers: Option<Range<usize>>,
 }
 
 /// Parse a `sip:` / `sips:` URI at `r` (other schemes: `None`).
@@ -558,6 +769,7 @@ pub fn parse_sip_uri(b: &[u8], r: Range<usize>) -> Option<SipUri<'_>> {
         host,
         port,
         params: i..pend,
+        headers: (pend < r.end).then(|| pend + 1..r.end),
     })
 }
 
@@ -590,6 +802,14 @@ fn parse_start_line<'a>(
         let reason = line.get(sp + 5..).unwrap_or(b"");
         return Ok((StartLine::Response { code, reason }, None));
     }
+    // SP/HT before the line end (RFC 4475 §3.1.2.10 "trws"): refused with
+    // 400, the rest of the line parsed without them.
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    let trailing = end < line.len();
+    let line = &line[..end];
     let sp1 = line
         .iter()
         .position(|&c| c == b' ')
@@ -610,6 +830,9 @@ fn parse_start_line<'a>(
     if version != b"SIP/2.0" {
         err = Some(SipError::VersionNotSupported);
     }
+    if trailing {
+        err = err.or(Some(SipError::BadRequest("Bad Request-Line")));
+    }
     let scheme_end = uri.iter().position(|&c| c == b':');
     let scheme_ok = scheme_end.is_some_and(|e| {
         e > 0
@@ -628,8 +851,10 @@ fn parse_start_line<'a>(
         {
             err = err.or(Some(SipError::UnsupportedUriScheme));
         } else if (scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips"))
-            && parse_sip_uri(b, uri_span.clone()).is_none()
+            && parse_sip_uri(b, uri_span.clone()).is_none_or(|u| u.headers.is_some())
         {
+            // Headers are not allowed in a Request-URI (RFC 3261 §19.1.1
+            // table; RFC 4475 §3.1.2.11 "escruri").
             err = err.or(Some(SipError::BadRequest("Bad Request-URI")));
         }
     }
@@ -656,7 +881,11 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
     let start = pos;
     let (se, next) = line_at(bytes, pos).ok_or(SipError::Unparseable("no line end"))?;
     if se - start > limits.max_line {
-        return Err(SipError::TooLarge);
+        return Err(if bytes[start..].starts_with(b"SIP/") {
+            SipError::TooLarge
+        } else {
+            SipError::UriTooLong
+        });
     }
     let (start_line, start_error) = parse_start_line(bytes, start..se)?;
     let headers_start = next;
@@ -763,16 +992,27 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
 /// From, To, Call-ID, a CSeq whose method matches, a sane Max-Forwards,
 /// a Request-URI with scheme sip/sips/tel, and a Content-Length (if any)
 /// not larger than the body; bytes after the body other than CR/LF mean a
-/// second message and give 400 (RFC 7118 §5.1). Responses with any of those
-/// problems are [`SipError::Unparseable`] (they are dropped).
+/// second message and give 400 (RFC 7118 §5.1). Requests must also have
+/// well-formed Via, From, To, Contact, Route, Record-Route and Path values
+/// (see `docs/sip.md`, RFC 4475 §3.1.2). Responses with any of the
+/// structural problems are [`SipError::Unparseable`] (they are dropped).
 pub fn parse<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipError> {
     let m = scan(bytes, limits)?;
-    m.validate()?;
+    m.validate(false)?;
+    Ok(m)
+}
+
+/// [`parse`] for a UDP datagram: octets after the body (per Content-Length)
+/// are discarded, not refused (RFC 3261 §18.3; RFC 4475 §3.1.1.8
+/// "dblreq"). [`Message::edit`] never copies them.
+pub fn parse_datagram<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipError> {
+    let m = scan(bytes, limits)?;
+    m.validate(true)?;
     Ok(m)
 }
 
 impl<'a> Message<'a> {
-    fn validate(&self) -> Result<(), SipError> {
+    fn validate(&self, datagram: bool) -> Result<(), SipError> {
         let is_request = self.is_request();
         let fail = |e: SipError| {
             if is_request {
@@ -815,14 +1055,66 @@ impl<'a> Message<'a> {
         if self.header("Max-Forwards").is_some() && self.max_forwards().is_none() {
             return Err(fail(SipError::BadRequest("Bad Max-Forwards")));
         }
+        if is_request {
+            self.check_request_syntax()?;
+        }
         if let Some(reason) = self.length_error {
             return Err(fail(SipError::BadRequest(reason)));
         }
-        if self.bytes[self.body.end..]
-            .iter()
-            .any(|&c| c != b'\r' && c != b'\n')
+        if !datagram
+            && self.bytes[self.body.end..]
+                .iter()
+                .any(|&c| c != b'\r' && c != b'\n')
         {
             return Err(fail(SipError::BadRequest("More than one message")));
+        }
+        Ok(())
+    }
+
+    /// The headers an edge proxy reads or routes on, in full (requests
+    /// only; RFC 3261 §16.3 step 1, RFC 4475 §3.1.2): every Via value, From,
+    /// To, every Contact value (or a lone `*`), Route, Record-Route and Path
+    /// (name-addr form); no empty list element. Other headers (Date, Accept,
+    /// unknown ones) are not looked at.
+    fn check_request_syntax(&self) -> Result<(), SipError> {
+        let b = self.bytes;
+        let lists: [(&str, &'static str, Option<bool>); 7] = [
+            ("Via", "Bad Via", None),
+            ("From", "Bad From", Some(false)),
+            ("To", "Bad To", Some(false)),
+            ("Contact", "Bad Contact", Some(false)),
+            ("Route", "Bad Route", Some(true)),
+            ("Record-Route", "Bad Record-Route", Some(true)),
+            ("Path", "Bad Path", Some(true)),
+        ];
+        for (name, reason, address) in lists {
+            let bad = SipError::BadRequest(reason);
+            let mut count = 0;
+            let mut star = false;
+            for (_, h) in self.named(name) {
+                let elements = if h.canonical.is_some_and(is_list) {
+                    list_elements(b, h.value.clone())
+                } else {
+                    vec![h.value.clone()]
+                };
+                for e in elements {
+                    count += 1;
+                    let ok = match address {
+                        None => via_ok(b, e),
+                        Some(_) if name == "Contact" && &b[e.clone()] == b"*" => {
+                            star = true;
+                            true
+                        }
+                        Some(name_addr_only) => address_ok(b, e, name_addr_only),
+                    };
+                    if !ok {
+                        return Err(bad);
+                    }
+                }
+            }
+            if star && count > 1 {
+                return Err(bad);
+            }
         }
         Ok(())
     }
@@ -1213,19 +1505,18 @@ pub fn make_response(
 
 /// For a message [`parse`] refused: the response to send, if the error has
 /// one and the message is a request whose top Via (and start line) could be
-/// scanned. Limits other than `max_message` still apply.
+/// scanned. The message is scanned again without any limit, so a request
+/// refused for its size, its header count or a header line (`513`) or its
+/// request line (`414`) is answered like any other (the work stays linear in
+/// the bytes the transport accepted).
 pub fn error_response(
     bytes: &[u8],
-    limits: &SipLimits,
+    _limits: &SipLimits,
     err: &SipError,
     to_tag: &str,
 ) -> Option<Vec<u8>> {
     let (code, reason) = err.status()?;
-    let relaxed = SipLimits {
-        max_message: usize::MAX,
-        ..*limits
-    };
-    let m = scan(bytes, &relaxed).ok()?;
+    let m = scan(bytes, &SipLimits::UNLIMITED).ok()?;
     if !m.is_request() || m.top_via().is_none() || m.method() == Some("ACK") {
         return None;
     }

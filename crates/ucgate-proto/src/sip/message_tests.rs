@@ -163,7 +163,7 @@ fn intmeth_scanned() {
     assert_eq!(m.edit().finish(), bytes);
 }
 
-/// RFC 4475 §3.1.1.4 "noreason" style and a response with compact headers.
+/// RFC 4475 §3.1.1.13 "noreason" style and a response with compact headers.
 #[test]
 fn responses() {
     let bytes = crlf(
@@ -181,7 +181,7 @@ fn responses() {
     assert_eq!(m.to_tag(), Some(&b"2"[..]));
 }
 
-/// RFC 4475 §3.1.1.9 "transports": Via values with several transports.
+/// RFC 4475 §3.1.1.10 "transports": Via values with several transports.
 #[test]
 fn transports_and_ipv6() {
     let bytes = crlf("OPTIONS sip:user@example.com SIP/2.0\nTo: sip:user@example.com\nFrom: <sip:caller@example.com>;tag=323\nMax-Forwards: 70\nCall-ID:  transports.kijh4akdnaqjkwendsasfdj\nAccept: application/sdp\nCSeq: 60 OPTIONS\nVia: SIP/2.0/UDP t1.example.com;branch=z9hG4bKkdjuw\nVia: SIP/2.0/SCTP t2.example.com;branch=z9hG4bKklasjdhf\nVia: SIP/2.0/TLS t3.example.com;branch=z9hG4bK2980unddj\nVia: SIP/2.0/UNKNOWN t4.example.com;branch=z9hG4bKasd0f3en\nVia: SIP/2.0/TCP t5.example.com;branch=z9hG4bK0a9idfnee\nVia: SIP/2.0/WSS [2001:db8::9:1]:8443;branch=z9hG4bK6\nl: 0\n\n");
@@ -239,30 +239,31 @@ fn rfc4475_invalid_messages_refused() {
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Bad Max-Forwards")
     );
-    // §3.1.2.8 ltgtruri: <> around the Request-URI.
+    // §3.1.2.7 ltgtruri: <> around the Request-URI.
     let b = request("INVITE <sip:user@example.com> SIP/2.0", "l: 0\n");
     assert_eq!(
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Bad Request-URI")
     );
-    // §3.1.2.9 lwsruri: LWS inside the Request-URI.
+    // §3.1.2.8 lwsruri: LWS inside the Request-URI.
     let b = request("INVITE sip:user@example.com; lr SIP/2.0", "l: 0\n");
     assert_eq!(
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Bad Request-URI")
     );
-    // §3.1.2.10 lwsstart: several SP between elements.
+    // §3.1.2.9 lwsstart: several SP between elements.
     let b = request("INVITE  sip:user@example.com  SIP/2.0", "l: 0\n");
     assert_eq!(
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Bad Request-URI")
     );
-    // §3.1.2.11 trws: SP at the end of the Request-Line.
+    // §3.1.2.10 trws: SP at the end of the Request-Line (see also
+    // `rfc4475_trws`).
     let b = request("OPTIONS sip:remote-target@example.com SIP/2.0  ", "l: 0\n");
-    assert!(matches!(
+    assert_eq!(
         parse(&b, &lim()).unwrap_err(),
-        SipError::Unparseable(_)
-    ));
+        SipError::BadRequest("Bad Request-Line")
+    );
     // §3.1.2.16 badvers: SIP/7.0.
     let b = request("OPTIONS sip:t.watson@example.org SIP/7.0", "l: 0\n");
     assert_eq!(
@@ -296,7 +297,7 @@ fn rfc4475_invalid_messages_refused() {
         parse(&b, &lim()).unwrap_err(),
         SipError::UnsupportedUriScheme
     );
-    // §3.1.2.6? mcl01-like: conflicting Content-Length values.
+    // §3.3.9 mcl01-like: conflicting Content-Length values.
     let b = request(
         "OPTIONS sip:bob@example.com SIP/2.0",
         "Content-Length: 0\nl: 2\n",
@@ -305,7 +306,8 @@ fn rfc4475_invalid_messages_refused() {
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Conflicting Content-Length")
     );
-    // §3.3.5 dblreq-like: two messages in one WebSocket message (RFC 7118 §5.1).
+    // §3.1.1.8 dblreq-like: two messages in one WebSocket message (RFC 7118
+    // §5.1; over UDP see `parse_datagram`).
     let mut b = request("OPTIONS sip:bob@example.com SIP/2.0", "l: 0\n");
     b.extend_from_slice(&request("OPTIONS sip:bob@example.com SIP/2.0", "l: 0\n"));
     assert_eq!(
@@ -335,27 +337,84 @@ fn garbage_is_unparseable() {
     assert!(matches!(parse(&b, &lim()), Err(SipError::Unparseable(_))));
 }
 
+/// The response `error_response` gives to `request(...)`-built messages.
+fn answer_to_request(status: &str) -> Vec<u8> {
+    crlf(&format!("SIP/2.0 {status}\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7\nFrom: <sip:alice@example.com>;tag=9fxced76sl\nTo: <sip:bob@example.com>;tag=t1\nCall-ID: 3848276298220188511@atlanta.example.com\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n"))
+}
+
 #[test]
 fn limits() {
+    // Every limit is refused, and every refusal of a request with a usable
+    // Via is answered: 513 for the size, the header count and a header
+    // line (RFC 3261 §21.5.7), 414 for the request line (§21.4.12).
     let b = request("OPTIONS sip:bob@example.com SIP/2.0", "l: 0\n");
     let small = SipLimits {
         max_message: b.len() - 1,
         ..lim()
     };
-    assert_eq!(parse(&b, &small).unwrap_err(), SipError::TooLarge);
     let few = SipLimits {
         max_headers: 3,
         ..lim()
     };
-    assert_eq!(parse(&b, &few).unwrap_err(), SipError::TooLarge);
     let short = SipLimits {
-        max_line: 30,
+        max_line: 40,
         ..lim()
     };
-    assert_eq!(parse(&b, &short).unwrap_err(), SipError::TooLarge);
+    for limits in [small, few, short] {
+        let err = parse(&b, &limits).unwrap_err();
+        assert_eq!(err, SipError::TooLarge, "{limits:?}");
+        assert_eq!(
+            error_response(&b, &limits, &err, "t1").unwrap(),
+            answer_to_request("513 Message Too Large"),
+            "{limits:?}"
+        );
+    }
+    // The limits are exact: one more header or byte is accepted.
+    assert!(parse(
+        &b,
+        &SipLimits {
+            max_headers: 7,
+            ..lim()
+        }
+    )
+    .is_ok());
+    assert!(parse(
+        &b,
+        &SipLimits {
+            max_message: b.len(),
+            ..lim()
+        }
+    )
+    .is_ok());
+    assert!(parse(
+        &b,
+        &SipLimits {
+            max_headers: 6,
+            ..lim()
+        }
+    )
+    .is_err());
+    // A request line over max_line: 414.
+    let long_uri = request(
+        &format!("OPTIONS sip:{}@example.com SIP/2.0", "b".repeat(60)),
+        "l: 0\n",
+    );
+    let err = parse(&long_uri, &short).unwrap_err();
+    assert_eq!(err, SipError::UriTooLong);
+    let r = error_response(&long_uri, &short, &err, "t1").unwrap();
+    assert_eq!(r, answer_to_request("414 Request-URI Too Long"));
+    // A response's status line over the limit is TooLarge (never answered).
+    let resp = crlf(&format!("SIP/2.0 200 {}\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nTo: <sip:a@b>;tag=1\nFrom: <sip:c@d>;tag=2\nCall-ID: x\nCSeq: 1 OPTIONS\nl: 0\n\n", "O".repeat(60)));
+    let err = parse(&resp, &short).unwrap_err();
+    assert_eq!(err, SipError::TooLarge);
+    assert_eq!(error_response(&resp, &short, &err, "t1"), None);
     assert_eq!(
         SipError::TooLarge.status(),
         Some((513, "Message Too Large"))
+    );
+    assert_eq!(
+        SipError::UriTooLong.status(),
+        Some((414, "Request-URI Too Long"))
     );
 }
 
@@ -507,4 +566,245 @@ fn compact_names() {
         assert_eq!(canonical_name(long.to_lowercase().as_bytes()), Some(long));
     }
     assert_eq!(canonical_name(b"q"), None);
+}
+
+// ---------------------------------------------------------------------------
+// RFC 4475 §3.1.2 invalid messages that an edge used to forward: each is
+// refused with 400 and a reason naming the bad header, answered byte for
+// byte (Via, From, To + tag, Call-ID, CSeq copied from the request).
+
+/// The SDP body of several RFC 4475 messages (152 octets with
+/// `192.0.2.15`, 150 with `192.0.2.1` or `192.0.2.5`).
+fn sdp(ip: &str) -> String {
+    format!("v=0\no=mhandley 29739 7272939 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio 49217 RTP/AVP 0 12\nm=video 3227 RTP/AVP 31\na=rtpmap:31 LPC\n")
+}
+
+/// `parse` refuses `msg` with `400 <reason>`, and the answer is `answer`.
+fn refused_with_400(msg: &[u8], reason: &'static str, answer: &str) {
+    let err = parse(msg, &lim()).unwrap_err();
+    assert_eq!(err, SipError::BadRequest(reason));
+    let r = error_response(msg, &lim(), &err, "t1").unwrap();
+    assert_eq!(
+        String::from_utf8(r).unwrap(),
+        String::from_utf8(crlf(answer)).unwrap()
+    );
+}
+
+/// §3.1.2.1 "badinv01": extraneous `;` and `,` in Via and Contact.
+#[test]
+fn rfc4475_badinv01() {
+    let b = crlf(&format!("INVITE sip:user@example.com SIP/2.0\nTo: sip:j.user@example.com\nFrom: sip:caller@example.net;tag=134161461246\nMax-Forwards: 7\nCall-ID: badinv01.0ha0isndaksdjasdf3234nas\nCSeq: 8 INVITE\nVia: SIP/2.0/UDP 192.0.2.15;;,;,,\nContact: \"Joe\" <sip:joe@example.org>;;;;\nContent-Length: 152\nContent-Type: application/sdp\n\n{}", sdp("192.0.2.15")));
+    assert_eq!(scan(&b, &lim()).unwrap().body().len(), 152);
+    refused_with_400(&b, "Bad Via", "SIP/2.0 400 Bad Via\nVia: SIP/2.0/UDP 192.0.2.15;;,;,,\nFrom: sip:caller@example.net;tag=134161461246\nTo: sip:j.user@example.com;tag=t1\nCall-ID: badinv01.0ha0isndaksdjasdf3234nas\nCSeq: 8 INVITE\nContent-Length: 0\n\n");
+    // Each half on its own is refused too.
+    let via_only = String::from_utf8(b.clone()).unwrap().replace(
+        "Contact: \"Joe\" <sip:joe@example.org>;;;;",
+        "Contact: \"Joe\" <sip:joe@example.org>",
+    );
+    assert_eq!(
+        parse(via_only.as_bytes(), &lim()).unwrap_err(),
+        SipError::BadRequest("Bad Via")
+    );
+    let contact_only = String::from_utf8(b)
+        .unwrap()
+        .replace("192.0.2.15;;,;,,", "192.0.2.15;branch=z9hG4bK1");
+    assert_eq!(
+        parse(contact_only.as_bytes(), &lim()).unwrap_err(),
+        SipError::BadRequest("Bad Contact")
+    );
+}
+
+/// §3.1.2.6 "quotbal": unterminated quoted display name in To.
+#[test]
+fn rfc4475_quotbal() {
+    let b = crlf(&format!("INVITE sip:user@example.com SIP/2.0\nTo: \"Mr. J. User <sip:j.user@example.com>\nFrom: sip:caller@example.net;tag=93334\nMax-Forwards: 10\nCall-ID: quotbal.aksdj\nContact: <sip:caller@host59.example.net>\nCSeq: 8 INVITE\nVia: SIP/2.0/UDP 192.0.2.59:5050;branch=z9hG4bKkdjuw39234\nContent-Type: application/sdp\nContent-Length: 152\n\n{}", sdp("192.0.2.15")));
+    refused_with_400(&b, "Bad To", "SIP/2.0 400 Bad To\nVia: SIP/2.0/UDP 192.0.2.59:5050;branch=z9hG4bKkdjuw39234\nFrom: sip:caller@example.net;tag=93334\nTo: \"Mr. J. User <sip:j.user@example.com>;tag=t1\nCall-ID: quotbal.aksdj\nCSeq: 8 INVITE\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.11 "escruri": escaped headers in the Request-URI.
+#[test]
+fn rfc4475_escruri() {
+    let b = crlf(&format!("INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0\nTo: sip:user@example.com\nFrom: sip:caller@example.net;tag=341518\nMax-Forwards: 7\nContact: <sip:caller@host39923.example.net>\nCall-ID: escruri.23940-asdfhj-aje3br-234q098w-fawerh2q-h4n5\nCSeq: 149209342 INVITE\nVia: SIP/2.0/UDP host-of-the-hour.example.com;branch=z9hG4bKkdjuw\nContent-Type: application/sdp\nContent-Length: 150\n\n{}", sdp("192.0.2.1")));
+    assert_eq!(scan(&b, &lim()).unwrap().body().len(), 150);
+    refused_with_400(&b, "Bad Request-URI", "SIP/2.0 400 Bad Request-URI\nVia: SIP/2.0/UDP host-of-the-hour.example.com;branch=z9hG4bKkdjuw\nFrom: sip:caller@example.net;tag=341518\nTo: sip:user@example.com;tag=t1\nCall-ID: escruri.23940-asdfhj-aje3br-234q098w-fawerh2q-h4n5\nCSeq: 149209342 INVITE\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.13 "regbadct": an addr-spec Contact with escaped headers (the
+/// name-addr form is required then).
+#[test]
+fn rfc4475_regbadct() {
+    let b = crlf("REGISTER sip:example.com SIP/2.0\nTo: sip:user@example.com\nFrom: sip:user@example.com;tag=998332\nMax-Forwards: 70\nCall-ID: regbadct.k345asrl3fdbv@10.0.0.1\nCSeq: 1 REGISTER\nVia: SIP/2.0/UDP 135.180.130.133:5060;branch=z9hG4bKkdjuw\nContact: sip:user@example.com?Route=%3Csip:sip.example.com%3E\nl: 0\n\n");
+    refused_with_400(&b, "Bad Contact", "SIP/2.0 400 Bad Contact\nVia: SIP/2.0/UDP 135.180.130.133:5060;branch=z9hG4bKkdjuw\nFrom: sip:user@example.com;tag=998332\nTo: sip:user@example.com;tag=t1\nCall-ID: regbadct.k345asrl3fdbv@10.0.0.1\nCSeq: 1 REGISTER\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.14 "badaspec": spaces inside `<>` in To.
+#[test]
+fn rfc4475_badaspec() {
+    let b = crlf("OPTIONS sip:user@example.org SIP/2.0\nVia: SIP/2.0/UDP host4.example.com:5060;branch=z9hG4bKkdju43234\nMax-Forwards: 70\nFrom: \"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=433423\nTo: \"Watson, Thomas\" < sip:t.watson@example.org >\nCall-ID: badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3\nAccept: application/sdp\nCSeq: 3923239 OPTIONS\nl: 0\n\n");
+    refused_with_400(&b, "Bad To", "SIP/2.0 400 Bad To\nVia: SIP/2.0/UDP host4.example.com:5060;branch=z9hG4bKkdju43234\nFrom: \"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=433423\nTo: \"Watson, Thomas\" < sip:t.watson@example.org >;tag=t1\nCall-ID: badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3\nCSeq: 3923239 OPTIONS\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.15 "baddn": unquoted display names with non-token characters.
+#[test]
+fn rfc4475_baddn() {
+    let b = crlf("OPTIONS sip:t.watson@example.org SIP/2.0\nVia:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\nMax-Forwards:      70\nFrom:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\nTo:      Watson, Thomas <sip:t.watson@example.org>\nCall-ID: baddn.31415@c.example.com\nAccept: application/sdp\nCSeq:    3923239 OPTIONS\nl: 0\n\n");
+    refused_with_400(&b, "Bad From", "SIP/2.0 400 Bad From\nVia:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\nFrom:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\nTo: Watson, Thomas <sip:t.watson@example.org>;tag=t1\nCall-ID: baddn.31415@c.example.com\nCSeq:    3923239 OPTIONS\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.10 "trws": SP characters at the end of the Request-Line.
+#[test]
+fn rfc4475_trws() {
+    let b = crlf("OPTIONS sip:remote-target@example.com SIP/2.0  \nVia: SIP/2.0/TCP host1.examle.com;branch=z9hG4bK299342093\nTo: <sip:remote-target@example.com>\nFrom: <sip:local-resource@example.com>;tag=329429089\nCall-ID: trws.oicu34958239neffasdhr2345r\nAccept: application/sdp\nCSeq: 238923 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n");
+    refused_with_400(&b, "Bad Request-Line", "SIP/2.0 400 Bad Request-Line\nVia: SIP/2.0/TCP host1.examle.com;branch=z9hG4bK299342093\nFrom: <sip:local-resource@example.com>;tag=329429089\nTo: <sip:remote-target@example.com>;tag=t1\nCall-ID: trws.oicu34958239neffasdhr2345r\nCSeq: 238923 OPTIONS\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.18 "mismatch02": unknown method, CSeq method differs.
+#[test]
+fn rfc4475_mismatch02() {
+    let b = crlf("NEWMETHOD sip:user@example.com SIP/2.0\nTo: sip:j.user@example.com\nFrom: sip:caller@example.net;tag=34525\nMax-Forwards: 6\nCall-ID: mismatch02.dj0234sxdfl3\nCSeq: 8 INVITE\nContact: <sip:caller@host.example.net>\nVia: SIP/2.0/UDP host.example.net;branch=z9hG4bKkdjuw\nContent-Type: application/sdp\nl: 138\n\nv=0\no=mhandley 29739 7272939 IN IP4 192.0.2.1\nc=IN IP4 192.0.2.1\nm=audio 49217 RTP/AVP 0 12\nm=video 3227 RTP/AVP 31\na=rtpmap:31 LPC\n");
+    refused_with_400(&b, "CSeq method does not match", "SIP/2.0 400 CSeq method does not match\nVia: SIP/2.0/UDP host.example.net;branch=z9hG4bKkdjuw\nFrom: sip:caller@example.net;tag=34525\nTo: sip:j.user@example.com;tag=t1\nCall-ID: mismatch02.dj0234sxdfl3\nCSeq: 8 INVITE\nContent-Length: 0\n\n");
+}
+
+/// §3.1.2.12 "baddate" is *not* refused: the edge does not use Date, and
+/// RFC 3261 §16.3 step 1 says a proxy "would not reject a request because of
+/// a malformed Date header field" (RFC 4475: "an element shouldn't do that
+/// unless the contents of the Date header field were actually important").
+#[test]
+fn rfc4475_baddate_accepted() {
+    let b = crlf(&format!("INVITE sip:user@example.com SIP/2.0\nTo: sip:user@example.com\nFrom: sip:caller@example.net;tag=2234923\nMax-Forwards: 70\nCall-ID: baddate.239423mnsadf3j23lj42--sedfnm234\nCSeq: 1392934 INVITE\nVia: SIP/2.0/UDP host.example.com;branch=z9hG4bKkdjuw\nDate: Fri, 01 Jan 2010 16:00:00 EST\nContact: <sip:caller@host5.example.net>\nContent-Type: application/sdp\nContent-Length: 150\n\n{}", sdp("192.0.2.5")));
+    let m = parse(&b, &lim()).unwrap();
+    assert_eq!(m.edit().finish(), b);
+}
+
+/// The stricter header checks still accept RFC 4475's valid and
+/// application-layer messages (§3.1.1, §3.3) and common client forms.
+#[test]
+fn rfc4475_valid_messages_still_accepted() {
+    let valid = [
+        // §3.1.1.3 esc01
+        format!("INVITE sip:sips%3Auser%40example.com@example.net SIP/2.0\nTo: sip:%75se%72@example.com\nFrom: <sip:I%20have%20spaces@example.net>;tag=938\nMax-Forwards: 87\ni: esc01.239409asdfakjkn23onasd0-3234\nCSeq: 234234 INVITE\nVia: SIP/2.0/UDP host5.example.net;branch=z9hG4bKkdjuw\nC: application/sdp\nContact:\n  <sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31>\nContent-Length: 150\n\n{}", sdp("192.0.2.1")),
+        // §3.1.1.4 escnull
+        "REGISTER sip:example.com SIP/2.0\nTo: sip:null-%00-null@example.com\nFrom: sip:null-%00-null@example.com;tag=839923423\nMax-Forwards: 70\nCall-ID: escnull.39203ndfvkjdasfkq3w4otrq0adsfdfnavd\nCSeq: 14398234 REGISTER\nVia: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw\nContact: <sip:%00@host5.example.com>\nContact: <sip:%00%00@host5.example.com>\nL:0\n\n".to_owned(),
+        // §3.1.1.5 esc02
+        "RE%47IST%45R sip:registrar.example.com SIP/2.0\nTo: \"%Z%45\" <sip:resource@example.com>\nFrom: \"%Z%45\" <sip:resource@example.com>;tag=f232jadfj23\nCall-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf\nVia: SIP/2.0/TCP host.example.com;branch=z9hG4bK209%fzsnel234\nCSeq: 29344 RE%47IST%45R\nMax-Forwards: 70\nContact: <sip:alias1@host1.example.com>\nC%6Fntact: <sip:alias2@host2.example.com>\nContact: <sip:alias3@host3.example.com>\nl: 0\n\n".to_owned(),
+        // §3.1.1.6 lwsdisp
+        "OPTIONS sip:user@example.com SIP/2.0\nTo: sip:user@example.com\nFrom: caller<sip:caller@example.com>;tag=323\nMax-Forwards: 70\nCall-ID: lwsdisp.1234abcd@funky.example.com\nCSeq: 60 OPTIONS\nVia: SIP/2.0/UDP funky.example.com;branch=z9hG4bKkdjuw\nl: 0\n\n".to_owned(),
+        // §3.1.1.7 longreq (shortened: the long To, From and Via forms)
+        "INVITE sip:user@example.com SIP/2.0\nTo: \"I have a user name of extremeextremeextremeextremeextremeextremeextremeextremeextremeextreme proportion\"<sip:user@example.com:6000;unknownparam1=verylonglonglonglonglonglonglongvalue;longparamnamenamenamename=shortvalue;verylonglonglongParameterNameWithNoValue>\nF: sip:amazinglylongcallername@example.net;tag=12982424;unknownheaderparamnamenamename=unknowheaderparamvaluevalue;unknownValuelessparamnameparamname\nCall-ID: longreq.onereallyreallyreallylongcallid\nCSeq: 3882340 INVITE\nVia: SIP/2.0/TCP sip33.example.com\nv: SIP/2.0/TCP sip32.example.com\nV :  SIP/2.0/TCP sip22.example.com\nVia: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch=verylonglonglongbranchvalue\nMax-Forwards: 70\nContact: <sip:amazinglylongcallername@host5.example.net>\nl: 0\n\n".to_owned(),
+        // §3.1.1.9 semiuri
+        "OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0\nTo: sip:j_user@example.com\nFrom: sip:caller@example.org;tag=33242\nMax-Forwards: 3\nCall-ID: semiuri.0ha0isndaksdj\nCSeq: 8 OPTIONS\nAccept: application/sdp, application/pkcs7-mime,\n        multipart/mixed, multipart/signed,\n        message/sip, message/sipfrag\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw\nl: 0\n\n".to_owned(),
+        // §3.3.4 unksm2: unknown schemes in To, From, Contact
+        "REGISTER sip:example.com SIP/2.0\nTo: isbn:2983792873\nFrom: <http://www.example.com>;tag=3234233\nCall-ID: unksm2.daksdj@hyphenated-host.example.com\nCSeq: 234902 REGISTER\nMax-Forwards: 70\nVia: SIP/2.0/UDP 192.0.2.21:5060;branch=z9hG4bKkdjuw\nContact: <name:John_Smith>\nl: 0\n\n".to_owned(),
+        // §3.3.12/13 cparam01/02, §3.1.1.? regescrt: headers in a name-addr
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/UDP saturn.example.com:5060;branch=z9hG4bKkdjuw\nMax-Forwards: 70\nFrom: sip:watson@example.com;tag=DkfVgjkrtMwaerKKpe\nTo: sip:watson@example.com\nCall-ID: cparam01.70710@saturn.example.com\nCSeq: 2 REGISTER\nContact: sip:+19725552222@gw1.example.net;unknownparam\nl: 0\n\n".to_owned(),
+        "REGISTER sip:example.com SIP/2.0\nTo: sip:user@example.com\nFrom: sip:user@example.com;tag=8\nMax-Forwards: 70\nCall-ID: regescrt.k345asrl3fdbv@192.0.2.1\nCSeq: 14398234 REGISTER\nVia: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw\nM: <sip:user@example.com?Route=%3Csip:sip.example.com%3E>\nL:0\n\n".to_owned(),
+        // §3.3.15?/§3.1.1 inv2543: RFC 2543 request (no branch, no Max-Forwards)
+        "INVITE sip:UserB@example.com SIP/2.0\nVia: SIP/2.0/UDP iftgw.example.com\nFrom: <sip:+13035551111@ift.client.example.net;user=phone>\nRecord-Route: <sip:UserB@example.com;maddr=ss1.example.com>\nTo: sip:+16505552222@ss1.example.net;user=phone\nCall-ID: inv2543.1717@ift.client.example.com\nCSeq: 56 INVITE\nContent-Type: application/sdp\n\nv=0\n".to_owned(),
+        // REGISTER Contact `*`, JsSIP's Contact parameters, IPv6 received.
+        "REGISTER sip:example.com SIP/2.0\nVia: SIP/2.0/WSS x.invalid;branch=z9hG4bK1;received=2001:db8::1;rport=5\nTo: <sip:a@example.com>\nFrom: \"A b\" <sip:a@example.com>;tag=1\nCall-ID: star\nCSeq: 3 REGISTER\nContact: *\nExpires: 0\nl: 0\n\n".to_owned(),
+        "REGISTER sip:127.0.0.1 SIP/2.0\nVia: SIP/2.0/WS tctoiqaivdl9.invalid;branch=z9hG4bK7745645\nTo: <sip:alice@127.0.0.1>\nFrom: <sip:alice@127.0.0.1>;tag=abc\nCall-ID: reg1\nCSeq: 1 REGISTER\nContact: <sip:797u6qgc@tctoiqaivdl9.invalid;transport=ws>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:0f3e0a66-1b8c-4e7f-9a70-6b06e5a1a1a1>\";expires=300\nRoute: <sip:127.0.0.1:5062;transport=ws;lr>\nPath: <sip:tok@10.0.0.1:5070;transport=udp;lr;ob>\nl: 0\n\n".to_owned(),
+    ];
+    for m in valid {
+        let b = crlf(&m);
+        if let Err(e) = parse(&b, &lim()) {
+            panic!("{e:?} for\n{m}");
+        }
+    }
+    // And the valid torture messages above (wsinv, intmeth, transports).
+    for m in [WSINV, INTMETH] {
+        assert!(parse(&crlf(m), &lim()).is_ok());
+    }
+}
+
+/// Strict forms refused for each header the edge reads.
+#[test]
+fn header_syntax_refusals() {
+    let cases: [(&str, &str, &str); 12] = [
+        (
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7",
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7,",
+            "Bad Via",
+        ),
+        (
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7",
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7;x=",
+            "Bad Via",
+        ),
+        (
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7",
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKnashds7\nVia: garbage",
+            "Bad Via",
+        ),
+        (
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com",
+            "Bad To",
+        ),
+        (
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;",
+            "Bad To",
+        ),
+        ("To: <sip:bob@example.com>", "To: bob@example.com", "Bad To"),
+        (
+            "From: <sip:alice@example.com>;tag=9fxced76sl",
+            "From: <sip:alice@exa mple.com>;tag=9fxced76sl",
+            "Bad From",
+        ),
+        (
+            "From: <sip:alice@example.com>;tag=9fxced76sl",
+            "From: <sip:alice@example.com>;tag=\"9fx",
+            "Bad From",
+        ),
+        (
+            "Max-Forwards: 70",
+            "Max-Forwards: 70\nContact: *, <sip:a@b>",
+            "Bad Contact",
+        ),
+        (
+            "Max-Forwards: 70",
+            "Max-Forwards: 70\nRoute: sip:p1.example.com;lr",
+            "Bad Route",
+        ),
+        (
+            "Max-Forwards: 70",
+            "Max-Forwards: 70\nRecord-Route: <sip:p1.example.com;lr>,,<sip:p2;lr>",
+            "Bad Record-Route",
+        ),
+        (
+            "Max-Forwards: 70",
+            "Max-Forwards: 70\nPath: <sip:[::1;lr>",
+            "Bad Path",
+        ),
+    ];
+    let base = String::from_utf8(request("OPTIONS sip:bob@example.com SIP/2.0", "l: 0\n")).unwrap();
+    assert!(parse(base.as_bytes(), &lim()).is_ok());
+    for (from, to, reason) in cases {
+        let b = base.replace(from, &to.replace('\n', "\r\n"));
+        assert_ne!(b, base);
+        assert_eq!(
+            parse(b.as_bytes(), &lim()).unwrap_err(),
+            SipError::BadRequest(reason),
+            "{to}"
+        );
+    }
+    // Responses are not held to these forms (a proxy forwards them).
+    let resp = crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nTo: Watson, Thomas <sip:t@e>;tag=1\nFrom: <sip:c@d>;tag=2\nCall-ID: x\nCSeq: 1 OPTIONS\nContact: sip:a@b?x=y\nl: 0\n\n");
+    assert!(parse(&resp, &lim()).is_ok());
+}
+
+/// Over UDP, octets after the body are discarded (RFC 3261 §18.3, RFC 4475
+/// §3.1.1.8 "dblreq"); over WebSocket they are a second message (400).
+#[test]
+fn datagram_trailing_octets_discarded() {
+    let register = "REGISTER sip:example.com SIP/2.0\nTo: sip:j.user@example.com\nFrom: sip:j.user@example.com;tag=43251j3j324\nMax-Forwards: 8\nI: dblreq.0ha0isndaksdj99sdfafnl3lk233412\nContact: sip:j.user@host.example.com\nCSeq: 8 REGISTER\nVia: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492\nContent-Length: 0\n\n";
+    let invite = format!("INVITE sip:joe@example.com SIP/2.0\nt: sip:joe@example.com\nFrom: sip:caller@example.net;tag=141334\nMax-Forwards: 8\nCall-ID: dblreq.0ha0isnda977644900765@192.0.2.15\nCSeq: 8 INVITE\nVia: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw380234\nContent-Type: application/sdp\nContent-Length: 150\n\n{}", sdp("192.0.2.15"));
+    let b = crlf(&format!("{register}{invite}"));
+    let m = parse_datagram(&b, &lim()).unwrap();
+    assert_eq!(m.method(), Some("REGISTER"));
+    assert_eq!(m.edit().finish(), crlf(register));
+    assert_eq!(
+        parse(&b, &lim()).unwrap_err(),
+        SipError::BadRequest("More than one message")
+    );
 }
