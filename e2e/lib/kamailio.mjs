@@ -12,6 +12,15 @@
 //   const k = await startKamailio({ websocket: true }); // + Kamailio's own WS listener
 //   ... k.wsUrl ...                                  // ws://127.0.0.1:WSPORT/
 //
+//   const k = await startKamailio({ tls: true });    // + a SIP-over-TLS listener
+//   ... k.coreUri('tls'), k.tlsPort, k.caFile ...    // 'sip:127.0.0.1:TLSPORT;transport=tls'
+//
+// The TLS option (tls module, Debian package kamailio-tls-modules) makes a
+// test CA and a server certificate signed by it (DNS localhost, IP
+// 127.0.0.1; openssl CLI) in the temp dir, writes tls.cfg (that server
+// certificate; as a client Kamailio does not verify the peer) and starts
+// with `-A WITH_TLS`; ready when the TLS port also accepts.
+//
 // The WebSocket option (xhttp + websocket modules, Debian package
 // kamailio-websocket-modules) exists to validate the SIP client harness
 // (JsSIP, SIP.js, SIPp) against a known-good WebSocket SIP server, without
@@ -22,13 +31,14 @@
 // with it), `-E` logs to stderr, `-Y DIR` moves the runtime dir out of
 // /run/kamailio, `-A WITH_WEBSOCKET` switches the config's #!ifdef blocks.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { freePort } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
@@ -38,6 +48,7 @@ export const KAMAILIO_CFG_TEMPLATE = path.resolve(__dirname, '../kamailio/kamail
 export const SIP_DOMAIN = '127.0.0.1';
 
 const LOG_LIMIT = 2 << 20;
+const execFileP = promisify(execFile);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function withTimeout(promise, ms, message) {
@@ -108,12 +119,80 @@ export function sipOptionsUdp(port, ms = 1_000) {
   });
 }
 
+async function openssl(args) {
+  try {
+    await execFileP('openssl', args, { timeout: 15_000, killSignal: 'SIGKILL' });
+  } catch (e) {
+    throw new Error(`openssl ${args.join(' ')} failed (${e.killed ? 'killed after 15 s' : `exit ${e.code ?? e.signal}`}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+/**
+ * A test CA and a server certificate signed by it, valid for DNS `localhost`
+ * and IP 127.0.0.1 (CN localhost), P-256, 2 days, with the openssl CLI, in
+ * `dir`. Returns { caFile, caKey, certFile, keyFile }.
+ */
+export async function makeSipTestCA(dir, { cn = 'ucgate e2e SIP test CA' } = {}) {
+  fs.mkdirSync(dir, { recursive: true });
+  const caFile = path.join(dir, 'ca.crt');
+  const caKey = path.join(dir, 'ca.key');
+  const csr = path.join(dir, 'server.csr');
+  const certFile = path.join(dir, 'server.crt');
+  const keyFile = path.join(dir, 'server.key');
+  const ext = path.join(dir, 'server.ext');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  await openssl([
+    'req', '-x509', '-new', '-nodes', ...ec, '-days', '2',
+    '-subj', `/O=ucgate e2e/CN=${cn}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout', caKey, '-out', caFile,
+  ]);
+  await openssl(['req', '-new', '-nodes', ...ec, '-subj', '/CN=localhost', '-keyout', keyFile, '-out', csr]);
+  fs.writeFileSync(
+    ext,
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth,clientAuth',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      'subjectKeyIdentifier=hash',
+      'authorityKeyIdentifier=keyid',
+      '',
+    ].join('\n'),
+  );
+  await openssl([
+    'x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial',
+    '-days', '2', '-sha256', '-extfile', ext, '-out', certFile,
+  ]);
+  return { caFile, caKey, certFile, keyFile };
+}
+
+/** The tls module's config: our server certificate; as a client, no verification. */
+export function kamailioTlsConfig({ certFile, keyFile }) {
+  return `# written by e2e/lib/kamailio.mjs
+[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = ${keyFile}
+certificate = ${certFile}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+`;
+}
+
 /** The config file text for the given ports (template substitution). */
-export function kamailioConfig({ port, wsPort = 0, debug = 2 }) {
+export function kamailioConfig({ port, wsPort = 0, tlsPort = 0, tlsCfg = '', debug = 2 }) {
   return fs
     .readFileSync(KAMAILIO_CFG_TEMPLATE, 'utf8')
     .replaceAll('@@SIP_PORT@@', String(port))
     .replaceAll('@@WS_PORT@@', String(wsPort))
+    .replaceAll('@@TLS_PORT@@', String(tlsPort))
+    .replaceAll('@@TLS_CFG@@', tlsCfg)
     .replaceAll('@@DEBUG@@', String(debug));
 }
 
@@ -122,16 +201,21 @@ export function kamailioConfig({ port, wsPort = 0, debug = 2 }) {
  *   port       UDP and TCP SIP port (default: a free one)
  *   websocket  also Kamailio's own WebSocket listener (default false)
  *   wsPort     its port (default: a free one)
+ *   tls        also a SIP-over-TLS listener with a test CA's certificate (default false)
+ *   tlsPort    its port (default: a free one)
  *   debug      Kamailio debug level (default 2 = info: one line per request/reply)
  *   dir        working dir (default: a fresh temp dir, removed by stop())
  *   startTimeoutMs  (default 15 s)
- * Returns { port, wsPort, wsUrl, domain, coreUri(transport), dir, configFile,
- *   pid, log(), alive(), stop() }. stop() is idempotent and never throws.
+ * Returns { port, wsPort, wsUrl, tlsPort, caFile, domain, coreUri(transport),
+ *   dir, configFile, pid, log(), alive(), stop() }; coreUri('tls') names the
+ *   TLS port. stop() is idempotent and never throws.
  */
 export async function startKamailio({
   port,
   websocket = false,
   wsPort,
+  tls = false,
+  tlsPort,
   debug = 2,
   dir,
   startTimeoutMs = 15_000,
@@ -179,10 +263,22 @@ export async function startKamailio({
       do wsPort = await freePort();
       while (wsPort === port);
     }
+    let tlsCfg = '';
+    let certs = null;
+    if (tls) {
+      if (tlsPort == null) {
+        do tlsPort = await freePort();
+        while (tlsPort === port || tlsPort === wsPort);
+      }
+      certs = await makeSipTestCA(path.join(dir, 'tls'));
+      tlsCfg = path.join(dir, 'tls.cfg');
+      fs.writeFileSync(tlsCfg, kamailioTlsConfig(certs));
+    }
     const configFile = path.join(dir, 'kamailio.cfg');
-    fs.writeFileSync(configFile, kamailioConfig({ port, wsPort: wsPort ?? 0, debug }));
+    fs.writeFileSync(configFile, kamailioConfig({ port, wsPort: wsPort ?? 0, tlsPort: tlsPort ?? 0, tlsCfg, debug }));
     const args = ['-f', configFile, '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-w', dir];
     if (websocket) args.push('-A', 'WITH_WEBSOCKET');
+    if (tls) args.push('-A', 'WITH_TLS');
 
     child = spawn(KAMAILIO_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     child.stdout.setEncoding('utf8').on('data', append);
@@ -208,7 +304,14 @@ export async function startKamailio({
         );
       }
       const status = await sipOptionsUdp(port, 500);
-      if (status && (await portAccepts(port)) && (!websocket || (await portAccepts(wsPort)))) break;
+      if (
+        status &&
+        (await portAccepts(port)) &&
+        (!websocket || (await portAccepts(wsPort))) &&
+        (!tls || (await portAccepts(tlsPort)))
+      ) {
+        break;
+      }
       if (Date.now() > deadline) {
         throw new Error(`kamailio did not answer on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${output}`);
       }
@@ -219,8 +322,13 @@ export async function startKamailio({
       port,
       wsPort: websocket ? wsPort : null,
       wsUrl: websocket ? `ws://127.0.0.1:${wsPort}/` : null,
+      tlsPort: tls ? tlsPort : null,
+      caFile: certs?.caFile ?? null,
       domain: SIP_DOMAIN,
-      coreUri: (transport = 'udp') => `sip:127.0.0.1:${port};transport=${transport}`,
+      coreUri: (transport = 'udp') => {
+        if (transport === 'tls' && !tls) throw new Error('coreUri("tls"): Kamailio was started without tls: true');
+        return `sip:127.0.0.1:${transport === 'tls' ? tlsPort : port};transport=${transport}`;
+      },
       dir,
       configFile,
       pid: child.pid,

@@ -1,20 +1,28 @@
-//! Dialing the gateway: proxies (NO_PROXY, WSS_PROXY/WS_PROXY, HTTPS_PROXY,
-//! HTTP_PROXY), HTTP CONNECT, TLS, with timings.
+//! Dialing the gateway: proxies (`NO_PROXY`, `WSS_PROXY`/`WS_PROXY`,
+//! `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, or `--proxy`/`--no-proxy`),
+//! the HTTP CONNECT tunnel, TLS (also TLS to an `https://` proxy, and TLS to
+//! the gateway inside that), with timings.
 //!
 //! This is the one place every client in the crate gets its byte stream
-//! from, so every mode honours the proxy variables the same way.
-//!
-//! (First version: direct TCP and TLS only; proxy support lands on top of
-//! the same API.)
+//! from, so every mode honours the proxy variables the same way. The rules
+//! are in [`proxy`] and written down in `docs/probe.md`.
 
+#[path = "proxy.rs"]
+pub mod proxy;
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
+
+pub use proxy::{Direct, ProxyUrl, Route};
 
 /// Any byte stream a client can speak over (TCP, TLS, TLS inside a tunnel).
 pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -26,29 +34,172 @@ pub type BoxStream = Box<dyn AsyncReadWrite>;
 /// TLS options shared by every subcommand.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsOptions {
-    /// PEM file with the CA certificate(s) to trust instead of the system roots.
+    /// PEM file with the CA certificate(s) to trust instead of the system
+    /// roots (for the gateway and for an https:// proxy).
     #[arg(long, value_name = "FILE", global = true)]
     pub ca_file: Option<PathBuf>,
 }
 
-/// How long each step of a connection took.
+/// Proxy and connection-timeout options. Without them the proxy
+/// environment variables decide (see `docs/probe.md`); pass them to
+/// [`Dialer::new`].
+#[derive(clap::Args, Clone, Debug)]
+pub struct ProxyOptions {
+    /// Use this proxy for every connection, ignoring the proxy variables and
+    /// NO_PROXY: http://[user:pass@]host[:port] or https://… (TLS to the
+    /// proxy). Always an HTTP CONNECT tunnel.
+    #[arg(long, value_name = "URL", global = true, conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, ignoring the proxy variables.
+    #[arg(long, global = true)]
+    pub no_proxy: bool,
+    /// Time limit for each step of opening a connection (DNS, TCP, proxy
+    /// TLS, CONNECT, TLS) and for each probe exchange: `10s`, `500ms`, or
+    /// seconds (`2.5`).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout, global = true)]
+    pub connect_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            proxy: None,
+            no_proxy: false,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `10s`, `250ms`, `1m`, or a plain number of seconds (`2.5`); more than 0.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = match s.trim().parse::<f64>() {
+        Ok(secs) if (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("{s:?} is not a usable number of seconds")),
+        Err(_) => ucgate_proto::units::parse_duration(s.trim()).map_err(|e| e.to_string())?,
+    };
+    if d.is_zero() {
+        return Err("the timeout must be more than 0".into());
+    }
+    Ok(d)
+}
+
+/// How long each step of a connection took. With a proxy, `dns` and `tcp`
+/// are for the proxy (the proxy resolves the gateway's name), `proxy_tls`
+/// the TLS handshake with an `https://` proxy, `proxy_connect` the CONNECT
+/// exchange and `tls` the handshake with the gateway inside the tunnel.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Timings {
     pub dns: Option<Duration>,
     pub tcp: Option<Duration>,
     pub proxy_connect: Option<Duration>,
     pub tls: Option<Duration>,
+    pub proxy_tls: Option<Duration>,
 }
 
-/// What TLS was negotiated with the gateway.
+/// One certificate of a chain.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// Validity, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub not_before: String,
+    pub not_after: String,
+    /// DNS names and IP addresses of the subjectAltName extension.
+    pub names: Vec<String>,
+    /// DER length.
+    pub bytes: usize,
+}
+
+impl fmt::Display for CertInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "subject {}; issuer {}; valid {} to {}",
+            or_dash(&self.subject),
+            or_dash(&self.issuer),
+            self.not_before,
+            self.not_after
+        )?;
+        if !self.names.is_empty() {
+            write!(f, "; names {}", self.names.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "(empty)"
+    } else {
+        s
+    }
+}
+
+/// Describes a DER certificate (subject, issuer, validity, names).
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    use x509_parser::extensions::GeneralName;
+    let iso = |t: x509_parser::time::ASN1Time| {
+        let d = t.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        )
+    };
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, c)) => {
+            let names = match c.subject_alternative_name() {
+                Ok(Some(san)) => san
+                    .value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(d) => Some(d.to_string()),
+                        GeneralName::IPAddress(b) => match b.len() {
+                            4 => Some(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
+                            16 => Some(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            CertInfo {
+                subject: c.subject().to_string(),
+                issuer: c.issuer().to_string(),
+                not_before: iso(c.validity().not_before),
+                not_after: iso(c.validity().not_after),
+                names,
+                bytes: der.len(),
+            }
+        }
+        Err(e) => CertInfo {
+            subject: format!("(cannot parse: {e})"),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            names: Vec::new(),
+            bytes: der.len(),
+        },
+    }
+}
+
+/// What TLS was negotiated with the gateway (or with an https:// proxy).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TlsInfo {
     pub version: String,
     pub cipher_suite: String,
     pub alpn: Option<String>,
-    /// Subject of each certificate of the chain, leaf first (DER length when
-    /// the subject cannot be shown).
+    /// One line per certificate of the chain, leaf first: subject, issuer
+    /// and validity (see [`CertInfo`]).
     pub chain: Vec<String>,
+    /// The same, structured.
+    pub certificates: Vec<CertInfo>,
 }
 
 /// An open stream to the gateway and how it was opened.
@@ -58,12 +209,109 @@ pub struct Connection {
     pub tls: Option<TlsInfo>,
     /// The proxy used, if any (`http://host:port`, without credentials).
     pub proxy: Option<String>,
+    /// Why this route (which variable chose the proxy, or why direct).
+    pub route: Route,
+    /// The addresses DNS gave for the host dialled (the proxy's, if any).
+    pub addresses: Vec<SocketAddr>,
+    /// The address the TCP connection went to.
+    pub peer: SocketAddr,
+    /// TLS with an https:// proxy.
+    pub proxy_tls: Option<TlsInfo>,
+    /// The proxy's answer to CONNECT (`HTTP/1.1 200 Connection established`).
+    pub proxy_reply: Option<String>,
+}
+
+/// Which step of opening a connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Choosing the route (bad URL, bad proxy variable).
+    Route,
+    Dns,
+    Tcp,
+    /// TLS with an https:// proxy.
+    ProxyTls,
+    /// The CONNECT exchange.
+    Proxy,
+    /// TLS with the gateway.
+    Tls,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Route => "route",
+            Step::Dns => "dns",
+            Step::Tcp => "tcp",
+            Step::ProxyTls => "proxy-tls",
+            Step::Proxy => "proxy",
+            Step::Tls => "tls",
+        }
+    }
+}
+
+/// A failed dial: the step, why, and what had been done before it. Carried
+/// inside the `anyhow::Error` of [`Dialer::connect`] (`downcast_ref`).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DialError {
+    pub step: Step,
+    pub message: String,
+    pub timings: Timings,
+    pub route: Option<Route>,
+    pub addresses: Vec<SocketAddr>,
+    pub peer: Option<SocketAddr>,
+    pub proxy_tls: Option<TlsInfo>,
+    /// The proxy's status code when it refused CONNECT.
+    pub proxy_status: Option<u16>,
+}
+
+#[derive(Default)]
+struct Progress {
+    timings: Timings,
+    route: Option<Route>,
+    addresses: Vec<SocketAddr>,
+    peer: Option<SocketAddr>,
+    proxy_tls: Option<TlsInfo>,
+}
+
+impl Progress {
+    fn fail(&mut self, step: Step, message: impl Into<String>) -> DialError {
+        let p = std::mem::take(self);
+        DialError {
+            step,
+            message: message.into(),
+            timings: p.timings,
+            route: p.route,
+            addresses: p.addresses,
+            peer: p.peer,
+            proxy_tls: p.proxy_tls,
+            proxy_status: None,
+        }
+    }
+}
+
+/// Runs `fut` with a time limit; the error is its message or the timeout.
+async fn limited<T, E: fmt::Display>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("timed out after {}", secs(limit))),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
 }
 
 /// Opens streams to URLs.
 #[derive(Clone)]
 pub struct Dialer {
     tls: Arc<rustls::ClientConfig>,
+    proxy: Arc<proxy::Mode>,
+    timeout: Duration,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -72,8 +320,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl Dialer {
     /// A dialer with the given TLS options and the proxy settings from the
-    /// environment.
+    /// environment (read once, now).
     pub fn from_env(tls: &TlsOptions) -> anyhow::Result<Self> {
+        Self::new(tls, &ProxyOptions::default())
+    }
+
+    /// A dialer with the given TLS and proxy options: `--proxy` or
+    /// `--no-proxy` when given, else the environment (read once, now).
+    pub fn new(tls: &TlsOptions, opts: &ProxyOptions) -> anyhow::Result<Self> {
+        let mode = if opts.no_proxy {
+            proxy::Mode::Off
+        } else if let Some(p) = &opts.proxy {
+            proxy::Mode::Fixed(ProxyUrl::parse(p).map_err(|e| anyhow::anyhow!("--proxy: {e}"))?)
+        } else {
+            proxy::Mode::Env(proxy::env_snapshot())
+        };
+        Self::with_mode(tls, mode, opts.connect_timeout)
+    }
+
+    /// A dialer with explicit proxy settings.
+    pub fn with_mode(
+        tls: &TlsOptions,
+        mode: proxy::Mode,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let mut roots = rustls::RootCertStore::empty();
         match &tls.ca_file {
             Some(p) => {
@@ -94,94 +364,199 @@ impl Dialer {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Dialer { tls: Arc::new(cfg) })
+        Ok(Dialer {
+            tls: Arc::new(cfg),
+            proxy: Arc::new(mode),
+            timeout,
+        })
     }
 
-    /// Opens a stream to the host and port of `url` (ws, wss, http, https);
-    /// TLS for wss/https. HTTP/1.1 is offered by ALPN.
+    /// The time limit of each step.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Opens a stream to the host and port of `url` (ws, wss, http, https),
+    /// through the proxy chosen for it; TLS for wss/https. HTTP/1.1 is
+    /// offered by ALPN. Errors are [`DialError`]s.
     pub async fn connect(&self, url: &Url) -> anyhow::Result<Connection> {
         self.connect_from(url, None).await
     }
 
-    /// As [`Dialer::connect`], with the client socket bound to `local`
-    /// (port chosen by the system) when given: lets a load test spread
-    /// many connections over several loopback source addresses.
+    /// As [`Dialer::connect`], with the client socket (to the gateway, or
+    /// to the proxy) bound to `local` (port chosen by the system) when
+    /// given: lets a load test spread many connections over several
+    /// loopback source addresses.
     pub async fn connect_from(
         &self,
         url: &Url,
-        local: Option<std::net::IpAddr>,
+        local: Option<IpAddr>,
     ) -> anyhow::Result<Connection> {
+        Ok(self.dial(url, local).await?)
+    }
+
+    async fn dial(&self, url: &Url, local: Option<IpAddr>) -> Result<Connection, DialError> {
+        let mut st = Progress::default();
         let secure = match url.scheme() {
             "ws" | "http" => false,
             "wss" | "https" => true,
-            other => bail!("unsupported URL scheme {other:?} (want ws, wss, http or https)"),
+            other => {
+                return Err(st.fail(
+                    Step::Route,
+                    format!("unsupported URL scheme {other:?} (want ws, wss, http or https)"),
+                ))
+            }
         };
-        let host = url
-            .host_str()
-            .ok_or_else(|| anyhow!("URL {url} has no host"))?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| anyhow!("URL {url} has no port"))?;
-        let mut timings = Timings::default();
+        let Some(host) = url.host_str() else {
+            return Err(st.fail(Step::Route, format!("URL {url} has no host")));
+        };
+        let Some(port) = url.port_or_known_default() else {
+            return Err(st.fail(Step::Route, format!("URL {url} has no port")));
+        };
+        let route = proxy::choose(url, &self.proxy).map_err(|e| st.fail(Step::Route, e))?;
+        st.route = Some(route.clone());
+        let via = match &route {
+            Route::Proxy { proxy, .. } => Some(proxy.clone()),
+            Route::Direct(_) => None,
+        };
+        let (dial_host, dial_port) = match &via {
+            Some(p) => (p.host.clone(), p.port),
+            None => (host.trim_matches(['[', ']']).to_string(), port),
+        };
+        let what = match &via {
+            Some(p) => format!("proxy {p}"),
+            None => host.to_string(),
+        };
+
         let t = Instant::now();
-        let addrs: Vec<_> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-            .await
-            .with_context(|| format!("resolving {host}"))?
-            .collect();
-        timings.dns = Some(t.elapsed());
+        let addrs: Vec<SocketAddr> = limited(self.timeout, async {
+            tokio::net::lookup_host((dial_host.as_str(), dial_port)).await
+        })
+        .await
+        .map(|a| a.collect())
+        .map_err(|e| st.fail(Step::Dns, format!("resolving {what}: {e}")))?;
+        st.timings.dns = Some(t.elapsed());
+        st.addresses = addrs.clone();
+        if addrs.is_empty() {
+            return Err(st.fail(Step::Dns, format!("resolving {what}: no address")));
+        }
+
         let t = Instant::now();
-        let mut last = None;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut errors = Vec::new();
         let mut tcp = None;
-        for a in addrs {
-            match tcp_connect(a, local).await {
-                Ok(s) => {
-                    tcp = Some(s);
+        for a in &addrs {
+            match tokio::time::timeout_at(deadline, tcp_connect(*a, local)).await {
+                Ok(Ok(s)) => {
+                    tcp = Some((s, *a));
                     break;
                 }
-                Err(e) => last = Some(anyhow!("connecting to {a}: {e}")),
+                Ok(Err(e)) => errors.push(format!("{a}: {e}")),
+                Err(_) => {
+                    errors.push(format!("{a}: timed out after {}", secs(self.timeout)));
+                    break;
+                }
             }
         }
-        let tcp = match tcp {
-            Some(s) => s,
-            None => return Err(last.unwrap_or_else(|| anyhow!("{host} has no address"))),
+        let Some((tcp, peer)) = tcp else {
+            return Err(st.fail(
+                Step::Tcp,
+                format!("connecting to {what}: {}", errors.join("; ")),
+            ));
         };
-        tcp.set_nodelay(true)?;
-        timings.tcp = Some(t.elapsed());
-        if !secure {
-            return Ok(Connection {
-                stream: Box::new(tcp),
-                timings,
-                tls: None,
-                proxy: None,
-            });
+        let _ = tcp.set_nodelay(true);
+        st.timings.tcp = Some(t.elapsed());
+        st.peer = Some(peer);
+        let mut stream: BoxStream = Box::new(tcp);
+
+        let mut proxy_reply = None;
+        if let Some(p) = &via {
+            if p.tls {
+                let (s, info, took) = self
+                    .tls_over(stream, &p.host)
+                    .await
+                    .map_err(|e| st.fail(Step::ProxyTls, format!("TLS with {p}: {e}")))?;
+                st.timings.proxy_tls = Some(took);
+                st.proxy_tls = Some(info);
+                stream = s;
+            }
+            let target = format!("{host}:{port}");
+            let t = Instant::now();
+            match tokio::time::timeout(self.timeout, proxy::connect_tunnel(stream, p, &target))
+                .await
+            {
+                Ok(Ok((s, reply))) => {
+                    st.timings.proxy_connect = Some(t.elapsed());
+                    proxy_reply = Some(reply.status_line);
+                    stream = Box::new(s);
+                }
+                Ok(Err(e)) => {
+                    let status = e.status();
+                    let mut err = st.fail(Step::Proxy, e.to_string());
+                    err.proxy_status = status;
+                    return Err(err);
+                }
+                Err(_) => {
+                    return Err(st.fail(
+                        Step::Proxy,
+                        format!(
+                            "{p} did not answer CONNECT {target}: timed out after {}",
+                            secs(self.timeout)
+                        ),
+                    ))
+                }
+            }
         }
-        let (stream, info, took) = self.tls_over(Box::new(tcp), host).await?;
-        timings.tls = Some(took);
+
+        let mut tls = None;
+        if secure {
+            let (s, info, took) = self
+                .tls_over(stream, host)
+                .await
+                .map_err(|e| st.fail(Step::Tls, format!("TLS with {host}: {e}")))?;
+            st.timings.tls = Some(took);
+            tls = Some(info);
+            stream = s;
+        }
         Ok(Connection {
             stream,
-            timings,
-            tls: Some(info),
-            proxy: None,
+            timings: st.timings,
+            tls,
+            proxy: via.map(|p| p.display()),
+            route,
+            addresses: st.addresses,
+            peer,
+            proxy_tls: st.proxy_tls,
+            proxy_reply,
         })
     }
 
+    /// A TLS client session over `inner`, verifying `host`, offering
+    /// `http/1.1` by ALPN, within the step time limit.
     async fn tls_over(
         &self,
         inner: BoxStream,
         host: &str,
-    ) -> anyhow::Result<(BoxStream, TlsInfo, Duration)> {
+    ) -> Result<(BoxStream, TlsInfo, Duration), String> {
         let mut cfg = (*self.tls).clone();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let name =
             rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .with_context(|| format!("{host} is not a valid TLS server name"))?;
+                .map_err(|_| format!("{host} is not a valid TLS server name"))?;
         let t = Instant::now();
-        let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-            .connect(name, inner)
-            .await
-            .with_context(|| format!("TLS handshake with {host}"))?;
+        let s = limited(
+            self.timeout,
+            tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, inner),
+        )
+        .await?;
         let took = t.elapsed();
         let (_, conn) = s.get_ref();
+        let certificates: Vec<CertInfo> = conn
+            .peer_certificates()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| cert_info(c))
+            .collect();
         let info = TlsInfo {
             version: conn
                 .protocol_version()
@@ -194,21 +569,14 @@ impl Dialer {
             alpn: conn
                 .alpn_protocol()
                 .map(|a| String::from_utf8_lossy(a).into_owned()),
-            chain: conn
-                .peer_certificates()
-                .unwrap_or_default()
-                .iter()
-                .map(|c| format!("certificate of {} bytes", c.len()))
-                .collect(),
+            chain: certificates.iter().map(|c| c.to_string()).collect(),
+            certificates,
         };
         Ok((Box::new(s), info, took))
     }
 }
 
-async fn tcp_connect(
-    to: std::net::SocketAddr,
-    local: Option<std::net::IpAddr>,
-) -> std::io::Result<TcpStream> {
+async fn tcp_connect(to: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let Some(ip) = local else {
         return TcpStream::connect(to).await;
     };
@@ -217,7 +585,7 @@ async fn tcp_connect(
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
-    sock.bind(std::net::SocketAddr::new(ip, 0))?;
+    sock.bind(SocketAddr::new(ip, 0))?;
     sock.connect(to).await
 }
 
@@ -232,25 +600,452 @@ pub async fn websocket(
     tokio_tungstenite::WebSocketStream<BoxStream>,
     Option<String>,
 )> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut ws_url = url.clone();
-    match url.scheme() {
-        "http" => ws_url.set_scheme("ws").ok(),
-        "https" => ws_url.set_scheme("wss").ok(),
-        _ => None,
+    let (ws, resp) = websocket_handshake(conn, url, subprotocol).await?;
+    Ok((ws, resp.subprotocol))
+}
+
+/// What the server answered to a successful WebSocket upgrade.
+#[derive(Clone, Debug)]
+pub struct Upgrade {
+    /// 101.
+    pub status: u16,
+    /// The subprotocol the server chose (RFC 6455 lets it choose none of
+    /// those offered).
+    pub subprotocol: Option<String>,
+}
+
+/// A refused or invalid WebSocket upgrade (inside the `anyhow::Error` of
+/// [`websocket_handshake`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandshakeError {
+    /// The HTTP status, when the server answered with one.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+/// Longest upgrade response head accepted.
+const MAX_UPGRADE_HEAD: usize = 64 * 1024;
+
+/// As [`websocket`], returning the server's answer. The handshake is
+/// RFC 6455 §4.1 over HTTP/1.1 (done here rather than by tungstenite,
+/// which refuses an answer without a subprotocol when one was offered);
+/// bytes the server sends right after its 101 are kept. No time limit:
+/// the caller bounds it.
+pub async fn websocket_handshake(
+    mut conn: BoxStream,
+    url: &Url,
+    subprotocol: Option<&str>,
+) -> anyhow::Result<(tokio_tungstenite::WebSocketStream<BoxStream>, Upgrade)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
+    let fail = |status: Option<u16>, message: String| HandshakeError { status, message };
+    let host = url
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("URL {url} has no host"))?;
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     };
-    let mut req = ws_url.as_str().into_client_request()?;
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let key = generate_key();
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ucgate-bench/{}\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Some(p) = subprotocol {
-        req.headers_mut()
-            .insert("Sec-WebSocket-Protocol", p.parse()?);
+        if p.is_empty() || p.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b',') {
+            anyhow::bail!("invalid subprotocol name {p:?}");
+        }
+        req.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
     }
-    let (ws, resp) = tokio_tungstenite::client_async(req, conn)
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes())
         .await
-        .with_context(|| format!("WebSocket handshake with {url}"))?;
-    let chosen = resp
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok((ws, chosen))
+        .with_context(|| format!("sending the upgrade request to {url}"))?;
+    conn.flush().await?;
+
+    let mut buf = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if buf.len() > MAX_UPGRADE_HEAD {
+            return Err(fail(
+                None,
+                format!("response head longer than {MAX_UPGRADE_HEAD} bytes"),
+            )
+            .into());
+        }
+        let mut chunk = [0u8; 4096];
+        let n = conn
+            .read(&mut chunk)
+            .await
+            .context("reading the upgrade response")?;
+        if n == 0 {
+            let msg = if buf.is_empty() {
+                "the server closed the connection without answering the upgrade".to_string()
+            } else {
+                format!(
+                    "the server closed the connection after {} bytes of response head",
+                    buf.len()
+                )
+            };
+            return Err(fail(None, msg).into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let rest = buf.split_off(head_end);
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("").to_string();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let status = parts.next().and_then(|c| c.parse::<u16>().ok());
+    let reason = parts.next().unwrap_or("").trim().to_string();
+    let (true, Some(status)) = (version.starts_with("HTTP/"), status) else {
+        return Err(fail(
+            None,
+            format!(
+                "not an HTTP response: {:?}",
+                status_line.chars().take(100).collect::<String>()
+            ),
+        )
+        .into());
+    };
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if status != 101 {
+        // show the start of the body: the gateway says why it refused
+        let want = header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(2048);
+        let mut body = rest;
+        while body.len() < want {
+            let mut chunk = [0u8; 2048];
+            match conn.read(&mut chunk).await {
+                Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        body.truncate(2048);
+        let html = header("content-type").is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+        let text = String::from_utf8_lossy(&body);
+        let text = body_summary(&text, html);
+        let text = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        };
+        return Err(fail(
+            Some(status),
+            format!("HTTP {status} {reason} instead of 101{text}"),
+        )
+        .into());
+    }
+    let bad = |m: String| -> anyhow::Error { fail(Some(101), m).into() };
+    if !header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return Err(bad(format!(
+            "101 without Upgrade: websocket (got {:?})",
+            header("upgrade")
+        )));
+    }
+    if !header("connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        return Err(bad(format!(
+            "101 without Connection: Upgrade (got {:?})",
+            header("connection")
+        )));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    if header("sec-websocket-accept") != Some(accept.as_str()) {
+        return Err(bad(format!(
+            "wrong Sec-WebSocket-Accept {:?} (expected {accept:?})",
+            header("sec-websocket-accept")
+        )));
+    }
+    let chosen = header("sec-websocket-protocol").map(str::to_string);
+    if let Some(c) = &chosen {
+        if subprotocol.is_none_or(|o| o != c) {
+            return Err(bad(format!(
+                "the server chose subprotocol {c:?}, which was not offered"
+            )));
+        }
+    }
+    if let Some(ext) = header("sec-websocket-extensions") {
+        return Err(bad(format!(
+            "the server chose extensions {ext:?}, none were offered"
+        )));
+    }
+    let stream: BoxStream = Box::new(proxy::Prefixed::new(rest, conn));
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        stream,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    Ok((
+        ws,
+        Upgrade {
+            status,
+            subprotocol: chosen,
+        },
+    ))
+}
+
+/// One line from an error body: the `<title>` of an HTML page, else the
+/// text with white space collapsed; at most 200 characters.
+fn body_summary(body: &str, html: bool) -> String {
+    let text = if html {
+        let lower = body.to_ascii_lowercase();
+        match (lower.find("<title>"), lower.find("</title>")) {
+            (Some(a), Some(b)) if a + 7 <= b => &body[a + 7..b],
+            _ => "",
+        }
+    } else {
+        body
+    };
+    let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn error_bodies_become_one_line() {
+        assert_eq!(
+            body_summary("none of the offered\n  subprotocols ", false),
+            "none of the offered subprotocols"
+        );
+        assert_eq!(
+            body_summary(
+                "<!DOCTYPE html>\n<html><head><TITLE>404 Not Found</TITLE>\n<style>x</style>",
+                true
+            ),
+            "404 Not Found"
+        );
+        assert_eq!(body_summary("<html><body>no title</body>", true), "");
+        assert_eq!(body_summary(&"x".repeat(500), false).len(), 200);
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    /// A proxy that answers CONNECT with its 200 head and the first bytes
+    /// of the tunnel in one write: the dialer's stream must start with them.
+    #[tokio::test]
+    async fn bytes_after_the_connect_answer_are_kept() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let proxy = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut b = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&b[..n]);
+            }
+            s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\nSERVER-FIRST\r\n")
+                .await
+                .unwrap();
+            // then relay one more line from the "server"
+            let n = s.read(&mut b).await.unwrap();
+            s.write_all(&b[..n]).await.unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let mode = proxy::Mode::Fixed(ProxyUrl::parse(&format!("http://{addr}")).unwrap());
+        let d = Dialer::with_mode(&TlsOptions::default(), mode, Duration::from_secs(5)).unwrap();
+        let url = Url::parse("ws://gateway.invalid:5280/echo").unwrap();
+        let mut c = d.connect(&url).await.unwrap();
+        assert_eq!(c.proxy.as_deref(), Some(format!("http://{addr}").as_str()));
+        assert_eq!(c.peer, addr);
+        assert!(c.timings.proxy_connect.is_some());
+        assert_eq!(
+            c.proxy_reply.as_deref(),
+            Some("HTTP/1.1 200 Connection established")
+        );
+        let mut first = [0u8; 14];
+        c.stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"SERVER-FIRST\r\n");
+        c.stream.write_all(b"echo").await.unwrap();
+        let mut back = [0u8; 4];
+        c.stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"echo");
+        let req = proxy.await.unwrap();
+        // the gateway's name goes to the proxy unresolved
+        assert!(
+            req.starts_with("CONNECT gateway.invalid:5280 HTTP/1.1\r\n"),
+            "{req}"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_step() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = l.local_addr().unwrap();
+        drop(l);
+        let d = Dialer::with_mode(
+            &TlsOptions::default(),
+            proxy::Mode::Off,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let e = d
+            .connect(&Url::parse(&format!("ws://{dead}/")).unwrap())
+            .await
+            .err()
+            .unwrap();
+        let e = e.downcast_ref::<DialError>().expect("a DialError");
+        assert_eq!(e.step, Step::Tcp);
+        assert!(e.timings.dns.is_some() && e.timings.tcp.is_none());
+        assert!(
+            e.message
+                .starts_with(&format!("connecting to 127.0.0.1: {dead}: ")),
+            "{}",
+            e.message
+        );
+
+        // a proxy that accepts and never answers: the CONNECT step times out
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let mode = proxy::Mode::Fixed(ProxyUrl::parse(&format!("http://{addr}")).unwrap());
+        let d =
+            Dialer::with_mode(&TlsOptions::default(), mode, Duration::from_millis(300)).unwrap();
+        let t = Instant::now();
+        let e = d
+            .connect(&Url::parse("ws://gw.test/").unwrap())
+            .await
+            .err()
+            .unwrap();
+        let e = e.downcast_ref::<DialError>().expect("a DialError");
+        assert_eq!(e.step, Step::Proxy);
+        assert!(
+            e.message
+                .contains("did not answer CONNECT gw.test:80: timed out after 0.30 s"),
+            "{}",
+            e.message
+        );
+        assert!(t.elapsed() < Duration::from_secs(3));
+        hold.abort();
+    }
+
+    /// A server whose 101 and first frame come in one write, choosing no
+    /// subprotocol though one was offered; then a server with a wrong
+    /// Sec-WebSocket-Accept.
+    #[tokio::test]
+    async fn websocket_handshake_keeps_early_frames_and_checks_the_accept_key() {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        async fn serve(mut s: tokio::io::DuplexStream, good: bool) -> String {
+            let mut got = Vec::new();
+            let mut b = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).await.unwrap();
+                got.extend_from_slice(&b[..n]);
+            }
+            let req = String::from_utf8(got).unwrap();
+            let key = req
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap();
+            let accept = if good {
+                derive_accept_key(key.as_bytes())
+            } else {
+                "bogus".into()
+            };
+            let mut out = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").into_bytes();
+            out.extend_from_slice(&[0x81, 5]); // text frame "early"
+            out.extend_from_slice(b"early");
+            s.write_all(&out).await.unwrap();
+            req
+        }
+        let url = Url::parse("ws://gw.test:5280/echo?x=1").unwrap();
+        let (client, server) = tokio::io::duplex(4096);
+        let srv = tokio::spawn(serve(server, true));
+        let (mut ws, up) = websocket_handshake(Box::new(client), &url, Some("binary"))
+            .await
+            .unwrap();
+        assert_eq!((up.status, up.subprotocol), (101, None));
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), "early");
+        let req = srv.await.unwrap();
+        assert!(
+            req.starts_with("GET /echo?x=1 HTTP/1.1\r\nHost: gw.test:5280\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Sec-WebSocket-Protocol: binary\r\n"), "{req}");
+
+        let (client, server) = tokio::io::duplex(4096);
+        tokio::spawn(serve(server, false));
+        let e = websocket_handshake(Box::new(client), &url, None)
+            .await
+            .err()
+            .unwrap();
+        let h = e.downcast_ref::<HandshakeError>().unwrap();
+        assert_eq!(h.status, Some(101));
+        assert!(
+            h.message.starts_with("wrong Sec-WebSocket-Accept"),
+            "{}",
+            h.message
+        );
+    }
+
+    #[test]
+    fn certificate_description() {
+        let ck = rcgen::generate_simple_self_signed(vec![
+            "gw.test".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
+        let info = cert_info(ck.cert.der());
+        assert!(
+            info.subject.contains("CN=rcgen self signed cert"),
+            "{info:?}"
+        );
+        assert_eq!(info.subject, info.issuer);
+        assert_eq!(
+            info.names,
+            vec!["gw.test".to_string(), "127.0.0.1".to_string()]
+        );
+        assert!(
+            info.not_before.ends_with('Z') && info.not_before < info.not_after,
+            "{info:?}"
+        );
+        assert!(
+            info.to_string()
+                .starts_with("subject CN=rcgen self signed cert; issuer CN="),
+            "{info}"
+        );
+        assert!(cert_info(b"junk").subject.starts_with("(cannot parse"));
+    }
 }
