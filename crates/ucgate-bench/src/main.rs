@@ -42,6 +42,8 @@ enum Command {
     XmppBosh(modes::xmpp::Args),
     /// XMPP over plain TCP (RFC 6120, no TLS): log in, send messages to oneself.
     XmppTcp(modes::xmpp::Args),
+    /// SIP over WebSocket (RFC 7118): REGISTER, then MESSAGEs to oneself.
+    SipWs(modes::sip_ws::Args),
 }
 
 #[tokio::main]
@@ -56,6 +58,7 @@ async fn main() -> std::process::ExitCode {
         Command::XmppWs(args) => modes::xmpp::run(xmpp_client::Transport::Ws, args).await,
         Command::XmppBosh(args) => modes::xmpp::run(xmpp_client::Transport::Bosh, args).await,
         Command::XmppTcp(args) => modes::xmpp::run(xmpp_client::Transport::Tcp, args).await,
+        Command::SipWs(args) => modes::sip_ws::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub mod echo;
 pub mod idle;
 pub mod probe;
+pub mod sip_ws;
 pub mod tcp_echo;
 pub mod ws_echo;
 pub mod xmpp;
@@ -199,6 +200,14 @@ impl Pending {
         self.len() == 0
     }
 
+    /// Removes `seq` wherever it is in the queue (protocols that check the
+    /// order themselves).
+    pub fn remove(&self, seq: u64) -> Option<Instant> {
+        let mut q = self.0.lock().expect("pending");
+        let pos = q.iter().position(|(s, _)| *s == seq)?;
+        q.remove(pos).map(|(_, t)| t)
+    }
+
     /// Matches a received sequence number against the queue.
     pub fn take(&self, seq: u64) -> Matched {
         let mut q = self.0.lock().expect("pending");
@@ -289,11 +298,32 @@ impl Tracker<'_> {
         }
     }
 
+    /// Message `seq` completed, whatever its position (the caller checks
+    /// the order); `false` if it was not outstanding.
+    pub fn complete_unordered(&mut self, seq: u64) -> bool {
+        let now = Instant::now();
+        let Some(sent) = self.pending.remove(seq) else {
+            return false;
+        };
+        self.release.release();
+        if self.clock.counted(sent) {
+            self.latency.record(now - sent);
+            self.shared.message(self.size);
+        }
+        true
+    }
+
     /// A reply was wrong; `seq` when it is known which message it was.
     pub fn corrupted(&mut self, seq: Option<u64>, why: impl std::fmt::Display) {
-        self.shared.error("corrupted", why);
+        self.fail(seq, "corrupted", why);
+    }
+
+    /// Message `seq` (when known) failed with an error of `kind`: it is no
+    /// longer awaited.
+    pub fn fail(&mut self, seq: Option<u64>, kind: &str, why: impl std::fmt::Display) {
+        self.shared.error(kind, why);
         if let Some(seq) = seq {
-            if !matches!(self.pending.take(seq), Matched::Unknown) {
+            if self.pending.remove(seq).is_some() {
                 self.release.release();
             }
         }
@@ -381,6 +411,23 @@ pub async fn drive<S: MsgSender, R: MsgReceiver>(
     sender.close().await;
     // Let the peer finish closing (bounded); nothing after the run counts.
     let _ = tokio::time::timeout(Duration::from_secs(2), receiver.finish()).await;
+}
+
+/// A unique-enough token for ids, tags and branches (no randomness needed:
+/// process id, start time and a counter).
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<String> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = BASE.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        format!("{:x}{:x}", std::process::id(), t & 0xffff_ffff_ffff)
+    });
+    format!("{base}x{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Parses `a.b.c.d-a.b.c.e` (an IPv4 range), or a comma-separated list of

@@ -2,6 +2,7 @@
 //! gateway in-process, and faulty echo servers.
 #![allow(dead_code)]
 
+pub mod sip;
 pub mod xmpp;
 
 use std::net::SocketAddr;
