@@ -1,6 +1,6 @@
 //! One SIP-over-WebSocket client (RFC 7118): one task per connection, one
 //! flow in the route's [`SipRuntime`]. Each WebSocket message is one SIP
-//! message: parsed, passed through `edge::from_client`, and sent to the
+//! message: parsed, passed through `edge::route_client`, and sent to the
 //! core or answered. Messages for the flow arrive from the runtime's queue.
 
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
-use ucgate_proto::sip::edge::{self, FlowCtx, FromClient};
+use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::message;
@@ -90,6 +90,8 @@ pub(crate) async fn run<S>(
         Duration::ZERO,
     );
     let mut garbage = 0u32;
+    // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
+    let mut client_state = ClientState::new();
     let mut window_start = Instant::now();
     let mut window_count = 0u32;
     let mut end_label: &'static str = "client_gone";
@@ -158,7 +160,7 @@ pub(crate) async fn run<S>(
                     Next::Close(1008, "too many messages", "rate_limit")
                 } else {
                     let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
-                    on_client_message(rt, &data, &ctx, &mut garbage, &mut ws).await
+                    on_client_message(rt, &data, &ctx, &mut client_state, &mut garbage, &mut ws).await
                 };
                 if let Next::Close(code, reason, label) = next {
                     end_label = label;
@@ -219,6 +221,7 @@ async fn on_client_message<S>(
     rt: &SipRuntime,
     data: &[u8],
     ctx: &FlowCtx<'_>,
+    state: &mut ClientState,
     garbage: &mut u32,
     ws: &mut WebSocketStream<S>,
 ) -> Next
@@ -258,8 +261,8 @@ where
     } else {
         rt.sm.client_responses.inc();
     }
-    match edge::from_client(&msg, &rt.edge(), ctx) {
-        FromClient::ToCore { bytes, transport } if msg.is_request() => {
+    match edge::route_client(&msg, &rt.edge(), ctx, state) {
+        ClientAction::ToCore { bytes, transport } if msg.is_request() => {
             // If the core cannot be reached, say so (503) rather than let
             // the client's transaction time out. ACKs get no answer.
             let wants_answer = msg.method() != Some("ACK");
@@ -282,7 +285,7 @@ where
                 let _ = ws.send(ws_message(make_503())).await;
             }
         }
-        FromClient::ToCore { bytes, transport } => {
+        ClientAction::ToCore { bytes, transport } => {
             // A response to a request the core sent: back the way it came.
             let branch = msg.top_via().and_then(|v| v.branch());
             let method = msg.cseq().map(|(_, m)| m).unwrap_or(b"");
@@ -291,10 +294,24 @@ where
                 .response_to_core(branch, method, final_response, bytes, transport)
                 .await;
         }
-        FromClient::Respond(r) => {
+        ClientAction::ToFlow { flow, bytes } => {
+            // Between two clients of this gateway (RFC 5626 §5.3).
+            if !rt.to_flow(flow.flow_id, bytes) {
+                if msg.is_request() {
+                    let cfg = rt.edge();
+                    if let Some(r) = edge::flow_gone_response(&msg, &cfg, rt.sip.flow_gone == 480) {
+                        rt.sm.flow_gone.inc();
+                        let _ = ws.send(ws_message(r)).await;
+                    }
+                } else {
+                    rt.count("client", "sip_dropped");
+                }
+            }
+        }
+        ClientAction::Respond(r) => {
             let _ = ws.send(ws_message(r)).await;
         }
-        FromClient::Drop(reason) => {
+        ClientAction::Drop(reason) => {
             rt.count("client", "sip_dropped");
             tracing::debug!(route = %rt.route, reason, "SIP message from a client dropped");
         }

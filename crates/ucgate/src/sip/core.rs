@@ -293,6 +293,26 @@ impl SipRuntime {
         (id, rx)
     }
 
+    /// Queues `bytes` on another client's flow (an in-dialog request between
+    /// two clients of this gateway, or the response to one). `false` when
+    /// the flow is gone.
+    pub(crate) fn to_flow(&self, flow_id: u64, bytes: Vec<u8>) -> bool {
+        let tx = self
+            .flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&flow_id)
+            .cloned();
+        match tx.map(|tx| tx.try_send(bytes)) {
+            Some(Ok(())) => true,
+            Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                self.count("client", "sip_queue_full");
+                true
+            }
+            Some(Err(mpsc::error::TrySendError::Closed(_))) | None => false,
+        }
+    }
+
     /// Forgets a flow: later requests for it get 430/480.
     pub(crate) fn close_flow(&self, id: u64) {
         self.flows
@@ -626,7 +646,12 @@ impl SipRuntime {
 
     /// One message from the core (a datagram or a stream frame).
     async fn on_core_message(&self, data: &[u8], reply: &Reply) {
-        let msg = match message::parse(data, &self.limits) {
+        // A datagram may carry octets after the body: discarded (§18.3).
+        let parsed = match reply {
+            Reply::Udp(_) => message::parse_datagram(data, &self.limits),
+            Reply::Stream(_) => message::parse(data, &self.limits),
+        };
+        let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
                 self.count("backend", "sip_parse");
