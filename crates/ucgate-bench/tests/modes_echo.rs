@@ -46,6 +46,38 @@ async fn tcp_echo_closed_and_open_loop_against_own_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_latency_includes_a_server_stall() {
+    // One connection at 200 messages/s; the server stops echoing for
+    // 400 ms after 20 messages. The ~80 messages due during the stall wait
+    // for it, and their latency is measured from when they were due, so
+    // p90 shows the stall (a closed loop would hide it behind one slow
+    // message).
+    let addr = faulty_echo(Fault::Stall(20 * 64, 400)).await.to_string();
+    let r = bench(&[
+        "tcp-echo",
+        &addr,
+        "--connections",
+        "1",
+        "--rate",
+        "200",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+    ])
+    .await;
+    assert_clean(&r, "tcp-echo");
+    let p90 = r.json["latency_us"]["p90"].as_u64().unwrap();
+    let max = r.json["latency_us"]["max"].as_u64().unwrap();
+    assert!(
+        p90 > 150_000,
+        "p90 {p90} µs should show the stall: {}",
+        r.json
+    );
+    assert!(max > 350_000 && max < 1_000_000, "{}", r.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2() {
     let r = bench(&["tcp-echo", "127.0.0.1:1", "--size", "10"]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);

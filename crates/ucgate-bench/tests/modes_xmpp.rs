@@ -152,6 +152,13 @@ async fn xmpp_detects_reordering_and_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xmpp_detects_a_stream_closed_by_the_server() {
+    let r = faulty(XFault::CloseAt(5), &[]).await;
+    assert_eq!(r.kind("unexpected_close"), 2, "{}", r.json);
+    assert!(r.stderr.contains("stream ended"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xmpp_failed_logins_are_errors() {
     let r = faulty(XFault::RefuseLogin, &[]).await;
     assert_eq!(r.kind("login"), 2, "{}", r.json);

@@ -242,6 +242,36 @@ pub trait MsgSender: Send {
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
+/// A receiver error meaning the peer closed (counted as
+/// `unexpected_close`, with its reason).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PeerClosed(pub String);
+
+/// A read error: a reset by the peer is [`PeerClosed`].
+pub fn io_error(e: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+            PeerClosed(format!("connection lost: {e}")).into()
+        }
+        _ => e.into(),
+    }
+}
+
+/// A WebSocket read error: a reset by the peer is [`PeerClosed`].
+pub fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Io(e) => io_error(e),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) | Error::ConnectionClosed => {
+            PeerClosed("connection lost without a close frame".to_string()).into()
+        }
+        e => e.into(),
+    }
+}
+
 /// Receives and checks what comes back.
 pub trait MsgReceiver: Send {
     /// Waits for the next input and reports completed messages (and
@@ -292,8 +322,18 @@ impl Tracker<'_> {
             }
         };
         self.release.release();
+        self.record(sent, now);
+    }
+
+    /// Latency: every message due in the window, even if answered after
+    /// it. Throughput: messages due after the warm-up and answered within
+    /// the window (what was achieved, even when the target falls behind an
+    /// open-loop rate).
+    fn record(&mut self, sent: Instant, now: Instant) {
         if self.clock.counted(sent) {
             self.latency.record(now - sent);
+        }
+        if sent >= self.clock.measure_from && now < self.clock.end {
             self.shared.message(self.size);
         }
     }
@@ -306,10 +346,7 @@ impl Tracker<'_> {
             return false;
         };
         self.release.release();
-        if self.clock.counted(sent) {
-            self.latency.record(now - sent);
-            self.shared.message(self.size);
-        }
+        self.record(sent, now);
         true
     }
 
@@ -392,7 +429,8 @@ pub async fn drive<S: MsgSender, R: MsgReceiver>(
                         break;
                     }
                     Err(e) => {
-                        tracker.error("receive", format!("{e:#}"));
+                        let kind = if e.is::<PeerClosed>() { "unexpected_close" } else { "receive" };
+                        tracker.error(kind, format!("{e:#}"));
                         break;
                     }
                 },

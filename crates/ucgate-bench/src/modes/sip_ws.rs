@@ -37,8 +37,11 @@ pub struct Args {
     /// SIP domain (the registrar's).
     #[arg(long, default_value = "localhost")]
     pub domain: String,
-    /// User name; `{n}` is replaced by the client number (from 1).
-    #[arg(long, default_value = "bench{n}")]
+    #[arg(
+        long,
+        default_value = "bench{n}",
+        help = "User name; n in braces (as in the default) is replaced by the client number, from 1"
+    )]
     pub user: String,
     /// Password for digest authentication when challenged (401/407).
     #[arg(long)]
@@ -558,7 +561,7 @@ impl MsgReceiver for SReceiver {
                 Some(Ok(Message::Binary(b))) => break b.to_vec(),
                 Some(Ok(Message::Close(_))) | None => return Ok(false),
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(super::ws_error(e)),
             }
         };
         self.on_frame(t, frame);

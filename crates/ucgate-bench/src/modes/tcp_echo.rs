@@ -97,7 +97,7 @@ impl echo::Sink for TcpSink {
 
 impl echo::Source for TcpSource {
     async fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
-        let n = self.0.read(&mut self.1).await?;
+        let n = self.0.read(&mut self.1).await.map_err(super::io_error)?;
         Ok((n > 0).then(|| self.1[..n].to_vec()))
     }
 }

@@ -69,7 +69,7 @@ impl echo::Source for WsSource {
                 Some(Ok(Message::Text(t))) => return Ok(Some(t.as_bytes().to_vec())),
                 Some(Ok(Message::Close(_))) | None => return Ok(None),
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(super::ws_error(e)),
             }
         }
     }

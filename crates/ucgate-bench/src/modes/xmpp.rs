@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use ucgate_proto::xml::tag::escape;
 
 use super::tcp_echo::load_desc;
-use super::{Ctx, LoadArgs, MsgReceiver, MsgSender, Tracker};
+use super::{Ctx, LoadArgs, MsgReceiver, MsgSender, PeerClosed, Tracker};
 use crate::net::{Dialer, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
@@ -28,8 +28,11 @@ pub struct Args {
     pub domain: String,
     #[arg(long, default_value_t = 50)]
     pub clients: usize,
-    /// User name; `{n}` is replaced by the client number (from 1).
-    #[arg(long, default_value = "bench{n}")]
+    #[arg(
+        long,
+        default_value = "bench{n}",
+        help = "User name; n in braces (as in the default) is replaced by the client number, from 1"
+    )]
     pub user: String,
     /// Password (SASL PLAIN).
     #[arg(long, conflicts_with = "anonymous")]
@@ -131,7 +134,9 @@ impl MsgReceiver for XReceiver {
         let ev = self.rx.recv().await;
         match ev {
             None => Ok(false),
-            Some(In::End(why)) => bail!("stream ended: {}", why.unwrap_or_default()),
+            Some(In::End(why)) => {
+                Err(PeerClosed(format!("stream ended: {}", why.unwrap_or_default())).into())
+            }
             Some(In::Error(e)) => bail!("{e}"),
             Some(In::Open) => Ok(true),
             Some(In::Element(el)) => {

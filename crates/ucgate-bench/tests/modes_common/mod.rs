@@ -157,6 +157,8 @@ pub enum Fault {
     Swap(usize, usize),
     /// Close the connection after this many bytes.
     CloseAfter(usize),
+    /// Stop echoing for this many milliseconds once this offset is reached.
+    Stall(usize, u64),
 }
 
 /// An echo server on 127.0.0.1:0 with one fault.
@@ -172,7 +174,14 @@ pub async fn faulty_echo(fault: Fault) -> SocketAddr {
                 let mut off = 0usize; // offset of the next input byte
                 let mut held: Vec<u8> = Vec::new();
                 let mut buf = vec![0u8; 16 * 1024];
+                let mut stalled = false;
                 loop {
+                    if let Fault::Stall(at, ms) = fault {
+                        if off >= at && !stalled {
+                            stalled = true;
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                    }
                     let n = match s.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,

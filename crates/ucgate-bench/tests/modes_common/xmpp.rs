@@ -26,6 +26,8 @@ pub enum XFault {
     Duplicate(usize),
     /// Refuses every login.
     RefuseLogin,
+    /// Ends the stream when message n arrives.
+    CloseAt(usize),
 }
 
 const FEATURES_1: &str = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism><mechanism>ANONYMOUS</mechanism></mechanisms></stream:features>";
@@ -144,6 +146,10 @@ async fn session(mut s: TcpStream, fault: XFault) -> Option<()> {
                 }
                 let mut out = text.replacen("<message ", &format!("<message from='{jid}' "), 1);
                 match fault {
+                    XFault::CloseAt(k) if k == n => {
+                        let _ = s.write_all(b"</stream:stream>").await;
+                        return Some(());
+                    }
                     XFault::Drop(k) if k == n => continue,
                     XFault::Corrupt(k) if k == n => {
                         out = out.replacen("</body>", "X</body>", 1);
