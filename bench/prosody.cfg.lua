@@ -19,6 +19,9 @@
 --   * no rate limits: mod_limits is NOT loaded, so `limits` below (which
 --     would otherwise throttle c2s to the Debian example's 10kb/s) has no
 --     effect; it is written out only to make the intent explicit;
+--   * listen backlog 4096 (network_settings.tcp_backlog; default 128), as
+--     ucgate's, so that thousands of connections opened at once for the idle
+--     memory test are not dropped and retried by the kernel;
 --   * logging at "warn" only (Prosody logs every connection at "info");
 --   * no offline storage, no MAM, no carbons: a message to oneself goes
 --     straight back to the sending session.
@@ -47,6 +50,8 @@ modules_enabled = {
   "websocket"; "bosh";
 }
 modules_disabled = { "s2s"; "offline"; "tls"; "limits"; "c2s_limits"; }
+
+network_settings = { tcp_backlog = 4096; }
 
 limits = { c2s = { rate = "1000mb/s" }; }
 
