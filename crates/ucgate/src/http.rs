@@ -291,13 +291,20 @@ async fn websocket_route(
     resp
 }
 
+/// tungstenite's read buffer: allocated when the WebSocket opens and kept
+/// while it is idle, and also the most it reads per system call (a frame
+/// larger than it grows the buffer for that frame only). 2 KiB holds
+/// every typical XMPP stanza and SIP message in one read while keeping an
+/// idle connection small (docs/performance.md).
+pub(crate) const WS_READ_BUFFER: usize = 2048;
+
 /// tungstenite settings for a route: small buffers (its 128 KiB default per
 /// socket is far too much at tens of thousands of sockets) and the route's
 /// size limits.
 pub(crate) fn ws_config(route: &RouteRuntime) -> WebSocketConfig {
     let c = &route.config;
     WebSocketConfig::default()
-        .read_buffer_size(c.buffer_size)
+        .read_buffer_size(c.buffer_size.min(WS_READ_BUFFER))
         .write_buffer_size(0)
         .max_write_buffer_size(c.buffer_size + c.max_message_size + 1024)
         .max_message_size(Some(c.max_message_size))

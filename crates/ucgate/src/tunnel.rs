@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -26,6 +26,10 @@ use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
 use ucgate_proto::tunnel::CloseCause;
 
 use crate::backend::BoxIo;
+
+/// Bytes an idle tunnel keeps ready for the backend's next data; a read
+/// that fills them is followed by non-waiting reads up to `buffer_size`.
+const FIRST_READ: usize = 512;
 use crate::metrics::{GaugeGuard, ReasonLabels};
 use crate::{RouteRuntime, Shared};
 
@@ -168,7 +172,10 @@ pub(crate) async fn run<S>(
                 next = Some(next.map_or(check, |d| d.min(check)));
             }
             let deadline = next.map(|d| started + d);
-            buf.reserve(chunk);
+            // An idle tunnel holds only a small buffer: the first read of a
+            // burst gets FIRST_READ bytes; if that fills it, more is read
+            // without waiting, up to `chunk` (see below).
+            buf.reserve(FIRST_READ.min(chunk));
             tokio::select! {
                 r = backend_r.read_buf(&mut buf) => match r {
                     Ok(0) if client_closed.load(Ordering::Relaxed) => {
@@ -180,9 +187,22 @@ pub(crate) async fn run<S>(
                         return WriterEnd::SentClose(CloseCause::BackendClosed);
                     }
                     Ok(n) => {
+                        if n == FIRST_READ.min(chunk) {
+                            // Possibly more waiting: take what is already
+                            // there (never waiting) up to `chunk` bytes.
+                            while buf.len() < chunk {
+                                buf.reserve(chunk - buf.len());
+                                match backend_r.read_buf(&mut buf).now_or_never() {
+                                    Some(Ok(k)) if k > 0 => {}
+                                    // pending, end of stream or an error:
+                                    // the next read reports the last two
+                                    _ => break,
+                                }
+                            }
+                        }
                         last_data.store(now().as_micros() as u64, Ordering::Relaxed);
                         m.messages_out.inc();
-                        m.bytes_out.inc_by(n as u64);
+                        m.bytes_out.inc_by(buf.len() as u64);
                         let data = buf.split().freeze();
                         if sink.send(Message::Binary(data)).await.is_err() {
                             return WriterEnd::ClientGone;
@@ -207,7 +227,7 @@ pub(crate) async fn run<S>(
                 } => {}
             }
             // Keep idle buffers small: drop capacity we no longer need.
-            if buf.is_empty() && buf.capacity() > chunk {
+            if buf.is_empty() && buf.capacity() > FIRST_READ {
                 buf = BytesMut::new();
             }
         }

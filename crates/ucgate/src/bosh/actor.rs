@@ -242,7 +242,7 @@ pub(crate) async fn run(
             .map(|d| started + d);
         let can_read =
             server.is_connected() && session.as_ref().is_some_and(|s| s.accepts_server_data());
-        buf.reserve(8192);
+        buf.reserve(crate::xmpp::adapter::FIRST_READ);
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
@@ -306,8 +306,12 @@ pub(crate) async fn run(
                     }
                     IoEvent::Wrote => {}
                     IoEvent::Read => {
+                        server.read_ready(&mut buf, 8192);
                         let data = buf.split();
                         work.extend(t.on_server_bytes(&data).into_iter().map(Work::Server));
+                        if buf.capacity() > crate::xmpp::adapter::FIRST_READ {
+                            buf = BytesMut::new();
+                        }
                     }
                 }
             }

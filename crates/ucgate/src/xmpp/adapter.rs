@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -146,6 +146,11 @@ async fn connect(
 
 /// Bytes queued for the server above which the client is not read (backpressure).
 const MAX_QUEUED: usize = 1 << 20;
+
+/// Bytes kept ready for the XMPP server's next data while idle (WebSocket
+/// and BOSH); a read that fills them is followed by non-waiting reads up
+/// to the route's `buffer_size` (8 KiB for BOSH).
+pub(crate) const FIRST_READ: usize = 512;
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
@@ -285,7 +290,9 @@ pub(crate) async fn run<S>(
             let check = Instant::now() + cfg.ping_interval;
             deadline = Some(deadline.map_or(check, |x| x.min(check)));
         }
-        buf.reserve(chunk);
+        // Idle, a connection keeps only FIRST_READ bytes for the server's
+        // next data; a read that fills them continues without waiting.
+        buf.reserve(FIRST_READ);
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
@@ -341,10 +348,11 @@ pub(crate) async fn run<S>(
                     }
                     IoEvent::Wrote => {}
                     IoEvent::Read => {
+                        server.read_ready(&mut buf, chunk);
                         let data = buf.split();
                         ka.on_data(now());
                         pending.extend(t.on_server_bytes(&data));
-                        if buf.capacity() > chunk * 4 {
+                        if buf.capacity() > FIRST_READ {
                             buf = BytesMut::new();
                         }
                     }
@@ -509,6 +517,20 @@ impl ServerSide {
                     IoEvent::Wrote
                 }
             },
+        }
+    }
+
+    /// After a read that filled `buf`, reads on while bytes are already
+    /// there (never waiting), up to `max` bytes in `buf`. An end of stream
+    /// or error met here is reported by the next [`ServerSide::io_event`].
+    pub(crate) fn read_ready(&mut self, buf: &mut BytesMut, max: usize) {
+        let Some(rd) = self.rd.as_mut() else { return };
+        while buf.len() == buf.capacity() && buf.len() < max {
+            buf.reserve(max - buf.len());
+            match rd.read_buf(buf).now_or_never() {
+                Some(Ok(k)) if k > 0 => {}
+                _ => break,
+            }
         }
     }
 
