@@ -63,11 +63,15 @@ pub(crate) async fn handle(
         );
     };
     let route = &shared.routes[idx];
+    // Boxed: hyper keeps room for this future on every connection, so it
+    // stays small and each kind of request pays only for its own state.
     match route.config.kind {
         RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket => {
-            websocket_route(&shared, &conn, route, peer, &mut req).await
+            Box::pin(websocket_route(&shared, &conn, route, peer, &mut req)).await
         }
-        RouteKind::Bosh => crate::bosh::handle(&shared, route, peer, conn.secure, req).await,
+        RouteKind::Bosh => {
+            Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
+        }
     }
 }
 
@@ -280,12 +284,15 @@ async fn websocket_route(
             Some(ws_config(&route2)),
         )
         .await;
+        // Each adapter's state machine is boxed on its own: inline, this
+        // task would be as large as the largest of the three on every
+        // connection (idle memory, docs/performance.md).
         match backend {
-            Some(backend) => crate::tunnel::run(shared2, route2, ws, backend, peer).await,
+            Some(backend) => Box::pin(crate::tunnel::run(shared2, route2, ws, backend, peer)).await,
             None if route2.sip.is_some() => {
-                crate::sip::adapter::run(shared2, route2, ws, peer, secure).await
+                Box::pin(crate::sip::adapter::run(shared2, route2, ws, peer, secure)).await
             }
-            None => crate::xmpp::adapter::run(shared2, route2, ws, peer).await,
+            None => Box::pin(crate::xmpp::adapter::run(shared2, route2, ws, peer)).await,
         }
     });
     resp
