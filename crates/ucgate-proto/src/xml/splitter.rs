@@ -44,6 +44,9 @@ enum Sub {
     CData,
 }
 
+/// Capacity a fully consumed splitter may keep; more is released.
+const IDLE_KEEP: usize = 256;
+
 /// The incremental splitter.
 #[derive(Debug, Clone)]
 pub struct Splitter {
@@ -121,7 +124,13 @@ impl Splitter {
         self.base = end;
         self.scan = end;
         if self.base == self.buf.len() {
-            self.buf.clear();
+            // Everything consumed: an idle stream keeps no buffer (it is
+            // allocated again, at the needed size, when bytes arrive).
+            if self.buf.capacity() > IDLE_KEEP {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
             self.base = 0;
             self.scan = 0;
         } else if self.base > 64 * 1024 && self.base * 2 > self.buf.len() {
@@ -353,6 +362,33 @@ mod tests {
     const MSG: &str = "<message to='a@b' type='chat'><body>1 &lt; 2 &amp; &quot;x&quot; → ok</body><x xmlns='y' a='&gt;/'/></message>";
     const CDATA: &str =
         "<iq type='result' id='1'><q xmlns='q'><![CDATA[<not> a </tag> ]] ]>]]></q></iq>";
+
+    #[test]
+    fn an_idle_splitter_releases_its_buffer() {
+        let mut s = Splitter::new(1 << 20);
+        s.feed(STREAM.as_bytes());
+        let big = format!("<message><body>{}</body></message>", "x".repeat(4000));
+        s.feed(big.as_bytes());
+        let ev = events(&mut s);
+        assert!(matches!(&ev[..], [Event::Header(_), Event::Element(e)] if e == big.as_bytes()));
+        // everything consumed: nothing beyond IDLE_KEEP stays allocated
+        assert_eq!(s.buf.capacity(), 0);
+        // a small element keeps its small buffer, and splitting goes on
+        s.feed(b"<presence/>");
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Element(b"<presence/>".to_vec())]
+        );
+        assert!(s.buf.capacity() <= IDLE_KEEP);
+        // a partly consumed buffer is kept (the rest is still needed)
+        s.feed(b"<presence/><mess");
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Element(b"<presence/>".to_vec())]
+        );
+        s.feed(b"age/>");
+        assert_eq!(events(&mut s), vec![Event::Element(b"<message/>".to_vec())]);
+    }
 
     fn events(s: &mut Splitter) -> Vec<Event> {
         let mut out = Vec::new();
