@@ -107,6 +107,11 @@ export async function wsToSipp(kamailioPort, a, user, tag) {
     await new Promise((r) => setTimeout(r, 300));
     const { session, remoteSdp } = await a.call(aor(user));
     assert.match(remoteSdp ?? '', /o=sipp/);
+    // A short talk time before BYE: JsSIP sends BYE microseconds after the
+    // ACK, and Kamailio's two UDP workers may then forward them in either
+    // order, which SIPp's UAS scenario (ACK, then BYE) rejects. ucgate
+    // itself sends them in order on one socket.
+    await new Promise((r) => setTimeout(r, 200));
     await a.hangup(session);
     const r = await uas2.done;
     assert.ok(r.ok, `SIPp UAS call failed:\n${r.output}`);
