@@ -104,7 +104,10 @@ async fn open(gw: &TestGateway) -> Ws {
     ws
 }
 
-async fn next_text(ws: &mut Ws) -> String {
+async fn next_text<S>(ws: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -542,22 +545,6 @@ async fn open_wss(
     ws
 }
 
-async fn next_text_any<S>(ws: &mut WebSocketStream<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-        {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
 /// A TLS core. `public_tls`: the listener has `[server.tls]` (whose
 /// certificate the core's connections also get); otherwise the listener is
 /// plain and `sip.tls_cert`/`sip.tls_key` serve the core's connections.
@@ -623,7 +610,7 @@ async fn tls_core_verified_both_directions() {
         .write_all(response(&req, "200 OK").as_bytes())
         .await
         .unwrap();
-    let ok = next_text_any(&mut ws).await;
+    let ok = next_text(&mut ws).await;
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
     // The core opens its own TLS connection to the gateway (to the host
     // and port of our Via) and checks the gateway's certificate.
@@ -648,7 +635,7 @@ async fn tls_core_verified_both_directions() {
     };
     let msg_req = core_message(&fake, &path, 7).replace("SIP/2.0/UDP", "SIP/2.0/TLS");
     second.write_all(msg_req.as_bytes()).await.unwrap();
-    let msg = next_text_any(&mut ws).await;
+    let msg = next_text(&mut ws).await;
     assert!(msg.starts_with("MESSAGE "), "{msg}");
     assert!(msg.ends_with("hello"), "{msg}");
     ws.send(Message::Text(response(&msg, "200 OK").into()))
@@ -711,7 +698,7 @@ async fn tls_core_with_an_untrusted_certificate_gets_503() {
     ws.send(Message::Text(REGISTER.to_string().into()))
         .await
         .unwrap();
-    let r = next_text_any(&mut ws).await;
+    let r = next_text(&mut ws).await;
     assert!(r.starts_with("SIP/2.0 503 "), "{r}");
     assert_eq!(headers(&r, "Retry-After"), ["5"]);
     assert!(headers(&r, "Call-ID")[0] == "reg-call-1", "{r}");
@@ -719,7 +706,7 @@ async fn tls_core_with_an_untrusted_certificate_gets_503() {
     ws.send(Message::Text(REGISTER.replace("CSeq: 1", "CSeq: 2").into()))
         .await
         .unwrap();
-    let r = next_text_any(&mut ws).await;
+    let r = next_text(&mut ws).await;
     assert!(r.starts_with("SIP/2.0 503 "), "{r}");
     assert_eq!(
         gw.metric(
@@ -736,6 +723,63 @@ async fn tls_core_with_an_untrusted_certificate_gets_503() {
         )
         .await,
         2.0
+    );
+    gw.stop().await;
+}
+
+/// An in-dialog request from one client of the gateway naming another
+/// client's flow token goes straight to that client's WebSocket (RFC 5626
+/// §5.3), its response comes back the same way, and once that client is
+/// gone the sender gets 430. The core sees none of it.
+#[tokio::test]
+async fn in_dialog_request_between_two_clients_of_the_gateway() {
+    let core = Core::start().await;
+    let mut gw = TestGateway::start(&config(core.addr)).await;
+    let mut alice = open(&gw).await;
+    let (path, _) = register(&mut alice, &core).await;
+    let mut bob = open(&gw).await;
+    let request = |cseq: u32| {
+        format!(
+            "MESSAGE sip:x1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+Via: SIP/2.0/WSS b0b.invalid;branch=z9hG4bKbob{cseq}\r\n\
+Route: <{path}>\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bob@example.com>;tag=b1\r\n\
+To: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: dialog-between-clients\r\n\
+CSeq: {cseq} MESSAGE\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 5\r\n\r\nhello"
+        )
+    };
+    send(&mut bob, &request(2)).await;
+    let got = next_text(&mut alice).await;
+    assert!(got.starts_with("MESSAGE "), "{got}");
+    assert!(got.ends_with("hello"), "{got}");
+    assert!(headers(&got, "Route").is_empty(), "our Route popped: {got}");
+    send(&mut alice, &response(&got, "200 OK")).await;
+    let ok = next_text(&mut bob).await;
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(headers(&ok, "Via").len(), 1, "only bob's own Via: {ok}");
+    // Alice leaves: bob's next request gets 430 from the gateway.
+    alice.close(None).await.unwrap();
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&mut bob, &request(3)).await;
+    let gone = next_text(&mut bob).await;
+    assert!(gone.starts_with("SIP/2.0 430 Flow Failed\r\n"), "{gone}");
+    assert_eq!(
+        gw.metric("ucgate_sip_flow_gone_total", &[("route", "/sip")])
+            .await,
+        1.0
+    );
+    // Nothing of this reached the core (only alice's REGISTER did).
+    let mut buf = [0u8; 2048];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), core.udp.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "the core got a message"
     );
     gw.stop().await;
 }

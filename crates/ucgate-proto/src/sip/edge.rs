@@ -780,6 +780,22 @@ fn deliver_to_flow(
     ed.finish()
 }
 
+/// The transaction a message belongs to at the top Via (RFC 3261 §17.1.3,
+/// §17.2.3): that Via's branch and the CSeq method (a CANCEL shares its
+/// INVITE's branch). A request relayed from the core to a client (our Via
+/// on top) and the client's responses to it (our Via still on top) have
+/// the same key, which is how the glue sends those responses back the way
+/// the request came (§18.2.2). `None` without a branch or a CSeq.
+pub fn transaction_key(msg: &Message<'_>) -> Option<Vec<u8>> {
+    let branch = msg.top_via()?.branch()?;
+    let (_, method) = msg.cseq()?;
+    let mut k = Vec::with_capacity(branch.len() + 1 + method.len());
+    k.extend_from_slice(branch);
+    k.push(b' ');
+    k.extend_from_slice(method);
+    Some(k)
+}
+
 /// The answer to the core when the flow of a [`FromCore::ToClient`] request
 /// is gone: `430 Flow Failed` (RFC 5626 §5.3) or, with `use_480`, `480
 /// Temporarily Unavailable`; `None` for ACK (dropped) and for responses.

@@ -1057,3 +1057,50 @@ fn limits_are_answered() {
         assert_eq!(String::from_utf8(r).unwrap(), answer(status), "{limits:?}");
     }
 }
+
+#[test]
+fn transaction_key_pairs_a_relayed_request_with_the_clients_responses() {
+    let tok = encode(KEY, 7, WsTransport::Wss);
+    let route = format!("Route: <sip:{tok}@10.0.0.1:5070;transport=udp;lr;ob>\n");
+    let inv = core_invite(&route);
+    let (_, relayed) = from_core_ok(&inv);
+    // The client answers with every Via of the relayed request, ours on top.
+    let response = |req: &str, status: &str| {
+        let mut r = format!("SIP/2.0 {status}\r\n");
+        for l in req.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+            let name = l.split(':').next().unwrap().to_ascii_lowercase();
+            if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+                r.push_str(l);
+                r.push_str("\r\n");
+            }
+        }
+        r.push_str("Content-Length: 0\r\n\r\n");
+        r
+    };
+    let key = |b: &[u8]| transaction_key(&parse(b, &SipLimits::default()).unwrap());
+    let req_key = key(relayed.as_bytes()).expect("a key for the relayed request");
+    assert!(req_key.ends_with(b" INVITE"));
+    assert_eq!(
+        key(response(&relayed, "180 Ringing").as_bytes()),
+        Some(req_key.clone())
+    );
+    assert_eq!(
+        key(response(&relayed, "200 OK").as_bytes()),
+        Some(req_key.clone())
+    );
+    // A CANCEL shares the INVITE's branch but is its own transaction.
+    let cancel = String::from_utf8(inv)
+        .unwrap()
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("10 INVITE", "10 CANCEL");
+    let (_, relayed_cancel) = from_core_ok(cancel.as_bytes());
+    let cancel_key = key(relayed_cancel.as_bytes()).unwrap();
+    assert_ne!(cancel_key, req_key);
+    assert_eq!(
+        cancel_key[..cancel_key.len() - 7],
+        req_key[..req_key.len() - 7]
+    );
+    // No branch on the top Via: no key.
+    let no_branch = response(&relayed, "200 OK").replacen(";branch=", ";xbranch=", 1);
+    assert_eq!(key(no_branch.as_bytes()), None);
+}

@@ -287,11 +287,10 @@ where
         }
         ClientAction::ToCore { bytes, transport } => {
             // A response to a request the core sent: back the way it came.
-            let branch = msg.top_via().and_then(|v| v.branch());
-            let method = msg.cseq().map(|(_, m)| m).unwrap_or(b"");
+            let key = edge::transaction_key(&msg);
             let final_response = msg.status().is_some_and(|c| c >= 200);
             let _ = rt
-                .response_to_core(branch, method, final_response, bytes, transport)
+                .response_to_core(key, final_response, bytes, transport)
                 .await;
         }
         ClientAction::ToFlow { flow, bytes } => {

@@ -62,15 +62,6 @@ pub(crate) enum CoreError {
     Udp,
 }
 
-/// Key of the answer-path table: our Via branch and the method.
-fn reply_key(branch: &[u8], method: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(branch.len() + 1 + method.len());
-    k.extend_from_slice(branch);
-    k.push(b' ');
-    k.extend_from_slice(method);
-    k
-}
-
 /// The reused stream connection (TCP or TLS) to the core.
 enum LinkState {
     /// No connection and no attempt running.
@@ -523,9 +514,9 @@ impl SipRuntime {
         tx
     }
 
-    /// Remembers how to answer the request the core sent with our Via
-    /// `branch` (bounded; old entries are forgotten).
-    fn remember_reply(&self, branch: &[u8], method: &[u8], reply: &Reply) {
+    /// Remembers how to answer the request the core sent, under its
+    /// `edge::transaction_key` (bounded; old entries are forgotten).
+    fn remember_reply(&self, key: Vec<u8>, reply: &Reply) {
         let mut map = self.replies.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_REPLY_PATHS {
             map.retain(|_, (_, at)| at.elapsed() < REPLY_TTL);
@@ -534,26 +525,23 @@ impl SipRuntime {
                 return;
             }
         }
-        map.insert(reply_key(branch, method), (reply.clone(), Instant::now()));
+        map.insert(key, (reply.clone(), Instant::now()));
     }
 
     /// Sends a client's response (our Via already removed) back the way
     /// the request came: the same UDP address or the same stream
-    /// connection (RFC 3261 §18.2.2). `branch` is the branch of the Via we
-    /// put on the request; `final_response` forgets the path. Falls back to
-    /// the core's address over `transport` when the path is unknown or the
-    /// connection is gone. `method` is the response's CSeq method (a CANCEL
-    /// shares its INVITE's branch).
+    /// connection (RFC 3261 §18.2.2). `key` is the response's
+    /// `edge::transaction_key` (taken while our Via was still on top);
+    /// `final_response` forgets the path. Falls back to the core's address
+    /// over `transport` when the path is unknown or the connection is gone.
     pub(crate) async fn response_to_core(
         &self,
-        branch: Option<&[u8]>,
-        method: &[u8],
+        key: Option<Vec<u8>>,
         final_response: bool,
         bytes: Vec<u8>,
         transport: CoreTransport,
     ) -> Result<(), CoreError> {
-        let path = branch.and_then(|b| {
-            let key = reply_key(b, method);
+        let path = key.and_then(|key| {
             let mut map = self.replies.lock().unwrap_or_else(|e| e.into_inner());
             if final_response {
                 map.remove(&key).map(|(r, _)| r)
@@ -670,32 +658,16 @@ impl SipRuntime {
         match edge::from_core(&msg, &cfg) {
             FromCore::ToClient { flow, bytes } => {
                 if msg.is_request() && msg.method() != Some("ACK") {
-                    if let Some(branch) = message::parse(&bytes, &self.limits)
+                    // The key is read from the relayed request: our Via,
+                    // which the client's responses carry back on top.
+                    if let Some(key) = message::parse(&bytes, &self.limits)
                         .ok()
-                        .and_then(|m| m.top_via().and_then(|v| v.branch()))
+                        .and_then(|m| edge::transaction_key(&m))
                     {
-                        let method = msg.method().unwrap_or("").as_bytes();
-                        self.remember_reply(branch, method, reply);
+                        self.remember_reply(key, reply);
                     }
                 }
-                let tx = self
-                    .flows
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&flow.flow_id)
-                    .cloned();
-                let gone = match tx {
-                    Some(tx) => match tx.try_send(bytes) {
-                        Ok(()) => false,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            self.count("client", "sip_queue_full");
-                            false
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => true,
-                    },
-                    None => true,
-                };
-                if gone {
+                if !self.to_flow(flow.flow_id, bytes) {
                     self.sm.flow_gone.inc();
                     if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480)
                     {
