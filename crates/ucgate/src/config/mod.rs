@@ -532,18 +532,7 @@ fn read_server(
             let key = c.string(ctx, "key", "a path to a PEM private key");
             match (cert, key) {
                 (Some(cert), Some(key)) => {
-                    let cp = resolve(base, &cert.value);
-                    let kp = resolve(base, &key.value);
-                    match crate::tls::load_certified_key(&cp, &kp) {
-                        Ok(_) => certificates.push(CertificateConfig { cert: cp, key: kp }),
-                        Err(e) => {
-                            let (span, k) = match e.which {
-                                crate::tls::PemFile::Cert => (cert.span, cert.key),
-                                crate::tls::PemFile::Key => (key.span, key.key),
-                            };
-                            ctx.error(span, &k, e.message);
-                        }
-                    }
+                    certificates.extend(cert_pair(ctx, base, cert, key));
                 }
                 (cert, key) => {
                     for (name, v) in [("cert", cert.is_none()), ("key", key.is_none())] {
@@ -916,31 +905,14 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
     let ca_file = t.string(ctx, "backend_ca_file", "a path to a PEM CA bundle");
     let (host, port, tls) = backend?;
     let tls_cfg = if tls {
-        let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
-        if let (Some(c), Some(p)) = (&ca_file, &ca) {
-            if let Err(e) = crate::tls::load_ca_file(p) {
-                ctx.error(c.span.clone(), &c.key, e);
-            }
-        }
-        let name = server_name
-            .as_ref()
-            .map(|s| s.value.clone())
-            .unwrap_or_else(|| host.clone());
-        if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
-            let span = server_name
-                .as_ref()
-                .map(|s| s.span.clone())
-                .unwrap_or(t.span());
-            ctx.error(
-                span,
-                &t.key("backend_server_name"),
-                "expected a DNS name or IP address for certificate verification",
-            );
-        }
-        Some(BackendTls {
-            server_name: name,
-            ca_file: ca,
-        })
+        Some(verified_tls(
+            ctx,
+            t,
+            base,
+            &host,
+            (server_name.as_ref(), "backend_server_name"),
+            ca_file.as_ref(),
+        ))
     } else {
         for v in [&server_name, &ca_file].into_iter().flatten() {
             ctx.error(
@@ -989,32 +961,71 @@ fn read_core_tls(
             "a `transport=tls` core needs a certificate for the TLS connections it opens to the gateway (requests toward clients): set `sip.tls_cert` and `sip.tls_key`, or `[server.tls]`",
         );
     }
-    let ca = ca_file.as_ref().map(|c| resolve(base, &c.value));
-    if let (Some(c), Some(p)) = (&ca_file, &ca) {
+    core.tls = Some(verified_tls(
+        ctx,
+        t,
+        base,
+        &core.host,
+        (server_name.as_ref(), "core_server_name"),
+        ca_file.as_ref(),
+    ));
+    core
+}
+
+/// The certificate check toward a TLS peer (a `tls://` backend or a TLS
+/// SIP core): the name to verify (given, else `host`; checked to be a DNS
+/// name or IP address, errors reported at `name_key`) and the CA bundle
+/// (resolved against `base` and loaded once to report problems now).
+fn verified_tls(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_, '_>,
+    base: &Path,
+    host: &str,
+    (server_name, name_key): (Option<&reader::At<String>>, &str),
+    ca_file: Option<&reader::At<String>>,
+) -> BackendTls {
+    let ca = ca_file.map(|c| resolve(base, &c.value));
+    if let (Some(c), Some(p)) = (ca_file, &ca) {
         if let Err(e) = crate::tls::load_ca_file(p) {
             ctx.error(c.span.clone(), &c.key, e);
         }
     }
-    let name = server_name
-        .as_ref()
-        .map(|s| s.value.clone())
-        .unwrap_or_else(|| core.host.clone());
+    let name = server_name.map_or_else(|| host.to_string(), |s| s.value.clone());
     if rustls_pki_types::ServerName::try_from(name.clone()).is_err() {
-        let span = server_name
-            .as_ref()
-            .map(|s| s.span.clone())
-            .unwrap_or(t.span());
+        let span = server_name.map_or(t.span(), |s| s.span.clone());
         ctx.error(
             span,
-            &t.key("core_server_name"),
+            &t.key(name_key),
             "expected a DNS name or IP address for certificate verification",
         );
     }
-    core.tls = Some(BackendTls {
+    BackendTls {
         server_name: name,
         ca_file: ca,
-    });
-    core
+    }
+}
+
+/// Loads a `cert`/`key` pair of PEM files (paths resolved against `base`)
+/// to check them now; errors are reported at the key of the file at fault.
+pub(super) fn cert_pair(
+    ctx: &mut Ctx<'_>,
+    base: &Path,
+    cert: reader::At<String>,
+    key: reader::At<String>,
+) -> Option<CertificateConfig> {
+    let cp = resolve(base, &cert.value);
+    let kp = resolve(base, &key.value);
+    match crate::tls::load_certified_key(&cp, &kp) {
+        Ok(_) => Some(CertificateConfig { cert: cp, key: kp }),
+        Err(e) => {
+            let (span, k) = match e.which {
+                crate::tls::PemFile::Cert => (cert.span, cert.key),
+                crate::tls::PemFile::Key => (key.span, key.key),
+            };
+            ctx.error(span, &k, e.message);
+            None
+        }
+    }
 }
 
 /// A `sip-websocket` route reaches its `core`; the backend keys are refused.
@@ -1472,6 +1483,29 @@ mod tests {
         assert!(
             e.iter()
                 .any(|e| e.contains("route[0].core: a `transport=tls` core needs a certificate")),
+            "{e:?}"
+        );
+        // sip.tls_cert and sip.tls_key: together, and loadable.
+        let e = errors(&format!("{tls_route}{SIP_KEY}tls_cert = \"gw.crt\"\n"));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("sip.tls_cert: `tls_cert` and `tls_key` go together")),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{tls_route}{SIP_KEY}tls_cert = \"/nonexistent/gw.crt\"\ntls_key = \"/nonexistent/gw.key\"\n"
+        ));
+        assert!(e.iter().any(|e| e.contains("sip.tls_cert:")), "{e:?}");
+        // A TLS core whose CA bundle cannot be read, and a bad server name.
+        let e = errors(&format!(
+            "{tls_route}core_ca_file = \"/nonexistent/ca.pem\"\ncore_server_name = \"not a name\"\n{SIP_KEY}"
+        ));
+        assert!(
+            e.iter().any(|e| e.contains("route[0].core_ca_file:")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.contains("route[0].core_server_name: expected a DNS name or IP address")),
             "{e:?}"
         );
         let e = errors(

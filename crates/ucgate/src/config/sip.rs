@@ -153,20 +153,7 @@ pub(super) fn read_sip(
     let cert = t.string(ctx, "tls_cert", "a path to a PEM certificate chain");
     let key = t.string(ctx, "tls_key", "a path to a PEM private key");
     match (cert, key) {
-        (Some(cert), Some(key)) => {
-            let cp = super::resolve(base, &cert.value);
-            let kp = super::resolve(base, &key.value);
-            match crate::tls::load_certified_key(&cp, &kp) {
-                Ok(_) => s.tls = Some(super::CertificateConfig { cert: cp, key: kp }),
-                Err(e) => {
-                    let (span, k) = match e.which {
-                        crate::tls::PemFile::Cert => (cert.span, cert.key),
-                        crate::tls::PemFile::Key => (key.span, key.key),
-                    };
-                    ctx.error(span, &k, e.message);
-                }
-            }
-        }
+        (Some(cert), Some(key)) => s.tls = super::cert_pair(ctx, base, cert, key),
         (Some(v), None) | (None, Some(v)) => ctx.error(
             v.span,
             &v.key,
