@@ -243,39 +243,8 @@ fn line_at(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 /// Split `r` on commas outside quoted strings and `<…>`; empty elements
 /// are skipped, elements are LWS-trimmed.
 pub fn split_commas(b: &[u8], r: Range<usize>) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
-    let (mut quoted, mut angle, mut escape) = (false, false, false);
-    let mut seg = r.start;
-    for i in r.clone() {
-        let c = b[i];
-        if quoted {
-            if escape {
-                escape = false;
-            } else if c == b'\\' {
-                escape = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' if !angle => quoted = true,
-            b'<' => angle = true,
-            b'>' => angle = false,
-            b',' if !angle => {
-                let t = trim(b, seg..i);
-                if !t.is_empty() {
-                    out.push(t);
-                }
-                seg = i + 1;
-            }
-            _ => {}
-        }
-    }
-    let t = trim(b, seg..r.end);
-    if !t.is_empty() {
-        out.push(t);
-    }
+    let mut out = list_elements(b, r);
+    out.retain(|t| !t.is_empty());
     out
 }
 
