@@ -37,9 +37,9 @@ enum Command {
     /// --pid, the gateway's memory per connection.
     Idle(modes::idle::Args),
     /// XMPP over WebSocket (RFC 7395): log in, send messages to oneself.
-    XmppWs(modes::xmpp::Args),
+    XmppWs(modes::xmpp::GatewayArgs),
     /// XMPP over BOSH (XEP-0124/0206): log in, send messages to oneself.
-    XmppBosh(modes::xmpp::Args),
+    XmppBosh(modes::xmpp::GatewayArgs),
     /// XMPP over plain TCP (RFC 6120, no TLS): log in, send messages to oneself.
     XmppTcp(modes::xmpp::Args),
     /// SIP over WebSocket (RFC 7118): REGISTER, then MESSAGEs to oneself.
@@ -55,9 +55,17 @@ async fn main() -> std::process::ExitCode {
         Command::TcpEcho(args) => modes::tcp_echo::run(args).await,
         Command::WsEcho(args) => modes::ws_echo::run(args).await,
         Command::Idle(args) => modes::idle::run(args).await,
-        Command::XmppWs(args) => modes::xmpp::run(xmpp_client::Transport::Ws, args).await,
-        Command::XmppBosh(args) => modes::xmpp::run(xmpp_client::Transport::Bosh, args).await,
-        Command::XmppTcp(args) => modes::xmpp::run(xmpp_client::Transport::Tcp, args).await,
+        Command::XmppWs(a) => {
+            modes::xmpp::run(xmpp_client::Transport::Ws, a.common, &a.proxy).await
+        }
+        Command::XmppBosh(a) => {
+            modes::xmpp::run(xmpp_client::Transport::Bosh, a.common, &a.proxy).await
+        }
+        Command::XmppTcp(args) => {
+            // no dialer: the proxy options are not used
+            let unused = net::ProxyOptions::default();
+            modes::xmpp::run(xmpp_client::Transport::Tcp, args, &unused).await
+        }
         Command::SipWs(args) => modes::sip_ws::run(args).await,
     };
     match result {

@@ -54,8 +54,8 @@ pub struct ProxyOptions {
     #[arg(long, global = true)]
     pub no_proxy: bool,
     /// Time limit for each step of opening a connection (DNS, TCP, proxy
-    /// TLS, CONNECT, TLS) and for each probe exchange: `10s`, `500ms`, or
-    /// seconds (`2.5`).
+    /// TLS, CONNECT, TLS) and, in probe, for each exchange: `10s`, `500ms`,
+    /// or seconds (`2.5`).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout, global = true)]
     pub connect_timeout: Duration,
 }
@@ -319,14 +319,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl Dialer {
-    /// A dialer with the given TLS options and the proxy settings from the
-    /// environment (read once, now).
-    pub fn from_env(tls: &TlsOptions) -> anyhow::Result<Self> {
-        Self::new(tls, &ProxyOptions::default())
-    }
-
     /// A dialer with the given TLS and proxy options: `--proxy` or
-    /// `--no-proxy` when given, else the environment (read once, now).
+    /// `--no-proxy` when given, else the environment (read once, now;
+    /// `ProxyOptions::default()` for the environment only).
     pub fn new(tls: &TlsOptions, opts: &ProxyOptions) -> anyhow::Result<Self> {
         let mode = if opts.no_proxy {
             proxy::Mode::Off
@@ -376,6 +371,13 @@ impl Dialer {
         self.timeout
     }
 
+    /// How [`Dialer::connect`] reaches `url`: the same for every
+    /// connection to it, since the settings are fixed when the dialer is
+    /// made. An error names the bad proxy variable.
+    pub fn route(&self, url: &Url) -> Result<Route, String> {
+        proxy::choose(url, &self.proxy)
+    }
+
     /// Opens a stream to the host and port of `url` (ws, wss, http, https),
     /// through the proxy chosen for it; TLS for wss/https. HTTP/1.1 is
     /// offered by ALPN. Errors are [`DialError`]s.
@@ -413,7 +415,7 @@ impl Dialer {
         let Some(port) = url.port_or_known_default() else {
             return Err(st.fail(Step::Route, format!("URL {url} has no port")));
         };
-        let route = proxy::choose(url, &self.proxy).map_err(|e| st.fail(Step::Route, e))?;
+        let route = self.route(url).map_err(|e| st.fail(Step::Route, e))?;
         st.route = Some(route.clone());
         let via = match &route {
             Route::Proxy { proxy, .. } => Some(proxy.clone()),

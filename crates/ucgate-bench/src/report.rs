@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use url::Url;
 
+use crate::net::Dialer;
 use crate::stats::{Clock, Percentiles, Shared};
 
 /// The JSON summary every mode prints (snake_case fields).
@@ -67,6 +69,16 @@ impl Summary {
             key.to_string(),
             serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
         );
+    }
+
+    /// Adds `route`: how the modes that dial through [`Dialer`] reached
+    /// `url` (`direct (…)` or `proxy http://host:port (from VAR)`, as in
+    /// probe, never with credentials). Left out when the route cannot be
+    /// chosen (every connection then fails with the reason).
+    pub fn set_route(&mut self, dialer: &Dialer, url: &Url) {
+        if let Ok(route) = dialer.route(url) {
+            self.set("route", route.describe(url.host_str().unwrap_or("")));
+        }
     }
 }
 

@@ -1,11 +1,14 @@
 //! `ucgate-bench probe` through proxies: Debian's tinyproxy started on a
 //! free loopback port (plain, and with `BasicAuth`), and small in-process
-//! CONNECT proxies (over TLS, refusing, silent). Proxy variables are set on
-//! the child process only.
+//! CONNECT proxies (over TLS, refusing, silent). Then the load modes
+//! (`ws-echo`, `xmpp-ws`, `xmpp-bosh`, `idle`) through tinyproxy with
+//! `--proxy`, and `--no-proxy` over a dead proxy variable. Proxy variables
+//! are set on the child process only.
 //!
 //! tinyproxy must be installed (`scripts/install-deps` does it): without
 //! it these tests fail, they do not skip.
 
+mod modes_common;
 mod support;
 
 use support::*;
@@ -331,4 +334,219 @@ async fn proxy_refusal_and_silence_fail_at_the_proxy_step() {
     );
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(heads.lock().unwrap().len(), 1, "the CONNECT was sent");
+}
+
+/// Runs a load mode, `ucgate-bench ARGS`, with exactly the proxy variables
+/// `env`, as a [`modes_common::Run`] (for its checks).
+async fn load(args: &[&str], env: &[(&str, &str)]) -> modes_common::Run {
+    let r = run(args, env).await;
+    modes_common::Run {
+        code: r.code,
+        json: r.json,
+        stderr: r.stderr,
+    }
+}
+
+/// `MODE TARGET`, a one-second run after a short warm-up, then `extra`.
+fn short<'a>(mode: &'a str, target: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![mode, target, "--duration", "1", "--warmup", "0.2"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Lines of tinyproxy's log that are a CONNECT to `target`.
+fn connects_to(tp: &Tinyproxy, target: std::net::SocketAddr) -> usize {
+    let needle = format!("CONNECT {target} ");
+    tp.log().lines().filter(|l| l.contains(&needle)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_echo_through_tinyproxy_with_the_proxy_option() {
+    let tp = Tinyproxy::start(Some(("user", "pass")));
+    let gw = Gateway::start(&tunnel_route("/echo", echo_backend().await)).await;
+    let url = gw.url("ws", "/echo");
+    let plain = tp.url();
+    let dead = format!("http://{}", dead_address().await);
+    // --proxy wins over the (dead) variable; open loop: 200 messages in 1 s
+    let good = format!("http://user:pass@{}", tp.addr);
+    let a = short(
+        "ws-echo",
+        &url,
+        &["--connections", "3", "--rate", "200", "--proxy", &good],
+    );
+    let r = load(&a, &[("http_proxy", &dead)]).await;
+    modes_common::assert_clean(&r, "ws-echo");
+    assert!((198..=202).contains(&r.u("messages")), "{}", r.json);
+    assert_eq!(r.u("bytes"), r.u("messages") * 64);
+    assert_eq!(
+        r.json["route"],
+        format!("proxy {plain} (from --proxy)"),
+        "{}",
+        r.json
+    );
+    assert_eq!(
+        connects_to(&tp, gw.addr),
+        3,
+        "one per connection:\n{}",
+        tp.log()
+    );
+    assert!(!r.json.to_string().contains("pass@") && !r.stderr.contains("pass@"));
+
+    // no credentials: the 407 names the proxy and the challenge
+    let a = short("ws-echo", &url, &["--connections", "2", "--proxy", &plain]);
+    let r = load(&a, &[]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.json, r.stderr);
+    assert_eq!(r.kind("connect"), 2, "{}", r.json);
+    let want = format!(
+        "407 Proxy Authentication Required from {plain} (no credentials sent; challenge: Basic realm=\"Tinyproxy\")"
+    );
+    assert!(r.stderr.contains(&want), "want {want}\n{}", r.stderr);
+
+    // a wrong password: refused (tinyproxy says 401), and never shown
+    let wrong = format!("http://user:nope@{}", tp.addr);
+    let a = short("ws-echo", &url, &["--connections", "2", "--proxy", &wrong]);
+    let r = load(&a, &[]).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.json, r.stderr);
+    assert_eq!(r.kind("connect"), 2, "{}", r.json);
+    assert!(
+        r.stderr.contains(
+            "(credentials for user \"user\" were refused; challenge: Basic realm=\"Tinyproxy\")"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("nope") && !r.json.to_string().contains("nope"));
+    assert_eq!(connects_to(&tp, gw.addr), 3 + 2 + 2, "{}", tp.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xmpp_ws_and_bosh_through_tinyproxy() {
+    use modes_common::xmpp::{xmpp_server, XFault};
+    let tp = Tinyproxy::start(None);
+    let proxy = tp.url();
+    let gw = Gateway::start(&format!(
+        "[[route]]\npath = \"/xmpp-websocket\"\nkind = \"xmpp-websocket\"\n\n[[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n{}",
+        xmpp_domain(xmpp_server(XFault::None).await)
+    ))
+    .await;
+    // two clients, open loop: 100 messages in 1 s
+    let login = [
+        "--domain",
+        "localhost",
+        "--clients",
+        "2",
+        "--password",
+        "secret",
+        "--rate",
+        "100",
+    ];
+
+    // xmpp-ws with --proxy, over NO_PROXY=* (which would go direct)
+    let ws = gw.url("ws", "/xmpp-websocket");
+    let mut a = short("xmpp-ws", &ws, &login);
+    a.extend_from_slice(&["--proxy", &proxy]);
+    let r = load(&a, &[("http_proxy", &proxy), ("NO_PROXY", "*")]).await;
+    modes_common::assert_clean(&r, "xmpp-ws");
+    assert_eq!(r.u("logged_in"), 2, "{}", r.json);
+    assert!((98..=102).contains(&r.u("messages")), "{}", r.json);
+    assert_eq!(r.json["route"], format!("proxy {proxy} (from --proxy)"));
+    assert_eq!(connects_to(&tp, gw.addr), 2, "{}", tp.log());
+
+    // xmpp-bosh without the options: the variables apply as before
+    let bosh = gw.url("http", "/http-bind");
+    let r = load(
+        &short("xmpp-bosh", &bosh, &login),
+        &[("http_proxy", &proxy)],
+    )
+    .await;
+    modes_common::assert_clean(&r, "xmpp-bosh");
+    assert_eq!(r.u("logged_in"), 2, "{}", r.json);
+    assert!((98..=102).contains(&r.u("messages")), "{}", r.json);
+    assert_eq!(r.json["route"], format!("proxy {proxy} (from http_proxy)"));
+    assert!(connects_to(&tp, gw.addr) > 2, "{}", tp.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_proxy_option_overrides_a_dead_proxy_variable() {
+    let gw = Gateway::start(&tunnel_route("/echo", echo_backend().await)).await;
+    let url = gw.url("ws", "/echo");
+    let dead = format!("http://{}", dead_address().await);
+    let env = [("http_proxy", dead.as_str())];
+
+    // without the option the variable applies: every connection fails
+    let r = load(&short("ws-echo", &url, &["--connections", "2"]), &env).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.json, r.stderr);
+    assert_eq!(r.kind("connect"), 2, "{}", r.json);
+    assert!(
+        r.stderr.contains(&format!("connecting to proxy {dead}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json["route"], format!("proxy {dead} (from http_proxy)"));
+
+    // --no-proxy: direct
+    let a = short("ws-echo", &url, &["--connections", "2", "--no-proxy"]);
+    let r = load(&a, &env).await;
+    modes_common::assert_clean(&r, "ws-echo");
+    assert!(r.u("messages") > 0, "{}", r.json);
+    assert_eq!(r.json["route"], "direct (--no-proxy)");
+
+    // the same for idle
+    let a = [
+        "idle",
+        &url,
+        "--connections",
+        "3",
+        "--hold",
+        "0.1",
+        "--no-proxy",
+    ];
+    let r = load(&a, &env).await;
+    modes_common::assert_clean(&r, "idle");
+    assert_eq!(r.u("opened"), 3, "{}", r.json);
+    assert_eq!(r.json["route"], "direct (--no-proxy)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_proxy_usage_errors() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["ws-echo", "ws://127.0.0.1:1/", "--proxy", "socks5://h:1080"],
+            "--proxy: unsupported proxy scheme \"socks5\"",
+        ),
+        (
+            &[
+                "idle",
+                "ws://127.0.0.1:1/",
+                "--proxy",
+                "http://h:1",
+                "--no-proxy",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["sip-ws", "ws://127.0.0.1:1/", "--connect-timeout", "0"],
+            "the timeout must be more than 0",
+        ),
+        // xmpp-tcp and tcp-echo dial the address themselves: no proxy options
+        (
+            &[
+                "xmpp-tcp",
+                "127.0.0.1:1",
+                "--anonymous",
+                "--proxy",
+                "http://h:1",
+            ],
+            "unexpected argument '--proxy'",
+        ),
+        (
+            &["tcp-echo", "127.0.0.1:1", "--no-proxy"],
+            "unexpected argument '--no-proxy'",
+        ),
+    ];
+    for (a, want) in cases {
+        let r = load(a, &[]).await;
+        assert_eq!(r.code, 2, "{a:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{a:?}: want {want}\n{}", r.stderr);
+    }
 }

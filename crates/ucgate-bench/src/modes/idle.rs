@@ -16,7 +16,7 @@ use url::Url;
 
 use super::parse_ip_list;
 use super::ws_echo::{open_ws, Ws};
-use crate::net::{Dialer, TlsOptions};
+use crate::net::{Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
 use crate::xmpp_client::{self, In, Out, Transport};
@@ -66,6 +66,8 @@ pub struct Args {
     pub timeout: f64,
     #[command(flatten)]
     pub tls: TlsOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 }
 
 /// VmRSS of a process, KiB.
@@ -245,7 +247,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opener = Arc::new(Opener {
         kind: args.kind,
         url,
-        dialer: Dialer::from_env(&args.tls)?,
+        dialer: Dialer::new(&args.tls, &args.proxy)?,
         domain: args.domain.clone(),
         subprotocol: args.subprotocol.clone(),
         bosh_wait: args.bosh_wait,
@@ -380,6 +382,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     s.set("concurrency", args.concurrency);
     s.set("source_ips", sources.len());
     s.set("nofile_limit", nofile);
+    s.set_route(&opener.dialer, &opener.url);
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         s.set("pid", args.pid);
         s.set("rss_before_kib", b);

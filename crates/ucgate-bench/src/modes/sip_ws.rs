@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use md5::{Digest, Md5};
@@ -24,7 +24,7 @@ use super::tcp_echo::load_desc;
 use super::ws_echo::{open_ws, Ws};
 use super::xmpp::{body, check_body};
 use super::{unique, Ctx, LoadArgs, MsgReceiver, MsgSender, Tracker};
-use crate::net::{Dialer, TlsOptions};
+use crate::net::{Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
 
@@ -59,6 +59,8 @@ pub struct Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub tls: TlsOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 }
 
 fn md5_hex(s: &str) -> String {
@@ -604,7 +606,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "wss" => "WSS",
         _ => bail!("sip-ws needs a ws:// or wss:// URL"),
     };
-    let dialer = Dialer::from_env(&args.tls).context("TLS setup")?;
+    let dialer = Dialer::new(&args.tls, &args.proxy)?;
     let shared = Arc::new(Shared::default());
     let registers = Arc::new(std::sync::Mutex::new(Latency::default()));
     let sem = Arc::new(tokio::sync::Semaphore::new(args.register_concurrency));
@@ -725,6 +727,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "register_latency_us",
         registers.lock().expect("registers").percentiles(),
     );
+    s.set_route(&dialer, &url);
     Ok(report::finish(&s, &shared.error_details()))
 }
 

@@ -14,7 +14,7 @@ use url::Url;
 use super::echo;
 use super::tcp_echo::{check_size, load_desc, open_all};
 use super::{Ctx, LoadArgs};
-use crate::net::{self, BoxStream, Dialer, TlsOptions};
+use crate::net::{self, BoxStream, Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, Summary};
 use crate::stats::Shared;
 
@@ -39,6 +39,8 @@ pub struct Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub tls: TlsOptions,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 }
 
 pub struct WsSink {
@@ -97,7 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !matches!(url.scheme(), "ws" | "wss") {
         anyhow::bail!("ws-echo needs a ws:// or wss:// URL");
     }
-    let dialer = Dialer::from_env(&args.tls)?;
+    let dialer = Dialer::new(&args.tls, &args.proxy)?;
     let shared = Arc::new(Shared::default());
     let sub = args.subprotocol.clone();
     let conns = open_all(args.connections, &shared, args.load.timeout(), |_| {
@@ -146,5 +148,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     s.size = Some(args.size as u64);
     s.set("load", load_desc(&args.load));
     s.set("text", args.text);
+    s.set_route(&dialer, &url);
     Ok(report::finish(&s, &shared.error_details()))
 }

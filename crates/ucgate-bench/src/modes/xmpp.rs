@@ -13,7 +13,7 @@ use ucgate_proto::xml::tag::escape;
 
 use super::tcp_echo::load_desc;
 use super::{Ctx, LoadArgs, MsgReceiver, MsgSender, PeerClosed, Tracker};
-use crate::net::{Dialer, TlsOptions};
+use crate::net::{Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
 use crate::xmpp_client::{self, child_text, local_name, Credentials, In, Out, Target, Transport};
@@ -50,6 +50,16 @@ pub struct Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub tls: TlsOptions,
+}
+
+/// `xmpp-ws` and `xmpp-bosh`: [`Args`] and the proxy options (`xmpp-tcp`
+/// dials the address directly and takes none).
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub common: Args,
+    #[command(flatten)]
+    pub proxy: ProxyOptions,
 }
 
 /// The body of message `seq` of client `client`: `CLIENT:SEQ:PAYLOAD`.
@@ -176,7 +186,13 @@ impl MsgReceiver for XReceiver {
     }
 }
 
-pub async fn run(transport: Transport, args: Args) -> anyhow::Result<ExitCode> {
+/// Runs an XMPP mode; `proxy` says how `xmpp-ws` and `xmpp-bosh` reach
+/// the gateway (`xmpp-tcp` ignores it).
+pub async fn run(
+    transport: Transport,
+    args: Args,
+    proxy: &ProxyOptions,
+) -> anyhow::Result<ExitCode> {
     args.load.check()?;
     let mode = match transport {
         Transport::Ws => "xmpp-ws",
@@ -189,7 +205,8 @@ pub async fn run(transport: Transport, args: Args) -> anyhow::Result<ExitCode> {
     if !args.anonymous && args.password.is_none() {
         bail!("give --password (SASL PLAIN, with --user) or --anonymous");
     }
-    let dialer = match transport {
+    // the dialer and the URL it dials (not for xmpp-tcp)
+    let web = match transport {
         Transport::Tcp => {
             if args.target.contains("://") {
                 bail!("xmpp-tcp takes HOST:PORT, not a URL");
@@ -212,14 +229,14 @@ pub async fn run(transport: Transport, args: Args) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
-            Some(Dialer::from_env(&args.tls)?)
+            Some((Dialer::new(&args.tls, proxy)?, url))
         }
     };
     let target = Target {
         transport,
         address: args.target.clone(),
         domain: args.domain.clone(),
-        dialer,
+        dialer: web.as_ref().map(|(d, _)| d.clone()),
         local: None,
         timeout: args.load.timeout(),
     };
@@ -322,6 +339,9 @@ pub async fn run(transport: Transport, args: Args) -> anyhow::Result<ExitCode> {
         round3(logged_in as f64 / login_time.as_secs_f64().max(1e-9)),
     );
     s.set("auth", if args.anonymous { "ANONYMOUS" } else { "PLAIN" });
+    if let Some((dialer, url)) = &web {
+        s.set_route(dialer, url);
+    }
     Ok(report::finish(&s, &shared.error_details()))
 }
 

@@ -34,7 +34,7 @@ pub const PROXY_VARS: &[&str] = &[
     "NO_PROXY",
 ];
 
-/// What a run of `ucgate-bench probe` produced.
+/// What a run of `ucgate-bench` produced.
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,
@@ -93,8 +93,16 @@ impl Run {
 /// Runs `ucgate-bench probe ARGS` with exactly the proxy variables `env`
 /// (bounded to 60 s) and parses its JSON line.
 pub async fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec!["probe"];
+    all.extend_from_slice(args);
+    run(&all, env).await
+}
+
+/// Runs `ucgate-bench ARGS` (any mode) with exactly the proxy variables
+/// `env` (bounded to 60 s) and parses its JSON line.
+pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.arg("probe").args(args);
+    cmd.args(args);
     for v in PROXY_VARS {
         cmd.env_remove(v);
     }
