@@ -24,6 +24,7 @@
 
 pub mod body;
 pub mod condition;
+mod ridmap;
 pub mod session;
 pub mod sha1;
 

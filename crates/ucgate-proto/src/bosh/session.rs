@@ -16,7 +16,9 @@
 //! specifications leave room.
 
 use core::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use super::ridmap::RidMap;
 
 use super::body::{render_body, Request, Route, NS_CLIENT, NS_STREAMS};
 use super::condition::{
@@ -212,8 +214,8 @@ pub struct Session {
     // request sequence
     next_rid: u64,
     held: VecDeque<Held>,
-    buffered: BTreeMap<u64, Pending>,
-    cache: BTreeMap<u64, Cached>,
+    buffered: RidMap<Pending>,
+    cache: RidMap<Cached>,
     cache_bytes: usize,
     last_responded: u64,
     last_response_at: Duration,
@@ -431,8 +433,8 @@ impl Session {
             creation_rid: req.rid,
             next_rid: req.rid + 1,
             held: VecDeque::new(),
-            buffered: BTreeMap::new(),
-            cache: BTreeMap::new(),
+            buffered: RidMap::new(),
+            cache: RidMap::new(),
             cache_bytes: 0,
             last_responded: req.rid - 1,
             last_response_at: now,
