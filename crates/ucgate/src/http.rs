@@ -278,12 +278,16 @@ async fn websocket_route(
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(ws_config(&route2)),
-        )
-        .await;
+        // Boxed once here: the adapters' state machines would otherwise
+        // hold it twice (argument and local), and this task once more.
+        let ws = Box::new(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_config(&route2)),
+            )
+            .await,
+        );
         // Each adapter's state machine is boxed on its own: inline, this
         // task would be as large as the largest of the three on every
         // connection (idle memory, docs/performance.md).

@@ -216,50 +216,62 @@ async fn serve_conn(
         secure,
     });
     match &shared.tls {
-        Some(acceptor) => {
-            let start = Instant::now();
-            let hs = tokio::select! {
-                r = tokio::time::timeout(shared.config.server.handshake_timeout, acceptor.accept(stream)) => r,
-                _ = shared.conn_cancel.cancelled() => return,
-            };
-            let tls = match hs {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    shared.metrics.error("none", "client", "tls_handshake");
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    shared
-                        .metrics
-                        .error("none", "client", "tls_handshake_timeout");
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            shared
-                .metrics
-                .tls_handshake_seconds
-                .get_or_create(&ListenerLabels {
-                    listener: "main".into(),
-                })
-                .observe(start.elapsed().as_secs_f64());
-            let mode = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                Mode::H2
-            } else {
-                Mode::H1
-            };
-            serve_http(&shared, mode, tls, state, peer).await;
-        }
+        // Boxed: the handshake's state (rustls) is large and a plain
+        // connection should not carry room for it.
+        Some(acceptor) => Box::pin(serve_tls(&shared, acceptor, stream, state, peer)).await,
         None => {
             let mode = if shared.config.server.h2c {
                 Mode::Detect
             } else {
                 Mode::H1
             };
-            serve_http(&shared, mode, stream, state, peer).await;
+            Box::pin(serve_http(&shared, mode, stream, state, peer)).await;
         }
     }
+}
+
+/// TLS handshake (bounded by `server.handshake_timeout`), then HTTP with
+/// the protocol ALPN chose.
+async fn serve_tls(
+    shared: &Arc<Shared>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
+) {
+    let start = Instant::now();
+    let hs = tokio::select! {
+        r = tokio::time::timeout(shared.config.server.handshake_timeout, Box::pin(acceptor.accept(stream))) => r,
+        _ = shared.conn_cancel.cancelled() => return,
+    };
+    let tls = match hs {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            shared.metrics.error("none", "client", "tls_handshake");
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared
+                .metrics
+                .error("none", "client", "tls_handshake_timeout");
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    shared
+        .metrics
+        .tls_handshake_seconds
+        .get_or_create(&ListenerLabels {
+            listener: "main".into(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    let mode = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        Mode::H2
+    } else {
+        Mode::H1
+    };
+    Box::pin(serve_http(shared, mode, tls, state, peer)).await;
 }
 
 async fn serve_http<S>(
@@ -285,8 +297,7 @@ async fn serve_http<S>(
     // with `graceful_shutdown`).
     macro_rules! drive {
         ($conn:expr) => {{
-            let conn = $conn;
-            tokio::pin!(conn);
+            let mut conn = $conn;
             let idle = shared.config.server.idle_timeout;
             let mut draining = false;
             loop {
@@ -320,9 +331,17 @@ async fn serve_http<S>(
             }
         }};
     }
+    // Each connection type is boxed on its own: inline, every connection's
+    // task would be as large as the largest of them (the HTTP/2 and
+    // detecting connections are several KiB), which an idle BOSH client's
+    // held request pays for (idle memory, docs/performance.md).
     match mode {
-        Mode::H1 => drive!(shared.http.h1.serve_connection(io, service).with_upgrades()),
-        Mode::H2 => drive!(shared.http.h2.serve_connection(io, service)),
-        Mode::Detect => drive!(shared.http.both.serve_connection_with_upgrades(io, service)),
+        Mode::H1 => drive!(Box::pin(
+            shared.http.h1.serve_connection(io, service).with_upgrades()
+        )),
+        Mode::H2 => drive!(Box::pin(shared.http.h2.serve_connection(io, service))),
+        Mode::Detect => drive!(Box::pin(
+            shared.http.both.serve_connection_with_upgrades(io, service)
+        )),
     }
 }

@@ -71,7 +71,7 @@ fn close_msg(cause: CloseCause) -> Message {
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
-    ws: WebSocketStream<S>,
+    ws: Box<WebSocketStream<S>>,
     backend: BoxIo,
     peer: SocketAddr,
 ) where

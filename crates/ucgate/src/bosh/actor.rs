@@ -87,7 +87,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
     sid: String,
-    mut rx: mpsc::Receiver<Command>,
+    mut rx: mpsc::Receiver<Box<Command>>,
     peer: SocketAddr,
 ) {
     let rpath = route.config.path.clone();
@@ -227,11 +227,13 @@ pub(crate) async fn run(
             // Close the server stream properly (`</stream:stream>`), bounded.
             let goodbye = t.on_client_gone();
             if let Some(x) = x {
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                // Boxed: runs once, at the end (the actor's state machine
+                // lives as long as the session).
+                let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), async {
                     for o in goodbye {
                         let _ = server.execute(&shared, x, &route, &mut t, o, peer).await;
                     }
-                })
+                }))
                 .await;
             }
             break 'outer;
@@ -242,7 +244,6 @@ pub(crate) async fn run(
             .map(|d| started + d);
         let can_read =
             server.is_connected() && session.as_ref().is_some_and(|s| s.accepts_server_data());
-        buf.reserve(crate::xmpp::adapter::FIRST_READ);
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
@@ -255,14 +256,14 @@ pub(crate) async fn run(
                 }
             }
             // stop taking requests while much is queued for the server
-            cmd = rx.recv(), if server.queued() < (1 << 20) => match cmd {
+            cmd = rx.recv(), if server.queued() < (1 << 20) => match cmd.map(|c| *c) {
                 None => {
                     end = Some("internal-server-error".into());
                 }
                 Some(Command::Request { req, id, reply }) => {
                     replies.insert(id, reply);
                     match session.as_mut() {
-                        Some(s) => work.extend(s.on_request(*req, id, now()).into_iter().map(Work::Session)),
+                        Some(s) => work.extend(s.on_request(req, id, now()).into_iter().map(Work::Session)),
                         None => match Session::create_with_route(&req, sid.clone(), &limits, id, now(), &|r| {
                             route_allowed(&shared, req.to.as_deref(), r)
                         }) {
@@ -327,8 +328,8 @@ pub(crate) async fn run(
             }
         }
     }
-    // Close the server stream if still open.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    // Close the server stream if still open (boxed, as above).
+    let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), async {
         if server.is_connected() {
             if let Some(x) = x {
                 let _ = server
@@ -336,7 +337,7 @@ pub(crate) async fn run(
                     .await;
             }
         }
-    })
+    }))
     .await;
     shared.bosh.registry.remove(&sid);
 }

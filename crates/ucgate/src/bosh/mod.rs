@@ -77,7 +77,7 @@ fn xml_response_as(status: u16, body: String, content_type: Option<String>) -> R
 /// Tells the session actor when the HTTP client of a held request goes
 /// away (hyper drops the request future).
 struct GoneGuard {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Box<Command>>,
     id: u64,
     armed: bool,
 }
@@ -85,12 +85,18 @@ struct GoneGuard {
 impl Drop for GoneGuard {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.tx.try_send(Command::Gone(self.id));
+            let _ = self.tx.try_send(Box::new(Command::Gone(self.id)));
         }
     }
 }
 
 /// Handles a request on a `bosh` route.
+///
+/// In two steps: everything up to handing a POST to its session runs
+/// boxed and is freed before the wait, so that a held request (a long poll,
+/// for up to `wait` seconds) keeps only the reply channel and the CORS
+/// headers: not the parsing state, and not the body, whose bytes share
+/// hyper's read buffer (idle memory, docs/performance.md).
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
@@ -98,10 +104,39 @@ pub(crate) async fn handle(
     secure: bool,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let (resp, cors_headers) = match Box::pin(begin(shared, route, peer, secure, req)).await {
+        (Begun::Done(resp), cors_headers) => (resp, cors_headers),
+        (Begun::Waiting(w), cors_headers) => (w.reply().await, cors_headers),
+    };
+    let mut resp = resp;
+    resp.headers_mut().extend(cors_headers);
+    shared
+        .metrics
+        .response(&route.config.path, resp.status().as_u16());
+    resp
+}
+
+/// What the first step of a request ended with.
+enum Begun {
+    /// The response, at once.
+    Done(Response<Body>),
+    /// A POST handed to its session.
+    Waiting(Waiting),
+}
+
+/// The first step of [`handle`]: the response's CORS headers, and the
+/// response or the wait for it.
+async fn begin(
+    shared: &Arc<Shared>,
+    route: &Arc<RouteRuntime>,
+    peer: SocketAddr,
+    secure: bool,
+    req: Request<Incoming>,
+) -> (Begun, HeaderMap) {
     let rpath = route.config.path.as_str();
     let mut cors_headers = HeaderMap::new();
     let allowed = cors(shared, route, req.headers(), secure, &mut cors_headers).is_ok();
-    let mut resp = match *req.method() {
+    let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {
                 crate::http::text(
@@ -142,7 +177,10 @@ pub(crate) async fn handle(
                 "this Origin is not allowed on this route",
             )
         }
-        Method::POST => post(shared, route, peer, req).await,
+        Method::POST => match submit(shared, route, peer, req).await {
+            Ok(w) => return (Begun::Waiting(w), cors_headers),
+            Err(resp) => resp,
+        },
         _ => {
             let mut r = crate::http::text(StatusCode::METHOD_NOT_ALLOWED, "BOSH uses POST");
             r.headers_mut().insert(
@@ -152,17 +190,39 @@ pub(crate) async fn handle(
             r
         }
     };
-    resp.headers_mut().extend(cors_headers);
-    shared.metrics.response(rpath, resp.status().as_u16());
-    resp
+    (Begun::Done(resp), cors_headers)
 }
 
-async fn post(
+/// A request handed to its session, waiting for the answer.
+struct Waiting {
+    rx: oneshot::Receiver<registry::Reply>,
+    guard: GoneGuard,
+}
+
+impl Waiting {
+    async fn reply(mut self) -> Response<Body> {
+        let r = (&mut self.rx).await;
+        self.guard.armed = false;
+        match r {
+            Ok((status, body, ct)) => xml_response_as(status, body, ct),
+            Err(_) => {
+                let (status, body) = ucgate_proto::bosh::terminate_body(
+                    &ucgate_proto::bosh::Condition::InternalServerError,
+                );
+                xml_response(status, body)
+            }
+        }
+    }
+}
+
+/// Everything of a POST before the wait: the response at once, or the
+/// request handed to its session.
+async fn submit(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Response<Body> {
+) -> Result<Waiting, Response<Body>> {
     let rpath = route.config.path.as_str();
     let b = &shared.config.bosh;
     let body = match Limited::new(req.into_body(), b.max_body_size)
@@ -181,12 +241,12 @@ async fn post(
                 let (status, body) = ucgate_proto::bosh::terminate_body(
                     &ucgate_proto::bosh::Condition::PolicyViolation,
                 );
-                return xml_response(status, body);
+                return Err(xml_response(status, body));
             }
-            return crate::http::text(
+            return Err(crate::http::text(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
-            );
+            ));
         }
     };
     let xc = &shared.config.xmpp;
@@ -207,19 +267,19 @@ async fn post(
             {
                 let id = shared.bosh.next_request.fetch_add(1, Ordering::Relaxed);
                 let (tx, rx) = oneshot::channel();
-                let cmd = Command::Bad {
+                let cmd = Box::new(Command::Bad {
                     id,
                     condition: condition.clone(),
                     reply: tx,
-                };
+                });
                 if h.tx.send(cmd).await.is_ok() {
                     if let Ok((status, body, ct)) = rx.await {
-                        return xml_response_as(status, body, ct);
+                        return Err(xml_response_as(status, body, ct));
                     }
                 }
             }
             let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
-            return xml_response(status, body);
+            return Err(xml_response(status, body));
         }
     };
     let id = shared.bosh.next_request.fetch_add(1, Ordering::Relaxed);
@@ -231,7 +291,7 @@ async fn post(
                 let (status, body) = ucgate_proto::bosh::terminate_body(
                     &ucgate_proto::bosh::Condition::ItemNotFound,
                 );
-                return xml_response(status, body);
+                return Err(xml_response(status, body));
             }
         },
         None => {
@@ -256,7 +316,7 @@ async fn post(
                     let (status, body) = ucgate_proto::bosh::terminate_body(
                         &ucgate_proto::bosh::Condition::PolicyViolation,
                     );
-                    return xml_response(status, body);
+                    return Err(xml_response(status, body));
                 }
             }
             shared.metrics.bosh_sessions_created.inc();
@@ -267,32 +327,22 @@ async fn post(
         }
     };
     let (reply_tx, reply_rx) = oneshot::channel();
-    let cmd = Command::Request {
-        req: Box::new(parsed),
+    let cmd = Box::new(Command::Request {
+        req: parsed,
         id,
         reply: reply_tx,
-    };
+    });
     if handle.tx.send(cmd).await.is_err() {
         let (status, body) =
             ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::ItemNotFound);
-        return xml_response(status, body);
+        return Err(xml_response(status, body));
     }
-    let mut guard = GoneGuard {
-        tx: handle.tx.clone(),
-        id,
-        armed: true,
-    };
-    match reply_rx.await {
-        Ok((status, body, ct)) => {
-            guard.armed = false;
-            xml_response_as(status, body, ct)
-        }
-        Err(_) => {
-            guard.armed = false;
-            let (status, body) = ucgate_proto::bosh::terminate_body(
-                &ucgate_proto::bosh::Condition::InternalServerError,
-            );
-            xml_response(status, body)
-        }
-    }
+    Ok(Waiting {
+        rx: reply_rx,
+        guard: GoneGuard {
+            tx: handle.tx.clone(),
+            id,
+            armed: true,
+        },
+    })
 }

@@ -59,7 +59,7 @@ enum Next {
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
-    mut ws: WebSocketStream<S>,
+    mut ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
     secure: bool,
 ) where

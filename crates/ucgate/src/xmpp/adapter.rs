@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -74,6 +74,44 @@ impl AsyncWrite for ServerIo {
         match self.get_mut() {
             ServerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
             ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl ServerIo {
+    fn is_tls(&self) -> bool {
+        matches!(self, ServerIo::Tls(_))
+    }
+
+    /// Reads what the server sent into `buf`, which is given room only once
+    /// there is something to read: over plain TCP the socket's readiness is
+    /// awaited first, so an idle connection holds no read buffer at all.
+    /// (rustls reads into its own buffer, so a TLS connection reserves
+    /// [`FIRST_READ`] bytes before waiting.)
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        match self {
+            ServerIo::Plain(tcp) => loop {
+                if let Err(e) = std::task::ready!(tcp.poll_read_ready(cx)) {
+                    return Poll::Ready(Err(e));
+                }
+                if buf.capacity() - buf.len() < FIRST_READ {
+                    buf.reserve(FIRST_READ);
+                }
+                match tcp.try_read_buf(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+            ServerIo::Tls(tls) => {
+                if buf.capacity() - buf.len() < FIRST_READ {
+                    buf.reserve(FIRST_READ);
+                }
+                tokio_util::io::poll_read_buf(Pin::new(tls.as_mut()), cx, buf)
+            }
         }
     }
 }
@@ -147,9 +185,10 @@ async fn connect(
 /// Bytes queued for the server above which the client is not read (backpressure).
 const MAX_QUEUED: usize = 1 << 20;
 
-/// Bytes kept ready for the XMPP server's next data while idle (WebSocket
-/// and BOSH); a read that fills them is followed by non-waiting reads up
-/// to the route's `buffer_size` (8 KiB for BOSH).
+/// Bytes read first when the XMPP server sends something (WebSocket and
+/// BOSH); a read that fills them is followed by non-waiting reads up to
+/// the route's `buffer_size` (8 KiB for BOSH). Nothing is reserved while
+/// the connection is idle (plain TCP; TLS keeps this much ready).
 pub(crate) const FIRST_READ: usize = 512;
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
@@ -163,7 +202,7 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
-    mut ws: WebSocketStream<S>,
+    mut ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -290,9 +329,9 @@ pub(crate) async fn run<S>(
             let check = Instant::now() + cfg.ping_interval;
             deadline = Some(deadline.map_or(check, |x| x.min(check)));
         }
-        // Idle, a connection keeps only FIRST_READ bytes for the server's
-        // next data; a read that fills them continues without waiting.
-        buf.reserve(FIRST_READ);
+        // Idle, a connection holds no buffer for the server's next data:
+        // io_event gives `buf` room once there is something to read, and a
+        // read that fills it continues without waiting (read_ready).
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
@@ -419,8 +458,7 @@ pub(crate) async fn run<S>(
 /// request while the server echoed stanzas back).
 #[derive(Default)]
 pub(crate) struct ServerSide {
-    rd: Option<tokio::io::ReadHalf<ServerIo>>,
-    wr: Option<tokio::io::WriteHalf<ServerIo>>,
+    io: Option<ServerIo>,
     out: VecDeque<Bytes>,
     out_bytes: usize,
     needs_flush: bool,
@@ -439,21 +477,16 @@ pub(crate) enum IoEvent {
 
 impl ServerSide {
     fn set_io(&mut self, io: ServerIo) {
-        let (r, w) = tokio::io::split(io);
-        self.rd = Some(r);
-        self.wr = Some(w);
+        self.io = Some(io);
     }
 
     fn take_io(&mut self) -> Option<ServerIo> {
-        match (self.rd.take(), self.wr.take()) {
-            (Some(r), Some(w)) => Some(r.unsplit(w)),
-            _ => None,
-        }
+        self.io.take()
     }
 
     /// True while a connection is open.
     pub(crate) fn is_connected(&self) -> bool {
-        self.rd.is_some()
+        self.io.is_some()
     }
 
     /// Bytes queued for the server and not yet written.
@@ -468,66 +501,84 @@ impl ServerSide {
 
     /// Forgets the connection (after EOF or an error).
     pub(crate) fn drop_connection(&mut self) {
-        self.rd = None;
-        self.wr = None;
+        self.io = None;
         self.out.clear();
         self.out_bytes = 0;
         self.needs_flush = false;
     }
 
     /// Reads (when `can_read`) and writes queued bytes, whichever is ready
-    /// first. Pending forever when there is nothing to do.
+    /// first. Pending forever when there is nothing to do. `buf` gets room
+    /// only when the server has sent something (see
+    /// `ServerIo::poll_read_into`).
     pub(crate) async fn io_event(&mut self, buf: &mut BytesMut, can_read: bool) -> IoEvent {
-        let (Some(rd), Some(wr)) = (self.rd.as_mut(), self.wr.as_mut()) else {
+        let ServerSide {
+            io,
+            out,
+            out_bytes,
+            needs_flush,
+            ..
+        } = self;
+        let Some(io) = io.as_mut() else {
             return std::future::pending().await;
         };
-        let writing = !self.out.is_empty() || self.needs_flush;
-        let front = self.out.front().cloned();
-        tokio::select! {
-            r = rd.read_buf(buf), if can_read => match r {
-                Ok(0) | Err(_) => IoEvent::Closed,
-                Ok(_) => IoEvent::Read,
-            },
-            w = async {
-                match &front {
-                    Some(b) => wr.write(b).await,
-                    None => wr.flush().await.map(|_| 0),
-                }
-            }, if writing => match w {
-                Err(_) => IoEvent::Closed,
-                Ok(n) => {
-                    if front.is_some() {
-                        self.out_bytes -= n;
-                        let done = {
-                            let f = self.out.front_mut().expect("front exists");
-                            if n >= f.len() {
-                                true
-                            } else {
-                                let _ = f.split_to(n);
-                                false
-                            }
-                        };
-                        if done {
-                            self.out.pop_front();
-                        }
-                        self.needs_flush = true;
-                    } else {
-                        self.needs_flush = false;
+        std::future::poll_fn(|cx| {
+            if can_read {
+                match io.poll_read_into(cx, buf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        return Poll::Ready(IoEvent::Closed)
                     }
-                    IoEvent::Wrote
+                    Poll::Ready(Ok(_)) => return Poll::Ready(IoEvent::Read),
+                    Poll::Pending => {}
                 }
-            },
-        }
+            }
+            // Write as much of the queue as the socket takes now, then
+            // flush (TLS only: a TCP socket has nothing to flush).
+            let mut wrote = false;
+            while let Some(front) = out.front_mut() {
+                match Pin::new(&mut *io).poll_write(cx, front) {
+                    Poll::Ready(Ok(n)) => {
+                        *out_bytes -= n;
+                        if n >= front.len() {
+                            out.pop_front();
+                        } else {
+                            let _ = front.split_to(n);
+                        }
+                        *needs_flush = io.is_tls();
+                        wrote = true;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(IoEvent::Closed),
+                    Poll::Pending => break,
+                }
+            }
+            if out.is_empty() && *needs_flush {
+                match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        *needs_flush = false;
+                        wrote = true;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(IoEvent::Closed),
+                    Poll::Pending => {}
+                }
+            }
+            if wrote {
+                Poll::Ready(IoEvent::Wrote)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// After a read that filled `buf`, reads on while bytes are already
     /// there (never waiting), up to `max` bytes in `buf`. An end of stream
     /// or error met here is reported by the next [`ServerSide::io_event`].
     pub(crate) fn read_ready(&mut self, buf: &mut BytesMut, max: usize) {
-        let Some(rd) = self.rd.as_mut() else { return };
+        let Some(io) = self.io.as_mut() else { return };
         while buf.len() == buf.capacity() && buf.len() < max {
             buf.reserve(max - buf.len());
-            match rd.read_buf(buf).now_or_never() {
+            let read = std::future::poll_fn(|cx| io.poll_read_into(cx, buf)).now_or_never();
+            match read {
                 Some(Ok(k)) if k > 0 => {}
                 _ => break,
             }
@@ -536,12 +587,12 @@ impl ServerSide {
 
     /// Writes everything queued (used before STARTTLS and before closing).
     async fn flush_all(&mut self) -> std::io::Result<()> {
-        if let Some(wr) = self.wr.as_mut() {
+        if let Some(io) = self.io.as_mut() {
             while let Some(b) = self.out.pop_front() {
-                wr.write_all(&b).await?;
+                io.write_all(&b).await?;
             }
             self.out_bytes = 0;
-            wr.flush().await?;
+            io.flush().await?;
             self.needs_flush = false;
         }
         Ok(())
@@ -550,7 +601,51 @@ impl ServerSide {
     /// Carries out one of `Connect`, `ToServer`, `StartTls`, `CloseServer`.
     /// Returns the translator's outputs that follow from it and, when the
     /// server could not be used, a label for the connection's end.
+    ///
+    /// `ToServer`, once per stanza, is only queued; the others (connecting,
+    /// TLS, closing) run boxed, so that the callers' state machines, which
+    /// live as long as the session, do not hold room for them.
     pub(crate) async fn execute(
+        &mut self,
+        shared: &Shared,
+        x: &XmppRuntime,
+        route: &RouteRuntime,
+        t: &mut Translator,
+        o: Output,
+        peer: SocketAddr,
+    ) -> (Vec<Output>, Option<&'static str>) {
+        match o {
+            Output::ToServer(bytes) => {
+                self.queue(bytes);
+                (Vec::new(), None)
+            }
+            o => Box::pin(self.execute_other(shared, x, route, t, o, peer)).await,
+        }
+    }
+
+    /// Sends bytes to the server: over plain TCP with nothing queued before
+    /// them, written at once as far as the socket takes them (one system
+    /// call, no extra turn of the caller's loop); the rest is queued for
+    /// [`ServerSide::io_event`]. Dropped when not connected.
+    fn queue(&mut self, bytes: Vec<u8>) {
+        let Some(io) = self.io.as_mut() else { return };
+        let mut start = 0;
+        if let (ServerIo::Plain(tcp), true) = (&*io, self.out.is_empty()) {
+            match tcp.try_write(&bytes) {
+                Ok(n) => start = n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // the error comes back from the next write in io_event
+                Err(_) => {}
+            }
+        }
+        if start < bytes.len() {
+            let rest = Bytes::from(bytes).slice(start..);
+            self.out_bytes += rest.len();
+            self.out.push_back(rest);
+        }
+    }
+
+    async fn execute_other(
         &mut self,
         shared: &Shared,
         x: &XmppRuntime,
@@ -573,7 +668,11 @@ impl ServerSide {
                     );
                 };
                 let t0 = Instant::now();
-                match connect(shared, x, &dom).await {
+                // Boxed, as is the TLS handshake below: these futures (DNS,
+                // TCP, TLS) are large and run once, while the caller's
+                // state machine holds room for them for the session's whole
+                // life (idle memory, docs/performance.md).
+                match Box::pin(connect(shared, x, &dom)).await {
                     Ok(io) => {
                         route.connect_seconds.observe(t0.elapsed().as_secs_f64());
                         self.set_io(io);
@@ -595,10 +694,7 @@ impl ServerSide {
                 }
             }
             Output::ToServer(bytes) => {
-                if self.is_connected() {
-                    self.out_bytes += bytes.len();
-                    self.out.push_back(Bytes::from(bytes));
-                }
+                self.queue(bytes);
                 (Vec::new(), None)
             }
             Output::StartTls => {
@@ -610,7 +706,7 @@ impl ServerSide {
                     return (t.on_server_eof(), Some("server_closed"));
                 }
                 match self.take_io() {
-                    Some(ServerIo::Plain(tcp)) => match x.tls_connect(&dom, tcp).await {
+                    Some(ServerIo::Plain(tcp)) => match Box::pin(x.tls_connect(&dom, tcp)).await {
                         Ok(io) => {
                             self.set_io(io);
                             (t.on_tls_ready(), None)
