@@ -36,6 +36,11 @@ impl<T> RidMap<T> {
         match self.position(rid) {
             Ok(i) => Some(std::mem::replace(&mut self.v[i].1, value)),
             Err(i) => {
+                // Room for exactly one entry at first (a Vec's first
+                // allocation would hold four), as a session usually holds one.
+                if self.v.capacity() == 0 {
+                    self.v.reserve_exact(1);
+                }
                 self.v.insert(i, (rid, value));
                 None
             }
@@ -146,6 +151,7 @@ mod tests {
     fn storage_is_released_when_empty() {
         let mut m = RidMap::new();
         m.insert(1, [0u8; 300]);
+        assert_eq!(m.capacity(), 1, "room for exactly one entry at first");
         m.insert(2, [0u8; 300]);
         assert!(m.capacity() >= 2);
         m.remove(&1);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use ucgate_proto::bosh::{Action, Condition, EndReason, Session, SessionLimits};
 use ucgate_proto::xml::Limits;
 use ucgate_proto::xmpp_ws::{Output, ServerTls, Translator, NS_FRAMING};
@@ -87,7 +87,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
     sid: String,
-    mut rx: mpsc::Receiver<Box<Command>>,
+    rx: super::registry::Inbox,
     peer: SocketAddr,
 ) {
     let rpath = route.config.path.clone();
@@ -256,7 +256,7 @@ pub(crate) async fn run(
                 }
             }
             // stop taking requests while much is queued for the server
-            cmd = rx.recv(), if server.queued() < (1 << 20) => match cmd.map(|c| *c) {
+            cmd = rx.0.recv(), if server.queued() < (1 << 20) => match cmd.map(|c| *c) {
                 None => {
                     end = Some("internal-server-error".into());
                 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::http::Body;
 use crate::{RouteRuntime, Shared};
@@ -77,7 +77,7 @@ fn xml_response_as(status: u16, body: String, content_type: Option<String>) -> R
 /// Tells the session actor when the HTTP client of a held request goes
 /// away (hyper drops the request future).
 struct GoneGuard {
-    tx: mpsc::Sender<Box<Command>>,
+    mailbox: Arc<registry::Mailbox>,
     id: u64,
     armed: bool,
 }
@@ -85,7 +85,7 @@ struct GoneGuard {
 impl Drop for GoneGuard {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.tx.try_send(Box::new(Command::Gone(self.id)));
+            let _ = self.mailbox.send(Box::new(Command::Gone(self.id)), true);
         }
     }
 }
@@ -272,7 +272,7 @@ async fn submit(
                     condition: condition.clone(),
                     reply: tx,
                 });
-                if h.tx.send(cmd).await.is_ok() {
+                if h.mailbox.send(cmd, false).is_ok() {
                     if let Ok((status, body, ct)) = rx.await {
                         return Err(xml_response_as(status, body, ct));
                     }
@@ -296,8 +296,9 @@ async fn submit(
         },
         None => {
             let sid = registry::new_sid();
-            let (tx, rx) = mpsc::channel(16);
-            let h = Handle { tx };
+            let mailbox = Arc::new(registry::Mailbox::default());
+            let rx = registry::Inbox(Arc::clone(&mailbox));
+            let h = Handle { mailbox };
             match shared.bosh.registry.insert(
                 &sid,
                 h.clone(),
@@ -332,15 +333,22 @@ async fn submit(
         id,
         reply: reply_tx,
     });
-    if handle.tx.send(cmd).await.is_err() {
-        let (status, body) =
-            ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::ItemNotFound);
+    if let Err(why) = handle.mailbox.send(cmd, false) {
+        let condition = match why {
+            registry::Refused::Closed => ucgate_proto::bosh::Condition::ItemNotFound,
+            // far more requests in flight than the session allows
+            registry::Refused::Full => {
+                shared.metrics.error(rpath, "client", "overactive");
+                ucgate_proto::bosh::Condition::PolicyViolation
+            }
+        };
+        let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
         return Err(xml_response(status, body));
     }
     Ok(Waiting {
         rx: reply_rx,
         guard: GoneGuard {
-            tx: handle.tx.clone(),
+            mailbox: Arc::clone(&handle.mailbox),
             id,
             armed: true,
         },
