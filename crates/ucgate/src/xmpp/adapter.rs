@@ -467,7 +467,8 @@ pub(crate) struct ServerSide {
 
 /// What [`ServerSide::io_event`] saw.
 pub(crate) enum IoEvent {
-    /// Bytes were read into the buffer.
+    /// Bytes were read into the buffer (queued bytes may have been written
+    /// in the same turn).
     Read,
     /// Queued bytes were written.
     Wrote,
@@ -523,15 +524,9 @@ impl ServerSide {
             return std::future::pending().await;
         };
         std::future::poll_fn(|cx| {
-            if can_read {
-                match io.poll_read_into(cx, buf) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                        return Poll::Ready(IoEvent::Closed)
-                    }
-                    Poll::Ready(Ok(_)) => return Poll::Ready(IoEvent::Read),
-                    Poll::Pending => {}
-                }
-            }
+            // Writes first, then the read, in every poll: neither direction
+            // can starve the other (a server that keeps sending must not
+            // stop our writes to it, nor the reverse).
             // Write as much of the queue as the socket takes now, then
             // flush (TLS only: a TCP socket has nothing to flush).
             let mut wrote = false;
@@ -558,6 +553,17 @@ impl ServerSide {
                         wrote = true;
                     }
                     Poll::Ready(Err(_)) => return Poll::Ready(IoEvent::Closed),
+                    Poll::Pending => {}
+                }
+            }
+            if can_read {
+                match io.poll_read_into(cx, buf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        return Poll::Ready(IoEvent::Closed)
+                    }
+                    // (anything written above is done; callers need only
+                    // hear about the read)
+                    Poll::Ready(Ok(_)) => return Poll::Ready(IoEvent::Read),
                     Poll::Pending => {}
                 }
             }
