@@ -235,6 +235,48 @@ pub struct Ctx {
     pub size: usize,
 }
 
+/// The measured phase every load mode shares: the run's clock starts, the
+/// progress line runs, and each open connection (`None`: it failed to
+/// open or log in, and is skipped) gets its own task from `drive` with its
+/// index and pacer; returns the clock once all of them are done.
+pub async fn run_load<T, F, Fut>(
+    load: &LoadArgs,
+    shared: &Arc<Shared>,
+    size: usize,
+    conns: Vec<Option<T>>,
+    drive: F,
+) -> Clock
+where
+    F: Fn(Arc<Ctx>, u32, T, Pacer, Release) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let clock = load.clock();
+    let progress = crate::report::progress(shared.clone(), clock, "messages");
+    let ctx = Arc::new(Ctx {
+        shared: shared.clone(),
+        clock,
+        size,
+    });
+    let pacers = load.pacers(&clock, conns.len());
+    let mut tasks = Vec::new();
+    for (i, (c, (pacer, release))) in conns.into_iter().zip(pacers).enumerate() {
+        if let Some(c) = c {
+            tasks.push(tokio::spawn(drive(
+                ctx.clone(),
+                i as u32,
+                c,
+                pacer,
+                release,
+            )));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    progress.abort();
+    clock
+}
+
 /// Sends message `seq` (the protocol builds it).
 pub trait MsgSender: Send {
     fn send(&mut self, seq: u64) -> impl Future<Output = anyhow::Result<()>> + Send;

@@ -23,7 +23,7 @@ use url::Url;
 use super::tcp_echo::load_desc;
 use super::ws_echo::{open_ws, Ws};
 use super::xmpp::{body, check_body};
-use super::{unique, Ctx, LoadArgs, MsgReceiver, MsgSender, Tracker};
+use super::{unique, LoadArgs, MsgReceiver, MsgSender, Tracker};
 use crate::net::{Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
@@ -670,20 +670,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reg_time = reg_start.elapsed();
     let registered = clients.iter().filter(|c| c.is_some()).count();
 
-    let clock = args.load.clock();
-    let progress = report::progress(shared.clone(), clock, "messages");
-    let ctx = Arc::new(Ctx {
-        shared: shared.clone(),
-        clock,
-        size: args.size,
-    });
-    let mut tasks = Vec::new();
-    let pacers = args.load.pacers(&clock, args.clients);
-    for (c, (pacer, release)) in clients.into_iter().zip(pacers) {
-        let Some(c) = c else { continue };
-        let ctx = ctx.clone();
-        let size = args.size;
-        tasks.push(tokio::spawn(async move {
+    let size = args.size;
+    let clock = super::run_load(
+        &args.load,
+        &shared,
+        size,
+        clients,
+        |ctx, _, c, pacer, release| async move {
             let Conn { ua, out, rx } = c;
             let client = ua.n;
             let ua = Arc::new(std::sync::Mutex::new(ua));
@@ -708,12 +701,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 release,
             )
             .await;
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    progress.abort();
+        },
+    )
+    .await;
     let mut s = Summary::from_shared("sip-ws", &args.url, &shared, clock.measured());
     s.clients = Some(args.clients as u64);
     s.size = Some(args.size as u64);

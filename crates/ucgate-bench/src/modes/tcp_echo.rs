@@ -11,7 +11,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::echo::{self, HEADER};
-use super::{Ctx, LoadArgs};
+use super::LoadArgs;
 use crate::report::{self, Summary};
 use crate::stats::Shared;
 
@@ -160,28 +160,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     })
     .await;
-    let clock = args.load.clock();
-    let progress = report::progress(shared.clone(), clock, "messages");
-    let ctx = Arc::new(Ctx {
-        shared: shared.clone(),
-        clock,
-        size: args.size,
-    });
-    let mut tasks = Vec::new();
-    let pacers = args.load.pacers(&clock, args.connections);
-    for (i, (c, (pacer, release))) in conns.into_iter().zip(pacers).enumerate() {
-        let Some(s) = c else { continue };
-        let ctx = ctx.clone();
-        tasks.push(tokio::spawn(async move {
+    let clock = super::run_load(
+        &args.load,
+        &shared,
+        args.size,
+        conns,
+        |ctx, i, s, pacer, release| async move {
             let (r, w) = s.into_split();
             let src = TcpSource(r, vec![0u8; 64 * 1024].into_boxed_slice());
-            echo::drive(&ctx, i as u32, TcpSink(w), src, pacer, release).await;
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    progress.abort();
+            echo::drive(&ctx, i, TcpSink(w), src, pacer, release).await;
+        },
+    )
+    .await;
     let mut s = Summary::from_shared("tcp-echo", &args.addr, &shared, clock.measured());
     s.connections = Some(args.connections as u64);
     s.size = Some(args.size as u64);

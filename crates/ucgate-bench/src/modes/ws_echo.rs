@@ -13,7 +13,7 @@ use url::Url;
 
 use super::echo;
 use super::tcp_echo::{check_size, load_desc, open_all};
-use super::{Ctx, LoadArgs};
+use super::LoadArgs;
 use crate::net::{self, BoxStream, Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, Summary};
 use crate::stats::Shared;
@@ -113,36 +113,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     })
     .await;
-    let clock = args.load.clock();
-    let progress = report::progress(shared.clone(), clock, "messages");
-    let ctx = Arc::new(Ctx {
-        shared: shared.clone(),
-        clock,
-        size: args.size,
-    });
-    let mut tasks = Vec::new();
-    let pacers = args.load.pacers(&clock, args.connections);
-    for (i, (c, (pacer, release))) in conns.into_iter().zip(pacers).enumerate() {
-        let Some(ws) = c else { continue };
-        let ctx = ctx.clone();
-        let text = args.text;
-        tasks.push(tokio::spawn(async move {
+    let text = args.text;
+    let clock = super::run_load(
+        &args.load,
+        &shared,
+        args.size,
+        conns,
+        |ctx, i, ws, pacer, release| async move {
             let (sink, stream) = ws.split();
             echo::drive(
                 &ctx,
-                i as u32,
+                i,
                 WsSink { sink, text },
                 WsSource(stream),
                 pacer,
                 release,
             )
             .await;
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    progress.abort();
+        },
+    )
+    .await;
     let mut s = Summary::from_shared("ws-echo", &args.url, &shared, clock.measured());
     s.connections = Some(args.connections as u64);
     s.size = Some(args.size as u64);

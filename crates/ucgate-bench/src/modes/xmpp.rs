@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use ucgate_proto::xml::tag::escape;
 
 use super::tcp_echo::load_desc;
-use super::{Ctx, LoadArgs, MsgReceiver, MsgSender, PeerClosed, Tracker};
+use super::{LoadArgs, MsgReceiver, MsgSender, PeerClosed, Tracker};
 use crate::net::{Dialer, ProxyOptions, TlsOptions};
 use crate::report::{self, round3, Summary};
 use crate::stats::{Latency, Shared};
@@ -292,21 +292,14 @@ pub async fn run(
     let login_time = login_start.elapsed();
     let logged_in = clients.iter().filter(|c| c.is_some()).count();
 
-    let clock = args.load.clock();
-    let progress = report::progress(shared.clone(), clock, "messages");
-    let ctx = Arc::new(Ctx {
-        shared: shared.clone(),
-        clock,
-        size: args.size,
-    });
-    let mut tasks = Vec::new();
-    let pacers = args.load.pacers(&clock, args.clients);
-    for (i, (c, (pacer, release))) in clients.into_iter().zip(pacers).enumerate() {
-        let Some((s, jid)) = c else { continue };
-        let ctx = ctx.clone();
-        let client = (i + 1) as u32;
-        let size = args.size;
-        tasks.push(tokio::spawn(async move {
+    let size = args.size;
+    let clock = super::run_load(
+        &args.load,
+        &shared,
+        size,
+        clients,
+        |ctx, i, (s, jid), pacer, release| async move {
+            let client = i + 1;
             let xmpp_client::Stream { tx, rx } = s;
             super::drive(
                 &ctx,
@@ -322,12 +315,9 @@ pub async fn run(
                 release,
             )
             .await;
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    progress.abort();
+        },
+    )
+    .await;
     let mut s = Summary::from_shared(mode, &args.target, &shared, clock.measured());
     s.clients = Some(args.clients as u64);
     s.size = Some(args.size as u64);
