@@ -9,7 +9,7 @@
 //! it these tests fail, they do not skip.
 
 mod modes_common;
-mod support;
+use modes_common::support;
 
 use support::*;
 

@@ -6,13 +6,11 @@ pub mod sip;
 pub mod xmpp;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use ucgate::{Config, Control, Listeners, Phase};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ucgate-bench");
 
@@ -77,44 +75,11 @@ pub fn assert_clean(r: &Run, mode: &str) {
     }
 }
 
-/// A running gateway.
-pub struct Gateway {
-    pub addr: SocketAddr,
-    pub control: Control,
-}
-
-impl Gateway {
-    pub async fn start(toml: &str) -> Gateway {
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{toml}\n[admin]\nlisten = \"127.0.0.1:0\"\n"
-        );
-        let config = Config::parse(&text, "test.toml", Path::new("."))
-            .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
-        let listeners = Listeners::bind(&config).await.expect("bind");
-        let addr = listeners.main_addr();
-        let control = Control::new();
-        let mut phase = control.phase();
-        tokio::spawn(ucgate::run(config, listeners, control.clone()));
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            phase.wait_for(|p| *p == Phase::Running),
-        )
-        .await
-        .expect("gateway running in time")
-        .expect("phase channel");
-        Gateway { addr, control }
-    }
-
-    pub fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://{}{}", self.addr, path)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.control.shutdown.cancel();
-    }
-}
+// One gateway helper for every test of the crate (support/gateway.rs).
+#[path = "../support/mod.rs"]
+pub mod support;
+#[allow(unused_imports)] // not every test crate that includes this uses it
+pub use support::Gateway;
 
 /// The binary's own echo server, killed on drop.
 pub struct EchoServer {
