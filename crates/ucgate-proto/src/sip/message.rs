@@ -259,26 +259,45 @@ pub struct Param {
     pub value: Option<Range<usize>>,
 }
 
+/// Where a left-to-right scan stands with respect to quoted-strings
+/// (RFC 3261 §25.1: `"` to `"`, a backslash escaping the next character), for
+/// the scans that must not split inside one.
+#[derive(Default)]
+struct Quotes {
+    inside: bool,
+    escape: bool,
+}
+
+impl Quotes {
+    /// Feeds the next byte; true when it belongs to a quoted-string (its
+    /// quotes included).
+    fn feed(&mut self, c: u8) -> bool {
+        if self.inside {
+            if self.escape {
+                self.escape = false;
+            } else if c == b'\\' {
+                self.escape = true;
+            } else if c == b'"' {
+                self.inside = false;
+            }
+            true
+        } else if c == b'"' {
+            self.inside = true;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Parse `;a=b;c` parameters in `r` (which starts at or before the first
 /// `;`; anything before the first `;` is skipped).
 pub fn params(b: &[u8], r: Range<usize>) -> Vec<Param> {
     let mut out = Vec::new();
     let mut semis = Vec::new();
-    let mut quoted = false;
-    let mut escape = false;
+    let mut quotes = Quotes::default();
     for i in r.clone() {
-        let c = b[i];
-        if quoted {
-            if escape {
-                escape = false;
-            } else if c == b'\\' {
-                escape = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
-        } else if c == b'"' {
-            quoted = true;
-        } else if c == b';' {
+        if !quotes.feed(b[i]) && b[i] == b';' {
             semis.push(i);
         }
     }
@@ -320,22 +339,16 @@ pub fn param<'b>(b: &'b [u8], r: Range<usize>, name: &str) -> Option<Option<&'b 
 /// (`a,,b` has three), LWS-trimmed.
 fn list_elements(b: &[u8], r: Range<usize>) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let (mut quoted, mut angle, mut escape) = (false, false, false);
+    let mut quotes = Quotes::default();
+    let mut angle = false;
     let mut seg = r.start;
     for i in r.clone() {
         let c = b[i];
-        if quoted {
-            if escape {
-                escape = false;
-            } else if c == b'\\' {
-                escape = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
+        // a `"` inside `<...>` is part of the URI, not a quoted-string
+        if !angle && quotes.feed(c) {
             continue;
         }
         match c {
-            b'"' if !angle => quoted = true,
             b'<' => angle = true,
             b'>' => angle = false,
             b',' if !angle => {
@@ -634,23 +647,13 @@ pub struct NameAddr {
 
 /// Parse a name-addr / addr-spec value at `r`.
 pub fn parse_name_addr(b: &[u8], r: Range<usize>) -> Option<NameAddr> {
-    let mut quoted = false;
-    let mut escape = false;
+    let mut quotes = Quotes::default();
     for i in r.clone() {
         let c = b[i];
-        if quoted {
-            if escape {
-                escape = false;
-            } else if c == b'\\' {
-                escape = true;
-            } else if c == b'"' {
-                quoted = false;
-            }
+        if quotes.feed(c) {
             continue;
         }
-        if c == b'"' {
-            quoted = true;
-        } else if c == b'<' {
+        if c == b'<' {
             let close = i + b[i..r.end].iter().position(|&c| c == b'>')?;
             return Some(NameAddr {
                 uri: trim(b, i + 1..close),
