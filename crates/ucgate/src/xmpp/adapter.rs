@@ -637,11 +637,10 @@ impl ServerSide {
         let Some(io) = self.io.as_mut() else { return };
         let mut start = 0;
         if let (ServerIo::Plain(tcp), true) = (&*io, self.out.is_empty()) {
-            match tcp.try_write(&bytes) {
-                Ok(n) => start = n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                // the error comes back from the next write in io_event
-                Err(_) => {}
+            // On WouldBlock, or an error (which the next write in io_event
+            // reports), everything is queued.
+            if let Ok(n) = tcp.try_write(&bytes) {
+                start = n;
             }
         }
         if start < bytes.len() {
