@@ -186,6 +186,11 @@ pub enum FromCore {
         flow: Flow,
         /// The rewritten message.
         bytes: Vec<u8>,
+        /// For a request other than ACK: its [`transaction_key`] as
+        /// relayed (our Via on top), which the client's responses will
+        /// carry; the glue remembers where the request came from under it
+        /// (RFC 3261 §18.2.2). `None` for responses and ACK.
+        reply_key: Option<Vec<u8>>,
     },
     /// Answer the core with this response.
     Respond(Vec<u8>),
@@ -572,7 +577,7 @@ fn client_request(
         let Ok(m) = parse(&outgoing, &SipLimits::UNLIMITED) else {
             return ClientAction::Drop("request for another flow could not be rewritten");
         };
-        let bytes = deliver_to_flow(&m, m.edit(), cfg, target);
+        let (bytes, _) = deliver_to_flow(&m, m.edit(), cfg, target);
         return ClientAction::ToFlow {
             flow: target,
             bytes,
@@ -635,7 +640,7 @@ fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
             return ClientAction::Drop("response for another flow could not be rewritten");
         };
         return match from_core(&m, cfg) {
-            FromCore::ToClient { flow, bytes } => ClientAction::ToFlow { flow, bytes },
+            FromCore::ToClient { flow, bytes, .. } => ClientAction::ToFlow { flow, bytes },
             FromCore::Respond(_) | FromCore::Drop(_) => {
                 ClientAction::Drop("response for another flow without our Via")
             }
@@ -668,6 +673,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         return FromCore::ToClient {
             flow,
             bytes: ed.finish(),
+            reply_key: None,
         };
     }
     let is_ack = msg.method() == Some("ACK");
@@ -738,21 +744,27 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
     let Some(flow) = found else {
         return refuse(404, "Not Found", &[]);
     };
+    let (bytes, branch) = deliver_to_flow(msg, ed, cfg, flow);
+    let reply_key = match msg.cseq() {
+        Some((_, method)) if !is_ack => Some(key_of(branch.as_bytes(), method)),
+        _ => None,
+    };
     FromCore::ToClient {
         flow,
-        bytes: deliver_to_flow(msg, ed, cfg, flow),
+        bytes,
+        reply_key,
     }
 }
 
 /// The last steps toward a client (spec 3 (c) 5–6): our Via on top, then
 /// (dialog-forming requests only) the Record-Route pair, client-facing
-/// entry first.
+/// entry first. Returns the message and our Via's branch.
 fn deliver_to_flow(
     msg: &Message<'_>,
     mut ed: super::message::Editor<'_, '_>,
     cfg: &EdgeConfig<'_>,
     flow: Flow,
-) -> Vec<u8> {
+) -> (Vec<u8>, String) {
     let token = flow_token::encode(cfg.key, flow.flow_id, flow.transport);
     let branch = derive_branch(cfg.key, msg, flow.flow_id);
     ed.prepend_top(
@@ -777,7 +789,7 @@ fn deliver_to_flow(
             .as_bytes(),
         );
     }
-    ed.finish()
+    (ed.finish(), branch)
 }
 
 /// The transaction a message belongs to at the top Via (RFC 3261 §17.1.3,
@@ -789,11 +801,15 @@ fn deliver_to_flow(
 pub fn transaction_key(msg: &Message<'_>) -> Option<Vec<u8>> {
     let branch = msg.top_via()?.branch()?;
     let (_, method) = msg.cseq()?;
+    Some(key_of(branch, method))
+}
+
+fn key_of(branch: &[u8], method: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(branch.len() + 1 + method.len());
     k.extend_from_slice(branch);
     k.push(b' ');
     k.extend_from_slice(method);
-    Some(k)
+    k
 }
 
 /// The answer to the core when the flow of a [`FromCore::ToClient`] request

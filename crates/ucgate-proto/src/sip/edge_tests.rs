@@ -258,7 +258,22 @@ fn large_message_to_udp_core_goes_over_tcp() {
 fn from_core_ok(input: &[u8]) -> (Flow, String) {
     let m = parse(input, &SipLimits::default()).unwrap();
     match from_core(&m, &cfg()) {
-        FromCore::ToClient { flow, bytes } => (flow, String::from_utf8(bytes).unwrap()),
+        FromCore::ToClient {
+            flow,
+            bytes,
+            reply_key,
+        } => {
+            // The key the glue files the request under is the one the
+            // relayed request itself has (and so the client's responses).
+            let relayed = parse(&bytes, &SipLimits::default()).unwrap();
+            if m.is_request() && m.method() != Some("ACK") {
+                assert_eq!(reply_key, transaction_key(&relayed));
+                assert!(reply_key.is_some());
+            } else {
+                assert_eq!(reply_key, None);
+            }
+            (flow, String::from_utf8(bytes).unwrap())
+        }
         other => panic!("{other:?}"),
     }
 }

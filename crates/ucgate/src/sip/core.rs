@@ -656,16 +656,13 @@ impl SipRuntime {
             self.sm.core_responses.inc();
         }
         match edge::from_core(&msg, &cfg) {
-            FromCore::ToClient { flow, bytes } => {
-                if msg.is_request() && msg.method() != Some("ACK") {
-                    // The key is read from the relayed request: our Via,
-                    // which the client's responses carry back on top.
-                    if let Some(key) = message::parse(&bytes, &self.limits)
-                        .ok()
-                        .and_then(|m| edge::transaction_key(&m))
-                    {
-                        self.remember_reply(key, reply);
-                    }
+            FromCore::ToClient {
+                flow,
+                bytes,
+                reply_key,
+            } => {
+                if let Some(key) = reply_key {
+                    self.remember_reply(key, reply);
                 }
                 if !self.to_flow(flow.flow_id, bytes) {
                     self.sm.flow_gone.inc();
