@@ -22,6 +22,7 @@
 pub mod backend;
 pub mod config;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod tls;
 pub mod xmpp;

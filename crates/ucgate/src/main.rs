@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ucgate::config::{Config, LogFormat};
+use ucgate::logging::{eprint_line, print_line};
 use ucgate::{Control, Listeners};
 
 const EXAMPLES: &str = "\
@@ -59,23 +60,6 @@ enum LogFormatArg {
     Json,
 }
 
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| {
-            tracing_subscriber::EnvFilter::try_new(level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Human => builder.init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -88,24 +72,24 @@ fn main() -> ExitCode {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Config::load(file) {
         Ok(c) => {
-            println!(
+            print_line(&format!(
                 "{}: OK ({} route{}, listen {}, admin {})",
                 file.display(),
                 c.routes.len(),
                 if c.routes.len() == 1 { "" } else { "s" },
                 c.server.listen,
                 c.admin.listen
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
+            eprint_line(&e.to_string());
+            eprint_line(&format!(
                 "{}: {} error{}",
                 file.display(),
                 e.errors.len(),
                 if e.errors.len() == 1 { "" } else { "s" }
-            );
+            ));
             ExitCode::from(1)
         }
     }
@@ -116,8 +100,8 @@ fn run(args: RunArgs) -> ExitCode {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
-                eprintln!("ucgate: the configuration has errors; nothing was started");
+                eprint_line(&e.to_string());
+                eprint_line("ucgate: the configuration has errors; nothing was started");
                 return ExitCode::from(2);
             }
         },
@@ -132,14 +116,14 @@ fn run(args: RunArgs) -> ExitCode {
         .log_level
         .clone()
         .unwrap_or_else(|| config.log.level.clone());
-    init_logging(format, &level);
+    let _log = ucgate::logging::init(format, &level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ucgate: cannot start the runtime: {e}");
+            eprint_line(&format!("ucgate: cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };

@@ -4,19 +4,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::process::{self, bin, signal, wait_ready, KillOnDrop};
 use common::*;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ucgate")
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config")
@@ -98,103 +94,21 @@ fn the_issue_example_and_the_shipped_example_load() {
     assert!(!c.routes.is_empty());
 }
 
-/// Starts the binary on ephemeral ports; returns the child and both addresses.
-#[allow(clippy::zombie_processes)] // the callers wait() on the child
-fn spawn_gateway(
-    config: &str,
-    dir: &Path,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::net::SocketAddr,
-) {
-    spawn_gateway_with(config, dir, &[])
-}
-
 type Spawned = (
     std::process::Child,
     std::net::SocketAddr,
     std::net::SocketAddr,
 );
 
+/// Starts the binary on ephemeral ports; returns the child and both addresses.
+fn spawn_gateway(config: &str, dir: &Path) -> Spawned {
+    spawn_gateway_with(config, dir, &[])
+}
+
 /// Like `spawn_gateway`, with a wrapper command in front (e.g. `prlimit`).
-#[allow(clippy::zombie_processes)] // the callers wait() on the child
 fn spawn_gateway_with(config: &str, dir: &Path, wrapper: &[&str]) -> Spawned {
-    let file = dir.join("ucgate.toml");
-    std::fs::write(&file, config).unwrap();
-    let mut cmd = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(bin());
-            c
-        }
-        None => Command::new(bin()),
-    };
-    let mut child = cmd
-        .args(["run", "--config"])
-        .arg(&file)
-        .args(["--log-format", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let field = |line: &str, key: &str| -> Option<std::net::SocketAddr> {
-        let i = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
-        line[i..].split('"').next()?.parse().ok()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let line = rx
-            .recv_timeout(deadline - std::time::Instant::now())
-            .expect("gateway start-up log");
-        assert!(line.starts_with('{'), "not JSON: {line}");
-        if line.contains("ucgate starting") {
-            let main = field(&line, "listen").unwrap();
-            let admin = field(&line, "admin").unwrap();
-            // keep draining stderr so the child never blocks on a full pipe
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, main, admin);
-        }
-    }
-}
-
-/// Kills the process if a test fails before it has waited for it.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.0.to_string()])
-            .status();
-    }
-}
-
-fn signal(child: &std::process::Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-async fn wait_ready(admin: std::net::SocketAddr) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(admin).await.is_ok()
-            && http_get(admin, "/ready").await.0 == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("not ready");
+    let s = process::spawn(config, dir, wrapper, &[], process::Stderr::Collect);
+    (s.child, s.main, s.admin)
 }
 
 #[tokio::test]

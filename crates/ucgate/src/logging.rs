@@ -1,0 +1,103 @@
+//! Logging that can neither stop the gateway nor leak a secret.
+//!
+//! Two rules, both enforced here for every filter an operator can set
+//! (`log.level`, `--log-level`, `RUST_LOG`):
+//!
+//! * **A log write never blocks or fails a task.** Lines go through a
+//!   bounded in-memory queue to one writer thread (tracing-appender's
+//!   non-blocking writer, lossy): when stderr is a full pipe nobody reads,
+//!   lines are dropped instead of stalling a worker; when stderr is closed
+//!   (`ucgate run 2>&1 | head`, a crashed log collector) write errors are
+//!   ignored. tracing-subscriber's own report of a failed write is turned
+//!   off, because it uses `eprintln!`, which panics on a closed stderr and
+//!   took the signal task down with it (SIGTERM then did nothing).
+//! * **No payload of a third-party library reaches the log.** Only ucgate's
+//!   own targets may log at `trace`; every other crate is capped at `debug`.
+//!   At `trace`, tungstenite prints whole WebSocket frames (with the base64
+//!   SASL `<auth>` of an XMPP login) and the HTTP libraries print buffers.
+//!   ucgate itself never logs message contents or keys at any level.
+
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, FilterFn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::config::LogFormat;
+
+/// Keeps the log writer thread alive; dropping it flushes what is queued
+/// (waiting at most about a second, so a stuck stderr cannot hold the exit).
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Lines queued for stderr before further lines are dropped.
+const QUEUE_LINES: usize = 16_384;
+
+/// True for the targets allowed to log at `trace` (ucgate's own code).
+fn may_trace(target: &str) -> bool {
+    target == "ucgate" || target.starts_with("ucgate::") || target.starts_with("ucgate_")
+}
+
+/// The filter every event passes: the operator's filter, and the ceiling
+/// that keeps other crates at `debug` or less.
+fn ceiling() -> FilterFn {
+    tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() < Level::TRACE || may_trace(meta.target())
+    })
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set, not empty and valid, wins over
+/// `level`; an invalid `level` falls back to `info`.
+pub fn init(format: LogFormat, level: &str) -> LogGuard {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUE_LINES)
+        .thread_name("ucgate-log")
+        .finish(std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .log_internal_errors(false);
+    let layer = match format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Human => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter.and(ceiling())))
+        .init();
+    LogGuard(guard)
+}
+
+/// Writes a line to stderr for the command line (usage and configuration
+/// errors, before or without logging); a closed stderr is ignored.
+pub fn eprint_line(s: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{s}");
+}
+
+/// Writes a line to stdout; a closed stdout is ignored.
+pub fn print_line(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ucgate_targets_may_trace() {
+        assert!(may_trace("ucgate"));
+        assert!(may_trace("ucgate::bosh::actor"));
+        assert!(may_trace("ucgate_proto::xml"));
+        assert!(!may_trace("tungstenite::protocol"));
+        assert!(!may_trace("tokio_tungstenite"));
+        assert!(!may_trace("hyper::proto::h1"));
+        assert!(!may_trace("ucgatex"));
+    }
+}

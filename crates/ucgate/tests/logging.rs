@@ -1,0 +1,202 @@
+//! Logging can neither stop the gateway nor leak a secret (issue 13, items
+//! 8 and 9): SIGTERM works with stderr closed or stalled, and the most
+//! verbose filter prints no SASL credential and no flow-token key.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{self, signal, wait_exit, wait_ready, KillOnDrop, Stderr};
+use common::tls::*;
+use common::xmpp_server::*;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+const DRAIN: Duration = Duration::from_secs(3);
+
+fn tunnel_config(echo: std::net::SocketAddr) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"{}s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        DRAIN.as_secs(),
+        tunnel_route("/echo", echo, "")
+    )
+}
+
+/// Requests that each log several lines at `trace`.
+async fn make_noise(addr: std::net::SocketAddr, n: usize) {
+    for _ in 0..n {
+        let _ = raw_request(
+            addr,
+            "GET /nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    }
+}
+
+async fn sigterm_exits_0_with(mode: Stderr) {
+    let dir = TempDir::new("logpipe");
+    let echo = echo_backend().await;
+    let s = process::spawn(
+        &tunnel_config(echo),
+        dir.path(),
+        &[],
+        &["--log-level", "trace"],
+        mode,
+    );
+    let _guard = KillOnDrop(s.child.id());
+    wait_ready(s.admin).await;
+    // Enough log traffic to hit the closed pipe or fill the stalled one
+    // (64 KiB) many times over.
+    make_noise(s.main, 300).await;
+    assert_eq!(http_get(s.admin, "/ready").await.0, 200, "alive and ready");
+    signal(&s.child, "-TERM");
+    let (code, took) = wait_exit(s.child, DRAIN + Duration::from_secs(3)).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        took <= DRAIN,
+        "exit took {took:?}, drain_timeout is {DRAIN:?}"
+    );
+    drop(s.stalled);
+}
+
+#[tokio::test]
+async fn sigterm_works_when_stderr_is_closed() {
+    sigterm_exits_0_with(Stderr::Close).await;
+}
+
+#[tokio::test]
+async fn sigterm_works_when_stderr_is_never_read() {
+    sigterm_exits_0_with(Stderr::Stall).await;
+}
+
+/// base64("\0alice\0secret"), the scripted server's PLAIN credential.
+const CREDENTIAL: &str = "AGFsaWNlAHNlY3JldA==";
+const FLOW_KEY: &str = "flow-token-key-that-must-never-be-logged";
+
+#[tokio::test]
+async fn the_most_verbose_log_has_no_credential_and_no_key() {
+    let dir = TempDir::new("logsecret");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _seen) = scripted_server(server_tls).await;
+    let sip_core = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [[route]]\npath = \"/xmpp-websocket\"\nkind = \"xmpp-websocket\"\n\
+         [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\
+         [[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{}\"\n\
+         [sip]\nflow_token_key = \"{FLOW_KEY}\"\n\
+         [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n",
+        sip_core.local_addr().unwrap(),
+        ca.display()
+    );
+    let s = process::spawn(
+        &cfg,
+        dir.path(),
+        &[],
+        &["--log-level", "trace"],
+        Stderr::Collect,
+    );
+    let _guard = KillOnDrop(s.child.id());
+    wait_ready(s.admin).await;
+
+    // A whole login over WebSocket, the credential in a text frame.
+    let (mut ws, _) = ws_connect(
+        &format!("ws://{}/xmpp-websocket", s.main),
+        None,
+        Some("xmpp"),
+    )
+    .await
+    .unwrap();
+    let framing = "urn:ietf:params:xml:ns:xmpp-framing";
+    let send = |t: String| Message::Text(t.into());
+    ws.send(send(format!(
+        "<open xmlns='{framing}' to='localhost' version='1.0'/>"
+    )))
+    .await
+    .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("PLAIN") {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            seen.push_str(&t);
+        }
+    }
+    ws.send(send(format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{CREDENTIAL}</auth>"
+    )))
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) if t.contains("<success") => break,
+            Some(Ok(_)) => continue,
+            other => panic!("no SASL success: {other:?}"),
+        }
+    }
+    ws.send(send(format!("<close xmlns='{framing}'/>")))
+        .await
+        .unwrap();
+    while ws.next().await.is_some() {}
+
+    // The same credential in a BOSH request body.
+    let body = "<body rid='1000' xmlns='http://jabber.org/protocol/httpbind' to='localhost' wait='5' hold='1' ver='1.11' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>";
+    let created = bosh_post(s.main, body).await;
+    let sid = created
+        .split("sid='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_else(|| panic!("no sid in {created}"))
+        .to_string();
+    let auth = format!(
+        "<body rid='1001' sid='{sid}' xmlns='http://jabber.org/protocol/httpbind'><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{CREDENTIAL}</auth></body>"
+    );
+    let answer = bosh_post(s.main, &auth).await;
+    assert!(
+        answer.contains("success") || answer.contains("<body"),
+        "{answer}"
+    );
+
+    // A SIP message through the route that uses the key.
+    let (mut sws, _) = ws_connect(&format!("ws://{}/sip", s.main), None, Some("sip"))
+        .await
+        .unwrap();
+    sws.send(Message::Text(
+        "OPTIONS sip:x@localhost SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK1\r\nFrom: <sip:a@localhost>;tag=1\r\nTo: <sip:x@localhost>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n".into(),
+    ))
+    .await
+    .unwrap();
+    let mut dgram = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(5), sip_core.recv_from(&mut dgram))
+        .await
+        .expect("the OPTIONS reached the core")
+        .unwrap();
+    drop(sws);
+
+    signal(&s.child, "-TERM");
+    let (code, _) = wait_exit(s.child, Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+    let log = s.log.lock().unwrap().join("\n");
+    // `trace` for ucgate's own targets, `debug` for libraries (rustls' handshake).
+    assert!(
+        log.lines().count() > 20
+            && log.contains("\"level\":\"DEBUG\",\"message\":\"Using ciphersuite"),
+        "the log is not verbose:\n{log}"
+    );
+    for secret in [CREDENTIAL, "alice\\u0000secret", FLOW_KEY] {
+        let hit = log.lines().find(|l| l.contains(secret));
+        assert!(hit.is_none(), "`{secret}` is in the log: {}", hit.unwrap());
+    }
+}
+
+async fn bosh_post(addr: std::net::SocketAddr, body: &str) -> String {
+    let req = format!(
+        "POST /http-bind HTTP/1.1\r\nHost: {addr}\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::time::timeout(Duration::from_secs(10), raw_request(addr, &req))
+        .await
+        .expect("a BOSH answer in time")
+}
