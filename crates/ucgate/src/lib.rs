@@ -29,6 +29,7 @@ pub mod xmpp;
 
 mod admin;
 mod bosh;
+mod client;
 mod http;
 mod server;
 mod sip;
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) routes: Vec<Arc<RouteRuntime>>,
     pub(crate) permits: Arc<Semaphore>,
+    /// `server.max_connections_per_ip`.
+    pub(crate) per_ip: Arc<client::PerIpLimit>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) certs: Option<Arc<tls::CertStore>>,
     pub(crate) http: server::HttpBuilders,
@@ -215,6 +218,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         xmpp,
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
+        per_ip: client::PerIpLimit::new(config.server.max_connections_per_ip),
         config,
         metrics,
         routes,

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::{client_addr, IpSlot};
 use crate::config::ServerConfig;
 use crate::metrics::{GaugeGuard, ListenerLabels};
 use crate::Shared;
@@ -36,6 +37,8 @@ fn now_ms() -> u64 {
 /// (the connection or one of its WebSockets) is gone.
 pub(crate) struct ConnState {
     _permit: OwnedSemaphorePermit,
+    /// This connection's place in `server.max_connections_per_ip`.
+    _ip_slot: Option<IpSlot>,
     _active: GaugeGuard,
     /// Last time a request or WebSocket started or ended (ms since process
     /// start), for the idle timeout. Bytes alone (HTTP/2 PINGs, TCP
@@ -187,9 +190,19 @@ pub(crate) async fn accept_loop(
             _ = stop.cancelled() => return,
         };
         accepted.inc();
+        let peer = client_addr(peer);
+        // Before any TLS or HTTP work: one address cannot hold every permit.
+        let Some(ip_slot) = shared.per_ip.acquire(peer.ip()) else {
+            shared
+                .metrics
+                .error("none", "client", "max_connections_per_ip");
+            tracing::debug!(%peer, limit = shared.config.server.max_connections_per_ip, "connection refused: too many from this address");
+            drop(stream);
+            continue;
+        };
         let s = Arc::clone(&shared);
         shared.tracker.spawn(async move {
-            serve_conn(s, stream, peer, permit).await;
+            serve_conn(s, stream, peer, permit, ip_slot).await;
         });
     }
 }
@@ -199,6 +212,7 @@ async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
+    ip_slot: Option<IpSlot>,
 ) {
     let _ = stream.set_nodelay(true);
     let active = shared
@@ -210,6 +224,7 @@ async fn serve_conn(
     let secure = shared.tls.is_some();
     let state = Arc::new(ConnState {
         _permit: permit,
+        _ip_slot: ip_slot,
         _active: GaugeGuard::new(active),
         last_activity: AtomicU64::new(now_ms()),
         busy: AtomicUsize::new(0),

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use crate::http::Body;
+use crate::http::{Body, BodyError};
 use crate::{RouteRuntime, Shared};
 use registry::{Command, Full as RegistryFull, Handle, Registry};
 
@@ -225,24 +225,24 @@ async fn submit(
 ) -> Result<Waiting, Response<Body>> {
     let rpath = route.config.path.as_str();
     let b = &shared.config.bosh;
-    let body = match Limited::new(req.into_body(), b.max_body_size)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                // XEP-0124 §17.1: a terminal condition in a 200 response,
-                // not an HTTP error code.
-                shared.metrics.error(rpath, "client", "body_too_large");
-                tracing::info!(route = rpath, %peer, limit = b.max_body_size, "BOSH request body too large");
-                let (status, body) = ucgate_proto::bosh::terminate_body(
-                    &ucgate_proto::bosh::Condition::PolicyViolation,
-                );
-                return Err(xml_response(status, body));
-            }
+    let version = req.version();
+    let body = match crate::http::read_body(shared, req.into_body(), b.max_body_size).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            // XEP-0124 §17.1: a terminal condition in a 200 response,
+            // not an HTTP error code.
+            shared.metrics.error(rpath, "client", "body_too_large");
+            tracing::info!(route = rpath, %peer, limit = b.max_body_size, "BOSH request body too large");
+            let (status, body) =
+                ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::PolicyViolation);
+            return Err(xml_response(status, body));
+        }
+        Err(BodyError::TimedOut) => {
+            shared.metrics.error(rpath, "client", "body_timeout");
+            tracing::info!(route = rpath, %peer, timeout = ?shared.config.server.body_read_timeout, "BOSH request body too slow");
+            return Err(crate::http::body_timeout_response(version));
+        }
+        Err(BodyError::Failed) => {
             return Err(crate::http::text(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",

@@ -57,10 +57,14 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Maximum concurrent client TCP connections (permits).
     pub max_connections: usize,
+    /// Maximum concurrent connections from one client address; 0 = no limit.
+    pub max_connections_per_ip: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// Deadline for a complete HTTP/1.1 request head.
     pub header_read_timeout: Duration,
+    /// Deadline for a whole request body, from the end of its head.
+    pub body_read_timeout: Duration,
     /// Close an HTTP connection with no bytes, no request and no WebSocket for this long.
     pub idle_timeout: Duration,
     /// How long the drain may take after SIGTERM before the rest is cut.
@@ -225,8 +229,10 @@ const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
     "max_connections",
+    "max_connections_per_ip",
     "handshake_timeout",
     "header_read_timeout",
+    "body_read_timeout",
     "idle_timeout",
     "drain_timeout",
     "shutdown_delay",
@@ -463,8 +469,10 @@ fn read_server(
         listen: "127.0.0.1:5280".parse().expect("literal"),
         tls: None,
         max_connections: 10_000,
+        max_connections_per_ip: 256,
         handshake_timeout: 10 * SEC,
         header_read_timeout: 10 * SEC,
+        body_read_timeout: 10 * SEC,
         idle_timeout: 120 * SEC,
         drain_timeout: 30 * SEC,
         shutdown_delay: Duration::ZERO,
@@ -484,11 +492,17 @@ fn read_server(
     if let Some(n) = t.integer(ctx, "max_connections", 1..=10_000_000) {
         s.max_connections = n as usize;
     }
+    if let Some(n) = t.integer(ctx, "max_connections_per_ip", 0..=10_000_000) {
+        s.max_connections_per_ip = n as usize;
+    }
     if let Some(d) = t.duration(ctx, "handshake_timeout", Duration::from_millis(100)..=DAY) {
         s.handshake_timeout = d;
     }
     if let Some(d) = t.duration(ctx, "header_read_timeout", Duration::from_millis(100)..=DAY) {
         s.header_read_timeout = d;
+    }
+    if let Some(d) = t.duration(ctx, "body_read_timeout", Duration::from_millis(100)..=DAY) {
+        s.body_read_timeout = d;
     }
     if let Some(d) = t.duration(ctx, "idle_timeout", SEC..=DAY) {
         s.idle_timeout = d;
