@@ -1,82 +1,24 @@
-//! SHA-1 (FIPS 180-4 §6.1), for the XEP-0124 §15 key sequence only.
+//! SHA-1 for the XEP-0124 §15 key sequence only, from RustCrypto's `sha1`
+//! crate (audited and maintained, rather than a hand-written copy).
 //!
 //! XEP-0124 §15.3 mandates SHA-1 (RFC 3174) for `key`/`newkey`: K(n) =
-//! hex(SHA-1(K(n-1))). The crate has no dependencies besides `thiserror`,
-//! so this is a small, straightforward implementation. SHA-1 is not used
-//! for anything else; do not use it where collision resistance matters.
+//! hex(SHA-1(K(n-1))). SHA-1 is not used for anything else; do not use it
+//! where collision resistance matters.
+
+use sha1::{Digest, Sha1};
 
 /// The SHA-1 digest of `data`.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    // The message, then 0x80, zeros to 56 mod 64, then the 64-bit length.
-    let mut tail = Vec::with_capacity(128);
-    let full = data.len() - data.len() % 64;
-    tail.extend_from_slice(&data[full..]);
-    tail.push(0x80);
-    while tail.len() % 64 != 56 {
-        tail.push(0);
-    }
-    tail.extend_from_slice(&bit_len.to_be_bytes());
-    for block in data[..full].chunks_exact(64).chain(tail.chunks_exact(64)) {
-        compress(&mut h, block);
-    }
-    let mut out = [0u8; 20];
-    for (i, word) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    Sha1::digest(data).into()
 }
 
-fn compress(h: &mut [u32; 5], block: &[u8]) {
-    let mut w = [0u32; 80];
-    for (i, chunk) in block.chunks_exact(4).enumerate() {
-        w[i] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
-    for i in 16..80 {
-        w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-    }
-    let [mut a, mut b, mut c, mut d, mut e] = *h;
-    for (i, wi) in w.iter().enumerate() {
-        let (f, k) = match i {
-            0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-            20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-            40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-            _ => (b ^ c ^ d, 0xCA62_C1D6),
-        };
-        let t = a
-            .rotate_left(5)
-            .wrapping_add(f)
-            .wrapping_add(e)
-            .wrapping_add(k)
-            .wrapping_add(*wi);
-        e = d;
-        d = c;
-        c = b.rotate_left(30);
-        b = a;
-        a = t;
-    }
-    h[0] = h[0].wrapping_add(a);
-    h[1] = h[1].wrapping_add(b);
-    h[2] = h[2].wrapping_add(c);
-    h[3] = h[3].wrapping_add(d);
-    h[4] = h[4].wrapping_add(e);
-}
-
-/// The SHA-1 digest of `data` as 40 lower-case hexadecimal digits (the
-/// `hex()` of XEP-0124 §15.3).
+/// The lowercase hex SHA-1 of `data` (the form keys travel in).
 pub fn sha1_hex(data: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(40);
     for b in sha1(data) {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
     }
     s
 }
