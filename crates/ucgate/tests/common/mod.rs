@@ -1,6 +1,7 @@
 //! Test helpers: a real gateway on 127.0.0.1:0 with in-process backends.
 #![allow(dead_code)]
 
+pub mod sip;
 pub mod tls;
 pub mod xmpp_server;
 
