@@ -232,13 +232,15 @@ impl SipRuntime {
         let key = match &sip.flow_token_key {
             Some(k) => k.expose().to_vec(),
             None => {
-                // One gateway node needs no shared key: its flows end with
-                // the process anyway. Several nodes in front of one core
-                // set `sip.flow_token_key` so tokens verify on each.
+                // A random key is enough: a token names a connection of
+                // this process, and only this process ever verifies it.
                 let mut k = vec![0u8; 32];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
                     .map_err(|_| anyhow::anyhow!("no randomness for the flow-token key"))?;
-                tracing::info!(route, "sip.flow_token_key not set: using a random key for this process (set it when several gateway nodes front the same core)");
+                tracing::info!(
+                    route,
+                    "sip.flow_token_key not set: using a random key for this process"
+                );
                 k
             }
         };
