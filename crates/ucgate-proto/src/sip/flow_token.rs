@@ -15,9 +15,9 @@
 //! `boot` its MAC fails, exactly like a forged token's.
 //!
 //! The MAC is truncated to 80 bits (as RFC 5626 §5.2's example suggests).
-//! The flow id is chosen by the glue (one per connection); when several
-//! gateway nodes share a key they should reserve some high bits of the id for
-//! the node, so a token names both the node and the connection. No expiry is
+//! The flow id is chosen by the glue (one per connection). Each process
+//! has its own `boot`, so a token verifies only on the process that issued
+//! it, even when several gateway nodes share a key. No expiry is
 //! encoded: a token stays valid as long as its flow is alive, which only the
 //! glue's flow table knows (a gone flow gives `430 Flow Failed`).
 
