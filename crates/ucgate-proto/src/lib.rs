@@ -15,6 +15,7 @@
 //! | [`route`] | path → configured route lookup |
 //! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
 //! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
+//! | [`netset`] | sets of IP networks (addresses and CIDR ranges) and membership of a peer address |
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
 //! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy and close codes |
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
@@ -28,6 +29,7 @@
 pub mod bosh;
 pub mod hostmeta;
 pub mod keepalive;
+pub mod netset;
 pub mod origin;
 pub mod route;
 pub mod sip;

@@ -68,17 +68,10 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// Serves the admin endpoints until `stop` fires.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    let mut listener = crate::accept::Acceptor::new(listener, "admin", &shared.metrics);
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
+        let Some((stream, _)) = listener.next(&stop).await else {
+            return;
         };
         let shared = Arc::clone(&shared);
         let stop = stop.clone();

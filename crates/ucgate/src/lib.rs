@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod tls;
 pub mod xmpp;
 
+mod accept;
 mod admin;
 mod bosh;
 mod client;

@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 /// `{listener}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
-    /// `main` or `admin`.
+    /// `main`, `admin` or `sip:ROUTE` (a SIP route's core-facing port).
     pub listener: String,
 }
 

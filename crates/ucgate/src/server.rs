@@ -5,7 +5,6 @@
 //! resource errors such as EMFILE); the TLS handshake happens inside the
 //! spawned task under `server.handshake_timeout`.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -130,12 +129,6 @@ enum Mode {
     Detect,
 }
 
-fn is_resource_error(e: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or system is out of
-    // something; retrying at once would spin.
-    matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
-}
-
 /// Accepts until `stop` fires.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
@@ -149,8 +142,7 @@ pub(crate) async fn accept_loop(
         .metrics
         .connections_accepted
         .get_or_create_owned(&labels);
-    let accept_errors = shared.metrics.accept_errors.get_or_create_owned(&labels);
-    let mut backoff = Duration::from_millis(5);
+    let mut listener = crate::accept::Acceptor::new(listener, &labels.listener, &shared.metrics);
     loop {
         let permit = match shared.permits.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -169,25 +161,8 @@ pub(crate) async fn accept_loop(
                 }
             }
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => { backoff = Duration::from_millis(5); v }
-                Err(e) => {
-                    accept_errors.inc();
-                    if is_resource_error(&e) {
-                        tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.cancelled() => return,
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                    } else {
-                        tracing::debug!(error = %e, "accept failed");
-                    }
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
+        let Some((stream, peer)) = listener.next(&stop).await else {
+            return;
         };
         accepted.inc();
         let peer = client_addr(peer);

@@ -249,6 +249,83 @@ async fn out_of_file_descriptors_backs_off_and_recovers() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn sip_listener_backs_off_when_out_of_file_descriptors() {
+    // The SIP route's core-facing listener shares the accept helper: with
+    // its descriptors exhausted by connections from the core's address it
+    // must not spin (it did: a whole core busy with `ulimit -n 128`).
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("prlimit not available; skipping");
+        return;
+    }
+    use common::sip::{config, core_message, next_text, register, Core};
+    use tokio::io::AsyncWriteExt;
+    let dir = common::tls::TempDir::new("sip-emfile");
+    let core = Core::start().await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        config(core.addr)
+    );
+    let (mut child, addr, admin) =
+        spawn_gateway_with(&cfg, dir.path(), &["prlimit", "--nofile=48:48", "--"]);
+    let _guard = KillOnDrop(child.id());
+    wait_ready(admin).await;
+    let (mut ws, _) = ws_connect(&format!("ws://{addr}/sip"), None, Some("sip"))
+        .await
+        .unwrap();
+    let (path, sip_port) = register(&mut ws, &core).await;
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = tokio::net::TcpStream::connect(sip_port).await {
+            hogs.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = cpu_ticks(child.id());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_ticks(child.id()) - before;
+    // A loop retrying at once uses about 100 ticks a second.
+    assert!(
+        used < 30,
+        "{used} ticks of CPU in 1 s while out of descriptors"
+    );
+    drop(hogs);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let metrics = http_get(admin, "/metrics").await.1;
+    let errors = metric_value(
+        &metrics,
+        "ucgate_accept_errors_total",
+        &[("listener", "sip:/sip")],
+    )
+    .unwrap_or(0.0);
+    assert!(
+        (1.0..50.0).contains(&errors),
+        "{errors} accept errors counted on the SIP listener:\n{metrics}"
+    );
+    // Serving again: a connection from the core reaches the client.
+    let mut s = tokio::net::TcpStream::connect(sip_port).await.unwrap();
+    s.write_all(core_message(&core, &path, 1).as_bytes())
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("MESSAGE "));
+    signal(&child, "-TERM");
+    while ws.next().await.is_some() {}
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 #[tokio::test]
 async fn sighup_reloads_certificates_in_the_running_binary() {
     use common::tls::*;

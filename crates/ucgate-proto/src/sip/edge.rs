@@ -52,6 +52,10 @@ pub const FLOW_PARAM: &str = "ucgf";
 pub struct EdgeConfig<'a> {
     /// Flow-token key (shared by every node in front of the same core).
     pub key: &'a [u8],
+    /// The value drawn at this start of the process, mixed into every flow
+    /// token's MAC (see [`flow_token`]): a token from before a restart
+    /// fails like a forged one.
+    pub boot: u64,
     /// `host[:port]` the WebSocket clients reach us at (client-facing
     /// Record-Route entries and our Via toward clients).
     pub ws_host: &'a str,
@@ -415,7 +419,7 @@ enum TokenOf {
 }
 
 fn token_of(cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>, user: &[u8]) -> TokenOf {
-    match flow_token::verify(cfg.key, user) {
+    match flow_token::verify(cfg.key, cfg.boot, user) {
         None => TokenOf::Forged,
         Some(f) if f.flow_id == flow.flow_id => TokenOf::Sender,
         Some(f) => TokenOf::Other(f),
@@ -449,7 +453,7 @@ fn client_request(
     }
 
     // REGISTER needs Path support (RFC 3327 §5.1).
-    let token = flow_token::encode(cfg.key, flow.flow_id, flow.transport);
+    let token = flow_token::encode(cfg.key, cfg.boot, flow.flow_id, flow.transport);
     if method == "REGISTER" && cfg.require_path_support && !has_option(msg, "Supported", b"path") {
         return refuse(421, "Extension Required", &[("Require", "path")]);
     }
@@ -603,12 +607,12 @@ fn client_request(
 }
 
 /// Our Via on a message: sent-by is `host`, and the flow parameter verifies.
-fn our_via_flow(msg: &Message<'_>, key: &[u8], host: &str) -> Option<Flow> {
+fn our_via_flow(msg: &Message<'_>, cfg: &EdgeConfig<'_>, host: &str) -> Option<Flow> {
     let via = msg.top_via()?;
     if !same_host(via.host, via.port, host) {
         return None;
     }
-    flow_token::verify(key, via.param(FLOW_PARAM)??)
+    flow_token::verify(cfg.key, cfg.boot, via.param(FLOW_PARAM)??)
 }
 
 /// A response from a client to a request we relayed (spec 3 (d)): pop our
@@ -616,7 +620,7 @@ fn our_via_flow(msg: &Message<'_>, key: &[u8], host: &str) -> Option<Flow> {
 /// is our core-facing one (a request we delivered from another client),
 /// to that client's flow.
 fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) -> ClientAction {
-    match our_via_flow(msg, cfg.key, cfg.ws_host) {
+    match our_via_flow(msg, cfg, cfg.ws_host) {
         Some(f) if f.flow_id == flow.flow_id => {}
         _ => return ClientAction::Drop("response whose top Via is not ours for this flow"),
     }
@@ -634,7 +638,7 @@ fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
         && next
             .param(FLOW_PARAM)
             .flatten()
-            .is_some_and(|t| flow_token::verify(cfg.key, t).is_some());
+            .is_some_and(|t| flow_token::verify(cfg.key, cfg.boot, t).is_some());
     if ours_next {
         let Ok(m) = parse(&bytes, &SipLimits::UNLIMITED) else {
             return ClientAction::Drop("response for another flow could not be rewritten");
@@ -661,7 +665,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
     if !msg.is_request() {
         // Responses: our top Via names the flow; pop it (RFC 3261 §16.7,
         // §16.11: a response whose top Via is not ours is discarded).
-        let Some(flow) = our_via_flow(msg, cfg.key, cfg.core_host) else {
+        let Some(flow) = our_via_flow(msg, cfg, cfg.core_host) else {
             return FromCore::Drop("response whose top Via is not ours");
         };
         let values = msg.values("Via");
@@ -703,7 +707,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         ed.remove_value(last);
         routes.pop();
         if let Some(user) = user {
-            match flow_token::verify(cfg.key, user) {
+            match flow_token::verify(cfg.key, cfg.boot, user) {
                 Some(f) => found = Some(f),
                 None => return refuse(403, "Forbidden", &[]),
             }
@@ -719,7 +723,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
             break;
         }
         if let Some(user) = uri.user {
-            match flow_token::verify(cfg.key, user) {
+            match flow_token::verify(cfg.key, cfg.boot, user) {
                 Some(f) => found = found.or(Some(f)),
                 None => return refuse(403, "Forbidden", &[]),
             }
@@ -732,7 +736,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         if let StartLine::Request { uri_span, .. } = msg.start_line() {
             if let Some(uri) = parse_sip_uri(b, uri_span.clone()) {
                 if is_ours(&uri, cfg) {
-                    match uri.user.map(|u| flow_token::verify(cfg.key, u)) {
+                    match uri.user.map(|u| flow_token::verify(cfg.key, cfg.boot, u)) {
                         Some(Some(f)) => found = Some(f),
                         Some(None) => return refuse(403, "Forbidden", &[]),
                         None => {}
@@ -765,7 +769,7 @@ fn deliver_to_flow(
     cfg: &EdgeConfig<'_>,
     flow: Flow,
 ) -> (Vec<u8>, String) {
-    let token = flow_token::encode(cfg.key, flow.flow_id, flow.transport);
+    let token = flow_token::encode(cfg.key, cfg.boot, flow.flow_id, flow.transport);
     let branch = derive_branch(cfg.key, msg, flow.flow_id);
     ed.prepend_top(
         "Via",

@@ -6,10 +6,12 @@ use crate::sip::framing::CoreTransport;
 use crate::sip::message::{parse, SipLimits};
 
 const KEY: &[u8] = b"shared key";
+const BOOT: u64 = 42;
 
 fn cfg() -> EdgeConfig<'static> {
     EdgeConfig {
         key: KEY,
+        boot: BOOT,
         ws_host: "gw.example.com",
         core_host: "10.0.0.1:5070",
         core_transport: CoreTransport::Udp,
@@ -61,7 +63,7 @@ Supported: path,gruu,outbound
 fn register_gets_via_received_rport_path_and_length() {
     let input = crlf(REGISTER);
     let (out, t) = to_core(&input);
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let br = branch_for(&input);
     let expected = crlf(&format!(
         "REGISTER sip:127.0.0.1 SIP/2.0
@@ -140,7 +142,7 @@ fn invite_double_record_route_and_route_stripping() {
         "Route: <sip:gw.example.com;transport=wss;lr>, <sip:evil.example.net;lr>\n",
     ));
     let (out, _) = to_core(&input);
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let br = branch_for(&input);
     let expected = format!(
         "INVITE sip:bob@example.com SIP/2.0\r
@@ -164,7 +166,7 @@ v=0\r
 
 #[test]
 fn in_dialog_request_keeps_route_set_no_record_route() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = crlf(&format!(
         "BYE sip:bob@10.0.0.9 SIP/2.0
 Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1
@@ -332,7 +334,7 @@ Content-Length: 0
 
 #[test]
 fn core_request_to_client_by_path_token() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = core_invite(&format!(
         "Route: <sip:{tok}@10.0.0.1:5070;transport=udp;lr;ob>\n"
     ));
@@ -359,7 +361,7 @@ Content-Length: 0\r
 
 #[test]
 fn core_in_dialog_request_pops_record_route_pair() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = core_invite(&format!(
         "Route: <sip:10.0.0.1:5070;transport=udp;lr>, <sip:{tok}@gw.example.com;transport=wss;lr>\n"
     ));
@@ -379,7 +381,7 @@ fn core_in_dialog_request_pops_record_route_pair() {
 
 #[test]
 fn forged_token_403_and_missing_token_404() {
-    let forged = encode(b"another key", 7, WsTransport::Wss);
+    let forged = encode(b"another key", BOOT, 7, WsTransport::Wss);
     let input = core_invite(&format!(
         "Route: <sip:{forged}@10.0.0.1:5070;transport=udp;lr;ob>\n"
     ));
@@ -400,7 +402,7 @@ fn forged_token_403_and_missing_token_404() {
 
 #[test]
 fn flow_gone_gives_430_or_480_and_ack_is_dropped() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = core_invite(&format!("Route: <sip:{tok}@10.0.0.1:5070;lr;ob>\n"));
     let m = parse(&input, &SipLimits::default()).unwrap();
     let r = flow_gone_response(&m, &cfg(), false).unwrap();
@@ -417,7 +419,7 @@ fn flow_gone_gives_430_or_480_and_ack_is_dropped() {
 
 #[test]
 fn client_response_pops_our_via() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let resp = crlf(&format!(
         "SIP/2.0 200 OK
 Via: SIP/2.0/WSS gw.example.com;branch=z9hG4bKx;ucgf={tok}
@@ -492,8 +494,8 @@ fn act(input: &[u8], flow: &FlowCtx<'_>, state: &mut ClientState) -> ClientActio
 /// Record-Route: Alice's route set is our pair for her, then our pair for
 /// Bob.
 fn hairpin_bye() -> Vec<u8> {
-    let t7 = encode(KEY, 7, WsTransport::Wss);
-    let t8 = encode(KEY, 8, WsTransport::Ws);
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
+    let t8 = encode(KEY, BOOT, 8, WsTransport::Ws);
     crlf(&format!(
         "BYE sip:5nf8ccig@vmcqvnus9lmo.invalid;transport=ws SIP/2.0
 Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1
@@ -511,8 +513,8 @@ Content-Length: 0
 
 #[test]
 fn in_dialog_request_for_another_flow_is_delivered_there() {
-    let t7 = encode(KEY, 7, WsTransport::Wss);
-    let t8 = encode(KEY, 8, WsTransport::Ws);
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
+    let t8 = encode(KEY, BOOT, 8, WsTransport::Ws);
     let input = hairpin_bye();
     let br1 = branch_for(&input);
     // What the core would have got from us, then processed as a request
@@ -608,9 +610,9 @@ Content-Length: 0\r
 fn client_route_tokens_forged_or_out_of_dialog() {
     // A forged token in an in-dialog request: 403 (RFC 5626 §5.3.1); an ACK
     // is dropped instead.
-    let forged = encode(b"another key", 7, WsTransport::Wss);
+    let forged = encode(b"another key", BOOT, 7, WsTransport::Wss);
     let bye = String::from_utf8(hairpin_bye()).unwrap();
-    let t8 = encode(KEY, 8, WsTransport::Ws);
+    let t8 = encode(KEY, BOOT, 8, WsTransport::Ws);
     let input = bye.replace(&t8, &forged);
     match act(input.as_bytes(), &flow(), &mut ClientState::new()) {
         ClientAction::Respond(r) => {
@@ -647,7 +649,7 @@ fn client_route_tokens_forged_or_out_of_dialog() {
 
 #[test]
 fn strict_router_from_the_core() {
-    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = crlf(&format!(
         "BYE sip:10.0.0.1:5070;transport=udp;lr SIP/2.0
 Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcore2
@@ -703,12 +705,22 @@ Content-Length: 0
     ));
     assert!(!out.contains("Route"), "{out}");
     // Same with a forged token: 403.
-    let forged = encode(b"another key", 7, WsTransport::Wss);
-    let input = String::from_utf8(input).unwrap().replace(&t7, &forged);
+    let forged = encode(b"another key", BOOT, 7, WsTransport::Wss);
+    let text = String::from_utf8(input).unwrap();
+    let input = text.replace(&t7, &forged);
     let m = parse(input.as_bytes(), &SipLimits::default()).unwrap();
     assert!(
         matches!(from_core(&m, &cfg()), FromCore::Respond(r) if r.starts_with(b"SIP/2.0 403 Forbidden\r\n"))
     );
+    // A token of flow 7 issued before a restart (same key, another boot
+    // value): the same 403, never flow 7 of this process.
+    let stale = encode(KEY, BOOT + 1, 7, WsTransport::Wss);
+    let input = text.replace(&t7, &stale);
+    let m = parse(input.as_bytes(), &SipLimits::default()).unwrap();
+    match from_core(&m, &cfg()) {
+        FromCore::Respond(r) => assert!(r.starts_with(b"SIP/2.0 403 Forbidden\r\n")),
+        other => panic!("a token from before the restart was accepted: {other:?}"),
+    }
 }
 
 fn branch_for_core(msg: &[u8], flow_id: u64) -> String {
@@ -718,7 +730,7 @@ fn branch_for_core(msg: &[u8], flow_id: u64) -> String {
 
 #[test]
 fn strict_router_from_a_client() {
-    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
     let input = crlf(&format!(
         "BYE sip:{t7}@gw.example.com;transport=wss;lr SIP/2.0
 Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye2
@@ -759,7 +771,7 @@ fn only_our_exact_uris_count_as_ours() {
     // A REGISTER to our address without `lr` is not strict-routed, and a
     // Route naming our host on another port (a core on the same address,
     // port 5060) is not popped.
-    let t7 = encode(KEY, 7, WsTransport::Wss);
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
     let reg = crlf(&REGISTER.replace("REGISTER sip:127.0.0.1", "REGISTER sip:10.0.0.1:5070"));
     let (out, _) = to_core(&reg);
     assert!(out.starts_with("REGISTER sip:10.0.0.1:5070 SIP/2.0\r\n"));
@@ -804,7 +816,7 @@ fn variant(base: &str, method: &str, to_tag: bool) -> Vec<u8> {
 
 #[test]
 fn cancel_and_non_2xx_ack_follow_their_invite_to_tcp() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let pad = format!("X-Pad: {}\n", "a".repeat(1400));
     let base = invite(&pad);
     let mut state = ClientState::new();
@@ -943,7 +955,7 @@ impl ReplaceBranch for Vec<u8> {
 
 #[test]
 fn core_cancel_and_ack_share_the_invite_branch() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let route = format!("Route: <sip:{tok}@10.0.0.1:5070;transport=udp;lr;ob>\n");
     let inv = core_invite(&route);
     let s = String::from_utf8(inv.clone()).unwrap();
@@ -967,7 +979,7 @@ fn core_cancel_and_ack_share_the_invite_branch() {
 
 #[test]
 fn ack_is_never_answered() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     // From the core: Max-Forwards 0, no token, a forged token, Proxy-Require.
     let ack = |route: &str, extra: &str| {
         String::from_utf8(core_invite(route))
@@ -979,7 +991,7 @@ fn ack_is_never_answered() {
     let good = format!("Route: <sip:{tok}@10.0.0.1:5070;lr;ob>\n");
     let forged = format!(
         "Route: <sip:{}@10.0.0.1:5070;lr;ob>\n",
-        encode(b"x", 7, WsTransport::Wss)
+        encode(b"x", BOOT, 7, WsTransport::Wss)
     );
     for a in [
         ack(&good, "Max-Forwards: 0\r\n"),
@@ -1075,7 +1087,7 @@ fn limits_are_answered() {
 
 #[test]
 fn transaction_key_pairs_a_relayed_request_with_the_clients_responses() {
-    let tok = encode(KEY, 7, WsTransport::Wss);
+    let tok = encode(KEY, BOOT, 7, WsTransport::Wss);
     let route = format!("Route: <sip:{tok}@10.0.0.1:5070;transport=udp;lr;ob>\n");
     let inv = core_invite(&route);
     let (_, relayed) = from_core_ok(&inv);

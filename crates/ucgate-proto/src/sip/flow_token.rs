@@ -5,13 +5,19 @@
 //!
 //! ```text
 //! version (1 byte, = 1) | flags (1 byte: bit 0 = wss) | flow id (8 bytes, big endian)
-//!   | HMAC-SHA256(key, "ucgate-sip-flow" | the 10 bytes before)[..10]
+//!   | HMAC-SHA256(key, "ucgate-sip-flow" | boot (8 bytes, big endian) | the 10 bytes before)[..10]
 //! ```
 //!
+//! `boot` is a value the glue draws at each start of the process and does
+//! not carry in the token: flow ids start again at 1 after a restart, so a
+//! token issued before it (still in a registrar's Path or a dialog's route
+//! set) must not name the new connection that reuses its id. Under another
+//! `boot` its MAC fails, exactly like a forged token's.
+//!
 //! The MAC is truncated to 80 bits (as RFC 5626 §5.2's example suggests).
-//! The flow id is chosen by the glue (one per connection); when several
-//! gateway nodes share a key they should reserve some high bits of the id for
-//! the node, so a token names both the node and the connection. No expiry is
+//! The flow id is chosen by the glue (one per connection). Each process
+//! has its own `boot`, so a token verifies only on the process that issued
+//! it, even when several gateway nodes share a key. No expiry is
 //! encoded: a token stays valid as long as its flow is alive, which only the
 //! glue's flow table knows (a gone flow gives `430 Flow Failed`).
 
@@ -68,19 +74,20 @@ fn payload(flow_id: u64, transport: WsTransport) -> [u8; 10] {
     p
 }
 
-/// The token for `flow_id` under `key`.
-pub fn encode(key: &[u8], flow_id: u64, transport: WsTransport) -> String {
+/// The token for `flow_id` under `key` in the process started as `boot`.
+pub fn encode(key: &[u8], boot: u64, flow_id: u64, transport: WsTransport) -> String {
     let p = payload(flow_id, transport);
-    let mac = hmac_sha256(key, &[DOMAIN, &p]);
+    let mac = hmac_sha256(key, &[DOMAIN, &boot.to_be_bytes(), &p]);
     let mut raw = [0u8; 10 + MAC_LEN];
     raw[..10].copy_from_slice(&p);
     raw[10..].copy_from_slice(&mac[..MAC_LEN]);
     base64url::encode(&raw)
 }
 
-/// Check a token: `Some(flow)` if it was made by [`encode`] with `key`,
-/// `None` if it is malformed or forged. The MAC is compared in constant time.
-pub fn verify(key: &[u8], token: &[u8]) -> Option<Flow> {
+/// Check a token: `Some(flow)` if it was made by [`encode`] with `key` and
+/// `boot`, `None` if it is malformed, forged or from another start of the
+/// process. The MAC is compared in constant time.
+pub fn verify(key: &[u8], boot: u64, token: &[u8]) -> Option<Flow> {
     if token.len() != TOKEN_LEN {
         return None;
     }
@@ -88,7 +95,7 @@ pub fn verify(key: &[u8], token: &[u8]) -> Option<Flow> {
     if raw.len() != 10 + MAC_LEN || raw[0] != VERSION || raw[1] > 1 {
         return None;
     }
-    let mac = hmac_sha256(key, &[DOMAIN, &raw[..10]]);
+    let mac = hmac_sha256(key, &[DOMAIN, &boot.to_be_bytes(), &raw[..10]]);
     if !constant_time_eq(&mac[..MAC_LEN], &raw[10..]) {
         return None;
     }
@@ -108,6 +115,8 @@ pub fn verify(key: &[u8], token: &[u8]) -> Option<Flow> {
 mod tests {
     use super::*;
 
+    const B: u64 = 0x0123_4567_89ab_cdef;
+
     #[test]
     fn round_trip() {
         for (id, t) in [
@@ -115,13 +124,13 @@ mod tests {
             (42, WsTransport::Wss),
             (u64::MAX, WsTransport::Ws),
         ] {
-            let tok = encode(b"secret", id, t);
+            let tok = encode(b"secret", B, id, t);
             assert_eq!(tok.len(), TOKEN_LEN);
             assert!(tok
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
             assert_eq!(
-                verify(b"secret", tok.as_bytes()),
+                verify(b"secret", B, tok.as_bytes()),
                 Some(Flow {
                     flow_id: id,
                     transport: t
@@ -133,36 +142,56 @@ mod tests {
     #[test]
     fn deterministic() {
         assert_eq!(
-            encode(b"k", 7, WsTransport::Ws),
-            encode(b"k", 7, WsTransport::Ws)
+            encode(b"k", B, 7, WsTransport::Ws),
+            encode(b"k", B, 7, WsTransport::Ws)
         );
         assert_ne!(
-            encode(b"k", 7, WsTransport::Ws),
-            encode(b"k", 8, WsTransport::Ws)
+            encode(b"k", B, 7, WsTransport::Ws),
+            encode(b"k", B, 8, WsTransport::Ws)
         );
         assert_ne!(
-            encode(b"k", 7, WsTransport::Ws),
-            encode(b"k", 7, WsTransport::Wss)
+            encode(b"k", B, 7, WsTransport::Ws),
+            encode(b"k", B, 7, WsTransport::Wss)
         );
     }
 
     #[test]
     fn forgeries_refused() {
-        let tok = encode(b"secret", 1234, WsTransport::Wss);
-        assert_eq!(verify(b"other key", tok.as_bytes()), None);
+        let tok = encode(b"secret", B, 1234, WsTransport::Wss);
+        assert_eq!(verify(b"other key", B, tok.as_bytes()), None);
         // Flip every character in turn: never accepted.
         for i in 0..tok.len() {
             let mut b = tok.clone().into_bytes();
             b[i] = if b[i] == b'A' { b'B' } else { b'A' };
-            assert_eq!(verify(b"secret", &b), None, "position {i}");
+            assert_eq!(verify(b"secret", B, &b), None, "position {i}");
         }
         // Changing the flow id with the old MAC.
-        let other = encode(b"secret", 1234 ^ (1 << 60), WsTransport::Wss);
+        let other = encode(b"secret", B, 1234 ^ (1 << 60), WsTransport::Wss);
         let mut spliced = other.as_bytes()[..13].to_vec();
         spliced.extend_from_slice(&tok.as_bytes()[13..]);
-        assert_eq!(verify(b"secret", &spliced), None);
-        assert_eq!(verify(b"secret", b""), None);
-        assert_eq!(verify(b"secret", b"alice"), None);
-        assert_eq!(verify(b"secret", &[b'A'; TOKEN_LEN]), None);
+        assert_eq!(verify(b"secret", B, &spliced), None);
+        assert_eq!(verify(b"secret", B, b""), None);
+        assert_eq!(verify(b"secret", B, b"alice"), None);
+        assert_eq!(verify(b"secret", B, &[b'A'; TOKEN_LEN]), None);
+    }
+
+    #[test]
+    fn tokens_from_another_start_refused() {
+        let tok = encode(b"secret", B, 1, WsTransport::Ws);
+        assert!(verify(b"secret", B, tok.as_bytes()).is_some());
+        // After a restart: same key, same flow id, another boot value.
+        for other in [0, B ^ 1, B ^ (1 << 63), u64::MAX] {
+            assert_eq!(verify(b"secret", other, tok.as_bytes()), None, "{other:x}");
+            assert_ne!(encode(b"secret", other, 1, WsTransport::Ws), tok);
+        }
+    }
+
+    /// The encoding, byte by byte, from an independent HMAC-SHA256 (Python
+    /// `hmac`): base64url of 01 00 | 00..01 | the first 10 MAC bytes.
+    const KNOWN: &str = "AQAAAAAAAAAAAe667iXT1WOxauk";
+
+    #[test]
+    fn known_answer() {
+        assert_eq!(encode(b"secret", B, 1, WsTransport::Ws), KNOWN);
     }
 }

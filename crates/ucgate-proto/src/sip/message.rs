@@ -143,6 +143,8 @@ pub struct Message<'a> {
     body: Range<usize>,
     content_length: Option<usize>,
     length_error: Option<&'static str>,
+    /// No empty line ends the headers (the input ended first).
+    unterminated: bool,
 }
 
 /// Compact forms (RFC 3261 §7.3.3 and the IANA SIP header registry) and
@@ -864,12 +866,17 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
     pos = next;
     let mut headers: Vec<Header> = Vec::new();
     let headers_end;
+    // The input ends before the empty line: still a message (its start
+    // line, Via… can be answered), refused by `validate` with 400.
+    let mut unterminated = false;
     loop {
         if pos >= bytes.len() {
-            return Err(SipError::Unparseable("no empty line after the headers"));
+            headers_end = pos;
+            unterminated = true;
+            break;
         }
-        let (end, next) =
-            line_at(bytes, pos).ok_or(SipError::Unparseable("no empty line after the headers"))?;
+        // A last header line without a line end ends at the input's end.
+        let (end, next) = line_at(bytes, pos).unwrap_or((bytes.len(), bytes.len()));
         if end == pos {
             headers_end = pos;
             pos = next;
@@ -954,6 +961,7 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
         body,
         content_length,
         length_error,
+        unterminated,
     })
 }
 
@@ -998,6 +1006,9 @@ impl<'a> Message<'a> {
         }
         if let Some(e) = &self.start_error {
             return Err(e.clone());
+        }
+        if self.unterminated {
+            return Err(fail(SipError::BadRequest("Missing Empty Line")));
         }
         for (name, reason) in [
             ("From", "Missing From"),

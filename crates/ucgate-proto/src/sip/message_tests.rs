@@ -651,6 +651,45 @@ fn rfc4475_baddn() {
     refused_with_400(&b, "Bad From", "SIP/2.0 400 Bad From\nVia:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\nFrom:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\nTo: Watson, Thomas <sip:t.watson@example.org>;tag=t1\nCall-ID: baddn.31415@c.example.com\nCSeq:    3923239 OPTIONS\nContent-Length: 0\n\n");
 }
 
+/// §3.1.2.15 "baddn" as the RFC's archive carries it: the headers end at
+/// `l: 0` and no empty line follows. Still a request with a usable Via:
+/// answered 400, not dropped as garbage; likewise when even the last line
+/// end is missing.
+#[test]
+fn rfc4475_baddn_without_empty_line() {
+    const BADDN: &[u8] = b"OPTIONS sip:t.watson@example.org SIP/2.0\r\nVia:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\r\nMax-Forwards:      70\r\nFrom:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\r\nTo:      Watson, Thomas <sip:t.watson@example.org>\r\nCall-ID: baddn.31415@c.example.com\r\nAccept: application/sdp\r\nCSeq:    3923239 OPTIONS\r\nl: 0\r\n";
+    let answer = "SIP/2.0 400 Missing Empty Line\nVia:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\nFrom:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\nTo: Watson, Thomas <sip:t.watson@example.org>;tag=t1\nCall-ID: baddn.31415@c.example.com\nCSeq:    3923239 OPTIONS\nContent-Length: 0\n\n";
+    refused_with_400(BADDN, "Missing Empty Line", answer);
+    refused_with_400(&BADDN[..BADDN.len() - 2], "Missing Empty Line", answer);
+    assert_eq!(
+        parse_datagram(BADDN, &lim()).unwrap_err(),
+        SipError::BadRequest("Missing Empty Line")
+    );
+    let m = scan(BADDN, &lim()).unwrap();
+    assert_eq!(m.headers().len(), 8);
+    assert!(m.body().is_empty());
+    // A response without the empty line cannot be answered: dropped.
+    let r = crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP c.example.com;branch=z9hG4bK1\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:b@example.com>;tag=2\nCall-ID: c\nCSeq: 1 OPTIONS\nl: 0\n");
+    assert!(matches!(parse(&r, &lim()), Err(SipError::Unparseable(_))));
+    // Without a usable Via there is nobody to answer: garbage.
+    let no_via = crlf("OPTIONS sip:a@example.com SIP/2.0\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:b@example.com>\nCall-ID: c\nCSeq: 1 OPTIONS\nl: 0\n");
+    assert!(matches!(
+        parse(&no_via, &lim()),
+        Err(SipError::Unparseable(_))
+    ));
+    // Bytes that are not a SIP message at all stay garbage.
+    for g in [
+        &b"this is not SIP"[..],
+        b"\x01\x02 garbage",
+        b"hello world\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+    ] {
+        let e = parse(g, &lim()).unwrap_err();
+        assert!(matches!(e, SipError::Unparseable(_)), "{g:?}: {e:?}");
+        assert_eq!(error_response(g, &lim(), &e, "t1"), None);
+    }
+}
+
 /// §3.1.2.10 "trws": SP characters at the end of the Request-Line.
 #[test]
 fn rfc4475_trws() {

@@ -1432,6 +1432,52 @@ mod tests {
     }
 
     #[test]
+    fn sip_core_port_settings() {
+        let s = parse(&format!("{SIP_ROUTE}{SIP_KEY}")).sip;
+        assert_eq!(s.core_sources, None, "default: the core's addresses");
+        assert_eq!(s.core_max_connections, 64);
+        assert_eq!(s.core_idle_timeout, Duration::from_secs(180));
+        let s = parse(&format!(
+            "{SIP_ROUTE}{SIP_KEY}core_sources = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]\ncore_max_connections = 8\ncore_idle_timeout = \"2m\"\n"
+        ))
+        .sip;
+        assert_eq!(
+            s.core_sources.unwrap().to_string(),
+            "10.0.0.0/8, 192.0.2.7, 2001:db8::/32"
+        );
+        assert_eq!(s.core_max_connections, 8);
+        assert_eq!(s.core_idle_timeout, Duration::from_secs(120));
+        let e = errors(&format!(
+            "{SIP_ROUTE}{SIP_KEY}core_sources = [\"10.0.0.0/8\", \"core.example\", \"10.1.2.3/8\", 7]\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.contains("sip.core_sources[1]: expected an IP address or a CIDR range")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("sip.core_sources[2]: bits are set after the prefix length: did you mean \"10.0.0.0/8\"")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.contains("sip.core_sources[3]: expected a string")),
+            "{e:?}"
+        );
+        let e = errors(&format!("{SIP_ROUTE}{SIP_KEY}core_max_connections = 0\n"));
+        assert!(
+            e.iter().any(|e| e.contains("sip.core_max_connections")),
+            "{e:?}"
+        );
+        let e = errors(&format!("{SIP_ROUTE}{SIP_KEY}core_idle_timeout = \"0s\"\n"));
+        assert!(
+            e.iter().any(|e| e.contains("sip.core_idle_timeout")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn sip_route_errors() {
         // Without a key the route is valid: each process draws its own.
         assert!(parse(SIP_ROUTE).sip.flow_token_key.is_none());

@@ -1,6 +1,10 @@
 //! `[sip]` and the `core` key of `sip-websocket` routes (issue 5).
 //! Documented in docs/config.md and docs/sip.md.
 
+use std::time::Duration;
+
+use ucgate_proto::netset::{IpNet, NetSet};
+
 use super::reader::{Ctx, Table};
 
 /// A secret value: never printed by `Debug` or `Display`.
@@ -70,6 +74,14 @@ pub struct SipConfig {
     /// Certificate for TLS connections a TLS core opens to the gateway
     /// (default: the `[server.tls]` certificates).
     pub tls: Option<super::CertificateConfig>,
+    /// Addresses allowed to send to the core-facing port (datagrams and
+    /// TCP/TLS connections); `None`: the addresses the `core` resolves to.
+    pub core_sources: Option<NetSet>,
+    /// Connections the core may hold open to the core-facing port.
+    pub core_max_connections: usize,
+    /// A connection the core opened is closed after this long without a
+    /// byte in either direction.
+    pub core_idle_timeout: Duration,
 }
 
 impl Default for SipConfig {
@@ -83,6 +95,9 @@ impl Default for SipConfig {
             max_messages_per_second: 20,
             max_garbage: 5,
             tls: None,
+            core_sources: None,
+            core_max_connections: 64,
+            core_idle_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -97,6 +112,9 @@ pub(super) const SIP_KEYS: &[&str] = &[
     "max_garbage",
     "tls_cert",
     "tls_key",
+    "core_sources",
+    "core_max_connections",
+    "core_idle_timeout",
 ];
 
 /// Reads `[sip]` (defaults when absent).
@@ -149,6 +167,26 @@ pub(super) fn read_sip(
     }
     if let Some(n) = t.integer(ctx, "max_garbage", 1..=1000) {
         s.max_garbage = n as u32;
+    }
+    if let Some(items) = t.string_list(ctx, "core_sources") {
+        let mut nets = Vec::new();
+        for item in items {
+            match IpNet::parse(&item.value) {
+                Ok(n) => nets.push(n),
+                Err(e) => ctx.error(item.span, &item.key, e.to_string()),
+            }
+        }
+        s.core_sources = Some(NetSet::new(nets));
+    }
+    if let Some(n) = t.integer(ctx, "core_max_connections", 1..=100_000) {
+        s.core_max_connections = n as usize;
+    }
+    if let Some(d) = t.duration(
+        ctx,
+        "core_idle_timeout",
+        Duration::from_millis(100)..=Duration::from_secs(86_400),
+    ) {
+        s.core_idle_timeout = d;
     }
     let cert = t.string(ctx, "tls_cert", "a path to a PEM certificate chain");
     let key = t.string(ctx, "tls_key", "a path to a PEM private key");

@@ -4,6 +4,11 @@
 //! (the [`Link`]: opened in the background, re-opened after a drop with a
 //! back-off, never blocking a client's task), and a TCP listener on the same
 //! port for connections the core opens (TLS when the core is a TLS core).
+//! Only the core's addresses (`sip.core_sources`) may use that port: other
+//! datagrams are dropped and other connections closed at once, both counted
+//! (`sip_source_refused`); connections the core opens are capped
+//! (`sip.core_max_connections`) and closed after `sip.core_idle_timeout`
+//! without a byte either way.
 //! Every message from the core goes through `edge::from_core`; the answer
 //! path of each request the core sends to a client is remembered by our
 //! Via branch, so the client's responses go back the way the request came
@@ -17,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use ucgate_proto::netset::{IpNet, NetSet};
 use ucgate_proto::sip::edge::{self, EdgeConfig, FromCore};
 use ucgate_proto::sip::framing::{CoreTransport, Frame, StreamSplitter, PONG};
 use ucgate_proto::sip::message::{self, SipLimits};
@@ -98,6 +104,14 @@ enum Dial {
 pub(crate) struct SipRuntime {
     pub(crate) route: String,
     key: Vec<u8>,
+    /// Drawn at this start of the process, mixed into every flow token.
+    boot: u64,
+    /// Who may send to the core-facing port.
+    sources: NetSet,
+    /// Permits for connections the core opens (`sip.core_max_connections`).
+    core_conns: Arc<Semaphore>,
+    /// Zero of the connections' last-activity clocks.
+    epoch: Instant,
     /// `host:port` the core reaches us at.
     core_host: String,
     /// `host:port` the clients reach us at (our Via and Record-Route toward them).
@@ -170,10 +184,16 @@ impl SipRuntime {
                 )
             }
         };
-        let core_addr = tokio::net::lookup_host((core.host.as_str(), core.port))
+        let core_addrs: Vec<SocketAddr> = tokio::net::lookup_host((core.host.as_str(), core.port))
             .await?
-            .next()
+            .collect();
+        let core_addr = *core_addrs
+            .first()
             .ok_or_else(|| anyhow::anyhow!("the SIP core `{}` has no address", core.host))?;
+        let sources = match &sip.core_sources {
+            Some(set) => set.clone(),
+            None => NetSet::new(core_addrs.iter().map(|a| IpNet::host(a.ip())).collect()),
+        };
         let bind_ip: IpAddr = if core_addr.ip().is_loopback() {
             if core_addr.is_ipv4() {
                 Ipv4Addr::LOCALHOST.into()
@@ -212,20 +232,32 @@ impl SipRuntime {
         let key = match &sip.flow_token_key {
             Some(k) => k.expose().to_vec(),
             None => {
-                // One gateway node needs no shared key: its flows end with
-                // the process anyway. Several nodes in front of one core
-                // set `sip.flow_token_key` so tokens verify on each.
+                // A random key is enough: a token names a connection of
+                // this process, and only this process ever verifies it.
                 let mut k = vec![0u8; 32];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
                     .map_err(|_| anyhow::anyhow!("no randomness for the flow-token key"))?;
-                tracing::info!(route, "sip.flow_token_key not set: using a random key for this process (set it when several gateway nodes front the same core)");
+                tracing::info!(
+                    route,
+                    "sip.flow_token_key not set: using a random key for this process"
+                );
                 k
             }
         };
+        // A flow id names a connection of this process only: ids start
+        // again at 1 after a restart, so a token from before it must not
+        // verify (even with a configured key).
+        let mut boot = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut boot)
+            .map_err(|_| anyhow::anyhow!("no randomness for the flow-token start value"))?;
         let rt = Arc::new_cyclic(|me| SipRuntime {
             me: me.clone(),
             route: route.to_string(),
             key,
+            boot: u64::from_be_bytes(boot),
+            sources,
+            core_conns: Arc::new(Semaphore::new(sip.core_max_connections)),
+            epoch: Instant::now(),
             ws_host: core_host.clone(),
             core_host,
             core_transport,
@@ -250,7 +282,7 @@ impl SipRuntime {
             metrics,
             stop,
         });
-        tracing::info!(route, core = %core_addr, local = %local, "SIP edge ready");
+        tracing::info!(route, core = %core_addr, local = %local, sources = %rt.sources, "SIP edge ready");
         tokio::spawn(Arc::clone(&rt).udp_loop());
         tokio::spawn(Arc::clone(&rt).accept_loop(listener));
         Ok(rt)
@@ -260,6 +292,7 @@ impl SipRuntime {
     pub(crate) fn edge(&self) -> EdgeConfig<'_> {
         EdgeConfig {
             key: &self.key,
+            boot: self.boot,
             ws_host: &self.ws_host,
             core_host: &self.core_host,
             core_transport: self.core_transport,
@@ -271,6 +304,11 @@ impl SipRuntime {
     /// The flow-token key.
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// Milliseconds since the runtime started (connection activity clocks).
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// A new flow: its id and the queue of messages for it.
@@ -434,27 +472,42 @@ impl SipRuntime {
         let stream = TcpStream::connect(self.core_addr).await?;
         let _ = stream.set_nodelay(true);
         match &self.dial {
-            Dial::Tcp => Ok(self.spawn_stream(stream, "gateway")),
+            Dial::Tcp => Ok(self.spawn_stream(stream, None)),
             Dial::Tls { connector, name } => {
                 let tls = connector.connect(name.clone(), stream).await?;
-                Ok(self.spawn_stream(tls, "gateway"))
+                Ok(self.spawn_stream(tls, None))
             }
         }
     }
 
-    /// Starts the reader and writer of a stream connection with the core
-    /// (`origin`: who opened it, `gateway` or `core`, for the metrics).
-    fn spawn_stream<S>(&self, stream: S, origin: &'static str) -> mpsc::Sender<Vec<u8>>
+    /// Starts the reader and writer of a stream connection with the core.
+    /// `permit`: the connection was opened by the core (it holds one of
+    /// `sip.core_max_connections` and is closed after
+    /// `sip.core_idle_timeout` without a byte either way); `None`: the
+    /// gateway's own connection.
+    fn spawn_stream<S>(
+        &self,
+        stream: S,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> mpsc::Sender<Vec<u8>>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let gauge = if origin == "core" {
+        let gauge = if permit.is_some() {
             self.sm.core_opened_active.clone()
         } else {
             self.sm.gateway_opened_active.clone()
         };
+        let idle = permit.is_some().then_some(self.sip.core_idle_timeout);
+        let last = Arc::new(AtomicU64::new(self.now_ms()));
+        let epoch = self.epoch;
+        let touch = {
+            let last = Arc::clone(&last);
+            move || last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed)
+        };
+        let touch_w = touch.clone();
         // Either half ending (or the runtime stopping) ends both, so a
         // dropped connection is noticed and re-opened by the next send.
         let conn_stop = self.stop.child_token();
@@ -464,7 +517,10 @@ impl SipRuntime {
             loop {
                 tokio::select! {
                     m = rx.recv() => match m {
-                        Some(m) => if wr.write_all(&m).await.is_err() { break },
+                        Some(m) => {
+                            if wr.write_all(&m).await.is_err() { break }
+                            touch_w();
+                        }
                         None => break,
                     },
                     _ = stop.cancelled() => break,
@@ -478,14 +534,32 @@ impl SipRuntime {
         let stop = conn_stop;
         tokio::spawn(async move {
             let _end = stop.clone().drop_guard();
+            let _permit = permit;
             let _active = crate::metrics::GaugeGuard::new(gauge);
             let mut split = StreamSplitter::new(max);
             let mut buf = vec![0u8; 16 * 1024];
             loop {
+                let idle_at =
+                    idle.map(|d| epoch + Duration::from_millis(last.load(Ordering::Relaxed)) + d);
                 let n = tokio::select! {
                     r = rd.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
                     _ = stop.cancelled() => break,
+                    _ = async {
+                        match idle_at {
+                            Some(at) => tokio::time::sleep_until(at.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        // A write since the deadline was computed moves it.
+                        let quiet = epoch.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                        if idle.is_some_and(|d| quiet >= d) {
+                            tracing::debug!("closing an idle connection from the SIP core");
+                            break;
+                        }
+                        continue;
+                    }
                 };
+                touch();
                 split.push(&buf[..n]);
                 loop {
                     match split.next_frame() {
@@ -588,6 +662,10 @@ impl SipRuntime {
                 },
                 _ = self.stop.cancelled() => return,
             };
+            if !self.sources.contains(from.ip()) {
+                self.refuse_source(from, "datagram");
+                continue;
+            }
             let data = &buf[..n];
             if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
                 continue; // keep-alive
@@ -596,19 +674,33 @@ impl SipRuntime {
         }
     }
 
+    /// Counts (and logs at debug level) traffic from an address that is not
+    /// one of `sip.core_sources`.
+    fn refuse_source(&self, from: SocketAddr, what: &'static str) {
+        self.count("backend", "sip_source_refused");
+        tracing::debug!(route = %self.route, %from, what, "not from the SIP core's addresses: refused");
+    }
+
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let name = format!("sip:{}", self.route);
+        let mut listener = crate::accept::Acceptor::new(listener, &name, &self.metrics);
         loop {
-            let stream = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(_) => continue,
-                },
-                _ = self.stop.cancelled() => return,
+            let Some((stream, peer)) = listener.next(&self.stop).await else {
+                return;
+            };
+            if !self.sources.contains(peer.ip()) {
+                self.refuse_source(peer, "connection");
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&self.core_conns).try_acquire_owned() else {
+                self.count("backend", "sip_core_connection_limit");
+                tracing::warn!(route = %self.route, limit = self.sip.core_max_connections, "too many connections from the SIP core; closing the new one");
+                continue;
             };
             let _ = stream.set_nodelay(true);
             match &self.acceptor {
                 None => {
-                    self.spawn_stream(stream, "core");
+                    self.spawn_stream(stream, Some(permit));
                 }
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
@@ -618,7 +710,7 @@ impl SipRuntime {
                             .await
                         {
                             Ok(Ok(tls)) => {
-                                me.spawn_stream(tls, "core");
+                                me.spawn_stream(tls, Some(permit));
                             }
                             Ok(Err(e)) => {
                                 me.count("backend", "tls_handshake");

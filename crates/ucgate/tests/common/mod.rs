@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod sip;
 pub mod tls;
 pub mod xmpp_server;
 
