@@ -32,6 +32,7 @@ mod http;
 mod server;
 mod sip;
 mod tunnel;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
