@@ -11,7 +11,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -67,7 +66,6 @@ pub(crate) async fn run<S>(
     let cfg = &route.config;
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
-    let started = Instant::now();
     let ws = WsConn::new(ws, &shared, &route);
     // Set when the client's close frame arrives, so that the backend's
     // answering EOF is not reported as the backend closing first.
@@ -239,5 +237,5 @@ pub(crate) async fn run<S>(
     if let Some(c) = cause.filter(|c| c.is_error()) {
         shared.metrics.error(&cfg.path, c.side(), c.label());
     }
-    tracing::info!(route = %cfg.path, %peer, end = label, secs = started.elapsed().as_secs_f64(), "WebSocket closed");
+    tracing::info!(route = %cfg.path, %peer, end = label, secs = ws.age().as_secs_f64(), "WebSocket closed");
 }

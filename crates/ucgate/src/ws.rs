@@ -93,12 +93,21 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Wraps a WebSocket opened on `route`; keepalive time starts now.
-    pub(crate) fn new(ws: Box<WebSocketStream<S>>, shared: &'a Shared, route: &'a RouteRuntime) -> Self {
+    pub(crate) fn new(
+        ws: Box<WebSocketStream<S>>,
+        shared: &'a Shared,
+        route: &'a RouteRuntime,
+    ) -> Self {
         let c = &route.config;
         WsConn {
             inner: Mutex::new(Inner {
                 ws,
-                ka: Keepalive::new(c.ping_interval, c.ping_timeout, c.idle_timeout, Duration::ZERO),
+                ka: Keepalive::new(
+                    c.ping_interval,
+                    c.ping_timeout,
+                    c.idle_timeout,
+                    Duration::ZERO,
+                ),
                 violation: None,
             }),
             shared,
@@ -114,6 +123,11 @@ where
 
     fn now(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The time since the connection opened.
+    pub(crate) fn age(&self) -> Duration {
+        self.now()
     }
 
     /// The next data message from the client. Pings (answered by
@@ -149,9 +163,11 @@ where
                     Some(r) => {
                         let cause = CloseCause::from(r);
                         tracing::debug!(route = %self.route.config.path, error = %e, "WebSocket protocol violation");
-                        self.shared
-                            .metrics
-                            .error(&self.route.config.path, cause.side(), cause.label());
+                        self.shared.metrics.error(
+                            &self.route.config.path,
+                            cause.side(),
+                            cause.label(),
+                        );
                         inner.violation.get_or_insert(cause);
                         Recv::Violation(cause)
                     }
@@ -269,7 +285,10 @@ where
     /// client's.
     pub(crate) async fn finish_close(&self) {
         let _ = tokio::time::timeout(self.route.config.close_timeout, async {
-            while !matches!(self.recv().await, Recv::Closed | Recv::Gone | Recv::Violation(_)) {}
+            while !matches!(
+                self.recv().await,
+                Recv::Closed | Recv::Gone | Recv::Violation(_)
+            ) {}
         })
         .await;
         // after our close, the client's reply is the last frame: flush ours
@@ -288,8 +307,9 @@ where
         Box::pin(async {
             self.send_close(cause.into()).await;
             let _ = tokio::time::timeout(self.route.config.close_timeout, async {
-                let _ = poll_fn(|cx| std::pin::Pin::new(self.lock().ws.get_mut()).poll_shutdown(cx))
-                    .await;
+                let _ =
+                    poll_fn(|cx| std::pin::Pin::new(self.lock().ws.get_mut()).poll_shutdown(cx))
+                        .await;
                 let mut buf = BytesMut::with_capacity(2048);
                 loop {
                     buf.clear();
