@@ -270,13 +270,24 @@ where
     /// Starts the close handshake: sends our close frame. The caller reads
     /// on for the client's reply ([`Recv::Closed`]), at most the route's
     /// `close_timeout` (see [`WsConn::finish_close`]).
+    /// Bounded by `close_timeout`: a client that reads nothing cannot keep
+    /// the connection open.
     pub(crate) async fn send_close(&self, close: Close) {
-        let _ = self
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::from(close.code),
-                reason: close.reason.into(),
-            })))
-            .await;
+        // Boxed, like `fail`: the timer would otherwise sit in every
+        // caller's state machine for the connection's whole life.
+        let send = tokio::time::timeout(
+            self.route.config.close_timeout,
+            self.send_close_frame(close),
+        );
+        let _ = Box::pin(send).await;
+    }
+
+    async fn send_close_frame(&self, close: Close) -> Result<(), ()> {
+        self.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::from(close.code),
+            reason: close.reason.into(),
+        })))
+        .await
     }
 
     /// Ends a close handshake: reads on, discarding data, until the
@@ -284,29 +295,35 @@ where
     /// frame this flushes tungstenite's reply; after ours it waits for the
     /// client's.
     pub(crate) async fn finish_close(&self) {
-        let _ = tokio::time::timeout(self.route.config.close_timeout, async {
-            while !matches!(
-                self.recv().await,
-                Recv::Closed | Recv::Gone | Recv::Violation(_)
-            ) {}
+        // Boxed: runs once (see `fail`).
+        Box::pin(async {
+            let wait = async {
+                while !matches!(
+                    self.recv().await,
+                    Recv::Closed | Recv::Gone | Recv::Violation(_)
+                ) {}
+                // whatever is still queued (the reply to the client's close)
+                let _ = poll_fn(|cx| self.lock().ws.poll_flush_unpin(cx)).await;
+            };
+            let _ = tokio::time::timeout(self.route.config.close_timeout, wait).await;
         })
-        .await;
-        // after our close, the client's reply is the last frame: flush ours
-        let _ = poll_fn(|cx| self.lock().ws.poll_flush_unpin(cx)).await;
+        .await
     }
 
     /// Fails the connection (RFC 6455 §7.1.7): sends the close frame for
     /// `cause`, ends the gateway's sending side (TCP FIN, or END_STREAM on
     /// HTTP/2) and reads and drops whatever the client still sends until it
-    /// closes or `close_timeout` passes. No further frame is parsed. The
+    /// closes; all within `close_timeout`. No further frame is parsed. The
     /// draining matters: closing a socket with unread bytes makes the
     /// kernel send a reset, which can destroy the close frame in flight.
     pub(crate) async fn fail(&self, cause: CloseCause) {
         // Boxed: it runs once, and the callers' state machines live as long
         // as the connection (idle memory, docs/performance.md).
         Box::pin(async {
-            self.send_close(cause.into()).await;
             let _ = tokio::time::timeout(self.route.config.close_timeout, async {
+                // (an error: already closed by us, or the client is gone;
+                // ending and draining then finish at once or harmlessly)
+                let _ = self.send_close_frame(cause.into()).await;
                 let _ =
                     poll_fn(|cx| std::pin::Pin::new(self.lock().ws.get_mut()).poll_shutdown(cx))
                         .await;

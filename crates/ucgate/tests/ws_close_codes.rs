@@ -10,8 +10,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A client's upgraded byte stream: TCP after HTTP/1.1, or an HTTP/2 stream.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Largest message the routes accept in these tests.
 const MAX: usize = 1024;
@@ -140,7 +144,7 @@ fn parse_frames(mut b: &[u8]) -> Vec<Frame> {
 }
 
 /// Opens a WebSocket on `path` with a raw HTTP/1.1 handshake.
-async fn raw_upgrade(addr: SocketAddr, path: &str, protocol: Option<&str>) -> TcpStream {
+async fn raw_upgrade(addr: SocketAddr, path: &str, protocol: Option<&str>) -> Box<dyn Io> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let proto = protocol
         .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
@@ -160,21 +164,52 @@ async fn raw_upgrade(addr: SocketAddr, path: &str, protocol: Option<&str>) -> Tc
     }
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    s
+    Box::new(s)
+}
+
+/// Opens a WebSocket on `path` as an RFC 8441 extended CONNECT stream of
+/// a new HTTP/2 connection (h2c prior knowledge).
+async fn h2_upgrade(addr: SocketAddr, path: &str, protocol: Option<&str>) -> Box<dyn Io> {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{addr}{path}"))
+        .header("sec-websocket-version", "13")
+        .extension(hyper::ext::Protocol::from_static("websocket"));
+    if let Some(p) = protocol {
+        req = req.header("sec-websocket-protocol", p);
+    }
+    let req = req.body(Empty::<bytes::Bytes>::new()).unwrap();
+    let mut resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    Box::new(TokioIo::new(hyper::upgrade::on(&mut resp).await.unwrap()))
+}
+
+#[derive(Clone, Copy)]
+enum Http {
+    H1,
+    H2,
 }
 
 /// Sends `bytes` and then garbage (bytes the gateway must read and drop
 /// rather than leave unread), then reads until the gateway closes the
 /// TCP connection. Returns the frames received. A reset instead of a FIN
 /// fails the test: the close frame could have been lost with it.
-async fn violate(s: &mut TcpStream, bytes: &[u8]) -> Vec<Frame> {
+async fn violate(s: &mut Box<dyn Io>, bytes: &[u8]) -> Vec<Frame> {
     s.write_all(bytes).await.unwrap();
     let _ = s.write_all(&[0x5a; 16 << 10]).await;
     let mut all = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
         .await
         .expect("the gateway ends the connection in time")
-        .expect("a FIN after the close frame, not a reset");
+        .expect("an end of stream after the close frame, not a reset");
     parse_frames(&all)
 }
 
@@ -205,10 +240,13 @@ async fn closes(gw: &TestGateway, route: &str, reason: &str, want: f64) {
 }
 
 /// Runs every case against one route and checks code and metrics.
-async fn every_case(gw: &TestGateway, path: &str, protocol: Option<&str>) {
+async fn every_case(gw: &TestGateway, path: &str, protocol: Option<&str>, http: Http) {
     let mut counts = std::collections::HashMap::new();
     for case in cases() {
-        let mut s = raw_upgrade(gw.addr, path, protocol).await;
+        let mut s = match http {
+            Http::H1 => raw_upgrade(gw.addr, path, protocol).await,
+            Http::H2 => h2_upgrade(gw.addr, path, protocol).await,
+        };
         let frames = violate(&mut s, &case.bytes).await;
         drop(s);
         let last = frames
@@ -248,7 +286,7 @@ async fn tunnel_violations_get_their_close_codes() {
         &format!("max_message_size = {MAX}\nclose_timeout = \"2s\""),
     ))
     .await;
-    every_case(&gw, "/echo", None).await;
+    every_case(&gw, "/echo", None, Http::H1).await;
 }
 
 fn xmpp_config() -> String {
@@ -259,7 +297,7 @@ fn xmpp_config() -> String {
 #[tokio::test]
 async fn xmpp_websocket_violations_get_their_close_codes() {
     let gw = TestGateway::start(&xmpp_config()).await;
-    every_case(&gw, "/xmpp-websocket", Some("xmpp")).await;
+    every_case(&gw, "/xmpp-websocket", Some("xmpp"), Http::H1).await;
 }
 
 #[tokio::test]
@@ -269,7 +307,7 @@ async fn sip_websocket_violations_get_their_close_codes() {
         "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:9;transport=udp\"\nmax_message_size = {MAX}\nclose_timeout = \"2s\"\n\n[sip]\nflow_token_key = \"a test key shared by every node\"\n"
     ))
     .await;
-    every_case(&gw, "/sip", Some("sip")).await;
+    every_case(&gw, "/sip", Some("sip"), Http::H1).await;
 }
 
 #[tokio::test]
@@ -310,4 +348,22 @@ async fn xmpp_message_too_big_is_a_policy_violation_then_1009() {
         .await,
         1.0
     );
+}
+
+#[tokio::test]
+async fn violations_over_http2_streams_get_their_close_codes_too() {
+    // RFC 8441: the "FIN" is the stream's END_STREAM; each route once.
+    let echo = echo_backend().await;
+    let gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nh2c = true\n{}\n{}",
+        tunnel_route(
+            "/echo",
+            echo,
+            &format!("max_message_size = {MAX}\nclose_timeout = \"2s\"")
+        ),
+        xmpp_config()
+    ))
+    .await;
+    every_case(&gw, "/echo", None, Http::H2).await;
+    every_case(&gw, "/xmpp-websocket", Some("xmpp"), Http::H2).await;
 }
