@@ -10,7 +10,9 @@
 //! the life of a WebSocket is docs/lifecycle-websocket.md.
 
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -140,34 +142,30 @@ where
             let now = self.now();
             let mut inner = self.lock();
             inner.ka.on_frame_in(now);
-            let len = match &msg {
-                Some(Ok(Message::Text(t))) => t.len(),
-                Some(Ok(Message::Binary(b))) => b.len(),
-                _ => 0,
+            let mut data_in = |len: usize| {
+                inner.ka.on_data(now);
+                self.route.metrics.messages_in.inc();
+                self.route.metrics.bytes_in.inc_by(len as u64);
             };
             return match msg {
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                    inner.ka.on_data(now);
-                    let m_ = &self.route.metrics;
-                    m_.messages_in.inc();
-                    m_.bytes_in.inc_by(len as u64);
-                    match m {
-                        Message::Text(t) => Recv::Text(t),
-                        Message::Binary(b) => Recv::Binary(b),
-                        _ => unreachable!("matched above"),
-                    }
+                Some(Ok(Message::Text(t))) => {
+                    data_in(t.len());
+                    Recv::Text(t)
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    data_in(b.len());
+                    Recv::Binary(b)
                 }
                 Some(Ok(Message::Close(_))) => Recv::Closed,
                 Some(Err(e)) => match receive_error(&e) {
                     Some(r) => {
                         let cause = CloseCause::from(r);
-                        tracing::debug!(route = %self.route.config.path, error = %e, "WebSocket protocol violation");
-                        self.shared.metrics.error(
-                            &self.route.config.path,
-                            cause.side(),
-                            cause.label(),
-                        );
+                        let route = self.route.config.path.as_str();
+                        tracing::debug!(route, error = %e, "WebSocket protocol violation");
+                        self.shared
+                            .metrics
+                            .error(route, cause.side(), cause.label());
                         inner.violation.get_or_insert(cause);
                         Recv::Violation(cause)
                     }
@@ -193,15 +191,15 @@ where
             let ws = &mut inner.ws;
             if let Some(m) = msg.take() {
                 match ws.poll_ready_unpin(cx) {
-                    std::task::Poll::Ready(Ok(())) => {}
-                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
                         msg = Some(m);
-                        return std::task::Poll::Pending;
+                        return Poll::Pending;
                     }
                 }
                 if let Err(e) = ws.start_send_unpin(m) {
-                    return std::task::Poll::Ready(Err(e));
+                    return Poll::Ready(Err(e));
                 }
             }
             ws.poll_flush_unpin(cx)
@@ -267,11 +265,10 @@ where
         }
     }
 
-    /// Starts the close handshake: sends our close frame. The caller reads
-    /// on for the client's reply ([`Recv::Closed`]), at most the route's
-    /// `close_timeout` (see [`WsConn::finish_close`]).
-    /// Bounded by `close_timeout`: a client that reads nothing cannot keep
-    /// the connection open.
+    /// Starts the close handshake: sends our close frame, within
+    /// `close_timeout` (a client that reads nothing cannot hold it up). The
+    /// caller reads on for the client's reply ([`Recv::Closed`]), at most
+    /// `close_timeout` too (see [`WsConn::finish_close`]).
     pub(crate) async fn send_close(&self, close: Close) {
         // Boxed, like `fail`: the timer would otherwise sit in every
         // caller's state machine for the connection's whole life.
@@ -324,15 +321,13 @@ where
                 // (an error: already closed by us, or the client is gone;
                 // ending and draining then finish at once or harmlessly)
                 let _ = self.send_close_frame(cause.into()).await;
-                let _ =
-                    poll_fn(|cx| std::pin::Pin::new(self.lock().ws.get_mut()).poll_shutdown(cx))
-                        .await;
+                let _ = poll_fn(|cx| Pin::new(self.lock().ws.get_mut()).poll_shutdown(cx)).await;
                 let mut buf = BytesMut::with_capacity(2048);
                 loop {
                     buf.clear();
                     let n = poll_fn(|cx| {
                         tokio_util::io::poll_read_buf(
-                            std::pin::Pin::new(self.lock().ws.get_mut()),
+                            Pin::new(self.lock().ws.get_mut()),
                             cx,
                             &mut buf,
                         )
@@ -362,5 +357,54 @@ where
             })
             .inc();
         reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+
+    #[test]
+    fn tungstenite_errors_map_to_rfc6455_violations() {
+        use ProtocolError as P;
+        for p in [
+            P::UnmaskedFrameFromClient,
+            P::NonZeroReservedBits,
+            P::UnknownDataFrameType(3),
+            P::UnknownControlFrameType(11),
+            P::ControlFrameTooBig,
+            P::FragmentedControlFrame,
+            P::UnexpectedContinueFrame,
+            P::ExpectedFragment(Data::Text),
+            P::InvalidCloseSequence,
+        ] {
+            assert_eq!(
+                receive_error(&WsError::Protocol(p)),
+                Some(ReceiveError::Protocol)
+            );
+        }
+        assert_eq!(
+            receive_error(&WsError::Utf8("bad".into())),
+            Some(ReceiveError::InvalidUtf8)
+        );
+        let too_long = CapacityError::MessageTooLong {
+            size: 2,
+            max_size: 1,
+        };
+        assert_eq!(
+            receive_error(&WsError::Capacity(too_long)),
+            Some(ReceiveError::TooBig)
+        );
+        // the connection ending is not a violation
+        for e in [
+            WsError::ConnectionClosed,
+            WsError::AlreadyClosed,
+            WsError::Io(std::io::ErrorKind::ConnectionReset.into()),
+            WsError::Protocol(P::ResetWithoutClosingHandshake),
+        ] {
+            assert_eq!(receive_error(&e), None, "{e}");
+        }
     }
 }
