@@ -13,8 +13,10 @@
 //!   the client's close frame becomes a TCP FIN (`shutdown(Write)`) toward the
 //!   backend after every message before it was written.
 //!
-//! [`CloseCause`] is the single table from "why the tunnel ends" to the
-//! WebSocket close code (RFC 6455 §7.4.1) and the metric label.
+//! [`CloseCause`] is the single table from "why the gateway closes a
+//! WebSocket" to the close code (RFC 6455 §7.4.1) and the metric labels,
+//! for every WebSocket route; [`ReceiveError`] is how a client's frames can
+//! break the protocol, and maps onto it.
 
 /// Why the gateway closes a tunnel's WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +31,11 @@ pub enum CloseCause {
     MessageTooBig,
     /// Reading from or writing to the backend failed (reset, TLS error…).
     BackendError,
-    /// The client broke the WebSocket protocol (bad frame, bad UTF-8…).
+    /// The client broke the WebSocket framing (unmasked frame, RSV bits,
+    /// reserved opcode, bad control frame, bad continuation…).
     ProtocolError,
+    /// A text message from the client was not UTF-8.
+    InvalidUtf8,
     /// The client stopped answering pings.
     DeadPeer,
     /// A fault inside the gateway.
@@ -47,6 +52,7 @@ impl CloseCause {
             CloseCause::MessageTooBig => (1009, "message too big"),
             CloseCause::BackendError => (1011, "backend error"),
             CloseCause::ProtocolError => (1002, "protocol error"),
+            CloseCause::InvalidUtf8 => (1007, "invalid UTF-8 in a text message"),
             CloseCause::DeadPeer => (1001, "no pong received"),
             CloseCause::Internal => (1011, "internal error"),
         }
@@ -56,9 +62,10 @@ impl CloseCause {
     pub fn side(self) -> &'static str {
         match self {
             CloseCause::BackendClosed | CloseCause::BackendError => "backend",
-            CloseCause::MessageTooBig | CloseCause::ProtocolError | CloseCause::DeadPeer => {
-                "client"
-            }
+            CloseCause::MessageTooBig
+            | CloseCause::ProtocolError
+            | CloseCause::InvalidUtf8
+            | CloseCause::DeadPeer => "client",
             CloseCause::Idle | CloseCause::Shutdown | CloseCause::Internal => "gateway",
         }
     }
@@ -72,6 +79,7 @@ impl CloseCause {
             CloseCause::MessageTooBig => "message_too_big",
             CloseCause::BackendError => "backend_error",
             CloseCause::ProtocolError => "protocol_error",
+            CloseCause::InvalidUtf8 => "invalid_utf8",
             CloseCause::DeadPeer => "dead_peer",
             CloseCause::Internal => "internal",
         }
@@ -83,6 +91,36 @@ impl CloseCause {
             self,
             CloseCause::BackendClosed | CloseCause::Idle | CloseCause::Shutdown
         )
+    }
+}
+
+/// How the frames a client sent break RFC 6455, as far as the receiving
+/// side can tell. Each one fails the connection (§7.1.7): the gateway sends
+/// the close frame of [`CloseCause::from`] and closes the TCP connection
+/// without reading further frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveError {
+    /// A frame breaks §5: unmasked (§5.1), non-zero RSV bits without an
+    /// extension (§5.2), a reserved opcode, a control frame over 125 bytes
+    /// or fragmented (§5.5), a continuation without a start or a new
+    /// message inside one (§5.4), a malformed close frame (§5.5.1).
+    Protocol,
+    /// A text message (or a close reason) is not valid UTF-8 (§8.1).
+    InvalidUtf8,
+    /// A frame or message over the route's `max_frame_size` or
+    /// `max_message_size`.
+    TooBig,
+}
+
+impl From<ReceiveError> for CloseCause {
+    /// RFC 6455 §7.4.1: 1002 protocol error, 1007 data inconsistent with
+    /// the message type, 1009 message too big.
+    fn from(e: ReceiveError) -> CloseCause {
+        match e {
+            ReceiveError::Protocol => CloseCause::ProtocolError,
+            ReceiveError::InvalidUtf8 => CloseCause::InvalidUtf8,
+            ReceiveError::TooBig => CloseCause::MessageTooBig,
+        }
     }
 }
 
@@ -111,6 +149,7 @@ mod tests {
         assert_eq!(CloseCause::BackendError.code().0, 1011);
         assert_eq!(CloseCause::Internal.code().0, 1011);
         assert_eq!(CloseCause::ProtocolError.code().0, 1002);
+        assert_eq!(CloseCause::InvalidUtf8.code().0, 1007);
         // reasons fit in a control frame (123 bytes max, RFC 6455 §5.5)
         for c in [
             CloseCause::BackendClosed,
@@ -119,6 +158,7 @@ mod tests {
             CloseCause::MessageTooBig,
             CloseCause::BackendError,
             CloseCause::ProtocolError,
+            CloseCause::InvalidUtf8,
             CloseCause::DeadPeer,
             CloseCause::Internal,
         ] {
@@ -128,6 +168,21 @@ mod tests {
         assert!(!CloseCause::BackendClosed.is_error());
         assert!(CloseCause::BackendError.is_error());
         assert_eq!(CloseCause::BackendError.side(), "backend");
+    }
+
+    #[test]
+    fn receive_errors_are_client_errors_with_their_rfc6455_code() {
+        for (e, code, label) in [
+            (ReceiveError::Protocol, 1002, "protocol_error"),
+            (ReceiveError::InvalidUtf8, 1007, "invalid_utf8"),
+            (ReceiveError::TooBig, 1009, "message_too_big"),
+        ] {
+            let c = CloseCause::from(e);
+            assert_eq!(c.code().0, code, "{e:?}");
+            assert_eq!(c.label(), label);
+            assert_eq!(c.side(), "client");
+            assert!(c.is_error());
+        }
     }
 
     #[test]

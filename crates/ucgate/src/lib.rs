@@ -11,6 +11,7 @@
 //! | [`config`] | TOML → validated [`Config`]; every error with position |
 //! | `server` | accept loop, permits, TLS handshake, HTTP/1.1 + HTTP/2 serving, idle and drain |
 //! | `http` | routing, WebSocket handshakes (HTTP/1.1 and RFC 8441), upgrade |
+//! | `ws` | the client WebSocket every WebSocket route uses: limits, keepalive, closing |
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
 //! | [`tls`] | certificates, SNI, reload, backend TLS configs |
@@ -35,6 +36,7 @@ mod http;
 mod server;
 mod sip;
 mod tunnel;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

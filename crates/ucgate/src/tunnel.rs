@@ -9,29 +9,25 @@
 //! docs/lifecycle-websocket.md.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
 use ucgate_proto::tunnel::CloseCause;
 
 use crate::backend::BoxIo;
+use crate::metrics::GaugeGuard;
+use crate::ws::{Recv, WsConn};
+use crate::{RouteRuntime, Shared};
 
 /// Bytes an idle tunnel keeps ready for the backend's next data; a read
 /// that fills them is followed by non-waiting reads up to `buffer_size`.
 const FIRST_READ: usize = 512;
-use crate::metrics::{GaugeGuard, ReasonLabels};
-use crate::{RouteRuntime, Shared};
 
 /// How the client → backend direction ended.
 #[derive(Debug)]
@@ -40,10 +36,8 @@ enum ReaderEnd {
     ClientClosed,
     /// The connection to the client broke or ended without a close frame.
     ClientGone,
-    /// A message or frame over the route's limits.
-    TooBig,
-    /// A protocol violation by the client.
-    Protocol,
+    /// The client broke the protocol or a limit: the connection is failed.
+    Violation(CloseCause),
     /// Writing to the backend failed.
     BackendWrite,
 }
@@ -59,14 +53,6 @@ enum WriterEnd {
     AfterClientClose,
 }
 
-fn close_msg(cause: CloseCause) -> Message {
-    let (code, reason) = cause.code();
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    }))
-}
-
 /// Runs a tunnel until both sides are done (or the close deadline passes).
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
@@ -78,54 +64,33 @@ pub(crate) async fn run<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let cfg = &route.config;
-    let m = route.metrics.clone();
+    let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
-    let started = Instant::now();
-    let now = || started.elapsed();
-    // Shared with both directions (same task; atomics keep the futures Send).
-    let last_data = AtomicU64::new(0);
-    let last_frame_in = AtomicU64::new(0);
+    let ws = WsConn::new(ws, &shared, &route);
     // Set when the client's close frame arrives, so that the backend's
     // answering EOF is not reported as the backend closing first.
     let client_closed = AtomicBool::new(false);
-    let (mut sink, mut stream) = ws.split();
     let (mut backend_r, mut backend_w) = tokio::io::split(backend);
     let (ctrl_tx, mut ctrl_rx) = mpsc::channel::<CloseCause>(2);
 
     // client → backend
     let reader = async {
         loop {
-            let msg = stream.next().await;
-            last_frame_in.store(now().as_micros() as u64, Ordering::Relaxed);
-            let data: Bytes = match msg {
-                Some(Ok(Message::Binary(b))) => b,
-                Some(Ok(Message::Text(t))) => Bytes::from(t),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(_))) => {
+            let data: Bytes = match ws.recv().await {
+                Recv::Binary(b) => b,
+                Recv::Text(t) => Bytes::from(t),
+                Recv::Closed => {
                     client_closed.store(true, Ordering::Relaxed);
                     // The client is done sending: pass that on as a FIN after
-                    // everything before it, then let tungstenite flush its
-                    // close reply.
+                    // everything before it, then flush tungstenite's close
+                    // reply.
                     let _ = backend_w.shutdown().await;
-                    // Reading on flushes tungstenite's queued close reply
-                    // and then reports the end of the connection.
-                    let _ = tokio::time::timeout(cfg.close_timeout, async {
-                        while let Some(Ok(_)) = stream.next().await {}
-                    })
-                    .await;
+                    ws.finish_close().await;
                     return ReaderEnd::ClientClosed;
                 }
-                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
-                | Some(Err(WsError::Capacity(_))) => return ReaderEnd::TooBig,
-                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)))
-                | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_)))
-                | None => return ReaderEnd::ClientGone,
-                Some(Err(WsError::Protocol(_) | WsError::Utf8(_))) => return ReaderEnd::Protocol,
-                Some(Err(_)) => return ReaderEnd::Protocol,
+                Recv::Gone => return ReaderEnd::ClientGone,
+                Recv::Violation(c) => return ReaderEnd::Violation(c),
             };
-            last_data.store(now().as_micros() as u64, Ordering::Relaxed);
-            m.messages_in.inc();
-            m.bytes_in.inc_by(data.len() as u64);
             if backend_w.write_all(&data).await.is_err() {
                 return ReaderEnd::BackendWrite;
             }
@@ -134,58 +99,20 @@ pub(crate) async fn run<S>(
 
     // backend → client, plus keepalive and closes requested by the coordinator
     let writer = async {
-        let mut ka = Keepalive::new(
-            cfg.ping_interval,
-            cfg.ping_timeout,
-            cfg.idle_timeout,
-            Duration::ZERO,
-        );
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
         let mut buf = BytesMut::new();
         loop {
-            ka.on_data(Duration::from_micros(last_data.load(Ordering::Relaxed)));
-            ka.on_frame_in(Duration::from_micros(last_frame_in.load(Ordering::Relaxed)));
-            match ka.poll(now()) {
-                KeepaliveAction::Wait => {}
-                KeepaliveAction::SendPing => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return WriterEnd::ClientGone;
-                    }
-                    ka.on_ping_sent(now());
-                    continue;
-                }
-                KeepaliveAction::Idle => {
-                    let _ = sink.send(close_msg(CloseCause::Idle)).await;
-                    return WriterEnd::SentClose(CloseCause::Idle);
-                }
-                KeepaliveAction::DeadPeer => {
-                    let _ = sink.send(close_msg(CloseCause::DeadPeer)).await;
-                    return WriterEnd::SentClose(CloseCause::DeadPeer);
-                }
-            }
-            // Frames from the client arrive on the other direction; waking
-            // at least once per ping interval lets an answered ping clear
-            // before the next one is due.
-            let mut next = ka.next_deadline();
-            if !cfg.ping_interval.is_zero() {
-                let check = now() + cfg.ping_interval;
-                next = Some(next.map_or(check, |d| d.min(check)));
-            }
-            let deadline = next.map(|d| started + d);
             // An idle tunnel holds only a small buffer: the first read of a
             // burst gets FIRST_READ bytes; if that fills it, more is read
             // without waiting, up to `chunk` (see below).
             buf.reserve(FIRST_READ.min(chunk));
-            tokio::select! {
+            let close = tokio::select! {
                 r = backend_r.read_buf(&mut buf) => match r {
                     Ok(0) if client_closed.load(Ordering::Relaxed) => {
                         // the backend answered the client's close with its own
                         return WriterEnd::AfterClientClose;
                     }
-                    Ok(0) => {
-                        let _ = sink.send(close_msg(CloseCause::BackendClosed)).await;
-                        return WriterEnd::SentClose(CloseCause::BackendClosed);
-                    }
+                    Ok(0) => CloseCause::BackendClosed,
                     Ok(n) => {
                         if n == FIRST_READ.min(chunk) {
                             // Possibly more waiting: take what is already
@@ -200,36 +127,28 @@ pub(crate) async fn run<S>(
                                 }
                             }
                         }
-                        last_data.store(now().as_micros() as u64, Ordering::Relaxed);
                         m.messages_out.inc();
                         m.bytes_out.inc_by(buf.len() as u64);
                         let data = buf.split().freeze();
-                        if sink.send(Message::Binary(data)).await.is_err() {
+                        if ws.send(Message::Binary(data)).await.is_err() {
                             return WriterEnd::ClientGone;
                         }
+                        // Keep idle buffers small: drop capacity we no longer need.
+                        if buf.capacity() > FIRST_READ {
+                            buf = BytesMut::new();
+                        }
+                        continue;
                     }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "backend read failed");
-                        let _ = sink.send(close_msg(CloseCause::BackendError)).await;
-                        return WriterEnd::SentClose(CloseCause::BackendError);
+                        CloseCause::BackendError
                     }
                 },
-                c = ctrl_rx.recv() => {
-                    let cause = c.unwrap_or(CloseCause::Internal);
-                    let _ = sink.send(close_msg(cause)).await;
-                    return WriterEnd::SentClose(cause);
-                }
-                _ = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d.into()).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-            }
-            // Keep idle buffers small: drop capacity we no longer need.
-            if buf.is_empty() && buf.capacity() > FIRST_READ {
-                buf = BytesMut::new();
-            }
+                c = ctrl_rx.recv() => c.unwrap_or(CloseCause::Internal),
+                c = ws.keepalive() => c,
+            };
+            ws.send_close(close.into()).await;
+            return WriterEnd::SentClose(close);
         }
     };
 
@@ -240,6 +159,7 @@ pub(crate) async fn run<S>(
     let mut cause: Option<CloseCause> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
     let mut shutdown_sent = false;
+    let mut failed: Option<CloseCause> = None;
     let close_timeout = cfg.close_timeout;
     loop {
         if reader_end.is_some() && writer_end.is_some() {
@@ -247,10 +167,14 @@ pub(crate) async fn run<S>(
         }
         tokio::select! {
             r = &mut reader, if reader_end.is_none() => {
+                if let ReaderEnd::Violation(c) = r {
+                    // failed below, at once: no further frame is read
+                    failed = Some(c);
+                    reader_end = Some(r);
+                    break;
+                }
                 let end_cause = match &r {
-                    ReaderEnd::ClientClosed | ReaderEnd::ClientGone => None,
-                    ReaderEnd::TooBig => Some(CloseCause::MessageTooBig),
-                    ReaderEnd::Protocol => Some(CloseCause::ProtocolError),
+                    ReaderEnd::ClientClosed | ReaderEnd::ClientGone | ReaderEnd::Violation(_) => None,
                     ReaderEnd::BackendWrite => Some(CloseCause::BackendError),
                 };
                 match (&r, end_cause) {
@@ -300,21 +224,18 @@ pub(crate) async fn run<S>(
             } => break,
         }
     }
+    if let Some(c) = failed {
+        ws.fail(c).await;
+    }
     let label = match (cause, &reader_end) {
         (Some(c), _) => c.label(),
         (None, Some(ReaderEnd::ClientClosed)) => "client_closed",
         (None, _) => "client_gone",
     };
-    shared
-        .metrics
-        .ws_closes
-        .get_or_create(&ReasonLabels {
-            route: cfg.path.clone(),
-            reason: label.to_string(),
-        })
-        .inc();
+    // (a violation is counted, and named as the end, by WsConn)
+    let label = ws.finish(label);
     if let Some(c) = cause.filter(|c| c.is_error()) {
         shared.metrics.error(&cfg.path, c.side(), c.label());
     }
-    tracing::info!(route = %cfg.path, %peer, end = label, secs = started.elapsed().as_secs_f64(), "WebSocket closed");
+    tracing::info!(route = %cfg.path, %peer, end = label, secs = ws.age().as_secs_f64(), "WebSocket closed");
 }

@@ -836,6 +836,15 @@ impl Translator {
         out
     }
 
+    /// A client message over the route's `max_message_size` (RFC 7395
+    /// §3.6): `policy-violation`, `<close/>`, then close 1009 (RFC 6455
+    /// §7.4.1). Only the stream error is sent: the glue counts the error.
+    pub fn on_client_too_big(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.fail("policy-violation", None, 1009, &mut out);
+        out
+    }
+
     /// The client's connection ended (with or without a close frame).
     pub fn on_client_gone(&mut self) -> Vec<Output> {
         let mut out = Vec::new();

@@ -387,3 +387,28 @@ fn client_close_before_the_server_answers_times_out_cleanly() {
     assert_eq!(to_client(&out), vec![close_element()]);
     assert!(t.is_closed());
 }
+
+#[test]
+fn an_oversized_client_message_is_a_policy_violation_then_1009() {
+    let mut t = opened(ServerTls::AlreadySecureOrNone);
+    let out = t.on_client_too_big();
+    assert_eq!(
+        out,
+        vec![
+            Output::ToClient(stream_error("policy-violation", None)),
+            Output::ToClient(close_element()),
+            Output::CloseClient(1009),
+            Output::ToServer(b"</stream:stream>".to_vec()),
+            Output::CloseServer,
+        ]
+    );
+    assert!(t.is_closed());
+    // before <open/>: the client gets its <open/> first (RFC 6120 §4.9.1.2)
+    let mut t = Translator::new(limits(), ServerTls::StartTls);
+    let out = t.on_client_too_big();
+    let msgs = to_client(&out);
+    assert!(msgs[0].starts_with("<open "), "{msgs:?}");
+    assert!(msgs[1].contains("<policy-violation "), "{msgs:?}");
+    assert!(out.contains(&Output::CloseClient(1009)));
+    assert_eq!(to_server(&out), "");
+}

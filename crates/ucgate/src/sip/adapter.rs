@@ -8,29 +8,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::tungstenite::error::Error as WsError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
 use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::message;
+use ucgate_proto::tunnel::CloseCause;
 
 use super::SipRuntime;
-use crate::metrics::{GaugeGuard, ReasonLabels};
+use crate::metrics::GaugeGuard;
+use crate::ws::{Close, Recv, WsConn};
 use crate::{RouteRuntime, Shared};
-
-fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    }))
-}
 
 /// A SIP message as a WebSocket message: text when it is UTF-8.
 fn ws_message(bytes: Vec<u8>) -> Message {
@@ -59,7 +49,7 @@ enum Next {
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
-    mut ws: Box<WebSocketStream<S>>,
+    ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
     secure: bool,
 ) where
@@ -67,10 +57,15 @@ pub(crate) async fn run<S>(
 {
     let cfg = &route.config;
     let rpath = cfg.path.as_str();
-    let m = route.metrics.clone();
+    let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
+    let ws = WsConn::new(ws, &shared, &route);
     let Some(rt) = route.sip.as_ref() else {
-        let _ = ws.send(close_frame(1011, "SIP is not configured")).await;
+        ws.send_close(Close {
+            code: 1011,
+            reason: "SIP is not configured",
+        })
+        .await;
         return;
     };
     let (flow_id, mut rx) = rt.open_flow();
@@ -81,66 +76,47 @@ pub(crate) async fn run<S>(
         WsTransport::Ws
     };
     let peer_ip = peer.ip().to_string();
-    let started = Instant::now();
-    let now = || started.elapsed();
-    let mut ka = Keepalive::new(
-        cfg.ping_interval,
-        cfg.ping_timeout,
-        cfg.idle_timeout,
-        Duration::ZERO,
-    );
     let mut garbage = 0u32;
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
     let mut window_start = Instant::now();
     let mut window_count = 0u32;
     let mut end_label: &'static str = "client_gone";
-    let mut close: Option<(u16, &'static str)> = None;
+    let mut close: Option<Close> = None;
 
     loop {
-        let mut deadline = ka.next_deadline().map(|d| started + d);
-        if !cfg.ping_interval.is_zero() {
-            let check = Instant::now() + cfg.ping_interval;
-            deadline = Some(deadline.map_or(check, |x| x.min(check)));
-        }
+        let deadline = ws.keepalive_deadline();
         tokio::select! {
             _ = shared.conn_cancel.cancelled() => {
                 end_label = "shutdown";
-                close = Some((1001, "gateway shutting down"));
+                close = Some(CloseCause::Shutdown.into());
                 break;
             }
             out = rx.recv() => {
                 let Some(bytes) = out else { break };
-                ka.on_data(now());
                 m.messages_out.inc();
                 m.bytes_out.inc_by(bytes.len() as u64);
                 if ws.send(ws_message(bytes)).await.is_err() {
                     break;
                 }
             }
-            msg = ws.next() => {
-                ka.on_frame_in(now());
+            msg = ws.recv() => {
                 let data: Vec<u8> = match msg {
-                    Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
-                    Some(Ok(Message::Binary(b))) => b.to_vec(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_))) => {
+                    Recv::Text(t) => t.as_str().as_bytes().to_vec(),
+                    Recv::Binary(b) => b.to_vec(),
+                    Recv::Closed => {
                         end_label = "client_closed";
                         // tungstenite answers the close; flush it
-                        let _ = ws.flush().await;
+                        ws.finish_close().await;
                         break;
                     }
-                    Some(Err(WsError::Capacity(_))) => {
-                        end_label = "message_too_big";
-                        shared.metrics.error(rpath, "client", "message_too_big");
-                        close = Some((1009, "message too big"));
+                    // RFC 6455 §7.1.7: no further frame is read
+                    Recv::Violation(c) => {
+                        ws.fail(c).await;
                         break;
                     }
-                    Some(Err(_)) | None => break,
+                    Recv::Gone => break,
                 };
-                ka.on_data(now());
-                m.messages_in.inc();
-                m.bytes_in.inc_by(data.len() as u64);
                 // Per-connection rate limit (one-second windows).
                 if window_start.elapsed() >= Duration::from_secs(1) {
                     window_start = Instant::now();
@@ -160,11 +136,11 @@ pub(crate) async fn run<S>(
                     Next::Close(1008, "too many messages", "rate_limit")
                 } else {
                     let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
-                    on_client_message(rt, &data, &ctx, &mut client_state, &mut garbage, &mut ws).await
+                    on_client_message(rt, &data, &ctx, &mut client_state, &mut garbage, &ws).await
                 };
                 if let Next::Close(code, reason, label) = next {
                     end_label = label;
-                    close = Some((code, reason));
+                    close = Some(Close { code, reason });
                     break;
                 }
             }
@@ -174,47 +150,29 @@ pub(crate) async fn run<S>(
                     None => std::future::pending().await,
                 }
             } => {
-                match ka.poll(now()) {
-                    KeepaliveAction::SendPing => {
-                        if ws.send(Message::Ping(Bytes::new())).await.is_ok() {
-                            ka.on_ping_sent(now());
-                        }
-                    }
-                    KeepaliveAction::Idle => {
+                match ws.keepalive_due().await {
+                    Some(CloseCause::Idle) => {
                         end_label = "idle";
-                        close = Some((1000, "idle"));
+                        close = Some(Close { code: 1000, reason: "idle" });
                         break;
                     }
-                    KeepaliveAction::DeadPeer => {
+                    Some(_) => {
+                        // no close frame: the client does not answer
                         end_label = "dead_peer";
                         break;
                     }
-                    KeepaliveAction::Wait => {}
+                    None => {}
                 }
             }
         }
     }
-    if let Some((code, reason)) = close {
-        let _ = ws.send(close_frame(code, reason)).await;
+    if let Some(close) = close {
+        ws.send_close(close).await;
         // wait briefly for the client's close reply
-        let _ = tokio::time::timeout(cfg.close_timeout, async {
-            while let Some(Ok(msg)) = ws.next().await {
-                if matches!(msg, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        ws.finish_close().await;
     }
-    shared
-        .metrics
-        .ws_closes
-        .get_or_create(&ReasonLabels {
-            route: rpath.to_string(),
-            reason: end_label.to_string(),
-        })
-        .inc();
-    tracing::info!(route = rpath, %peer, flow = flow_id, end = end_label, secs = started.elapsed().as_secs_f64(), "SIP WebSocket closed");
+    let end = ws.finish(end_label);
+    tracing::info!(route = rpath, %peer, flow = flow_id, end, secs = ws.age().as_secs_f64(), "SIP WebSocket closed");
 }
 
 async fn on_client_message<S>(
@@ -223,7 +181,7 @@ async fn on_client_message<S>(
     ctx: &FlowCtx<'_>,
     state: &mut ClientState,
     garbage: &mut u32,
-    ws: &mut WebSocketStream<S>,
+    ws: &WsConn<'_, S>,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,

@@ -17,20 +17,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
+use ucgate_proto::tunnel::CloseCause;
 use ucgate_proto::xml::Limits;
 use ucgate_proto::xmpp_ws::{Output, ServerTls, Translator, Unavailable};
 
 use crate::config::{XmppDomain, XmppTls};
-use crate::metrics::{GaugeGuard, ReasonLabels};
+use crate::metrics::GaugeGuard;
+use crate::ws::{Close, Recv, WsConn};
 use crate::{RouteRuntime, Shared};
 
 /// The connection to the XMPP server: plain TCP (before STARTTLS, or with
@@ -191,28 +189,26 @@ const MAX_QUEUED: usize = 1 << 20;
 /// the connection is idle (plain TCP; TLS keeps this much ready).
 pub(crate) const FIRST_READ: usize = 512;
 
-fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    }))
-}
-
 /// Runs one XMPP-over-WebSocket connection to its end.
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
-    mut ws: Box<WebSocketStream<S>>,
+    ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let cfg = &route.config;
     let rpath = cfg.path.as_str();
-    let m = route.metrics.clone();
+    let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
+    let ws = WsConn::new(ws, &shared, &route);
     let Some(x) = shared.xmpp.as_ref() else {
-        let _ = ws.send(close_frame(1011, "XMPP is not configured")).await;
+        ws.send_close(Close {
+            code: 1011,
+            reason: "XMPP is not configured",
+        })
+        .await;
         return;
     };
     let xc = &shared.config.xmpp;
@@ -223,14 +219,6 @@ pub(crate) async fn run<S>(
     };
     let mut t = Translator::new(limits, ServerTls::StartTls);
     let mut server = ServerSide::default();
-    let started = Instant::now();
-    let now = || started.elapsed();
-    let mut ka = Keepalive::new(
-        cfg.ping_interval,
-        cfg.ping_timeout,
-        cfg.idle_timeout,
-        Duration::ZERO,
-    );
     let mut buf = BytesMut::new();
     let chunk = cfg.buffer_size.max(1024);
     // Deadline for the whole negotiation (connect, STARTTLS, features).
@@ -239,6 +227,9 @@ pub(crate) async fn run<S>(
     let mut close_deadline: Option<tokio::time::Instant> = None;
     let mut client_open = true; // still reading client frames
     let mut client_close_sent = false;
+    // A client violation to fail the WebSocket for, once the outputs before
+    // its close (the stream error, the server's close) are carried out.
+    let mut failing: Option<CloseCause> = None;
     let mut shutdown_seen = false;
     let mut end_label: &'static str = "client_gone";
     let mut pending: VecDeque<Output> = VecDeque::new();
@@ -261,12 +252,18 @@ pub(crate) async fn run<S>(
                     }
                     if !client_close_sent {
                         client_close_sent = true;
+                        if let Some(c) = ws.violation() {
+                            // RFC 6455 §7.1.7: no further frame is read
+                            failing = Some(c);
+                            client_open = false;
+                            continue;
+                        }
                         let reason = match code {
                             1001 => "gateway shutting down",
                             1003 => "binary messages are not allowed (RFC 7395)",
                             _ => "stream closed",
                         };
-                        let _ = ws.send(close_frame(code, reason)).await;
+                        ws.send_close(Close { code, reason }).await;
                         // wait this long for the client's close reply
                         close_deadline = Some(tokio::time::Instant::now() + cfg.close_timeout);
                     }
@@ -299,6 +296,9 @@ pub(crate) async fn run<S>(
                 }
             }
         }
+        if let Some(c) = failing.take() {
+            ws.fail(c).await;
+        }
         if t.is_open() {
             negotiation_deadline = None;
         }
@@ -310,12 +310,11 @@ pub(crate) async fn run<S>(
             break;
         }
         // Next timer.
-        let ka_deadline = if client_close_sent {
+        let mut deadline = if client_close_sent {
             None
         } else {
-            ka.next_deadline().map(|d| started + d)
+            ws.keepalive_deadline()
         };
-        let mut deadline = ka_deadline;
         for d in [
             negotiation_deadline.map(|d| d.into_std()),
             close_deadline.map(|d| d.into_std()),
@@ -324,10 +323,6 @@ pub(crate) async fn run<S>(
         .flatten()
         {
             deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
-        }
-        if !cfg.ping_interval.is_zero() && !client_close_sent {
-            let check = Instant::now() + cfg.ping_interval;
-            deadline = Some(deadline.map_or(check, |x| x.min(check)));
         }
         // Idle, a connection holds no buffer for the server's next data:
         // io_event gives `buf` room once there is something to read, and a
@@ -342,35 +337,33 @@ pub(crate) async fn run<S>(
                 }
             }
             // stop reading the client while much is queued for the server
-            msg = ws.next(), if client_open && server.queued() < MAX_QUEUED => {
-                ka.on_frame_in(now());
+            msg = ws.recv(), if client_open && server.queued() < MAX_QUEUED => {
                 match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        ka.on_data(now());
-                        m.messages_in.inc();
-                        m.bytes_in.inc_by(text.len() as u64);
+                    Recv::Text(text) => {
                         pending.extend(t.on_client_text(text.as_str()));
                     }
-                    Some(Ok(Message::Binary(_))) => {
+                    Recv::Binary(_) => {
                         end_label = "binary_message";
                         pending.extend(t.on_client_binary());
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) => {
+                    Recv::Closed => {
                         if !client_close_sent {
                             end_label = "client_closed";
                         }
                         // tungstenite queues the close reply; reading on flushes it
                         pending.extend(t.on_client_gone());
                     }
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }) | WsError::Capacity(_))) => {
-                        end_label = "message_too_big";
-                        shared.metrics.error(rpath, "client", "message_too_big");
-                        pending.extend(t.on_client_gone());
-                        let _ = ws.send(close_frame(1009, "message too big")).await;
+                    Recv::Violation(CloseCause::MessageTooBig) => {
+                        // RFC 7395 §3.6: a stream error first, then 1009
                         client_open = false;
+                        pending.extend(t.on_client_too_big());
                     }
-                    Some(Err(_)) | None => {
+                    Recv::Violation(c) => {
+                        client_open = false;
+                        pending.extend(t.on_client_gone());
+                        pending.push_back(Output::CloseClient(c.code().0));
+                    }
+                    Recv::Gone => {
                         client_open = false;
                         pending.extend(t.on_client_gone());
                     }
@@ -389,7 +382,7 @@ pub(crate) async fn run<S>(
                     IoEvent::Read => {
                         server.read_ready(&mut buf, chunk);
                         let data = buf.split();
-                        ka.on_data(now());
+                        ws.on_data();
                         pending.extend(t.on_server_bytes(&data));
                         if buf.capacity() > FIRST_READ {
                             buf = BytesMut::new();
@@ -417,34 +410,24 @@ pub(crate) async fn run<S>(
                     end_label = "remote_connection_failed";
                     pending.extend(t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "the XMPP server did not complete the stream negotiation in time"));
                 }
-                match ka.poll(now()) {
-                    KeepaliveAction::SendPing => {
-                        if ws.send(Message::Ping(Bytes::new())).await.is_ok() {
-                            ka.on_ping_sent(now());
+                if !client_close_sent {
+                    match ws.keepalive_due().await {
+                        Some(CloseCause::Idle) => {
+                            end_label = "idle";
+                            pending.extend(t.on_idle());
                         }
+                        Some(_) => {
+                            end_label = "dead_peer";
+                            pending.extend(t.on_client_dead());
+                        }
+                        None => {}
                     }
-                    KeepaliveAction::Idle => {
-                        end_label = "idle";
-                        pending.extend(t.on_idle());
-                    }
-                    KeepaliveAction::DeadPeer => {
-                        end_label = "dead_peer";
-                        pending.extend(t.on_client_dead());
-                    }
-                    KeepaliveAction::Wait => {}
                 }
             }
         }
     }
-    shared
-        .metrics
-        .ws_closes
-        .get_or_create(&ReasonLabels {
-            route: rpath.to_string(),
-            reason: end_label.to_string(),
-        })
-        .inc();
-    tracing::info!(route = rpath, %peer, end = end_label, domain = %t.domain(), secs = started.elapsed().as_secs_f64(), "XMPP WebSocket closed");
+    let end = ws.finish(end_label);
+    tracing::info!(route = rpath, %peer, end, domain = %t.domain(), secs = ws.age().as_secs_f64(), "XMPP WebSocket closed");
 }
 
 /// The connection to the XMPP server and the domain it serves, driven by
