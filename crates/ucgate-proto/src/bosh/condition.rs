@@ -188,8 +188,9 @@ pub fn terminate_body_legacy(condition: &Condition, legacy: bool) -> (u16, Strin
     )
 }
 
-/// The recoverable binding error `<body type='error'/>` (XEP-0124 §17.3),
-/// sent on a request superseded by a re-sent copy of the same `rid`.
+/// The recoverable binding error `<body type='error'/>` (XEP-0124 §17.3:
+/// the client should re-send the requests that have no response), sent on
+/// a request that waited `wait` for a lower `rid` that never came.
 pub fn recoverable_error_body() -> String {
     render_body(&[("type", "error".to_string())], &[], false)
 }

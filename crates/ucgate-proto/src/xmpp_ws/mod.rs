@@ -23,7 +23,11 @@
 //! Inputs: `on_client_text`, `on_client_binary`, `on_server_connected`,
 //! `on_server_unavailable`, `on_tls_ready`, `on_server_bytes`,
 //! `on_server_eof`, `on_shutdown`, `on_close_timeout`. Each returns the
-//! outputs for the glue to carry out, in order.
+//! outputs for the glue to carry out, in order. Once the stream has ended,
+//! [`Translator::end`] says how ([`StreamEnd`]): the server's own stream
+//! error is kept apart from the gateway's, so that BOSH can report each
+//! its own way. A connection to the server that ends without
+//! `</stream:stream>` (reset, killed server) is `remote-connection-failed`.
 
 #[cfg(test)]
 mod tests;
