@@ -484,3 +484,146 @@ async fn the_route_attribute_never_chooses_an_arbitrary_backend() {
         .await;
     assert!(text.contains("host-unknown"), "{text}");
 }
+
+fn drop_message(how: &str) -> String {
+    format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>drop {how}</body></message>")
+}
+
+#[tokio::test]
+async fn a_lost_server_connection_is_remote_connection_failed() {
+    let dir = TempDir::new("bosh-lost");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    // a reset, and a close without </stream:stream>
+    for how in ["reset", "eof"] {
+        let mut c = login(&gw, false).await;
+        let text = c.send("", &drop_message(how)).await;
+        assert_eq!(
+            text,
+            format!("<body xmlns='{NS}' type='terminate' condition='remote-connection-failed'/>"),
+            "{how}"
+        );
+        let after = c.send("", "").await;
+        assert!(after.contains("item-not-found"), "{after}");
+    }
+    assert_eq!(
+        gw.metric(
+            "ucgate_bosh_terminations_total",
+            &[("condition", "remote-connection-failed")]
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn the_servers_own_stream_error_reaches_the_client_whole() {
+    let dir = TempDir::new("bosh-server-error");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, false).await;
+    let text = c.send("", &drop_message("shutdown")).await;
+    assert_eq!(
+        text,
+        format!("<body xmlns='{NS}' xmlns:stream='http://etherx.jabber.org/streams' type='terminate' condition='remote-stream-error'><stream:error xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>{SHUTDOWN_TEXT}</text></stream:error></body>")
+    );
+}
+
+#[tokio::test]
+async fn a_stanza_declaring_the_httpbind_namespace_is_a_client_stanza() {
+    let dir = TempDir::new("bosh-httpbind-ns");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, false).await;
+    let text = c
+        .send(
+            "",
+            &format!("<message xmlns='{NS}' to='bob@localhost' type='chat'><body>explicit</body></message>"),
+        )
+        .await;
+    assert!(!text.contains("terminate"), "{text}");
+    assert_eq!(bodies(&text), ["explicit"], "the echo: {text}");
+    assert!(seen
+        .lock()
+        .unwrap()
+        .stanzas
+        .iter()
+        .any(|s| s
+            == "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>explicit</body></message>"));
+}
+
+#[tokio::test]
+async fn a_superseded_request_gets_an_empty_body() {
+    let dir = TempDir::new("bosh-resend");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let c = login(&gw, false).await;
+    let rid = c.rid + 1;
+    let first = {
+        let (addr, sid) = (gw.addr, c.sid.clone());
+        tokio::spawn(async move {
+            let c = Client {
+                addr,
+                h2: None,
+                sid,
+                rid,
+            };
+            c.send_rid(rid, "", "").await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = {
+        let (addr, sid) = (gw.addr, c.sid.clone());
+        tokio::spawn(async move {
+            let c = Client {
+                addr,
+                h2: None,
+                sid,
+                rid,
+            };
+            c.send_rid(rid, "", "").await
+        })
+    };
+    let old = tokio::time::timeout(Duration::from_secs(5), first)
+        .await
+        .expect("the older copy is answered at once")
+        .unwrap();
+    assert_eq!(old, format!("<body xmlns='{NS}'/>"));
+    // the copy took over: it gets the next stanza
+    let text = c.send_rid(rid + 1, "", &drop_message("none")).await;
+    let held = again.await.unwrap();
+    assert!(
+        bodies(&format!("{held}{text}")).contains(&"drop none".to_string()),
+        "{held} {text}"
+    );
+}
+
+#[tokio::test]
+async fn get_with_a_query_string_is_not_found() {
+    let dir = TempDir::new("bosh-get");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&config("127.0.0.1:9".parse().unwrap(), &ca, "")).await;
+    // XEP-0252 (BOSH script syntax) is not implemented
+    let (status, _) = http_get(
+        gw.addr,
+        "/http-bind?%3Cbody%20rid%3D%271%27%20xmlns%3D%27http%3A%2F%2Fjabber.org%2Fprotocol%2Fhttpbind%27%2F%3E",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let raw = raw_request(
+        gw.addr,
+        &format!(
+            "HEAD /http-bind?x HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            gw.addr
+        ),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 404"), "{raw}");
+    let (status, body) = http_get(gw.addr, "/http-bind").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("BOSH"));
+}

@@ -351,3 +351,80 @@ async fn a_silent_server_hits_the_negotiation_timeout() {
         "{took:?}"
     );
 }
+
+/// Opens a stream, logs in as alice and binds (scripted server).
+async fn logged_in(gw: &TestGateway) -> Ws {
+    let (mut ws, _) = open(gw, "localhost").await;
+    assert!(next_text(&mut ws).await.contains("PLAIN"));
+    send(&mut ws, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>").await;
+    assert!(next_text(&mut ws).await.starts_with("<success "));
+    send(
+        &mut ws,
+        &format!("<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"),
+    )
+    .await;
+    assert!(next_text(&mut ws).await.starts_with("<open "));
+    assert!(next_text(&mut ws).await.contains("xmpp-bind"));
+    send(&mut ws, "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>").await;
+    assert!(next_text(&mut ws).await.contains("alice@localhost/web"));
+    ws
+}
+
+fn drop_message(how: &str) -> String {
+    format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>drop {how}</body></message>")
+}
+
+#[tokio::test]
+async fn a_lost_server_connection_is_remote_connection_failed() {
+    let dir = TempDir::new("xmpp-lost");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    // a reset, and a close without </stream:stream>
+    for how in ["reset", "eof"] {
+        let mut ws = logged_in(&gw).await;
+        send(&mut ws, &drop_message(how)).await;
+        assert_eq!(
+            next_text(&mut ws).await,
+            "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><remote-connection-failed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>the connection to the XMPP server was lost</text></stream:error>",
+            "{how}"
+        );
+        assert_eq!(
+            next_text(&mut ws).await,
+            format!("<close xmlns='{FRAMING}'/>")
+        );
+        assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+        while ws.next().await.is_some() {}
+    }
+    assert_eq!(
+        gw.metric(
+            "ucgate_errors_total",
+            &[
+                ("route", "/xmpp-websocket"),
+                ("side", "backend"),
+                ("kind", "remote-connection-failed")
+            ]
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn the_servers_own_stream_error_reaches_the_client_whole() {
+    let dir = TempDir::new("xmpp-server-error");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let mut ws = logged_in(&gw).await;
+    send(&mut ws, &drop_message("shutdown")).await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<stream:error xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>{SHUTDOWN_TEXT}</text></stream:error>")
+    );
+    assert_eq!(
+        next_text(&mut ws).await,
+        format!("<close xmlns='{FRAMING}'/>")
+    );
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
+}

@@ -35,9 +35,12 @@
 //!   clients leave `<message/>`, `<presence/>` and `<iq/>` unqualified,
 //!   treating `jabber:client` as a subset of the httpbind namespace. Such a
 //!   child (only those three names) is re-declared `xmlns='jabber:client'`;
-//!   any other element in the httpbind namespace (unqualified, explicitly
-//!   declared, or through a prefix) is refused (`bad-request`): the
-//!   XEP-0124 schema allows only `##other` namespaces as payloads.
+//!   one that declares `xmlns='http://jabber.org/protocol/httpbind'` itself
+//!   gets that declaration's value replaced by `jabber:client` (the same
+//!   stanza, written out). Any other element in the httpbind namespace
+//!   (unqualified, explicitly declared, or any element through a prefix) is
+//!   refused (`bad-request`): the XEP-0124 schema allows only `##other`
+//!   namespaces as payloads.
 //! * a child with no namespace at all is refused.
 
 use super::condition::Condition;
@@ -648,6 +651,42 @@ fn scan_needs(el: &[u8]) -> Result<Needs, BodyError> {
     Ok(needs)
 }
 
+/// The three stanza names that XEP-0206 §2 lets clients put in the
+/// httpbind namespace.
+fn is_stanza(local: &str) -> bool {
+    matches!(local, "message" | "presence" | "iq")
+}
+
+/// Where the value of attribute `name` lies (between its quotes) in the
+/// bytes of a start tag already checked well-formed.
+fn attr_value_span(tag: &[u8], name: &str) -> Option<(usize, usize)> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut i = tag.iter().position(|b| is_space(*b))?;
+    loop {
+        while i < tag.len() && is_space(tag[i]) {
+            i += 1;
+        }
+        if i >= tag.len() || matches!(tag[i], b'/' | b'>') {
+            return None;
+        }
+        let name_start = i;
+        while i < tag.len() && tag[i] != b'=' && !is_space(tag[i]) {
+            i += 1;
+        }
+        let attr = &tag[name_start..i];
+        while i < tag.len() && (is_space(tag[i]) || tag[i] == b'=') {
+            i += 1;
+        }
+        let quote = *tag.get(i)?;
+        let start = i + 1;
+        let end = start + tag[start..].iter().position(|b| *b == quote)?;
+        if attr == name.as_bytes() {
+            return Some((start, end));
+        }
+        i = end + 1;
+    }
+}
+
 /// Re-declares on the child's start tag what it relies on from `<body>`.
 fn complete_child(
     el: &[u8],
@@ -672,12 +711,18 @@ fn complete_child(
         add.push_str(&format!(" xmlns:{p}='{}'", escape(uri)));
     }
     let root_inherits = root.prefix().is_none() && root.attr("xmlns").is_none();
+    // XEP-0206 §2: a stanza that names the httpbind namespace itself is a
+    // `jabber:client` stanza, like one that inherits it.
+    let explicit_stanza = mode == Mode::Request
+        && root.prefix().is_none()
+        && root.attr("xmlns") == Some(NS_HTTPBIND)
+        && is_stanza(root.local());
     if needs.default {
         let inherited = lookup(body_decls, "").unwrap_or_default();
         let declare = match (mode, inherited) {
             (_, "") => None,
             (Mode::Request, NS_HTTPBIND) => {
-                if root_inherits && !matches!(root.local(), "message" | "presence" | "iq") {
+                if root_inherits && !is_stanza(root.local()) {
                     return Err(BodyError::Payload(
                         "only <message/>, <presence/> and <iq/> may omit their namespace",
                     ));
@@ -698,6 +743,7 @@ fn complete_child(
                 .or_else(|| lookup(body_decls, p))
                 .unwrap_or_default(),
             None => match root.attr("xmlns") {
+                Some(_) if explicit_stanza => NS_CLIENT,
                 Some(u) => u,
                 None if needs.default => match lookup(body_decls, "").unwrap_or_default() {
                     NS_HTTPBIND => NS_CLIENT,
@@ -713,8 +759,14 @@ fn complete_child(
             return Err(BodyError::Payload("a payload in the httpbind namespace"));
         }
     }
+    let mut el = el.to_vec();
+    if explicit_stanza {
+        let (start, end) = attr_value_span(&el[..root.len], "xmlns")
+            .ok_or(BodyError::Xml(XmlError::NotWellFormed("bad start tag")))?;
+        el.splice(start..end, NS_CLIENT.bytes());
+    }
     if add.is_empty() {
-        return Ok(el.to_vec());
+        return Ok(el);
     }
     let name_end = 1 + root.name.len();
     let mut out = Vec::with_capacity(el.len() + add.len());
@@ -1004,9 +1056,10 @@ mod tests {
             parse("<body rid='1' xmlns='http://jabber.org/protocol/httpbind'><auth mechanism='PLAIN'/></body>"),
             Err(BodyError::Payload(_))
         ));
-        // the httpbind namespace declared explicitly, or through a prefix
+        // other elements in the httpbind namespace declared explicitly, or
+        // any through a prefix
         assert!(matches!(
-            parse("<body rid='1' xmlns='http://jabber.org/protocol/httpbind'><message xmlns='http://jabber.org/protocol/httpbind'/></body>"),
+            parse("<body rid='1' xmlns='http://jabber.org/protocol/httpbind'><auth xmlns='http://jabber.org/protocol/httpbind'/></body>"),
             Err(BodyError::Payload(_))
         ));
         assert!(matches!(
@@ -1020,6 +1073,33 @@ mod tests {
             ),
             Err(BodyError::Payload(_))
         ));
+    }
+
+    #[test]
+    fn stanzas_declaring_httpbind_become_jabber_client() {
+        let r = ok("<body rid='1' xmlns='http://jabber.org/protocol/httpbind' xmlns:x='urn:x'>\
+            <message to='bob@localhost' xmlns='http://jabber.org/protocol/httpbind' type='chat'><body>hi</body><x:y/></message>\
+            <presence\n xmlns = \"http://jabber.org/protocol/httpbind\"/>\
+            <iq xmlns='http://jabber.org/protocol/httpbind' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>\
+            </body>");
+        assert_eq!(
+            payload(&r),
+            [
+                "<message xmlns:x='urn:x' to='bob@localhost' xmlns='jabber:client' type='chat'><body>hi</body><x:y/></message>",
+                "<presence\n xmlns = \"jabber:client\"/>",
+                "<iq xmlns='jabber:client' type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>",
+            ]
+        );
+        for p in &r.payload {
+            let c = check_element(std::str::from_utf8(p).unwrap(), &Limits::default()).unwrap();
+            assert_eq!(c.ns, NS_CLIENT);
+        }
+        // an attribute value that merely looks like a declaration is left alone
+        let r = ok("<body rid='1' xmlns='http://jabber.org/protocol/httpbind'><message id=\"xmlns='x'\" xmlns='http://jabber.org/protocol/httpbind'/></body>");
+        assert_eq!(
+            payload(&r),
+            ["<message id=\"xmlns='x'\" xmlns='jabber:client'/>"]
+        );
     }
 
     #[test]

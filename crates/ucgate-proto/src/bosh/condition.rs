@@ -14,6 +14,7 @@
 
 use super::body::render_body;
 use crate::xml::tag::escape;
+use crate::xmpp_ws::StreamEnd;
 
 /// The namespace of the `<text/>` element carried by `undefined-condition`
 /// (XEP-0124 §17.2 asks for application-specific information in the body;
@@ -82,24 +83,28 @@ impl Condition {
     }
 
     /// The BOSH terminal condition for the end of the server stream as the
-    /// RFC 7395 translator reports it (XEP-0206 §7): no stream error → a
-    /// plain `remote-stream-error`; the gateway's own `host-unknown`,
-    /// `remote-connection-failed` and `system-shutdown` keep their BOSH
-    /// names; any other stream error travels inside `remote-stream-error`.
-    pub fn from_stream_error(stream_error: Option<&str>) -> Condition {
-        let Some(e) = stream_error else {
-            return Condition::RemoteStreamError(None);
-        };
-        let has = |c: &str| e.contains(&format!("<{c} "));
-        if has("host-unknown") {
-            Condition::HostUnknown
-        } else if has("remote-connection-failed") {
-            Condition::RemoteConnectionFailed
-        } else if has("system-shutdown") {
-            Condition::SystemShutdown
-        } else {
-            Condition::RemoteStreamError(Some(e.to_string()))
-        }
+    /// RFC 7395 translator reports it; `None` for an end without an error
+    /// (the glue then calls `Session::on_server_close`).
+    ///
+    /// * The XMPP server's own `<stream:error/>` travels whole, text and
+    ///   all, inside `remote-stream-error` (XEP-0206 §7), whatever its
+    ///   condition (a server's `system-shutdown` or `host-unknown` too).
+    /// * The gateway's own `host-unknown`, `remote-connection-failed` (the
+    ///   server could not be reached, or the connection to it was lost)
+    ///   and `system-shutdown` are the BOSH conditions of the same names
+    ///   (XEP-0124 §17.2); any other error of the gateway's travels inside
+    ///   `remote-stream-error`.
+    pub fn from_stream_end(end: &StreamEnd) -> Option<Condition> {
+        Some(match end {
+            StreamEnd::Closed => return None,
+            StreamEnd::ServerError(el) => Condition::RemoteStreamError(Some(el.clone())),
+            StreamEnd::GatewayError { condition, element } => match *condition {
+                "host-unknown" => Condition::HostUnknown,
+                "remote-connection-failed" => Condition::RemoteConnectionFailed,
+                "system-shutdown" => Condition::SystemShutdown,
+                _ => Condition::RemoteStreamError(Some(element.clone())),
+            },
+        })
     }
 
     /// The condition for a name without content (the inverse of
@@ -183,8 +188,9 @@ pub fn terminate_body_legacy(condition: &Condition, legacy: bool) -> (u16, Strin
     )
 }
 
-/// The recoverable binding error `<body type='error'/>` (XEP-0124 §17.3),
-/// sent on a request superseded by a re-sent copy of the same `rid`.
+/// The recoverable binding error `<body type='error'/>` (XEP-0124 §17.3:
+/// the client should re-send the requests that have no response), sent on
+/// a request that waited `wait` for a lower `rid` that never came.
 pub fn recoverable_error_body() -> String {
     render_body(&[("type", "error".to_string())], &[], false)
 }
@@ -194,12 +200,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_errors_map_to_bosh_conditions() {
+    fn stream_ends_map_to_bosh_conditions() {
         use crate::xmpp_ws::stream_error;
-        assert_eq!(
-            Condition::from_stream_error(None),
-            Condition::RemoteStreamError(None)
-        );
+        assert_eq!(Condition::from_stream_end(&StreamEnd::Closed), None);
         for (xmpp, bosh) in [
             ("host-unknown", Condition::HostUnknown),
             (
@@ -208,15 +211,33 @@ mod tests {
             ),
             ("system-shutdown", Condition::SystemShutdown),
         ] {
+            let ours = StreamEnd::GatewayError {
+                condition: xmpp,
+                element: stream_error(xmpp, Some("why")),
+            };
+            assert_eq!(Condition::from_stream_end(&ours), Some(bosh));
+            // the same condition from the server keeps its element, text and all
+            let theirs = stream_error(xmpp, Some("Received SIGTERM"));
             assert_eq!(
-                Condition::from_stream_error(Some(&stream_error(xmpp, None))),
-                bosh
+                Condition::from_stream_end(&StreamEnd::ServerError(theirs.clone())),
+                Some(Condition::RemoteStreamError(Some(theirs)))
             );
         }
-        let conflict = stream_error("conflict", Some("replaced"));
+        let bad = stream_error("policy-violation", None);
         assert_eq!(
-            Condition::from_stream_error(Some(&conflict)),
-            Condition::RemoteStreamError(Some(conflict.clone()))
+            Condition::from_stream_end(&StreamEnd::GatewayError {
+                condition: "policy-violation",
+                element: bad.clone()
+            }),
+            Some(Condition::RemoteStreamError(Some(bad)))
+        );
+        let shutdown = stream_error("system-shutdown", Some("Received SIGTERM"));
+        assert_eq!(
+            render_terminate(
+                &Condition::from_stream_end(&StreamEnd::ServerError(shutdown.clone())).unwrap(),
+                &[]
+            ),
+            "<body xmlns='http://jabber.org/protocol/httpbind' xmlns:stream='http://etherx.jabber.org/streams' type='terminate' condition='remote-stream-error'><stream:error xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Received SIGTERM</text></stream:error></body>"
         );
     }
 

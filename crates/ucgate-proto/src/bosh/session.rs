@@ -829,7 +829,7 @@ impl Session {
     }
 
     /// A copy of a `rid` already processed: replay its response, or take
-    /// over the held request (the old one gets a recoverable error).
+    /// over the held request (the old one gets an empty body).
     fn resent_processed(
         &mut self,
         req: Request,
@@ -884,12 +884,28 @@ impl Session {
         }
         h.since = now;
         if let Some(old) = h.http.replace(request) {
-            self.respond(old, 200, recoverable_error_body(), now, out);
+            let body = self.superseded_body(rid);
+            self.respond(old, 200, body, now, out);
         }
     }
 
+    /// The answer to an HTTP request whose `rid` a re-sent copy took over:
+    /// an empty body, as Prosody sends. Not the recoverable `type='error'`
+    /// (§17.3), which tells the client to re-send its requests: the client
+    /// has just done so. `ack` as on any response (§9.1), so that a client
+    /// still reading it learns nothing false about lower `rid`s.
+    fn superseded_body(&self, rid: u64) -> String {
+        let ack = self.next_rid - 1;
+        let attrs = if self.acks && ack != rid {
+            vec![("ack", ack.to_string())]
+        } else {
+            Vec::new()
+        };
+        render_body(&attrs, &[], false)
+    }
+
     /// A copy of a `rid` waiting for lower ones: the new HTTP request takes
-    /// its place (the old one, if still open, gets a recoverable error).
+    /// its place (the old one, if still open, gets an empty body).
     fn resent_buffered(
         &mut self,
         req: Request,
@@ -919,7 +935,8 @@ impl Session {
         }
         p.since = now;
         if let Some(old) = p.http.replace(request) {
-            self.respond(old, 200, recoverable_error_body(), now, out);
+            let body = self.superseded_body(req.rid);
+            self.respond(old, 200, body, now, out);
         }
     }
 

@@ -607,14 +607,12 @@ fn cache_is_bounded_by_bytes_too() {
 }
 
 #[test]
-fn repeated_held_rid_takes_over_and_the_old_request_gets_a_recoverable_error() {
+fn repeated_held_rid_takes_over_and_the_old_request_gets_an_empty_body() {
     let mut sess = start();
     sess.on_request(r(101), 2, s(1));
     let out = sess.on_request(r(101), 3, s(2));
-    assert_eq!(
-        responses(&out),
-        vec![(2, 200, format!("<body xmlns='{NS}' type='error'/>"))]
-    );
+    // not type='error' (§17.3 asks the client to re-send: it just did)
+    assert_eq!(responses(&out), vec![(2, 200, empty_body())]);
     let out = sess.on_server_element(server_msg("x"), s(3));
     let rs = responses(&out);
     assert_eq!((rs[0].0, texts(&rs[0].2)), (3, vec!["x".to_string()]));
@@ -629,10 +627,7 @@ fn repeated_buffered_rid_takes_over_too() {
     let mut sess = start();
     sess.on_request(rm(102, "b"), 3, s(1));
     let out = sess.on_request(rm(102, "b"), 4, s(2));
-    assert_eq!(
-        responses(&out),
-        vec![(3, 200, format!("<body xmlns='{NS}' type='error'/>"))]
-    );
+    assert_eq!(responses(&out), vec![(3, 200, empty_body())]);
     let out = sess.on_request(rm(101, "a"), 2, s(3));
     assert_eq!(
         to_server(&out),
@@ -642,6 +637,27 @@ fn repeated_buffered_rid_takes_over_too() {
     assert_eq!(responses(&out), vec![(2, 200, empty_body())]);
     let out = sess.on_server_element(server_msg("x"), s(4));
     assert_eq!(responses(&out)[0].0, 4);
+}
+
+#[test]
+fn superseded_requests_carry_the_ack_of_any_response() {
+    let (mut sess, _) = start_with(&format!("{CREATE} ack='1'"), &SessionLimits::default());
+    // held 101, re-sent: ack = rid answered, left out (§9.1)
+    sess.on_request(r(101), 2, s(1));
+    let out = sess.on_request(r(101), 3, s(2));
+    assert_eq!(responses(&out), vec![(2, 200, empty_body())]);
+    // 103 waits for 102; its re-sent copy's predecessor says 101 is the
+    // highest rid received in order
+    let out = sess.on_request(r(103), 4, s(3));
+    assert!(responses(&out).is_empty(), "{out:?}");
+    let out = sess.on_request(r(103), 5, s(4));
+    assert_eq!(
+        responses(&out),
+        vec![(4, 200, format!("<body xmlns='{NS}' ack='101'/>"))]
+    );
+    // nothing was cached for the superseded copies: the new ones answer
+    let out = sess.on_server_element(server_msg("x"), s(5));
+    assert_eq!(responses(&out)[0].0, 3);
 }
 
 #[test]
@@ -1570,7 +1586,7 @@ impl Client {
         let rid = self.http[&http];
         match self.outstanding.get(&rid) {
             Some((current, _)) if *current == http => {}
-            _ => return, // superseded by a re-send (type='error')
+            _ => return, // superseded by a re-send (answered empty)
         }
         let resp = parse(&body);
         assert_ne!(resp.attr("type"), Some("terminate"), "{body}");

@@ -23,7 +23,11 @@
 //! Inputs: `on_client_text`, `on_client_binary`, `on_server_connected`,
 //! `on_server_unavailable`, `on_tls_ready`, `on_server_bytes`,
 //! `on_server_eof`, `on_shutdown`, `on_close_timeout`. Each returns the
-//! outputs for the glue to carry out, in order.
+//! outputs for the glue to carry out, in order. Once the stream has ended,
+//! [`Translator::end`] says how ([`StreamEnd`]): the server's own stream
+//! error is kept apart from the gateway's, so that BOSH can report each
+//! its own way. A connection to the server that ends without
+//! `</stream:stream>` (reset, killed server) is `remote-connection-failed`.
 
 #[cfg(test)]
 mod tests;
@@ -90,6 +94,26 @@ pub enum Output {
     Log(&'static str, &'static str, String),
 }
 
+/// How the stream ended, for a glue that reports the end in its own terms
+/// (BOSH: XEP-0206 §7 terminal conditions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Without an error: `</stream:stream>` from the server (its answer to
+    /// the client's `<close/>` or its own end), or the client went away.
+    Closed,
+    /// The XMPP server's own `<stream:error/>`, namespace-complete, exactly
+    /// as relayed to the client.
+    ServerError(String),
+    /// A stream error of the gateway's own (the server could not be
+    /// reached or was lost, bad input, shutdown, …), as sent to the client.
+    GatewayError {
+        /// The RFC 6120 condition (`remote-connection-failed`, …).
+        condition: &'static str,
+        /// The `<stream:error/>` element.
+        element: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the client's first `<open/>`.
@@ -128,6 +152,10 @@ pub struct Translator {
     client_opened: bool,
     /// Namespace declarations of the server's current stream header.
     server_decls: Vec<(String, String)>,
+    /// The connection to the server is gone: nothing more is written to it.
+    server_gone: bool,
+    /// Set when the stream ends.
+    end: Option<StreamEnd>,
 }
 
 /// The namespace of a top-level element given the stream's declarations.
@@ -290,7 +318,20 @@ impl Translator {
             from: None,
             client_opened: false,
             server_decls: Vec::new(),
+            server_gone: false,
+            end: None,
         }
+    }
+
+    /// How the stream ended (`None` while it has not).
+    pub fn end(&self) -> Option<&StreamEnd> {
+        self.end.as_ref()
+    }
+
+    /// Ends the translator without a stream error.
+    fn close(&mut self) {
+        self.phase = Phase::Closed;
+        self.end.get_or_insert(StreamEnd::Closed);
     }
 
     /// Sets how the server is reached (known once the domain is chosen).
@@ -367,14 +408,16 @@ impl Translator {
             out.push(Output::ToClient(self.client_open_element(None)));
             self.client_opened = true;
         }
-        out.push(Output::ToClient(stream_error(condition, text)));
+        let element = stream_error(condition, text);
+        out.push(Output::ToClient(element.clone()));
         out.push(Output::ToClient(close_element()));
         out.push(Output::CloseClient(code));
-        if !matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) {
+        if !matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) && !self.server_gone {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         }
         out.push(Output::CloseServer);
         self.phase = Phase::Closed;
+        self.end = Some(StreamEnd::GatewayError { condition, element });
     }
 
     /// A text message from the client.
@@ -400,7 +443,7 @@ impl Translator {
                         out.push(Output::ToClient(close_element()));
                         out.push(Output::CloseClient(1000));
                         out.push(Output::CloseServer);
-                        self.phase = Phase::Closed;
+                        self.close();
                     } else {
                         out.push(Output::ToServer(b"</stream:stream>".to_vec()));
                         self.phase = Phase::ClientClosing;
@@ -441,7 +484,7 @@ impl Translator {
             out.push(Output::ToClient(close_element()));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
-            self.phase = Phase::Closed;
+            self.close();
             return out;
         }
         out.push(Output::ToServer(msg.trim().as_bytes().to_vec()));
@@ -520,7 +563,7 @@ impl Translator {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         }
         out.push(Output::CloseServer);
-        self.phase = Phase::Closed;
+        self.close();
         out
     }
 
@@ -749,7 +792,7 @@ impl Translator {
                     out.push(Output::ToServer(b"</stream:stream>".to_vec()));
                 }
                 out.push(Output::CloseServer);
-                self.phase = Phase::Closed;
+                self.close();
             }
             (_, Event::Element(_)) => {
                 self.fail(
@@ -770,32 +813,49 @@ impl Translator {
         let qualified = qualify(el, tag, &self.server_decls);
         let text = String::from_utf8_lossy(&qualified).into_owned();
         out.push(Output::Log("backend", "stream-error", text.clone()));
-        out.push(Output::ToClient(text));
+        out.push(Output::ToClient(text.clone()));
         out.push(Output::ToClient(close_element()));
         out.push(Output::CloseClient(1000));
         out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         out.push(Output::CloseServer);
         self.phase = Phase::Closed;
+        self.end = Some(StreamEnd::ServerError(text));
     }
 
-    /// The server closed the TCP connection.
+    /// The connection to the server ended: closed or reset by the server,
+    /// or a read or write failed. A server that ends its stream properly
+    /// sends `</stream:stream>` (or a stream error) first, which has already
+    /// closed the translator; anything else is a lost connection, told to
+    /// the client as `remote-connection-failed` (RFC 6120 §4.9.3.15), except
+    /// after the client's own `<close/>`, which this ends as asked.
     pub fn on_server_eof(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
+        self.server_gone = true;
         match self.phase {
             Phase::Closed => {}
-            Phase::ClientClosing | Phase::Open | Phase::AwaitRestartOpen => {
+            Phase::ClientClosing => {
                 out.push(Output::ToClient(close_element()));
                 out.push(Output::CloseClient(1000));
                 out.push(Output::CloseServer);
-                self.phase = Phase::Closed;
+                self.close();
             }
-            _ => {
+            phase => {
+                let detail = if matches!(phase, Phase::Open | Phase::AwaitRestartOpen) {
+                    "the connection to the XMPP server was lost without the end of its stream"
+                } else {
+                    "the server closed the connection during negotiation"
+                };
                 out.push(Output::Log(
                     "backend",
                     "remote-connection-failed",
-                    "the server closed the connection during negotiation".into(),
+                    detail.into(),
                 ));
-                self.fail("remote-connection-failed", None, 1000, &mut out);
+                self.fail(
+                    "remote-connection-failed",
+                    Some("the connection to the XMPP server was lost"),
+                    1000,
+                    &mut out,
+                );
             }
         }
         out
@@ -832,7 +892,7 @@ impl Translator {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         }
         out.push(Output::CloseServer);
-        self.phase = Phase::Closed;
+        self.close();
         out
     }
 
@@ -858,7 +918,7 @@ impl Translator {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         }
         out.push(Output::CloseServer);
-        self.phase = Phase::Closed;
+        self.close();
         out
     }
 
@@ -869,7 +929,7 @@ impl Translator {
             out.push(Output::ToClient(close_element()));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
-            self.phase = Phase::Closed;
+            self.close();
         }
         out
     }

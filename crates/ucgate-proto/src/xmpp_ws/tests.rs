@@ -248,14 +248,98 @@ fn server_stream_errors_are_relayed_then_closed() {
 }
 
 #[test]
+fn server_stream_errors_are_kept_for_the_end() {
+    // a server's own error, text and all, byte by byte
+    let mut t = opened(ServerTls::AlreadySecureOrNone);
+    let err = "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Received SIGTERM</text></stream:error>";
+    let mut out = Vec::new();
+    for b in format!("{err}</stream:stream>").bytes() {
+        out.extend(t.on_server_bytes(&[b]));
+    }
+    let relayed = "<stream:error xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Received SIGTERM</text></stream:error>";
+    assert_eq!(to_client(&out), vec![relayed.to_string(), close_element()]);
+    assert_eq!(t.end(), Some(&StreamEnd::ServerError(relayed.into())));
+    assert!(
+        t.on_server_eof().is_empty(),
+        "the close after it changes nothing"
+    );
+    assert_eq!(t.end(), Some(&StreamEnd::ServerError(relayed.into())));
+    // the gateway's own error
+    let mut t = opened(ServerTls::AlreadySecureOrNone);
+    assert_eq!(t.end(), None);
+    t.on_shutdown();
+    assert_eq!(
+        t.end(),
+        Some(&StreamEnd::GatewayError {
+            condition: "system-shutdown",
+            element: stream_error("system-shutdown", None)
+        })
+    );
+}
+
+#[test]
 fn server_close_becomes_close() {
     let mut t = opened(ServerTls::AlreadySecureOrNone);
     let out = t.on_server_bytes(b"</stream:stream>");
     assert_eq!(to_client(&out), vec![close_element()]);
     assert!(out.contains(&Output::CloseClient(1000)));
+    assert_eq!(t.end(), Some(&StreamEnd::Closed));
+    // the connection closing after </stream:stream> changes nothing
+    assert!(t.on_server_eof().is_empty());
+    // after the client's <close/>, a server that just drops the
+    // connection ends it as the client asked
     let mut t = opened(ServerTls::AlreadySecureOrNone);
+    t.on_client_text("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
     let out = t.on_server_eof();
-    assert_eq!(to_client(&out), vec![close_element()]);
+    assert_eq!(
+        out,
+        vec![
+            Output::ToClient(close_element()),
+            Output::CloseClient(1000),
+            Output::CloseServer
+        ]
+    );
+    assert_eq!(t.end(), Some(&StreamEnd::Closed));
+}
+
+#[test]
+fn a_lost_server_connection_is_remote_connection_failed() {
+    let lost = "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><remote-connection-failed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>the connection to the XMPP server was lost</text></stream:error>";
+    // reset, or closed without </stream:stream>: also in the middle of a
+    // stanza, and after SASL success before the restart
+    for before in [
+        "",
+        "<message from='b@x'><body>cut",
+        "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    ] {
+        let mut t = opened(ServerTls::AlreadySecureOrNone);
+        t.on_server_bytes(before.as_bytes());
+        let out = t.on_server_eof();
+        assert_eq!(
+            out,
+            vec![
+                Output::Log(
+                    "backend",
+                    "remote-connection-failed",
+                    "the connection to the XMPP server was lost without the end of its stream"
+                        .into()
+                ),
+                Output::ToClient(lost.into()),
+                Output::ToClient(close_element()),
+                Output::CloseClient(1000),
+                Output::CloseServer,
+            ],
+            "nothing is written to the lost server ({before:?})"
+        );
+        assert_eq!(
+            t.end(),
+            Some(&StreamEnd::GatewayError {
+                condition: "remote-connection-failed",
+                element: lost.into()
+            })
+        );
+        assert!(t.is_closed());
+    }
 }
 
 #[test]

@@ -102,7 +102,6 @@ pub(crate) async fn run(
     let mut replies: HashMap<u64, oneshot::Sender<super::registry::Reply>> = HashMap::new();
     let mut work: VecDeque<Work> = VecDeque::new();
     let mut buf = BytesMut::new();
-    let mut last_stream_error: Option<String> = None;
     let mut shutdown_seen = false;
     // Set when the session is over: the label for metrics and logs.
     let mut end: Option<String> = None;
@@ -178,15 +177,13 @@ pub(crate) async fn run(
                                 .map(Work::Session),
                         );
                     } else if text.starts_with("<close ") {
-                        let actions = match last_stream_error.take() {
-                            Some(e) => {
-                                s.on_server_error(Condition::from_stream_error(Some(&e)), now())
-                            }
+                        let actions = match t.end().and_then(Condition::from_stream_end) {
+                            Some(c) => s.on_server_error(c, now()),
                             None => s.on_server_close(now()),
                         };
                         work.extend(actions.into_iter().map(Work::Session));
                     } else if text.starts_with("<stream:error") {
-                        last_stream_error = Some(text);
+                        // the <close/> that follows ends the session
                     } else {
                         work.extend(
                             s.on_server_element(text.into_bytes(), now())

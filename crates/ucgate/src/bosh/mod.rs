@@ -162,6 +162,15 @@ async fn begin(
                 r
             }
         }
+        Method::GET | Method::HEAD if req.uri().query().is_some() => {
+            // XEP-0252 (BOSH script syntax: the body in the query string)
+            // is not implemented: no such resource.
+            shared.metrics.error(rpath, "client", "script_syntax");
+            crate::http::text(
+                StatusCode::NOT_FOUND,
+                "BOSH script syntax (XEP-0252) is not supported; use POST",
+            )
+        }
         Method::GET | Method::HEAD => {
             let mut r = Response::new(Full::new(Bytes::from_static(INFO_PAGE.as_bytes())));
             r.headers_mut().insert(

@@ -1,12 +1,15 @@
 //! A scripted in-process XMPP server for tests: requires STARTTLS (with a
 //! test CA), accepts SASL PLAIN for alice/secret, binds, echoes chat
 //! messages back from bob, and answers `flood N` with N numbered messages.
+//! A message with the body `drop reset` makes it reset the connection,
+//! `drop eof` close it without `</stream:stream>`, and `drop shutdown` end
+//! its stream with a `system-shutdown` stream error carrying [`SHUTDOWN_TEXT`].
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub async fn read_until<S: AsyncRead + Unpin>(s: &mut S, acc: &mut String, needle: &str) -> String {
@@ -48,8 +51,37 @@ pub struct Seen {
     pub closed_cleanly: bool,
 }
 
-/// The authenticated part of the session, on any stream.
-async fn after_tls<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Arc<std::sync::Mutex<Seen>>) {
+/// The text of the scripted server's `system-shutdown` stream error.
+pub const SHUTDOWN_TEXT: &str = "Going down for maintenance";
+
+/// How the scripted server ends a connection on `drop …`; returns false
+/// for any other body.
+async fn drop_connection(
+    s: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    body: &str,
+) -> bool {
+    match body {
+        "drop reset" => {
+            // SO_LINGER 0: closing sends RST
+            let _ = s.get_ref().0.set_zero_linger();
+        }
+        "drop eof" => {
+            let _ = s.get_mut().0.shutdown().await;
+        }
+        "drop shutdown" => {
+            let _ = s.write_all(format!("<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>{SHUTDOWN_TEXT}</text></stream:error></stream:stream>").as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// The authenticated part of the session.
+async fn after_tls(
+    mut s: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    seen: Arc<std::sync::Mutex<Seen>>,
+) {
     let mut acc = String::new();
     let h = read_header(&mut s, &mut acc).await;
     seen.lock().unwrap().headers.push(h);
@@ -99,6 +131,14 @@ async fn after_tls<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Arc<std::s
             let msg = acc[..p + 10].to_string();
             acc.drain(..p + 10);
             seen.lock().unwrap().stanzas.push(msg.clone());
+            let body = msg
+                .split("<body>")
+                .nth(1)
+                .and_then(|r| r.split('<').next())
+                .unwrap_or_default();
+            if drop_connection(&mut s, body).await {
+                return;
+            }
             if let Some(n) = msg
                 .split("<body>flood ")
                 .nth(1)
