@@ -636,12 +636,27 @@ impl Session {
     /// Several elements received together: they are batched into one
     /// response when a request is held.
     pub fn on_server_elements(&mut self, elements: Vec<Vec<u8>>, now: Duration) -> Vec<Action> {
+        self.server_elements(elements, true, now)
+    }
+
+    /// One element from the server known not to be a stream error (the
+    /// translator reports those apart): queued without being read.
+    pub fn on_server_stanza(&mut self, element: Vec<u8>, now: Duration) -> Vec<Action> {
+        self.server_elements(vec![element], false, now)
+    }
+
+    fn server_elements(
+        &mut self,
+        elements: Vec<Vec<u8>>,
+        check: bool,
+        now: Duration,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         if self.ended || self.server_gone {
             return out;
         }
         for el in elements {
-            if is_stream_error(&el) {
+            if check && is_stream_error(&el) {
                 let xml = String::from_utf8_lossy(&el).into_owned();
                 out.extend(self.on_server_error(Condition::RemoteStreamError(Some(xml)), now));
                 return out;

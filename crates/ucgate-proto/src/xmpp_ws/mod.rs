@@ -29,13 +29,21 @@
 //! its own way. A connection to the server that ends without
 //! `</stream:stream>` (reset, killed server) is `remote-connection-failed`.
 
+mod element;
+mod events;
 #[cfg(test)]
 mod tests;
+
+pub use element::qualify;
+pub use events::{
+    close_element, stream_error, ClientEvent, ClientOpen, ServerEvent, StreamError, StreamOpen,
+};
 
 use crate::xml::splitter::{Event, Splitter, NS_STREAMS};
 use crate::xml::tag::{escape, parse_start_tag, StartTag};
 use crate::xml::validate::check_element;
 use crate::xml::{Limits, XmlError};
+use element::{element_ns, has_child, remove_children};
 
 /// RFC 7395 framing namespace.
 pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -73,8 +81,8 @@ pub enum Unavailable {
 /// What the glue must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send one text message to the client.
-    ToClient(String),
+    /// Tell the client (one RFC 7395 message each over WebSocket).
+    ToClient(ClientEvent),
     /// Close the client's WebSocket with this code (after the messages above).
     CloseClient(u16),
     /// Connect to the server for `domain` (lower-cased), then call
@@ -158,153 +166,6 @@ pub struct Translator {
     end: Option<StreamEnd>,
 }
 
-/// The namespace of a top-level element given the stream's declarations.
-fn element_ns(tag: &StartTag, stream: &[(String, String)]) -> Option<String> {
-    let key = match tag.prefix() {
-        Some(p) => format!("xmlns:{p}"),
-        None => "xmlns".to_string(),
-    };
-    if let Some(v) = tag.attr(&key) {
-        return Some(v.to_string());
-    }
-    let p = tag.prefix().unwrap_or("");
-    stream
-        .iter()
-        .find(|(sp, _)| sp == p)
-        .map(|(_, u)| u.clone())
-}
-
-/// Adds the stream's namespace declarations a top-level element relies on
-/// but does not carry (RFC 7395 §3.3.3).
-pub fn qualify(el: &[u8], tag: &StartTag, stream: &[(String, String)]) -> Vec<u8> {
-    let mut add = String::new();
-    for (prefix, uri) in stream {
-        let attr = if prefix.is_empty() {
-            "xmlns".to_string()
-        } else {
-            format!("xmlns:{prefix}")
-        };
-        if tag.attr(&attr).is_some() {
-            continue;
-        }
-        let needed = if prefix.is_empty() {
-            true
-        } else {
-            let needle = format!("<{prefix}:");
-            let attr_needle = format!(" {prefix}:");
-            contains(el, needle.as_bytes()) || contains(&el[..tag.len], attr_needle.as_bytes())
-        };
-        if needed {
-            add.push_str(&format!(" {attr}='{}'", escape(uri)));
-        }
-    }
-    if add.is_empty() {
-        return el.to_vec();
-    }
-    let name_end = 1 + tag.name.len();
-    let mut out = Vec::with_capacity(el.len() + add.len());
-    out.extend_from_slice(&el[..name_end]);
-    out.extend_from_slice(add.as_bytes());
-    out.extend_from_slice(&el[name_end..]);
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Byte ranges of the direct children of an element (given as whole bytes).
-fn child_ranges(el: &[u8], tag: &StartTag) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    if tag.self_closing {
-        return out;
-    }
-    let mut i = tag.len;
-    let mut depth = 0usize;
-    let mut start = 0;
-    while i < el.len() {
-        if el[i] != b'<' {
-            i += 1;
-            continue;
-        }
-        if el[i..].starts_with(b"<![CDATA[") {
-            match el[i..].windows(3).position(|w| w == b"]]>") {
-                Some(p) => i += p + 3,
-                None => break,
-            }
-            continue;
-        }
-        if el[i..].starts_with(b"</") {
-            let Some(p) = el[i..].iter().position(|b| *b == b'>') else {
-                break;
-            };
-            i += p + 1;
-            if depth == 0 {
-                break; // the element's own end tag
-            }
-            depth -= 1;
-            if depth == 0 {
-                out.push((start, i));
-            }
-            continue;
-        }
-        let Ok(Some(t)) = parse_start_tag(&el[i..]) else {
-            break;
-        };
-        if depth == 0 {
-            start = i;
-        }
-        i += t.len;
-        if t.self_closing {
-            if depth == 0 {
-                out.push((start, i));
-            }
-        } else {
-            depth += 1;
-        }
-    }
-    out
-}
-
-/// Removes the direct children whose namespace is one of `namespaces`.
-fn remove_children(el: &[u8], tag: &StartTag, namespaces: &[&str]) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(el.len());
-    let mut last = 0;
-    let mut removed = false;
-    for (s, e) in child_ranges(el, tag) {
-        let Ok(Some(ct)) = parse_start_tag(&el[s..e]) else {
-            continue;
-        };
-        let ns = element_ns(&ct, &[]).unwrap_or_default();
-        if namespaces.contains(&ns.as_str()) {
-            out.extend_from_slice(&el[last..s]);
-            last = e;
-            removed = true;
-        }
-    }
-    out.extend_from_slice(&el[last..]);
-    (out, removed)
-}
-
-fn has_child(el: &[u8], tag: &StartTag, ns: &str, local: &str) -> bool {
-    child_ranges(el, tag).into_iter().any(|(s, e)| {
-        matches!(parse_start_tag(&el[s..e]), Ok(Some(ct)) if ct.local() == local && element_ns(&ct, &[]).as_deref() == Some(ns))
-    })
-}
-
-/// Renders a stream error for the client (RFC 6120 §4.9, RFC 7395 §3.6).
-pub fn stream_error(condition: &str, text: Option<&str>) -> String {
-    let text = text
-        .map(|t| format!("<text xmlns='{NS_STREAM_ERRORS}'>{}</text>", escape(t)))
-        .unwrap_or_default();
-    format!("<stream:error xmlns:stream='{NS_STREAMS}'><{condition} xmlns='{NS_STREAM_ERRORS}'/>{text}</stream:error>")
-}
-
-/// The RFC 7395 `<close/>`.
-pub fn close_element() -> String {
-    format!("<close xmlns='{NS_FRAMING}'/>")
-}
-
 impl Translator {
     /// A translator with the given element limits.
     pub fn new(limits: Limits, tls: ServerTls) -> Self {
@@ -354,26 +215,21 @@ impl Translator {
         matches!(self.phase, Phase::Open | Phase::AwaitRestartOpen)
     }
 
-    fn client_open_element(&self, server: Option<&StartTag>) -> String {
-        let mut s = format!("<open xmlns='{NS_FRAMING}'");
-        let from = server
-            .and_then(|h| h.attr("from"))
-            .unwrap_or(&self.domain)
-            .to_string();
-        s.push_str(&format!(" from='{}'", escape(&from)));
-        if let Some(id) = server.and_then(|h| h.attr("id")) {
-            s.push_str(&format!(" id='{}'", escape(id)));
+    /// The `<open/>` for the client: from the server's stream header, or
+    /// (`None`) ahead of a stream error when the server never answered.
+    fn stream_open(&self, server: Option<&StartTag>) -> StreamOpen {
+        StreamOpen {
+            from: server
+                .and_then(|h| h.attr("from"))
+                .unwrap_or(&self.domain)
+                .to_string(),
+            id: server.and_then(|h| h.attr("id")).map(str::to_string),
+            lang: server
+                .and_then(|h| h.attr("xml:lang"))
+                .map(str::to_string)
+                .or_else(|| self.lang.clone()),
+            negotiated: server.is_some(),
         }
-        s.push_str(" version='1.0'");
-        let lang = server
-            .and_then(|h| h.attr("xml:lang"))
-            .map(str::to_string)
-            .or_else(|| self.lang.clone());
-        if let Some(l) = lang {
-            s.push_str(&format!(" xml:lang='{}'", escape(&l)));
-        }
-        s.push_str("/>");
-        s
     }
 
     fn server_header(&self) -> Vec<u8> {
@@ -397,7 +253,7 @@ impl Translator {
     fn fail(
         &mut self,
         condition: &'static str,
-        text: Option<&str>,
+        text: Option<&'static str>,
         code: u16,
         out: &mut Vec<Output>,
     ) {
@@ -405,12 +261,17 @@ impl Translator {
             return;
         }
         if !self.client_opened {
-            out.push(Output::ToClient(self.client_open_element(None)));
+            out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                self.stream_open(None),
+            ))));
             self.client_opened = true;
         }
         let element = stream_error(condition, text);
-        out.push(Output::ToClient(element.clone()));
-        out.push(Output::ToClient(close_element()));
+        out.push(Output::ToClient(ClientEvent::Error(StreamError::Gateway {
+            condition,
+            text,
+        })));
+        out.push(Output::ToClient(ClientEvent::Close));
         out.push(Output::CloseClient(code));
         if !matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) && !self.server_gone {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
@@ -420,7 +281,9 @@ impl Translator {
         self.end = Some(StreamEnd::GatewayError { condition, element });
     }
 
-    /// A text message from the client.
+    /// A text message from the client: one RFC 7395 element, checked
+    /// against the limits, then handled as [`Translator::on_client_open`],
+    /// [`Translator::on_client_close`] or a stanza.
     pub fn on_client_text(&mut self, msg: &str) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
@@ -437,25 +300,78 @@ impl Translator {
         let tag = &checked.tag;
         if checked.ns == NS_FRAMING {
             match tag.local() {
-                "open" => self.client_open(tag, &mut out),
-                "close" => {
-                    if matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) {
-                        out.push(Output::ToClient(close_element()));
-                        out.push(Output::CloseClient(1000));
-                        out.push(Output::CloseServer);
-                        self.close();
-                    } else {
-                        out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-                        self.phase = Phase::ClientClosing;
-                    }
-                }
+                "open" => self.client_open(
+                    &ClientOpen {
+                        to: tag.attr("to"),
+                        version: tag.attr("version"),
+                        lang: tag.attr("xml:lang"),
+                        from: tag.attr("from"),
+                    },
+                    &mut out,
+                ),
+                "close" => self.client_close(&mut out),
                 _ => self.fail("unsupported-stanza-type", None, 1000, &mut out),
             }
             return out;
         }
+        let el = msg.trim().as_bytes().to_vec();
+        self.client_stanza(el, &checked.ns, tag, &mut out);
+        out
+    }
+
+    /// The client opens (or, after SASL success, restarts) its stream.
+    pub fn on_client_open(&mut self, open: &ClientOpen) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Closed {
+            self.client_open(open, &mut out);
+        }
+        out
+    }
+
+    /// The client closes its stream.
+    pub fn on_client_close(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Closed {
+            self.client_close(&mut out);
+        }
+        out
+    }
+
+    /// One element from the client, already checked against the same
+    /// limits and namespace-complete (a BOSH payload from
+    /// `bosh::parse_request`): only its start tag is read, for its
+    /// namespace; the element is not parsed again.
+    pub fn on_client_element(&mut self, el: Vec<u8>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Closed {
+            return out;
+        }
+        let Ok(Some(tag)) = parse_start_tag(&el) else {
+            out.push(Output::Log("client", "bad-format", "not an element".into()));
+            self.fail("bad-format", None, 1000, &mut out);
+            return out;
+        };
+        let ns = element_ns(&tag, &[]).unwrap_or_default();
+        self.client_stanza(el, &ns, &tag, &mut out);
+        out
+    }
+
+    fn client_close(&mut self, out: &mut Vec<Output>) {
+        if matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) {
+            out.push(Output::ToClient(ClientEvent::Close));
+            out.push(Output::CloseClient(1000));
+            out.push(Output::CloseServer);
+            self.close();
+        } else {
+            out.push(Output::ToServer(b"</stream:stream>".to_vec()));
+            self.phase = Phase::ClientClosing;
+        }
+    }
+
+    fn client_stanza(&mut self, el: Vec<u8>, ns: &str, tag: &StartTag, out: &mut Vec<Output>) {
         match self.phase {
             Phase::Open => {}
-            Phase::ClientClosing => return out,
+            Phase::ClientClosing => return,
             _ => {
                 // Stanzas before the stream is open (or before the restart).
                 out.push(Output::Log(
@@ -463,35 +379,34 @@ impl Translator {
                     "not-authorized",
                     "element before the stream was open".into(),
                 ));
-                self.fail("not-authorized", None, 1000, &mut out);
-                return out;
+                self.fail("not-authorized", None, 1000, out);
+                return;
             }
         }
-        if checked.ns == NS_TLS || checked.ns == NS_COMPRESS {
+        if ns == NS_TLS || ns == NS_COMPRESS {
             // RFC 7395 §3.9: no STARTTLS (or compression) over WebSocket.
             self.fail(
                 "policy-violation",
                 Some("TLS and compression are provided by the WebSocket layer"),
                 1000,
-                &mut out,
+                out,
             );
-            return out;
+            return;
         }
-        if tag.prefix() == Some("stream") || tag.local() == "error" && checked.ns == NS_STREAMS {
+        if tag.prefix() == Some("stream") || tag.local() == "error" && ns == NS_STREAMS {
             // A client stream error: pass it on and close both sides.
-            out.push(Output::ToServer(msg.trim().as_bytes().to_vec()));
+            out.push(Output::ToServer(el));
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-            out.push(Output::ToClient(close_element()));
+            out.push(Output::ToClient(ClientEvent::Close));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
             self.close();
-            return out;
+            return;
         }
-        out.push(Output::ToServer(msg.trim().as_bytes().to_vec()));
-        out
+        out.push(Output::ToServer(el));
     }
 
-    fn client_open(&mut self, tag: &StartTag, out: &mut Vec<Output>) {
+    fn client_open(&mut self, open: &ClientOpen, out: &mut Vec<Output>) {
         match self.phase {
             Phase::AwaitOpen | Phase::AwaitRestartOpen => {}
             _ => {
@@ -504,17 +419,16 @@ impl Translator {
                 return;
             }
         }
-        if tag.attr("version") != Some("1.0") {
-            let initial = self.phase == Phase::AwaitOpen;
-            if initial {
-                self.domain = tag.attr("to").unwrap_or_default().to_ascii_lowercase();
+        if open.version != Some("1.0") {
+            if self.phase == Phase::AwaitOpen {
+                self.domain = open.to.unwrap_or_default().to_ascii_lowercase();
             }
             self.fail("unsupported-version", None, 1000, out);
             return;
         }
-        let to = tag.attr("to").map(str::to_ascii_lowercase);
-        self.lang = tag.attr("xml:lang").map(str::to_string);
-        self.from = tag.attr("from").map(str::to_string);
+        let to = open.to.map(str::to_ascii_lowercase);
+        self.lang = open.lang.map(str::to_string);
+        self.from = open.from.map(str::to_string);
         if self.phase == Phase::AwaitOpen {
             let Some(to) = to.filter(|t| !t.is_empty()) else {
                 self.fail(
@@ -603,6 +517,21 @@ impl Translator {
         out
     }
 
+    /// What became of a server-side step, or what the connection did:
+    /// [`Translator::on_server_connected`], [`Translator::on_server_unavailable`],
+    /// [`Translator::on_tls_ready`] or [`Translator::on_server_eof`].
+    pub fn on_server(&mut self, ev: ServerEvent) -> Vec<Output> {
+        match ev {
+            ServerEvent::Connected(tls) => {
+                self.set_server_tls(tls);
+                self.on_server_connected()
+            }
+            ServerEvent::Unavailable(why, detail) => self.on_server_unavailable(why, &detail),
+            ServerEvent::TlsReady => self.on_tls_ready(),
+            ServerEvent::Eof => self.on_server_eof(),
+        }
+    }
+
     /// Bytes from the server.
     pub fn on_server_bytes(&mut self, bytes: &[u8]) -> Vec<Output> {
         let mut out = Vec::new();
@@ -665,7 +594,9 @@ impl Translator {
                 }
                 self.server_decls = h.ns_decls();
                 if tls_done {
-                    out.push(Output::ToClient(self.client_open_element(Some(&h))));
+                    out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                        self.stream_open(Some(&h)),
+                    ))));
                     self.client_opened = true;
                     self.phase = Phase::Features { tls_done };
                     // The features come next and go to the client after filtering.
@@ -723,9 +654,9 @@ impl Translator {
                 }
                 let (filtered, _) = remove_children(&el, &tag, &[NS_TLS, NS_COMPRESS_FEATURE]);
                 let qualified = qualify(&filtered, &tag, &self.server_decls);
-                out.push(Output::ToClient(
+                out.push(Output::ToClient(ClientEvent::Element(
                     String::from_utf8_lossy(&qualified).into_owned(),
-                ));
+                )));
                 self.phase = Phase::Open;
             }
             (Phase::Proceed, Event::Element(el)) => {
@@ -775,9 +706,9 @@ impl Translator {
                     return;
                 }
                 let qualified = qualify(&el, &tag, &self.server_decls);
-                out.push(Output::ToClient(
+                out.push(Output::ToClient(ClientEvent::Element(
                     String::from_utf8_lossy(&qualified).into_owned(),
-                ));
+                )));
                 if ns == NS_SASL && tag.local() == "success" {
                     // RFC 6120 §6.4.6: both sides restart; the server's next
                     // bytes are a new stream.
@@ -786,7 +717,7 @@ impl Translator {
                 }
             }
             (_, Event::End) => {
-                out.push(Output::ToClient(close_element()));
+                out.push(Output::ToClient(ClientEvent::Close));
                 out.push(Output::CloseClient(1000));
                 if self.phase != Phase::ClientClosing {
                     out.push(Output::ToServer(b"</stream:stream>".to_vec()));
@@ -807,14 +738,18 @@ impl Translator {
 
     fn relay_stream_error(&mut self, el: &[u8], tag: &StartTag, out: &mut Vec<Output>) {
         if !self.client_opened {
-            out.push(Output::ToClient(self.client_open_element(None)));
+            out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                self.stream_open(None),
+            ))));
             self.client_opened = true;
         }
         let qualified = qualify(el, tag, &self.server_decls);
         let text = String::from_utf8_lossy(&qualified).into_owned();
         out.push(Output::Log("backend", "stream-error", text.clone()));
-        out.push(Output::ToClient(text.clone()));
-        out.push(Output::ToClient(close_element()));
+        out.push(Output::ToClient(ClientEvent::Error(StreamError::Server(
+            text.clone(),
+        ))));
+        out.push(Output::ToClient(ClientEvent::Close));
         out.push(Output::CloseClient(1000));
         out.push(Output::ToServer(b"</stream:stream>".to_vec()));
         out.push(Output::CloseServer);
@@ -834,7 +769,7 @@ impl Translator {
         match self.phase {
             Phase::Closed => {}
             Phase::ClientClosing => {
-                out.push(Output::ToClient(close_element()));
+                out.push(Output::ToClient(ClientEvent::Close));
                 out.push(Output::CloseClient(1000));
                 out.push(Output::CloseServer);
                 self.close();
@@ -926,7 +861,7 @@ impl Translator {
     pub fn on_close_timeout(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::ClientClosing {
-            out.push(Output::ToClient(close_element()));
+            out.push(Output::ToClient(ClientEvent::Close));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
             self.close();
