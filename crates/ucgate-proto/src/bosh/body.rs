@@ -43,7 +43,6 @@
 //!   namespaces as payloads.
 //! * a child with no namespace at all is refused.
 
-use super::condition::Condition;
 use crate::xml::tag::{escape, parse_start_tag, StartTag};
 use crate::xml::validate::{check_element, NS_XML};
 use crate::xml::{Limits, XmlError};
@@ -201,7 +200,7 @@ fn port_digits_only(s: &str) -> bool {
 
 /// Why a request body was refused. Every kind is answered with
 /// `bad-request`, except limits (`policy-violation`): see
-/// [`condition`](BodyError::condition).
+/// `BodyError::condition` (in `condition.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// The XML itself (syntax, restricted XML, namespaces, limits).
@@ -225,16 +224,6 @@ pub enum BodyError {
     /// A payload in a namespace that cannot be forwarded.
     #[error("payload namespace: {0}")]
     Payload(&'static str),
-}
-
-impl BodyError {
-    /// The terminal condition to answer with.
-    pub fn condition(&self) -> Condition {
-        match self {
-            BodyError::Xml(XmlError::Limit(_)) => Condition::PolicyViolation,
-            _ => Condition::BadRequest,
-        }
-    }
 }
 
 fn is_ws(b: u8) -> bool {
@@ -831,6 +820,7 @@ pub(crate) fn parse_response_for_tests(body: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bosh::condition::Condition;
 
     fn parse(s: &str) -> Result<Request, BodyError> {
         parse_request(s.as_bytes(), &Limits::default())
