@@ -251,6 +251,26 @@ fn keys_equal(a: &Option<String>, b: &Option<String>) -> bool {
     }
 }
 
+/// Checks a re-sent copy of a request against what is kept of the first
+/// (§14.3): with keys in use (§15) it must carry the same key
+/// (`item-not-found`), and one `rid` may be re-sent at most
+/// [`MAX_RESENDS_PER_RID`] times (`policy-violation`).
+fn resend_allowed(
+    key_mode: bool,
+    kept: &Option<String>,
+    sent: &Option<String>,
+    resends: &mut u32,
+) -> Result<(), Condition> {
+    if key_mode && !keys_equal(kept, sent) {
+        return Err(Condition::ItemNotFound);
+    }
+    *resends += 1;
+    if *resends > MAX_RESENDS_PER_RID {
+        return Err(Condition::PolicyViolation);
+    }
+    Ok(())
+}
+
 /// `<stream:error/>` for a client asking for a pre-1.0 XMPP stream.
 fn unsupported_version() -> String {
     format!("<stream:error xmlns:stream='{NS_STREAMS}'><unsupported-version xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
@@ -855,52 +875,65 @@ impl Session {
         let rid = req.rid;
         let key_mode = self.key.is_some();
         if let Some(c) = self.cache.get_mut(&rid) {
-            if key_mode && !keys_equal(&c.key, &req.key) {
-                self.end_with(Condition::ItemNotFound, Some(request), true, true, now, out);
-                return;
+            match resend_allowed(key_mode, &c.key, &req.key, &mut c.resends) {
+                Ok(()) => {
+                    let body = c.body.clone();
+                    self.respond(request, 200, body, now, out);
+                }
+                Err(cond) => self.end_with(cond, Some(request), true, true, now, out),
             }
-            c.resends += 1;
-            if c.resends > MAX_RESENDS_PER_RID {
-                self.end_with(
-                    Condition::PolicyViolation,
-                    Some(request),
-                    true,
-                    true,
-                    now,
-                    out,
-                );
-                return;
-            }
-            let body = c.body.clone();
-            self.respond(request, 200, body, now, out);
             return;
         }
-        let Some(i) = self.held.iter().position(|h| h.rid == rid) else {
+        let Some(h) = self.held.iter_mut().find(|h| h.rid == rid) else {
             // Before what is cached: §14.3 item-not-found.
             self.end_with(Condition::ItemNotFound, Some(request), true, true, now, out);
             return;
         };
-        let h = &mut self.held[i];
-        if key_mode && !keys_equal(&h.key, &req.key) {
-            self.end_with(Condition::ItemNotFound, Some(request), true, true, now, out);
+        let taken = resend_allowed(key_mode, &h.key, &req.key, &mut h.resends).map(|()| {
+            h.since = now;
+            h.http.replace(request)
+        });
+        self.took_over(taken, request, rid, now, out);
+    }
+
+    /// A copy of a `rid` waiting for lower ones: the new HTTP request takes
+    /// its place (the old one, if still open, gets an empty body).
+    fn resent_buffered(
+        &mut self,
+        req: Request,
+        request: RequestId,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let key_mode = self.key.is_some();
+        let Some(p) = self.buffered.get_mut(&req.rid) else {
             return;
-        }
-        h.resends += 1;
-        if h.resends > MAX_RESENDS_PER_RID {
-            self.end_with(
-                Condition::PolicyViolation,
-                Some(request),
-                true,
-                true,
-                now,
-                out,
-            );
-            return;
-        }
-        h.since = now;
-        if let Some(old) = h.http.replace(request) {
-            let body = self.superseded_body(rid);
-            self.respond(old, 200, body, now, out);
+        };
+        let taken = resend_allowed(key_mode, &p.req.key, &req.key, &mut p.resends).map(|()| {
+            p.since = now;
+            p.http.replace(request)
+        });
+        self.took_over(taken, request, req.rid, now, out);
+    }
+
+    /// After a re-sent copy of `rid` took over a held or buffered request
+    /// (`Ok`, with the HTTP request it replaced), or was refused (`Err`,
+    /// the condition the session ends with).
+    fn took_over(
+        &mut self,
+        taken: Result<Option<RequestId>, Condition>,
+        request: RequestId,
+        rid: u64,
+        now: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        match taken {
+            Ok(Some(old)) => {
+                let body = self.superseded_body(rid);
+                self.respond(old, 200, body, now, out);
+            }
+            Ok(None) => {}
+            Err(cond) => self.end_with(cond, Some(request), true, true, now, out),
         }
     }
 
@@ -917,42 +950,6 @@ impl Session {
             Vec::new()
         };
         render_body(&attrs, &[], false)
-    }
-
-    /// A copy of a `rid` waiting for lower ones: the new HTTP request takes
-    /// its place (the old one, if still open, gets an empty body).
-    fn resent_buffered(
-        &mut self,
-        req: Request,
-        request: RequestId,
-        now: Duration,
-        out: &mut Vec<Action>,
-    ) {
-        let key_mode = self.key.is_some();
-        let Some(p) = self.buffered.get_mut(&req.rid) else {
-            return;
-        };
-        if key_mode && !keys_equal(&p.req.key, &req.key) {
-            self.end_with(Condition::ItemNotFound, Some(request), true, true, now, out);
-            return;
-        }
-        p.resends += 1;
-        if p.resends > MAX_RESENDS_PER_RID {
-            self.end_with(
-                Condition::PolicyViolation,
-                Some(request),
-                true,
-                true,
-                now,
-                out,
-            );
-            return;
-        }
-        p.since = now;
-        if let Some(old) = p.http.replace(request) {
-            let body = self.superseded_body(req.rid);
-            self.respond(old, 200, body, now, out);
-        }
     }
 
     fn new_request(
