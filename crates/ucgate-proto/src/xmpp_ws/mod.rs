@@ -20,14 +20,20 @@
 //! header (§3.7). Whitespace keepalives from the server are dropped (§3.8
 //! uses WebSocket pings instead).
 //!
-//! Inputs: `on_client_text`, `on_client_binary`, `on_server_connected`,
-//! `on_server_unavailable`, `on_tls_ready`, `on_server_bytes`,
-//! `on_server_eof`, `on_shutdown`, `on_close_timeout`. Each returns the
-//! outputs for the glue to carry out, in order. Once the stream has ended,
-//! [`Translator::end`] says how ([`StreamEnd`]): the server's own stream
-//! error is kept apart from the gateway's, so that BOSH can report each
-//! its own way. A connection to the server that ends without
-//! `</stream:stream>` (reset, killed server) is `remote-connection-failed`.
+//! Inputs: from the client `on_client_text` (RFC 7395 text), or typed
+//! (`on_client_open`, `on_client_close`, `on_client_element` for an element
+//! its caller has already checked, as BOSH does), `on_client_binary`; from
+//! the server connection `on_server` ([`ServerEvent`]: connected,
+//! unavailable, TLS ready, end of connection) and `on_server_bytes`;
+//! `on_shutdown`, `on_close_timeout`. Each returns the outputs for the glue
+//! to carry out, in order; what is meant for the client is a typed
+//! [`ClientEvent`], which the WebSocket adapter renders as one RFC 7395
+//! message each ([`ClientEvent::to_text`]) and the BOSH bridge reads as it
+//! is. Once the stream has ended, [`Translator::end`] says how
+//! ([`StreamEnd`]): the server's own stream error is kept apart from the
+//! gateway's, so that BOSH can report each its own way. A connection to
+//! the server that ends without `</stream:stream>` (reset, killed server)
+//! is `remote-connection-failed`.
 
 mod element;
 mod events;
