@@ -301,3 +301,45 @@ fn shutdown_and_refused_creation() {
         ]
     );
 }
+
+#[test]
+fn payloads_are_held_to_the_stanza_limits_as_on_the_websocket_route() {
+    // The body is parsed against the body limits; each payload, as passed
+    // on (declarations from <body> copied onto it), is held to the stanza
+    // limits of `xmpp`: too large, or too many attributes, is a
+    // policy-violation stream error, and nothing of it reaches the server.
+    let limits = SessionLimits {
+        xml: Limits {
+            max_bytes: 300,
+            max_depth: 8,
+            max_attributes: 4,
+        },
+        ..SessionLimits::default()
+    };
+    let long = format!(
+        "<message to='b@x'><body>{}</body></message>",
+        "z".repeat(300)
+    );
+    for (decl, payload) in [
+        ("", long.as_str()),
+        (" xmlns:x='urn:x'", "<message to='b@x' id='1' x:y='1'/>"),
+    ] {
+        let mut b = Bridge::new("s1".into(), limits);
+        b.on_request(create(), 1, t(0), &any_route);
+        b.on_server(ServerEvent::Connected(ServerTls::AlreadySecureOrNone), t(0));
+        b.on_server_bytes(format!("{HDR}{FEATURES}").as_bytes(), t(0));
+        let out = b.on_request(
+            rq(&format!("sid='s1' rid='101'{decl}"), payload),
+            2,
+            t(1),
+            &any_route,
+        );
+        assert_eq!(to_server(&out), "</stream:stream>", "{payload}");
+        let (_, _, body) = &replies(&out)[0];
+        assert!(
+            body.contains("condition='remote-stream-error'") && body.contains("<policy-violation "),
+            "{body}"
+        );
+        assert_eq!(out.last(), Some(&Step::End("remote-stream-error")));
+    }
+}

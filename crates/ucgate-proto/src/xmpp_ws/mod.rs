@@ -344,20 +344,45 @@ impl Translator {
         out
     }
 
-    /// One element from the client, already checked against the same
-    /// limits and namespace-complete (a BOSH payload from
-    /// `bosh::parse_request`): only its start tag is read, for its
-    /// namespace; the element is not parsed again.
+    /// One element from the client, already checked as XML (restricted,
+    /// namespace-complete, no deeper than the limit: a BOSH payload from
+    /// `bosh::parse_request`). It is not parsed again: its size and its
+    /// start tag (namespace, attribute count, which grows when its body's
+    /// declarations are copied onto it) are checked against the limits,
+    /// as [`Translator::on_client_text`] would.
     pub fn on_client_element(&mut self, el: Vec<u8>) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
             return out;
         }
-        let Ok(Some(tag)) = parse_start_tag(&el) else {
-            out.push(Output::Log("client", "bad-format", "not an element".into()));
-            self.fail("bad-format", None, 1000, &mut out);
-            return out;
+        let tag = match parse_start_tag(&el) {
+            Ok(Some(tag)) => tag,
+            Ok(None) => {
+                let e = XmlError::NotWellFormed("incomplete start tag");
+                out.push(Output::Log("client", e.condition(), e.to_string()));
+                self.fail(e.condition(), None, 1000, &mut out);
+                return out;
+            }
+            Err(e) => {
+                out.push(Output::Log("client", e.condition(), e.to_string()));
+                self.fail(e.condition(), None, 1000, &mut out);
+                return out;
+            }
         };
+        let over = if el.len() > self.limits.max_bytes {
+            Some(XmlError::Limit(
+                "message larger than the maximum stanza size",
+            ))
+        } else if tag.attrs.len() > self.limits.max_attributes {
+            Some(XmlError::Limit("too many attributes on one element"))
+        } else {
+            None
+        };
+        if let Some(e) = over {
+            out.push(Output::Log("client", e.condition(), e.to_string()));
+            self.fail(e.condition(), None, 1000, &mut out);
+            return out;
+        }
         let ns = element_ns(&tag, &[]).unwrap_or_default();
         self.client_stanza(el, &ns, &tag, &mut out);
         out

@@ -548,6 +548,34 @@ fn typed_client_input_does_what_the_text_does() {
         assert_eq!(a.on_client_text(el), out);
         assert!(b.is_closed(), "{el}");
     }
+    // the limits hold for checked elements too: the stanza size, and the
+    // attributes of the element as passed on
+    let small = Limits {
+        max_bytes: 300,
+        max_depth: 8,
+        max_attributes: 4,
+    };
+    let long = format!(
+        "<message xmlns='jabber:client' to='b@x'><body>{}</body></message>",
+        "z".repeat(260)
+    );
+    for el in [
+        long.as_str(),
+        "<message xmlns='jabber:client' xmlns:x='urn:x' to='b@x' id='1' x:y='1'/>",
+    ] {
+        let mut a = Translator::new(small, ServerTls::AlreadySecureOrNone);
+        let mut b = Translator::new(small, ServerTls::AlreadySecureOrNone);
+        for t in [&mut a, &mut b] {
+            t.on_client_text(open_msg());
+            t.on_server_connected();
+            t.on_server_bytes(format!("{HDR2}{BIND_FEATURES}").as_bytes());
+            assert!(t.is_open());
+        }
+        let out = b.on_client_element(el.into());
+        assert_eq!(a.on_client_text(el), out, "{el}");
+        assert!(to_client(&out)[0].contains("<policy-violation "), "{el}");
+        assert_eq!(to_server(&out), "</stream:stream>", "{el}");
+    }
     // a version other than 1.0 is refused
     let mut t = Translator::new(limits(), ServerTls::StartTls);
     let out = t.on_client_open(&ClientOpen {
