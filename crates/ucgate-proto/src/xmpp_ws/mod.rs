@@ -304,25 +304,8 @@ impl Translator {
                 return out;
             }
         };
-        let tag = &checked.tag;
-        if checked.ns == NS_FRAMING {
-            match tag.local() {
-                "open" => self.client_open(
-                    &ClientOpen {
-                        to: tag.attr("to"),
-                        version: tag.attr("version"),
-                        lang: tag.attr("xml:lang"),
-                        from: tag.attr("from"),
-                    },
-                    &mut out,
-                ),
-                "close" => self.client_close(&mut out),
-                _ => self.fail("unsupported-stanza-type", None, 1000, &mut out),
-            }
-            return out;
-        }
         let el = msg.trim().as_bytes().to_vec();
-        self.client_stanza(el, &checked.ns, tag, &mut out);
+        self.client_element(el, &checked.ns, &checked.tag, &mut out);
         out
     }
 
@@ -349,7 +332,8 @@ impl Translator {
     /// `bosh::parse_request`). It is not parsed again: its size and its
     /// start tag (namespace, attribute count, which grows when its body's
     /// declarations are copied onto it) are checked against the limits,
-    /// as [`Translator::on_client_text`] would.
+    /// and it is handled as [`Translator::on_client_text`] would handle
+    /// it (framing elements included).
     pub fn on_client_element(&mut self, el: Vec<u8>) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
@@ -384,8 +368,29 @@ impl Translator {
             return out;
         }
         let ns = element_ns(&tag, &[]).unwrap_or_default();
-        self.client_stanza(el, &ns, &tag, &mut out);
+        self.client_element(el, &ns, &tag, &mut out);
         out
+    }
+
+    /// A checked element: RFC 7395 framing (`<open/>`, `<close/>`) or a
+    /// stanza.
+    fn client_element(&mut self, el: Vec<u8>, ns: &str, tag: &StartTag, out: &mut Vec<Output>) {
+        if ns != NS_FRAMING {
+            return self.client_stanza(el, ns, tag, out);
+        }
+        match tag.local() {
+            "open" => self.client_open(
+                &ClientOpen {
+                    to: tag.attr("to"),
+                    version: tag.attr("version"),
+                    lang: tag.attr("xml:lang"),
+                    from: tag.attr("from"),
+                },
+                out,
+            ),
+            "close" => self.client_close(out),
+            _ => self.fail("unsupported-stanza-type", None, 1000, out),
+        }
     }
 
     fn client_close(&mut self, out: &mut Vec<Output>) {

@@ -537,6 +537,19 @@ fn typed_client_input_does_what_the_text_does() {
     // the close
     assert_eq!(a.on_client_text(&close_element()), b.on_client_close());
     assert!(a.is_closing() && b.is_closing());
+    // framing elements passed as checked elements are framing still
+    for el in [
+        close_element(),
+        "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+            .to_string(),
+        "<other xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>".to_string(),
+    ] {
+        let mut a = opened(ServerTls::AlreadySecureOrNone);
+        let mut b = opened(ServerTls::AlreadySecureOrNone);
+        let out = b.on_client_element(el.clone().into_bytes());
+        assert_eq!(a.on_client_text(&el), out, "{el}");
+        assert!(!to_server(&out).contains("framing"), "{el}");
+    }
     // refusals: TLS over the stream, a client's stream error
     for el in [
         "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
