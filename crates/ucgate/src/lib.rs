@@ -33,6 +33,7 @@ mod admin;
 mod bosh;
 mod client;
 mod http;
+mod inbound;
 mod server;
 mod sip;
 mod tunnel;
@@ -131,7 +132,7 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
     /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
-    pub(crate) xmpp: Option<xmpp::adapter::XmppRuntime>,
+    pub(crate) xmpp: Option<xmpp::server::XmppRuntime>,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
 }
@@ -210,7 +211,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     let xmpp = if config.routes.iter().any(|r| r.kind.is_xmpp()) {
         Some(
-            xmpp::adapter::XmppRuntime::new(&config.xmpp)
+            xmpp::server::XmppRuntime::new(&config.xmpp)
                 .map_err(|e| anyhow::anyhow!("XMPP: {e}"))?,
         )
     } else {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -21,13 +21,10 @@ use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::tunnel::CloseCause;
 
 use crate::backend::BoxIo;
+use crate::inbound::{Inbound, FIRST_READ};
 use crate::metrics::GaugeGuard;
 use crate::ws::{Recv, WsConn};
 use crate::{RouteRuntime, Shared};
-
-/// Bytes an idle tunnel keeps ready for the backend's next data; a read
-/// that fills them is followed by non-waiting reads up to `buffer_size`.
-const FIRST_READ: usize = 512;
 
 /// How the client → backend direction ended.
 #[derive(Debug)]
@@ -100,42 +97,26 @@ pub(crate) async fn run<S>(
     // backend → client, plus keepalive and closes requested by the coordinator
     let writer = async {
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
-        let mut buf = BytesMut::new();
+        let mut inbound = Inbound::default();
         loop {
-            // An idle tunnel holds only a small buffer: the first read of a
-            // burst gets FIRST_READ bytes; if that fills it, more is read
-            // without waiting, up to `chunk` (see below).
-            buf.reserve(FIRST_READ.min(chunk));
+            // An idle tunnel holds only a small buffer (inbound.rs).
+            let buf = inbound.first(FIRST_READ.min(chunk));
             let close = tokio::select! {
-                r = backend_r.read_buf(&mut buf) => match r {
+                r = backend_r.read_buf(buf) => match r {
                     Ok(0) if client_closed.load(Ordering::Relaxed) => {
                         // the backend answered the client's close with its own
                         return WriterEnd::AfterClientClose;
                     }
                     Ok(0) => CloseCause::BackendClosed,
-                    Ok(n) => {
-                        if n == FIRST_READ.min(chunk) {
-                            // Possibly more waiting: take what is already
-                            // there (never waiting) up to `chunk` bytes.
-                            while buf.len() < chunk {
-                                buf.reserve(chunk - buf.len());
-                                match backend_r.read_buf(&mut buf).now_or_never() {
-                                    Some(Ok(k)) if k > 0 => {}
-                                    // pending, end of stream or an error:
-                                    // the next read reports the last two
-                                    _ => break,
-                                }
-                            }
-                        }
+                    Ok(_) => {
+                        // possibly more waiting: what is already there, up
+                        // to `chunk` bytes, goes in the same message
+                        inbound.read_on(chunk, |b| backend_r.read_buf(b).now_or_never());
+                        let data = inbound.take().freeze();
                         m.messages_out.inc();
-                        m.bytes_out.inc_by(buf.len() as u64);
-                        let data = buf.split().freeze();
+                        m.bytes_out.inc_by(data.len() as u64);
                         if ws.send(Message::Binary(data)).await.is_err() {
                             return WriterEnd::ClientGone;
-                        }
-                        // Keep idle buffers small: drop capacity we no longer need.
-                        if buf.capacity() > FIRST_READ {
-                            buf = BytesMut::new();
                         }
                         continue;
                     }

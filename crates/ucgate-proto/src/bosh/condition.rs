@@ -12,8 +12,9 @@
 //! `item-not-found` → 404. The body is the same terminate body in both
 //! cases (a legacy client ignores it; a modern one can read it).
 
-use super::body::render_body;
+use super::body::{render_body, BodyError};
 use crate::xml::tag::escape;
+use crate::xml::XmlError;
 use crate::xmpp_ws::StreamEnd;
 
 /// The namespace of the `<text/>` element carried by `undefined-condition`
@@ -136,6 +137,16 @@ impl Condition {
             (Condition::PolicyViolation, true) => 403,
             (Condition::ItemNotFound, true) => 404,
             _ => 200,
+        }
+    }
+}
+
+impl BodyError {
+    /// The terminal condition to answer a refused body with.
+    pub fn condition(&self) -> Condition {
+        match self {
+            BodyError::Xml(XmlError::Limit(_)) => Condition::PolicyViolation,
+            _ => Condition::BadRequest,
         }
     }
 }
@@ -324,5 +335,18 @@ mod tests {
         );
         assert_eq!(Condition::from_name("nope"), None);
         assert_eq!(Condition::from_name("see-other-uri"), None);
+    }
+
+    #[test]
+    fn body_parsing_does_not_depend_on_the_conditions() {
+        // condition.rs uses body.rs (rendering, BodyError); the reverse
+        // would make the two modules a cycle.
+        let body = include_str!("body.rs");
+        let code = &body[..body.find("#[cfg(test)]").expect("body.rs has tests")];
+        assert!(
+            !code.contains("condition::"),
+            "body.rs imports condition.rs"
+        );
+        assert!(!code.contains("Condition"), "body.rs names Condition");
     }
 }

@@ -11,18 +11,19 @@
 //!   pause, termination, stream restarts, keys.
 //! * [`sha1`]: SHA-1 for the §15 key sequence.
 //!
+//! * [`bridge`]: the session joined to the RFC 7395 translator of
+//!   `crate::xmpp_ws` through typed events: what a BOSH actor carries out
+//!   ([`Step`]) and what it reports back from the XMPP server connection.
+//!
 //! What the glue does around it: HTTP (POST only, CORS, Content-Type from
 //! [`Session::content_type`]), choosing unpredictable `sid`s, mapping
 //! `sid` → session (unknown `sid`: [`terminate_body`] with
-//! `item-not-found`), the XMPP client connection (the RFC 7395 translator
-//! in `crate::xmpp_ws` is fed `<open to=… version='1.0'/>` on
-//! `OpenStream` / `RestartStream`, each `ToServer` element, and `<close/>`
-//! on `CloseStream`; its `<open/>` becomes [`Session::on_stream_open`], its
-//! elements [`Session::on_server_elements`], its `<close/>`
-//! [`Session::on_server_close`]), timers ([`Session::next_deadline`]) and
-//! backpressure ([`Session::accepts_server_data`]). See `docs/bosh.md`.
+//! `item-not-found`), the socket to the XMPP server (the bridge's
+//! [`Step::Server`] steps), and timers ([`Bridge::next_deadline`]) and
+//! backpressure ([`Bridge::accepts_server_data`]). See `docs/bosh.md`.
 
 pub mod body;
+pub mod bridge;
 pub mod condition;
 mod ridmap;
 pub mod session;
@@ -34,5 +35,6 @@ mod tests;
 pub use body::{
     parse_request, parse_response, peek_sid, BodyError, BodyType, Request, Response, Route,
 };
+pub use bridge::{Bridge, Step};
 pub use condition::{terminate_body, terminate_body_legacy, Condition};
 pub use session::{Action, EndReason, RequestId, Session, SessionLimits};

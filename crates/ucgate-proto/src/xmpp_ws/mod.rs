@@ -20,22 +20,37 @@
 //! header (§3.7). Whitespace keepalives from the server are dropped (§3.8
 //! uses WebSocket pings instead).
 //!
-//! Inputs: `on_client_text`, `on_client_binary`, `on_server_connected`,
-//! `on_server_unavailable`, `on_tls_ready`, `on_server_bytes`,
-//! `on_server_eof`, `on_shutdown`, `on_close_timeout`. Each returns the
-//! outputs for the glue to carry out, in order. Once the stream has ended,
-//! [`Translator::end`] says how ([`StreamEnd`]): the server's own stream
-//! error is kept apart from the gateway's, so that BOSH can report each
-//! its own way. A connection to the server that ends without
-//! `</stream:stream>` (reset, killed server) is `remote-connection-failed`.
+//! Inputs: from the client `on_client_text` (RFC 7395 text), or typed
+//! (`on_client_open`, `on_client_close`, `on_client_element` for an element
+//! its caller has already checked, as BOSH does), `on_client_binary`; from
+//! the server connection `on_server` ([`ServerEvent`]: connected,
+//! unavailable, TLS ready, end of connection) and `on_server_bytes`;
+//! `on_shutdown`, `on_close_timeout`. Each returns the outputs for the glue
+//! to carry out, in order; what is meant for the client is a typed
+//! [`ClientEvent`], which the WebSocket adapter renders as one RFC 7395
+//! message each ([`ClientEvent::to_text`]) and the BOSH bridge reads as it
+//! is. Once the stream has ended, [`Translator::end`] says how
+//! ([`StreamEnd`]): the server's own stream error is kept apart from the
+//! gateway's, so that BOSH can report each its own way. A connection to
+//! the server that ends without `</stream:stream>` (reset, killed server)
+//! is `remote-connection-failed`.
 
+mod element;
+mod events;
+mod server;
 #[cfg(test)]
 mod tests;
 
-use crate::xml::splitter::{Event, Splitter, NS_STREAMS};
+pub use element::qualify;
+pub use events::{
+    close_element, stream_error, ClientEvent, ClientOpen, ServerEvent, StreamError, StreamOpen,
+};
+
+use crate::xml::splitter::{Splitter, NS_STREAMS};
 use crate::xml::tag::{escape, parse_start_tag, StartTag};
 use crate::xml::validate::check_element;
 use crate::xml::{Limits, XmlError};
+use element::element_ns;
 
 /// RFC 7395 framing namespace.
 pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -73,8 +88,8 @@ pub enum Unavailable {
 /// What the glue must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send one text message to the client.
-    ToClient(String),
+    /// Tell the client (one RFC 7395 message each over WebSocket).
+    ToClient(ClientEvent),
     /// Close the client's WebSocket with this code (after the messages above).
     CloseClient(u16),
     /// Connect to the server for `domain` (lower-cased), then call
@@ -158,153 +173,6 @@ pub struct Translator {
     end: Option<StreamEnd>,
 }
 
-/// The namespace of a top-level element given the stream's declarations.
-fn element_ns(tag: &StartTag, stream: &[(String, String)]) -> Option<String> {
-    let key = match tag.prefix() {
-        Some(p) => format!("xmlns:{p}"),
-        None => "xmlns".to_string(),
-    };
-    if let Some(v) = tag.attr(&key) {
-        return Some(v.to_string());
-    }
-    let p = tag.prefix().unwrap_or("");
-    stream
-        .iter()
-        .find(|(sp, _)| sp == p)
-        .map(|(_, u)| u.clone())
-}
-
-/// Adds the stream's namespace declarations a top-level element relies on
-/// but does not carry (RFC 7395 §3.3.3).
-pub fn qualify(el: &[u8], tag: &StartTag, stream: &[(String, String)]) -> Vec<u8> {
-    let mut add = String::new();
-    for (prefix, uri) in stream {
-        let attr = if prefix.is_empty() {
-            "xmlns".to_string()
-        } else {
-            format!("xmlns:{prefix}")
-        };
-        if tag.attr(&attr).is_some() {
-            continue;
-        }
-        let needed = if prefix.is_empty() {
-            true
-        } else {
-            let needle = format!("<{prefix}:");
-            let attr_needle = format!(" {prefix}:");
-            contains(el, needle.as_bytes()) || contains(&el[..tag.len], attr_needle.as_bytes())
-        };
-        if needed {
-            add.push_str(&format!(" {attr}='{}'", escape(uri)));
-        }
-    }
-    if add.is_empty() {
-        return el.to_vec();
-    }
-    let name_end = 1 + tag.name.len();
-    let mut out = Vec::with_capacity(el.len() + add.len());
-    out.extend_from_slice(&el[..name_end]);
-    out.extend_from_slice(add.as_bytes());
-    out.extend_from_slice(&el[name_end..]);
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Byte ranges of the direct children of an element (given as whole bytes).
-fn child_ranges(el: &[u8], tag: &StartTag) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    if tag.self_closing {
-        return out;
-    }
-    let mut i = tag.len;
-    let mut depth = 0usize;
-    let mut start = 0;
-    while i < el.len() {
-        if el[i] != b'<' {
-            i += 1;
-            continue;
-        }
-        if el[i..].starts_with(b"<![CDATA[") {
-            match el[i..].windows(3).position(|w| w == b"]]>") {
-                Some(p) => i += p + 3,
-                None => break,
-            }
-            continue;
-        }
-        if el[i..].starts_with(b"</") {
-            let Some(p) = el[i..].iter().position(|b| *b == b'>') else {
-                break;
-            };
-            i += p + 1;
-            if depth == 0 {
-                break; // the element's own end tag
-            }
-            depth -= 1;
-            if depth == 0 {
-                out.push((start, i));
-            }
-            continue;
-        }
-        let Ok(Some(t)) = parse_start_tag(&el[i..]) else {
-            break;
-        };
-        if depth == 0 {
-            start = i;
-        }
-        i += t.len;
-        if t.self_closing {
-            if depth == 0 {
-                out.push((start, i));
-            }
-        } else {
-            depth += 1;
-        }
-    }
-    out
-}
-
-/// Removes the direct children whose namespace is one of `namespaces`.
-fn remove_children(el: &[u8], tag: &StartTag, namespaces: &[&str]) -> (Vec<u8>, bool) {
-    let mut out = Vec::with_capacity(el.len());
-    let mut last = 0;
-    let mut removed = false;
-    for (s, e) in child_ranges(el, tag) {
-        let Ok(Some(ct)) = parse_start_tag(&el[s..e]) else {
-            continue;
-        };
-        let ns = element_ns(&ct, &[]).unwrap_or_default();
-        if namespaces.contains(&ns.as_str()) {
-            out.extend_from_slice(&el[last..s]);
-            last = e;
-            removed = true;
-        }
-    }
-    out.extend_from_slice(&el[last..]);
-    (out, removed)
-}
-
-fn has_child(el: &[u8], tag: &StartTag, ns: &str, local: &str) -> bool {
-    child_ranges(el, tag).into_iter().any(|(s, e)| {
-        matches!(parse_start_tag(&el[s..e]), Ok(Some(ct)) if ct.local() == local && element_ns(&ct, &[]).as_deref() == Some(ns))
-    })
-}
-
-/// Renders a stream error for the client (RFC 6120 §4.9, RFC 7395 §3.6).
-pub fn stream_error(condition: &str, text: Option<&str>) -> String {
-    let text = text
-        .map(|t| format!("<text xmlns='{NS_STREAM_ERRORS}'>{}</text>", escape(t)))
-        .unwrap_or_default();
-    format!("<stream:error xmlns:stream='{NS_STREAMS}'><{condition} xmlns='{NS_STREAM_ERRORS}'/>{text}</stream:error>")
-}
-
-/// The RFC 7395 `<close/>`.
-pub fn close_element() -> String {
-    format!("<close xmlns='{NS_FRAMING}'/>")
-}
-
 impl Translator {
     /// A translator with the given element limits.
     pub fn new(limits: Limits, tls: ServerTls) -> Self {
@@ -354,26 +222,21 @@ impl Translator {
         matches!(self.phase, Phase::Open | Phase::AwaitRestartOpen)
     }
 
-    fn client_open_element(&self, server: Option<&StartTag>) -> String {
-        let mut s = format!("<open xmlns='{NS_FRAMING}'");
-        let from = server
-            .and_then(|h| h.attr("from"))
-            .unwrap_or(&self.domain)
-            .to_string();
-        s.push_str(&format!(" from='{}'", escape(&from)));
-        if let Some(id) = server.and_then(|h| h.attr("id")) {
-            s.push_str(&format!(" id='{}'", escape(id)));
+    /// The `<open/>` for the client: from the server's stream header, or
+    /// (`None`) ahead of a stream error when the server never answered.
+    fn stream_open(&self, server: Option<&StartTag>) -> StreamOpen {
+        StreamOpen {
+            from: server
+                .and_then(|h| h.attr("from"))
+                .unwrap_or(&self.domain)
+                .to_string(),
+            id: server.and_then(|h| h.attr("id")).map(str::to_string),
+            lang: server
+                .and_then(|h| h.attr("xml:lang"))
+                .map(str::to_string)
+                .or_else(|| self.lang.clone()),
+            negotiated: server.is_some(),
         }
-        s.push_str(" version='1.0'");
-        let lang = server
-            .and_then(|h| h.attr("xml:lang"))
-            .map(str::to_string)
-            .or_else(|| self.lang.clone());
-        if let Some(l) = lang {
-            s.push_str(&format!(" xml:lang='{}'", escape(&l)));
-        }
-        s.push_str("/>");
-        s
     }
 
     fn server_header(&self) -> Vec<u8> {
@@ -397,7 +260,7 @@ impl Translator {
     fn fail(
         &mut self,
         condition: &'static str,
-        text: Option<&str>,
+        text: Option<&'static str>,
         code: u16,
         out: &mut Vec<Output>,
     ) {
@@ -405,12 +268,17 @@ impl Translator {
             return;
         }
         if !self.client_opened {
-            out.push(Output::ToClient(self.client_open_element(None)));
+            out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                self.stream_open(None),
+            ))));
             self.client_opened = true;
         }
         let element = stream_error(condition, text);
-        out.push(Output::ToClient(element.clone()));
-        out.push(Output::ToClient(close_element()));
+        out.push(Output::ToClient(ClientEvent::Error(StreamError::Gateway {
+            condition,
+            text,
+        })));
+        out.push(Output::ToClient(ClientEvent::Close));
         out.push(Output::CloseClient(code));
         if !matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) && !self.server_gone {
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
@@ -420,7 +288,9 @@ impl Translator {
         self.end = Some(StreamEnd::GatewayError { condition, element });
     }
 
-    /// A text message from the client.
+    /// A text message from the client: one RFC 7395 element, checked
+    /// against the limits, then handled as [`Translator::on_client_open`],
+    /// [`Translator::on_client_close`] or a stanza.
     pub fn on_client_text(&mut self, msg: &str) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
@@ -434,28 +304,111 @@ impl Translator {
                 return out;
             }
         };
-        let tag = &checked.tag;
-        if checked.ns == NS_FRAMING {
-            match tag.local() {
-                "open" => self.client_open(tag, &mut out),
-                "close" => {
-                    if matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) {
-                        out.push(Output::ToClient(close_element()));
-                        out.push(Output::CloseClient(1000));
-                        out.push(Output::CloseServer);
-                        self.close();
-                    } else {
-                        out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-                        self.phase = Phase::ClientClosing;
-                    }
-                }
-                _ => self.fail("unsupported-stanza-type", None, 1000, &mut out),
-            }
+        let el = msg.trim().as_bytes().to_vec();
+        self.client_element(el, &checked.ns, &checked.tag, &mut out);
+        out
+    }
+
+    /// The client opens (or, after SASL success, restarts) its stream.
+    pub fn on_client_open(&mut self, open: &ClientOpen) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Closed {
+            self.client_open(open, &mut out);
+        }
+        out
+    }
+
+    /// The client closes its stream.
+    pub fn on_client_close(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase != Phase::Closed {
+            self.client_close(&mut out);
+        }
+        out
+    }
+
+    /// One element from the client, already checked as XML (restricted,
+    /// namespace-complete, no deeper than the limit: a BOSH payload from
+    /// `bosh::parse_request`). It is not parsed again: its size and its
+    /// start tag (namespace, attribute count, which grows when its body's
+    /// declarations are copied onto it) are checked against the limits,
+    /// and it is handled as [`Translator::on_client_text`] would handle
+    /// it (framing elements included).
+    pub fn on_client_element(&mut self, el: Vec<u8>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Closed {
             return out;
         }
+        let tag = match parse_start_tag(&el) {
+            Ok(Some(tag)) => tag,
+            Ok(None) => {
+                let e = XmlError::NotWellFormed("incomplete start tag");
+                out.push(Output::Log("client", e.condition(), e.to_string()));
+                self.fail(e.condition(), None, 1000, &mut out);
+                return out;
+            }
+            Err(e) => {
+                out.push(Output::Log("client", e.condition(), e.to_string()));
+                self.fail(e.condition(), None, 1000, &mut out);
+                return out;
+            }
+        };
+        let over = if el.len() > self.limits.max_bytes {
+            Some(XmlError::Limit(
+                "message larger than the maximum stanza size",
+            ))
+        } else if tag.attrs.len() > self.limits.max_attributes {
+            Some(XmlError::Limit("too many attributes on one element"))
+        } else {
+            None
+        };
+        if let Some(e) = over {
+            out.push(Output::Log("client", e.condition(), e.to_string()));
+            self.fail(e.condition(), None, 1000, &mut out);
+            return out;
+        }
+        let ns = element_ns(&tag, &[]).unwrap_or_default();
+        self.client_element(el, &ns, &tag, &mut out);
+        out
+    }
+
+    /// A checked element: RFC 7395 framing (`<open/>`, `<close/>`) or a
+    /// stanza.
+    fn client_element(&mut self, el: Vec<u8>, ns: &str, tag: &StartTag, out: &mut Vec<Output>) {
+        if ns != NS_FRAMING {
+            return self.client_stanza(el, ns, tag, out);
+        }
+        match tag.local() {
+            "open" => self.client_open(
+                &ClientOpen {
+                    to: tag.attr("to"),
+                    version: tag.attr("version"),
+                    lang: tag.attr("xml:lang"),
+                    from: tag.attr("from"),
+                },
+                out,
+            ),
+            "close" => self.client_close(out),
+            _ => self.fail("unsupported-stanza-type", None, 1000, out),
+        }
+    }
+
+    fn client_close(&mut self, out: &mut Vec<Output>) {
+        if matches!(self.phase, Phase::AwaitOpen | Phase::Connecting) {
+            out.push(Output::ToClient(ClientEvent::Close));
+            out.push(Output::CloseClient(1000));
+            out.push(Output::CloseServer);
+            self.close();
+        } else {
+            out.push(Output::ToServer(b"</stream:stream>".to_vec()));
+            self.phase = Phase::ClientClosing;
+        }
+    }
+
+    fn client_stanza(&mut self, el: Vec<u8>, ns: &str, tag: &StartTag, out: &mut Vec<Output>) {
         match self.phase {
             Phase::Open => {}
-            Phase::ClientClosing => return out,
+            Phase::ClientClosing => return,
             _ => {
                 // Stanzas before the stream is open (or before the restart).
                 out.push(Output::Log(
@@ -463,35 +416,34 @@ impl Translator {
                     "not-authorized",
                     "element before the stream was open".into(),
                 ));
-                self.fail("not-authorized", None, 1000, &mut out);
-                return out;
+                self.fail("not-authorized", None, 1000, out);
+                return;
             }
         }
-        if checked.ns == NS_TLS || checked.ns == NS_COMPRESS {
+        if ns == NS_TLS || ns == NS_COMPRESS {
             // RFC 7395 §3.9: no STARTTLS (or compression) over WebSocket.
             self.fail(
                 "policy-violation",
                 Some("TLS and compression are provided by the WebSocket layer"),
                 1000,
-                &mut out,
+                out,
             );
-            return out;
+            return;
         }
-        if tag.prefix() == Some("stream") || tag.local() == "error" && checked.ns == NS_STREAMS {
+        if tag.prefix() == Some("stream") || tag.local() == "error" && ns == NS_STREAMS {
             // A client stream error: pass it on and close both sides.
-            out.push(Output::ToServer(msg.trim().as_bytes().to_vec()));
+            out.push(Output::ToServer(el));
             out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-            out.push(Output::ToClient(close_element()));
+            out.push(Output::ToClient(ClientEvent::Close));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
             self.close();
-            return out;
+            return;
         }
-        out.push(Output::ToServer(msg.trim().as_bytes().to_vec()));
-        out
+        out.push(Output::ToServer(el));
     }
 
-    fn client_open(&mut self, tag: &StartTag, out: &mut Vec<Output>) {
+    fn client_open(&mut self, open: &ClientOpen, out: &mut Vec<Output>) {
         match self.phase {
             Phase::AwaitOpen | Phase::AwaitRestartOpen => {}
             _ => {
@@ -504,17 +456,16 @@ impl Translator {
                 return;
             }
         }
-        if tag.attr("version") != Some("1.0") {
-            let initial = self.phase == Phase::AwaitOpen;
-            if initial {
-                self.domain = tag.attr("to").unwrap_or_default().to_ascii_lowercase();
+        if open.version != Some("1.0") {
+            if self.phase == Phase::AwaitOpen {
+                self.domain = open.to.unwrap_or_default().to_ascii_lowercase();
             }
             self.fail("unsupported-version", None, 1000, out);
             return;
         }
-        let to = tag.attr("to").map(str::to_ascii_lowercase);
-        self.lang = tag.attr("xml:lang").map(str::to_string);
-        self.from = tag.attr("from").map(str::to_string);
+        let to = open.to.map(str::to_ascii_lowercase);
+        self.lang = open.lang.map(str::to_string);
+        self.from = open.from.map(str::to_string);
         if self.phase == Phase::AwaitOpen {
             let Some(to) = to.filter(|t| !t.is_empty()) else {
                 self.fail(
@@ -603,6 +554,21 @@ impl Translator {
         out
     }
 
+    /// What became of a server-side step, or what the connection did:
+    /// [`Translator::on_server_connected`], [`Translator::on_server_unavailable`],
+    /// [`Translator::on_tls_ready`] or [`Translator::on_server_eof`].
+    pub fn on_server(&mut self, ev: ServerEvent) -> Vec<Output> {
+        match ev {
+            ServerEvent::Connected(tls) => {
+                self.set_server_tls(tls);
+                self.on_server_connected()
+            }
+            ServerEvent::Unavailable(why, detail) => self.on_server_unavailable(why, &detail),
+            ServerEvent::TlsReady => self.on_tls_ready(),
+            ServerEvent::Eof => self.on_server_eof(),
+        }
+    }
+
     /// Bytes from the server.
     pub fn on_server_bytes(&mut self, bytes: &[u8]) -> Vec<Output> {
         let mut out = Vec::new();
@@ -612,214 +578,6 @@ impl Translator {
         self.splitter.feed(bytes);
         self.pump(&mut out);
         out
-    }
-
-    /// Parses buffered server bytes as far as the current phase allows.
-    /// While waiting for the TLS handshake or for the client's restart
-    /// `<open/>`, bytes stay buffered: they belong to the next stream.
-    fn pump(&mut self, out: &mut Vec<Output>) {
-        loop {
-            if matches!(
-                self.phase,
-                Phase::Closed | Phase::TlsHandshake | Phase::AwaitRestartOpen
-            ) {
-                break;
-            }
-            let ev = match self.splitter.next_event() {
-                Ok(Some(ev)) => ev,
-                Ok(None) => break,
-                Err(e) => {
-                    self.server_xml_error(e, out);
-                    break;
-                }
-            };
-            self.server_event(ev, out);
-        }
-    }
-
-    fn server_xml_error(&mut self, e: XmlError, out: &mut Vec<Output>) {
-        out.push(Output::Log("backend", e.condition(), e.to_string()));
-        let condition = match e {
-            XmlError::Limit(_) => "policy-violation",
-            _ => "undefined-condition",
-        };
-        self.fail(
-            condition,
-            Some("the XMPP server sent data the gateway cannot relay"),
-            1000,
-            out,
-        );
-    }
-
-    fn server_event(&mut self, ev: Event, out: &mut Vec<Output>) {
-        match (self.phase, ev) {
-            (Phase::ServerHeader { tls_done }, Event::Header(h)) => {
-                if h.attr("version").is_none_or(|v| !v.starts_with("1.")) {
-                    self.fail(
-                        "unsupported-version",
-                        Some("the XMPP server does not speak XMPP 1.0"),
-                        1000,
-                        out,
-                    );
-                    return;
-                }
-                self.server_decls = h.ns_decls();
-                if tls_done {
-                    out.push(Output::ToClient(self.client_open_element(Some(&h))));
-                    self.client_opened = true;
-                    self.phase = Phase::Features { tls_done };
-                    // The features come next and go to the client after filtering.
-                } else {
-                    self.phase = Phase::Features { tls_done };
-                }
-            }
-            (_, Event::Header(_)) => {
-                self.fail(
-                    "undefined-condition",
-                    Some("unexpected stream header from the server"),
-                    1000,
-                    out,
-                );
-            }
-            (Phase::Features { tls_done }, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
-                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
-                if ns == NS_STREAMS && tag.local() == "error" {
-                    self.relay_stream_error(&el, &tag, out);
-                    return;
-                }
-                if !(ns == NS_STREAMS && tag.local() == "features") {
-                    self.fail(
-                        "undefined-condition",
-                        Some("the XMPP server did not send stream features"),
-                        1000,
-                        out,
-                    );
-                    return;
-                }
-                if !tls_done {
-                    if !has_child(&el, &tag, NS_TLS, "starttls") {
-                        out.push(Output::Log(
-                            "backend",
-                            "no-starttls",
-                            "the server does not offer STARTTLS".into(),
-                        ));
-                        self.fail(
-                            "remote-connection-failed",
-                            Some("the XMPP server does not offer TLS"),
-                            1000,
-                            out,
-                        );
-                        return;
-                    }
-                    out.push(Output::ToServer(
-                        format!("<starttls xmlns='{NS_TLS}'/>").into_bytes(),
-                    ));
-                    self.phase = Phase::Proceed;
-                    return;
-                }
-                let (filtered, _) = remove_children(&el, &tag, &[NS_TLS, NS_COMPRESS_FEATURE]);
-                let qualified = qualify(&filtered, &tag, &self.server_decls);
-                out.push(Output::ToClient(
-                    String::from_utf8_lossy(&qualified).into_owned(),
-                ));
-                self.phase = Phase::Open;
-            }
-            (Phase::Proceed, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
-                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
-                if ns == NS_TLS && tag.local() == "proceed" {
-                    if self.splitter.buffered() > 0 {
-                        // Bytes after <proceed/> before the TLS handshake: an
-                        // injection attempt (CVE-2011-0411 style). Refuse.
-                        out.push(Output::Log(
-                            "backend",
-                            "starttls-injection",
-                            "plaintext after <proceed/>".into(),
-                        ));
-                        self.fail("remote-connection-failed", None, 1000, out);
-                        return;
-                    }
-                    self.phase = Phase::TlsHandshake;
-                    out.push(Output::StartTls);
-                } else if ns == NS_STREAMS && tag.local() == "error" {
-                    self.relay_stream_error(&el, &tag, out);
-                } else {
-                    out.push(Output::Log(
-                        "backend",
-                        "starttls-failure",
-                        String::from_utf8_lossy(&el).into_owned(),
-                    ));
-                    self.fail(
-                        "remote-connection-failed",
-                        Some("the XMPP server refused STARTTLS"),
-                        1000,
-                        out,
-                    );
-                }
-            }
-            (Phase::Open | Phase::ClientClosing | Phase::AwaitRestartOpen, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
-                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
-                if ns == NS_STREAMS && tag.local() == "error" {
-                    self.relay_stream_error(&el, &tag, out);
-                    return;
-                }
-                let qualified = qualify(&el, &tag, &self.server_decls);
-                out.push(Output::ToClient(
-                    String::from_utf8_lossy(&qualified).into_owned(),
-                ));
-                if ns == NS_SASL && tag.local() == "success" {
-                    // RFC 6120 §6.4.6: both sides restart; the server's next
-                    // bytes are a new stream.
-                    self.splitter.restart();
-                    self.phase = Phase::AwaitRestartOpen;
-                }
-            }
-            (_, Event::End) => {
-                out.push(Output::ToClient(close_element()));
-                out.push(Output::CloseClient(1000));
-                if self.phase != Phase::ClientClosing {
-                    out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-                }
-                out.push(Output::CloseServer);
-                self.close();
-            }
-            (_, Event::Element(_)) => {
-                self.fail(
-                    "undefined-condition",
-                    Some("unexpected data from the XMPP server"),
-                    1000,
-                    out,
-                );
-            }
-        }
-    }
-
-    fn relay_stream_error(&mut self, el: &[u8], tag: &StartTag, out: &mut Vec<Output>) {
-        if !self.client_opened {
-            out.push(Output::ToClient(self.client_open_element(None)));
-            self.client_opened = true;
-        }
-        let qualified = qualify(el, tag, &self.server_decls);
-        let text = String::from_utf8_lossy(&qualified).into_owned();
-        out.push(Output::Log("backend", "stream-error", text.clone()));
-        out.push(Output::ToClient(text.clone()));
-        out.push(Output::ToClient(close_element()));
-        out.push(Output::CloseClient(1000));
-        out.push(Output::ToServer(b"</stream:stream>".to_vec()));
-        out.push(Output::CloseServer);
-        self.phase = Phase::Closed;
-        self.end = Some(StreamEnd::ServerError(text));
     }
 
     /// The connection to the server ended: closed or reset by the server,
@@ -834,7 +592,7 @@ impl Translator {
         match self.phase {
             Phase::Closed => {}
             Phase::ClientClosing => {
-                out.push(Output::ToClient(close_element()));
+                out.push(Output::ToClient(ClientEvent::Close));
                 out.push(Output::CloseClient(1000));
                 out.push(Output::CloseServer);
                 self.close();
@@ -926,7 +684,7 @@ impl Translator {
     pub fn on_close_timeout(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::ClientClosing {
-            out.push(Output::ToClient(close_element()));
+            out.push(Output::ToClient(ClientEvent::Close));
             out.push(Output::CloseClient(1000));
             out.push(Output::CloseServer);
             self.close();

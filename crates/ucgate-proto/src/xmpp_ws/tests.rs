@@ -39,7 +39,7 @@ fn feed(t: &mut Translator, input: &str, chunks: &[usize]) -> Vec<Output> {
 fn to_client(out: &[Output]) -> Vec<String> {
     out.iter()
         .filter_map(|o| match o {
-            Output::ToClient(s) => Some(s.clone()),
+            Output::ToClient(e) => Some(e.to_text()),
             _ => None,
         })
         .collect()
@@ -136,7 +136,7 @@ fn login_transcript(chunking: &dyn Fn(usize) -> Vec<usize>) -> Vec<Output> {
     assert_eq!(
         out,
         vec![
-            Output::ToClient(close_element()),
+            Output::ToClient(ClientEvent::Close),
             Output::CloseClient(1000),
             Output::CloseServer
         ]
@@ -294,7 +294,7 @@ fn server_close_becomes_close() {
     assert_eq!(
         out,
         vec![
-            Output::ToClient(close_element()),
+            Output::ToClient(ClientEvent::Close),
             Output::CloseClient(1000),
             Output::CloseServer
         ]
@@ -324,13 +324,17 @@ fn a_lost_server_connection_is_remote_connection_failed() {
                     "the connection to the XMPP server was lost without the end of its stream"
                         .into()
                 ),
-                Output::ToClient(lost.into()),
-                Output::ToClient(close_element()),
+                Output::ToClient(ClientEvent::Error(StreamError::Gateway {
+                    condition: "remote-connection-failed",
+                    text: Some("the connection to the XMPP server was lost")
+                })),
+                Output::ToClient(ClientEvent::Close),
                 Output::CloseClient(1000),
                 Output::CloseServer,
             ],
             "nothing is written to the lost server ({before:?})"
         );
+        assert_eq!(to_client(&out), vec![lost.to_string(), close_element()]);
         assert_eq!(
             t.end(),
             Some(&StreamEnd::GatewayError {
@@ -479,12 +483,19 @@ fn an_oversized_client_message_is_a_policy_violation_then_1009() {
     assert_eq!(
         out,
         vec![
-            Output::ToClient(stream_error("policy-violation", None)),
-            Output::ToClient(close_element()),
+            Output::ToClient(ClientEvent::Error(StreamError::Gateway {
+                condition: "policy-violation",
+                text: None
+            })),
+            Output::ToClient(ClientEvent::Close),
             Output::CloseClient(1009),
             Output::ToServer(b"</stream:stream>".to_vec()),
             Output::CloseServer,
         ]
+    );
+    assert_eq!(
+        to_client(&out),
+        vec![stream_error("policy-violation", None), close_element()]
     );
     assert!(t.is_closed());
     // before <open/>: the client gets its <open/> first (RFC 6120 §4.9.1.2)
@@ -495,4 +506,139 @@ fn an_oversized_client_message_is_a_policy_violation_then_1009() {
     assert!(msgs[1].contains("<policy-violation "), "{msgs:?}");
     assert!(out.contains(&Output::CloseClient(1009)));
     assert_eq!(to_server(&out), "");
+}
+
+#[test]
+fn typed_client_input_does_what_the_text_does() {
+    // the open
+    let mut a = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    let mut b = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    assert_eq!(
+        a.on_client_text(open_msg()),
+        b.on_client_open(&ClientOpen {
+            to: Some("LocalHost"),
+            version: Some("1.0"),
+            lang: Some("en"),
+            from: None,
+        })
+    );
+    for t in [&mut a, &mut b] {
+        t.on_server_connected();
+        t.on_server_bytes(format!("{HDR2}{SASL_FEATURES}").as_bytes());
+        assert!(t.is_open());
+    }
+    // stanzas: the element is passed on as it is, without being parsed again
+    for el in [
+        "<message xmlns='jabber:client' to='b@x'><body>hi</body></message>",
+        "<x:iq xmlns:x='jabber:client' type='get' id='1'/>",
+    ] {
+        assert_eq!(a.on_client_text(el), b.on_client_element(el.into()));
+    }
+    // the close
+    assert_eq!(a.on_client_text(&close_element()), b.on_client_close());
+    assert!(a.is_closing() && b.is_closing());
+    // framing elements passed as checked elements are framing still
+    for el in [
+        close_element(),
+        "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+            .to_string(),
+        "<other xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>".to_string(),
+    ] {
+        let mut a = opened(ServerTls::AlreadySecureOrNone);
+        let mut b = opened(ServerTls::AlreadySecureOrNone);
+        let out = b.on_client_element(el.clone().into_bytes());
+        assert_eq!(a.on_client_text(&el), out, "{el}");
+        assert!(!to_server(&out).contains("framing"), "{el}");
+    }
+    // refusals: TLS over the stream, a client's stream error
+    for el in [
+        "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+        "<stream:error xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    ] {
+        let mut a = opened(ServerTls::AlreadySecureOrNone);
+        let mut b = opened(ServerTls::AlreadySecureOrNone);
+        let out = b.on_client_element(el.into());
+        assert_eq!(a.on_client_text(el), out);
+        assert!(b.is_closed(), "{el}");
+    }
+    // the limits hold for checked elements too: the stanza size, and the
+    // attributes of the element as passed on
+    let small = Limits {
+        max_bytes: 300,
+        max_depth: 8,
+        max_attributes: 4,
+    };
+    let long = format!(
+        "<message xmlns='jabber:client' to='b@x'><body>{}</body></message>",
+        "z".repeat(260)
+    );
+    for el in [
+        long.as_str(),
+        "<message xmlns='jabber:client' xmlns:x='urn:x' to='b@x' id='1' x:y='1'/>",
+    ] {
+        let mut a = Translator::new(small, ServerTls::AlreadySecureOrNone);
+        let mut b = Translator::new(small, ServerTls::AlreadySecureOrNone);
+        for t in [&mut a, &mut b] {
+            t.on_client_text(open_msg());
+            t.on_server_connected();
+            t.on_server_bytes(format!("{HDR2}{BIND_FEATURES}").as_bytes());
+            assert!(t.is_open());
+        }
+        let out = b.on_client_element(el.into());
+        assert_eq!(a.on_client_text(el), out, "{el}");
+        assert!(to_client(&out)[0].contains("<policy-violation "), "{el}");
+        assert_eq!(to_server(&out), "</stream:stream>", "{el}");
+    }
+    // a version other than 1.0 is refused
+    let mut t = Translator::new(limits(), ServerTls::StartTls);
+    let out = t.on_client_open(&ClientOpen {
+        to: Some("localhost"),
+        ..ClientOpen::default()
+    });
+    assert!(to_client(&out)[1].contains("<unsupported-version "));
+}
+
+#[test]
+fn the_clients_open_says_whether_the_server_opened_the_stream() {
+    let mut t = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    t.on_client_text(open_msg());
+    t.on_server_connected();
+    let out = t.on_server_bytes(HDR2.as_bytes());
+    assert_eq!(
+        out,
+        vec![Output::ToClient(ClientEvent::Open(Box::new(StreamOpen {
+            from: "localhost".into(),
+            id: Some("s2".into()),
+            lang: Some("en".into()),
+            negotiated: true,
+        })))]
+    );
+    // failing before the server answered: an <open/> only to carry the error
+    let mut t = Translator::new(limits(), ServerTls::StartTls);
+    t.on_client_text(open_msg());
+    let out = t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "refused");
+    assert_eq!(
+        out[1],
+        Output::ToClient(ClientEvent::Open(Box::new(StreamOpen {
+            from: "localhost".into(),
+            id: None,
+            lang: Some("en".into()),
+            negotiated: false,
+        })))
+    );
+    assert_eq!(
+        out[2],
+        Output::ToClient(ClientEvent::Error(StreamError::Gateway {
+            condition: "remote-connection-failed",
+            text: None,
+        }))
+    );
+    // the server's own error, kept whole
+    let mut t = opened(ServerTls::AlreadySecureOrNone);
+    let out = t.on_server_bytes(
+        b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+    );
+    assert!(out.contains(&Output::ToClient(ClientEvent::Error(StreamError::Server(
+        "<stream:error xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>".into()
+    )))));
 }

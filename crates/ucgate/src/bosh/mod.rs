@@ -5,6 +5,7 @@
 //! the same code as the XMPP WebSocket route (`crate::xmpp`).
 
 mod actor;
+pub(crate) mod mailbox;
 pub(crate) mod registry;
 
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ use tokio::sync::oneshot;
 
 use crate::http::{Body, BodyError};
 use crate::{RouteRuntime, Shared};
-use registry::{Command, Full as RegistryFull, Handle, Registry};
+use mailbox::{Command, Inbox, Mailbox, Refused, Reply};
+use registry::{Full as RegistryFull, Handle, Registry};
 
 /// Process-wide BOSH state.
 #[derive(Default)]
@@ -77,7 +79,7 @@ fn xml_response_as(status: u16, body: String, content_type: Option<String>) -> R
 /// Tells the session actor when the HTTP client of a held request goes
 /// away (hyper drops the request future).
 struct GoneGuard {
-    mailbox: Arc<registry::Mailbox>,
+    mailbox: Arc<Mailbox>,
     id: u64,
     armed: bool,
 }
@@ -204,7 +206,7 @@ async fn begin(
 
 /// A request handed to its session, waiting for the answer.
 struct Waiting {
-    rx: oneshot::Receiver<registry::Reply>,
+    rx: oneshot::Receiver<Reply>,
     guard: GoneGuard,
 }
 
@@ -305,8 +307,8 @@ async fn submit(
         },
         None => {
             let sid = registry::new_sid();
-            let mailbox = Arc::new(registry::Mailbox::default());
-            let rx = registry::Inbox(Arc::clone(&mailbox));
+            let mailbox = Arc::new(Mailbox::default());
+            let rx = Inbox(Arc::clone(&mailbox));
             let h = Handle { mailbox };
             match shared.bosh.registry.insert(
                 &sid,
@@ -344,9 +346,9 @@ async fn submit(
     });
     if let Err(why) = handle.mailbox.send(cmd, false) {
         let condition = match why {
-            registry::Refused::Closed => ucgate_proto::bosh::Condition::ItemNotFound,
+            Refused::Closed => ucgate_proto::bosh::Condition::ItemNotFound,
             // far more requests in flight than the session allows
-            registry::Refused::Full => {
+            Refused::Full => {
                 shared.metrics.error(rpath, "client", "overactive");
                 ucgate_proto::bosh::Condition::PolicyViolation
             }

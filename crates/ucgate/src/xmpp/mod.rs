@@ -3,3 +3,4 @@
 
 pub(crate) mod adapter;
 pub mod resolve;
+pub(crate) mod server;

@@ -1,0 +1,769 @@
+//! One BOSH session (XEP-0124 + XEP-0206) as a pure state machine driven by
+//! explicit time (`now`: a [`Duration`] since an arbitrary origin that
+//! never goes backwards).
+//!
+//! The glue creates a session from a parsed creation request
+//! ([`Session::create`]), then feeds it every later request of the same
+//! `sid` ([`Session::on_request`]), the server side's events (stream
+//! opened, elements, errors, close), lost HTTP requests and timer expiry.
+//! Each call returns the [`Action`]s to carry out, in order. The session
+//! never talks to the XMPP server itself: `ToServer` elements, `OpenStream`,
+//! `RestartStream` and `CloseStream` are for the glue's XMPP client
+//! connection ([`super::Bridge`] joins them to the RFC 7395 translator of
+//! `crate::xmpp_ws`).
+//!
+//! The state is grouped: `Terms` (what was agreed at creation),
+//! `Sequence` (the client's requests; `requests.rs`), `Stream` (the
+//! server's side); how a session ends is in `ending.rs`.
+//!
+//! See `docs/bosh.md` for every rule and the choices made where the
+//! specifications leave room.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use super::ridmap::RidMap;
+
+mod ending;
+mod requests;
+
+pub use ending::recipient_unavailable;
+use requests::is_sha1_hex;
+
+use super::body::{render_body, Request, Route, NS_CLIENT, NS_STREAMS};
+use super::condition::{
+    recoverable_error_body, render_terminate, terminate_body_legacy, Condition,
+};
+use super::sha1::sha1_hex;
+use crate::xml::tag::{escape, parse_start_tag};
+use crate::xml::Limits;
+
+/// The Content-Type of responses when the client gave no `content`.
+pub const DEFAULT_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// How long after sending a response the gateway waits before it believes
+/// a client whose `ack` does not cover that response has lost it, and
+/// answers with `report`/`time` (XEP-0124 §9.2 "e.g., if some time has
+/// passed since it responded"). Shorter would flag responses that are
+/// merely still in flight.
+pub const REPORT_AFTER: Duration = Duration::from_secs(1);
+
+/// Most responses kept for re-sending (§14.3). Responses leave the cache
+/// when the client acknowledges them (§9.2) or, oldest first, when there
+/// are more than this many or their bodies exceed `max_pending_bytes`
+/// together (the newest is always kept).
+pub const CACHE_MAX_RESPONSES: usize = 32;
+
+/// How many times one `rid` may be re-sent (XEP-0124 §14.3 allows a limit
+/// so that repeats cannot be used to poll faster than allowed); one more
+/// is `policy-violation`.
+pub const MAX_RESENDS_PER_RID: u32 = 4;
+
+/// Server-side limits of every session of a route (config `[bosh]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Longest `wait`: the client's value is lowered to this (whole seconds).
+    pub max_wait: Duration,
+    /// Largest `hold`: the client's value is lowered to this.
+    pub max_hold: u32,
+    /// Longest period with no request held before the session is
+    /// forgotten (`inactivity`, whole seconds; zero: never, not advised).
+    pub inactivity: Duration,
+    /// Shortest interval between empty requests (`polling`, whole
+    /// seconds; zero: not enforced).
+    pub polling: Duration,
+    /// Longest `pause` a client may ask for (`maxpause`, whole seconds;
+    /// zero: pausing is not offered).
+    pub max_pause: Duration,
+    /// Cap on `requests` (= hold + 1): `hold` is also lowered so that
+    /// hold + 1 ≤ max_requests. At least 1.
+    pub max_requests: u32,
+    /// Server data waiting for a request, per session, above which the
+    /// glue should stop reading the server ([`Session::accepts_server_data`]).
+    pub max_pending_bytes: usize,
+    /// XML limits of request bodies (`max_bytes` is the largest body).
+    pub xml: Limits,
+    /// Our BOSH version (1.11).
+    pub ver: (u32, u32),
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_wait: Duration::from_secs(60),
+            max_hold: 1,
+            inactivity: Duration::from_secs(60),
+            polling: Duration::from_secs(2),
+            max_pause: Duration::from_secs(120),
+            max_requests: 2,
+            max_pending_bytes: 1024 * 1024,
+            xml: Limits::default(),
+            ver: (1, 11),
+        }
+    }
+}
+
+/// Opaque id of one HTTP request, chosen by the glue (unique per request).
+pub type RequestId = u64;
+
+/// Why a session ended without an error condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client sent `type='terminate'` (XEP-0124 §13).
+    ClientTerminate,
+    /// No request for the inactivity period (§10): forgotten silently.
+    Inactivity,
+    /// The server closed its stream (`</stream:stream>`).
+    ServerClosed,
+}
+
+/// What the glue must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Answer this HTTP request now (Content-Type: [`Session::content_type`]).
+    Respond {
+        /// The request.
+        request: RequestId,
+        /// HTTP status (200 except legacy error codes, see `Condition`).
+        status: u16,
+        /// The `<body/>`.
+        body: String,
+    },
+    /// A namespace-complete element for the server, in order.
+    ToServer(Vec<u8>),
+    /// Open the (first) server stream; `to` is the domain to reach.
+    OpenStream {
+        /// The `to` of the creation request (as sent; trimmed).
+        to: String,
+        /// Its `xml:lang`.
+        lang: Option<String>,
+        /// Its `from` (the client's identity), for the stream header.
+        from: Option<String>,
+    },
+    /// XEP-0206 `xmpp:restart='true'`: open a new stream on the same
+    /// connection (after SASL success).
+    RestartStream,
+    /// Close the server stream gracefully, after the `ToServer` above.
+    CloseStream,
+    /// The session ended with this condition (after the `Respond`s above):
+    /// drop it; later requests for its `sid` get `item-not-found`.
+    Terminated(Condition),
+    /// The session ended without an error: drop it likewise.
+    Ended(EndReason),
+}
+
+/// A request received out of order, waiting for the lower `rid`s.
+#[derive(Debug, Clone)]
+struct Pending {
+    http: Option<RequestId>,
+    arrived: Duration,
+    since: Duration,
+    req: Request,
+    resends: u32,
+}
+
+/// A processed request waiting for its response.
+#[derive(Debug, Clone)]
+struct Held {
+    rid: u64,
+    /// `None`: the HTTP request went away; answered (into the cache only)
+    /// when its turn comes, never with payloads.
+    http: Option<RequestId>,
+    since: Duration,
+    /// Answer as soon as possible (pause).
+    immediate: bool,
+    /// The response must not carry payloads (the pause request, §10).
+    no_payload: bool,
+    key: Option<String>,
+    resends: u32,
+}
+
+/// A response kept for re-sending (§14.3).
+#[derive(Debug, Clone)]
+struct Cached {
+    body: String,
+    sent_at: Duration,
+    key: Option<String>,
+    resends: u32,
+    had_payload: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Prev {
+    rid: u64,
+    arrived: Duration,
+    empty: bool,
+}
+
+/// The server side ended before the client could be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Terminal {
+    Error(Condition),
+    Closed,
+}
+
+/// What was agreed at creation (times in whole seconds, as advertised).
+#[derive(Debug, Clone)]
+struct Terms {
+    wait: u64,
+    hold: u32,
+    requests: u32,
+    inactivity: u64,
+    polling: u64,
+    max_pause: u64,
+    ver: (u32, u32),
+    legacy: bool,
+    content: String,
+    to: String,
+    acks: bool,
+    polling_session: bool,
+    creation_rid: u64,
+    max_pending_bytes: usize,
+}
+
+/// The client's side: the `rid` sequence, held and buffered requests, the
+/// response cache, acknowledgements and reports, the key chain.
+#[derive(Debug, Clone)]
+struct Sequence {
+    next_rid: u64,
+    held: VecDeque<Held>,
+    buffered: RidMap<Pending>,
+    cache: RidMap<Cached>,
+    cache_bytes: usize,
+    last_responded: u64,
+    last_response_at: Duration,
+    client_ack: u64,
+    report: Option<u64>,
+    last_reported: u64,
+    prev: Option<Prev>,
+    pause_inactivity: Option<Duration>,
+    key: Option<String>,
+}
+
+/// The server's side: elements waiting for a request, client payloads
+/// held back until the stream is usable, how the stream ended.
+#[derive(Debug, Clone)]
+struct Stream {
+    queue: VecDeque<Vec<u8>>,
+    pending_bytes: usize,
+    backlog: Vec<Vec<u8>>,
+    awaiting_features: bool,
+    opened_once: bool,
+    pending_attrs: Vec<(&'static str, String)>,
+    server_gone: bool,
+    terminal: Option<Terminal>,
+}
+
+/// One BOSH session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    sid: String,
+    route: Option<Route>,
+    secure: bool,
+    ended: bool,
+    terms: Terms,
+    seq: Sequence,
+    stream: Stream,
+}
+
+/// `<stream:error/>` for a client asking for a pre-1.0 XMPP stream.
+fn unsupported_version() -> String {
+    format!("<stream:error xmlns:stream='{NS_STREAMS}'><unsupported-version xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
+}
+
+/// True for a `<stream:error/>` element (namespace declared on it, as the
+/// server side delivers namespace-complete elements).
+fn is_stream_error(el: &[u8]) -> bool {
+    let Ok(Some(tag)) = parse_start_tag(el) else {
+        return false;
+    };
+    if tag.local() != "error" {
+        return false;
+    }
+    let decl = match tag.prefix() {
+        Some(p) => tag.attr(&format!("xmlns:{p}")),
+        None => tag.attr("xmlns"),
+    };
+    decl == Some(NS_STREAMS)
+}
+
+impl Session {
+    /// Creates a session from its creation request (`req.sid` absent).
+    /// `sid` must be unpredictable and unique (the glue's job). The
+    /// `route` attribute is ignored (XEP-0124 §7.1 allows this for a
+    /// gateway serving a fixed list of domains). `Err` is the immediate
+    /// answer (status, terminate body) for a creation request that is
+    /// refused.
+    #[allow(clippy::result_large_err)]
+    pub fn create(
+        req: &Request,
+        sid: String,
+        limits: &SessionLimits,
+        request: RequestId,
+        now: Duration,
+    ) -> Result<(Session, Vec<Action>), (u16, String)> {
+        Self::create_inner(req, sid, limits, request, now, None)
+    }
+
+    /// [`create`](Self::create), honouring `route` when `allowed` says it
+    /// names an allowed backend: [`route`](Self::route) then returns it
+    /// (for the glue, when it carries out `Action::OpenStream`). A `route`
+    /// that does not parse is `bad-request`; one that `allowed` refuses is
+    /// `host-unknown`.
+    #[allow(clippy::result_large_err)]
+    pub fn create_with_route(
+        req: &Request,
+        sid: String,
+        limits: &SessionLimits,
+        request: RequestId,
+        now: Duration,
+        allowed: &dyn Fn(&Route) -> bool,
+    ) -> Result<(Session, Vec<Action>), (u16, String)> {
+        Self::create_inner(req, sid, limits, request, now, Some(allowed))
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn create_inner(
+        req: &Request,
+        sid: String,
+        limits: &SessionLimits,
+        request: RequestId,
+        now: Duration,
+        route_hook: Option<&dyn Fn(&Route) -> bool>,
+    ) -> Result<(Session, Vec<Action>), (u16, String)> {
+        let legacy = req.ver.is_none();
+        let refuse = |c: Condition| Err(terminate_body_legacy(&c, legacy));
+        if req.sid.is_some() || req.is_terminate() {
+            return refuse(Condition::BadRequest);
+        }
+        let to = req.to.as_deref().map(str::trim).unwrap_or_default();
+        if to.is_empty() {
+            return refuse(Condition::ImproperAddressing);
+        }
+        let route = match (route_hook, req.route.as_deref()) {
+            (Some(allowed), Some(r)) => {
+                let Some(route) = Route::parse(r) else {
+                    return refuse(Condition::BadRequest);
+                };
+                if !allowed(&route) {
+                    return refuse(Condition::HostUnknown);
+                }
+                Some(route)
+            }
+            _ => None,
+        };
+        if req.xmpp_version.is_some_and(|(major, _)| major < 1) {
+            return refuse(Condition::RemoteStreamError(Some(unsupported_version())));
+        }
+        let key = match &req.newkey {
+            Some(k) if is_sha1_hex(k) => Some(k.to_ascii_lowercase()),
+            Some(_) => return refuse(Condition::BadRequest),
+            None => None,
+        };
+        let max_wait = limits.max_wait.as_secs();
+        let wait = req.wait.unwrap_or(max_wait).min(max_wait);
+        let max_requests = limits.max_requests.max(1);
+        let hold = req
+            .hold
+            .unwrap_or(1)
+            .min(limits.max_hold)
+            .min(max_requests - 1);
+        let polling_session = hold == 0 || wait == 0;
+        let polling = limits.polling.as_secs();
+        let mut inactivity = limits.inactivity.as_secs();
+        if polling_session && inactivity > 0 {
+            // §12: a polling session gets a longer inactivity period, by
+            // more than `polling`.
+            inactivity += 2 * polling;
+        }
+        let ver = match req.ver {
+            Some(v) => v.min(limits.ver),
+            None => limits.ver,
+        };
+        let mut s = Session {
+            sid,
+            route,
+            secure: false,
+            ended: false,
+            terms: Terms {
+                max_pending_bytes: limits.max_pending_bytes,
+                wait,
+                hold,
+                requests: hold + 1,
+                inactivity,
+                polling,
+                max_pause: limits.max_pause.as_secs(),
+                ver,
+                legacy,
+                content: req
+                    .content
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+                to: to.to_string(),
+                acks: req.ack.is_some(),
+                polling_session,
+                creation_rid: req.rid,
+            },
+            seq: Sequence {
+                next_rid: req.rid + 1,
+                held: VecDeque::new(),
+                buffered: RidMap::new(),
+                cache: RidMap::new(),
+                cache_bytes: 0,
+                last_responded: req.rid - 1,
+                last_response_at: now,
+                client_ack: req.rid - 1,
+                report: None,
+                last_reported: 0,
+                prev: Some(Prev {
+                    rid: req.rid,
+                    arrived: now,
+                    empty: req.payload.is_empty(),
+                }),
+                pause_inactivity: None,
+                key,
+            },
+            stream: Stream {
+                queue: VecDeque::new(),
+                pending_bytes: 0,
+                backlog: req.payload.clone(),
+                awaiting_features: true,
+                opened_once: false,
+                pending_attrs: Vec::new(),
+                server_gone: false,
+                terminal: None,
+            },
+        };
+        let mut out = vec![Action::OpenStream {
+            to: s.terms.to.clone(),
+            lang: req.lang.clone(),
+            from: req.from.clone(),
+        }];
+        s.seq.held.push_back(Held {
+            rid: req.rid,
+            http: Some(request),
+            since: now,
+            immediate: false,
+            no_payload: false,
+            key: None,
+            resends: 0,
+        });
+        s.flush(now, &mut out);
+        Ok((s, out))
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The `route` of the creation request, if the glue's hook allowed it
+    /// ([`create_with_route`](Self::create_with_route)); `None` otherwise.
+    pub fn route(&self) -> Option<&Route> {
+        self.route.as_ref()
+    }
+
+    /// The Content-Type of every response (`content` of the creation
+    /// request, default `text/xml; charset=utf-8`).
+    pub fn content_type(&self) -> &str {
+        &self.terms.content
+    }
+
+    /// True if the client is legacy (no `ver` at creation): some
+    /// conditions use HTTP error codes (XEP-0124 §17.1).
+    pub fn is_legacy(&self) -> bool {
+        self.terms.legacy
+    }
+
+    /// The negotiated `wait` in seconds.
+    pub fn wait(&self) -> u64 {
+        self.terms.wait
+    }
+
+    /// The negotiated `hold`.
+    pub fn hold(&self) -> u32 {
+        self.terms.hold
+    }
+
+    /// The advertised `requests` (hold + 1).
+    pub fn requests(&self) -> u32 {
+        self.terms.requests
+    }
+
+    /// True once the session has ended (every input is then ignored).
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Server data (bytes) waiting for a request.
+    pub fn pending_bytes(&self) -> usize {
+        self.stream.pending_bytes
+    }
+
+    /// False while [`pending_bytes`](Self::pending_bytes) is at or above
+    /// `max_pending_bytes`: the glue stops reading the server until it is
+    /// true again (backpressure; nothing is dropped).
+    pub fn accepts_server_data(&self) -> bool {
+        self.stream.pending_bytes < self.terms.max_pending_bytes
+    }
+
+    /// Marks the session as created over an encrypted connection
+    /// (XEP-0124 §19.1): every later request must be encrypted too.
+    pub fn set_secure_transport(&mut self, secure: bool) {
+        self.secure = secure;
+    }
+
+    /// False if a request arriving over this kind of connection must not
+    /// be processed: the glue then simply closes the connection, without
+    /// answering and without terminating the session (§19.1).
+    pub fn transport_ok(&self, secure: bool) -> bool {
+        secure || !self.secure
+    }
+
+    /// A later request of this session (the glue found it by `sid`).
+    pub fn on_request(&mut self, req: Request, request: RequestId, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended || req.sid.as_deref() != Some(self.sid.as_str()) {
+            let (status, body) = terminate_body_legacy(&Condition::ItemNotFound, self.terms.legacy);
+            out.push(Action::Respond {
+                request,
+                status,
+                body,
+            });
+            return out;
+        }
+        if self.stream.terminal.is_some() {
+            self.deliver_terminal(Some(request), now, &mut out);
+            return out;
+        }
+        let rid = req.rid;
+        if rid < self.seq.next_rid {
+            self.resent_processed(req, request, now, &mut out);
+        } else if self.seq.buffered.contains_key(&rid) {
+            self.resent_buffered(req, request, now, &mut out);
+        } else {
+            self.new_request(req, request, now, &mut out);
+        }
+        if !self.ended {
+            self.flush(now, &mut out);
+        }
+        out
+    }
+
+    /// A request that could not be parsed but names this session
+    /// (`peek_sid`): answers it with `condition` (from
+    /// `BodyError::condition`) and ends the session.
+    pub fn on_bad_request(
+        &mut self,
+        request: RequestId,
+        condition: Condition,
+        now: Duration,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended {
+            let (status, body) = terminate_body_legacy(&Condition::ItemNotFound, self.terms.legacy);
+            out.push(Action::Respond {
+                request,
+                status,
+                body,
+            });
+            return out;
+        }
+        self.end_with(condition, Some(request), true, true, now, &mut out);
+        out
+    }
+
+    /// The server stream was opened (first time or after a restart):
+    /// `authid` is its `id`, `from` its `from`. Both are passed to the
+    /// client once, on the next response (`authid`, `from`; XEP-0124 §7.2,
+    /// XEP-0206 §4).
+    pub fn on_stream_open(
+        &mut self,
+        authid: String,
+        from: Option<String>,
+        now: Duration,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        if !self.stream.opened_once {
+            self.stream.opened_once = true;
+            if !authid.is_empty() {
+                self.stream.pending_attrs.push(("authid", authid));
+            }
+            if let Some(f) = from.filter(|f| !f.is_empty()) {
+                self.stream.pending_attrs.push(("from", f));
+            }
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    /// One element from the server (stanza, features, SASL …), already
+    /// namespace-complete. A `<stream:error/>` ends the session with
+    /// `remote-stream-error`.
+    pub fn on_server_element(&mut self, element: Vec<u8>, now: Duration) -> Vec<Action> {
+        self.on_server_elements(vec![element], now)
+    }
+
+    /// Several elements received together: they are batched into one
+    /// response when a request is held.
+    pub fn on_server_elements(&mut self, elements: Vec<Vec<u8>>, now: Duration) -> Vec<Action> {
+        self.server_elements(elements, true, now)
+    }
+
+    /// One element from the server known not to be a stream error (the
+    /// translator reports those apart): queued without being read.
+    pub fn on_server_stanza(&mut self, element: Vec<u8>, now: Duration) -> Vec<Action> {
+        self.server_elements(vec![element], false, now)
+    }
+
+    fn server_elements(
+        &mut self,
+        elements: Vec<Vec<u8>>,
+        check: bool,
+        now: Duration,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended || self.stream.server_gone {
+            return out;
+        }
+        for el in elements {
+            if check && is_stream_error(&el) {
+                let xml = String::from_utf8_lossy(&el).into_owned();
+                out.extend(self.on_server_error(Condition::RemoteStreamError(Some(xml)), now));
+                return out;
+            }
+            if self.stream.awaiting_features {
+                // The first element of a (re)started stream: the stream is
+                // usable; client payloads held back until now go out.
+                self.stream.awaiting_features = false;
+                out.extend(self.stream.backlog.drain(..).map(Action::ToServer));
+            }
+            self.stream.pending_bytes += el.len();
+            self.stream.queue.push_back(el);
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    /// The server side failed (`RemoteConnectionFailed`, `HostUnknown`,
+    /// `HostGone`, `RemoteStreamError(Some(xml))`, `SystemShutdown`, …).
+    /// Queued elements and the condition go to the oldest open request; if
+    /// none is open they wait for the next request (or inactivity).
+    pub fn on_server_error(&mut self, condition: Condition, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended || self.stream.server_gone {
+            return out;
+        }
+        self.stream.server_gone = true;
+        self.stream.terminal = Some(Terminal::Error(condition));
+        if self.has_open() {
+            self.deliver_terminal(None, now, &mut out);
+        }
+        out
+    }
+
+    /// The server closed its stream (`</stream:stream>`): queued elements
+    /// and `<body type='terminate'/>` go to the client like an error.
+    pub fn on_server_close(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended || self.stream.server_gone {
+            return out;
+        }
+        self.stream.server_gone = true;
+        self.stream.terminal = Some(Terminal::Closed);
+        if self.has_open() {
+            self.deliver_terminal(None, now, &mut out);
+        }
+        out
+    }
+
+    /// The HTTP client went away while its request was open. A held
+    /// request is answered into the response cache only (an empty body),
+    /// so that a re-sent copy gets it; a request waiting for a lower `rid`
+    /// keeps its place and payload.
+    pub fn on_request_gone(&mut self, request: RequestId, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        for h in self.seq.held.iter_mut() {
+            if h.http == Some(request) {
+                h.http = None;
+            }
+        }
+        for p in self.seq.buffered.values_mut() {
+            if p.http == Some(request) {
+                p.http = None;
+            }
+        }
+        self.flush(now, &mut out);
+        out
+    }
+
+    /// Timers: `wait` expiry (empty responses) and inactivity.
+    pub fn on_timeout(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        self.flush(now, &mut out);
+        if self.inactivity_deadline().is_some_and(|d| now >= d) {
+            match self.stream.terminal.take() {
+                Some(Terminal::Error(c)) => out.push(Action::Terminated(c)),
+                Some(Terminal::Closed) => out.push(Action::Ended(EndReason::ServerClosed)),
+                None => {
+                    if !self.stream.server_gone {
+                        self.bounce_queue(&mut out);
+                        out.push(Action::CloseStream);
+                    }
+                    out.push(Action::Ended(EndReason::Inactivity));
+                }
+            }
+            self.finish();
+        }
+        out
+    }
+
+    /// When to call [`on_timeout`](Self::on_timeout) next.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        if self.ended {
+            return None;
+        }
+        let wait = Duration::from_secs(self.terms.wait);
+        let held = self
+            .seq
+            .held
+            .iter()
+            .filter(|h| h.http.is_some())
+            .map(|h| h.since)
+            .chain(
+                self.seq
+                    .buffered
+                    .values()
+                    .filter(|p| p.http.is_some())
+                    .map(|p| p.since),
+            )
+            .min()
+            .map(|since| since + wait);
+        match (held, self.inactivity_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The gateway is shutting down: `system-shutdown` to every open
+    /// request, the server stream closed, the session ended.
+    pub fn on_shutdown(&mut self, now: Duration) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        self.end_with(Condition::SystemShutdown, None, false, true, now, &mut out);
+        out
+    }
+
+    // ---- internals ----
+}

@@ -1,0 +1,224 @@
+//! The server's side of the translator: its stream header, features
+//! (STARTTLS negotiated here, then filtered), stanzas qualified for the
+//! client, SASL success restarting the parser at the element boundary, its
+//! stream errors and the end of its stream.
+
+use super::element::{has_child, remove_children};
+use super::*;
+use crate::xml::splitter::Event;
+
+impl Translator {
+    /// Parses buffered server bytes as far as the current phase allows.
+    /// While waiting for the TLS handshake or for the client's restart
+    /// `<open/>`, bytes stay buffered: they belong to the next stream.
+    pub(super) fn pump(&mut self, out: &mut Vec<Output>) {
+        loop {
+            if matches!(
+                self.phase,
+                Phase::Closed | Phase::TlsHandshake | Phase::AwaitRestartOpen
+            ) {
+                break;
+            }
+            let ev = match self.splitter.next_event() {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => {
+                    self.server_xml_error(e, out);
+                    break;
+                }
+            };
+            self.server_event(ev, out);
+        }
+    }
+
+    pub(super) fn server_xml_error(&mut self, e: XmlError, out: &mut Vec<Output>) {
+        out.push(Output::Log("backend", e.condition(), e.to_string()));
+        let condition = match e {
+            XmlError::Limit(_) => "policy-violation",
+            _ => "undefined-condition",
+        };
+        self.fail(
+            condition,
+            Some("the XMPP server sent data the gateway cannot relay"),
+            1000,
+            out,
+        );
+    }
+
+    pub(super) fn server_event(&mut self, ev: Event, out: &mut Vec<Output>) {
+        match (self.phase, ev) {
+            (Phase::ServerHeader { tls_done }, Event::Header(h)) => {
+                if h.attr("version").is_none_or(|v| !v.starts_with("1.")) {
+                    self.fail(
+                        "unsupported-version",
+                        Some("the XMPP server does not speak XMPP 1.0"),
+                        1000,
+                        out,
+                    );
+                    return;
+                }
+                self.server_decls = h.ns_decls();
+                if tls_done {
+                    out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                        self.stream_open(Some(&h)),
+                    ))));
+                    self.client_opened = true;
+                    self.phase = Phase::Features { tls_done };
+                    // The features come next and go to the client after filtering.
+                } else {
+                    self.phase = Phase::Features { tls_done };
+                }
+            }
+            (_, Event::Header(_)) => {
+                self.fail(
+                    "undefined-condition",
+                    Some("unexpected stream header from the server"),
+                    1000,
+                    out,
+                );
+            }
+            (Phase::Features { tls_done }, Event::Element(el)) => {
+                let Ok(Some(tag)) = parse_start_tag(&el) else {
+                    self.fail("undefined-condition", None, 1000, out);
+                    return;
+                };
+                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
+                if ns == NS_STREAMS && tag.local() == "error" {
+                    self.relay_stream_error(&el, &tag, out);
+                    return;
+                }
+                if !(ns == NS_STREAMS && tag.local() == "features") {
+                    self.fail(
+                        "undefined-condition",
+                        Some("the XMPP server did not send stream features"),
+                        1000,
+                        out,
+                    );
+                    return;
+                }
+                if !tls_done {
+                    if !has_child(&el, &tag, NS_TLS, "starttls") {
+                        out.push(Output::Log(
+                            "backend",
+                            "no-starttls",
+                            "the server does not offer STARTTLS".into(),
+                        ));
+                        self.fail(
+                            "remote-connection-failed",
+                            Some("the XMPP server does not offer TLS"),
+                            1000,
+                            out,
+                        );
+                        return;
+                    }
+                    out.push(Output::ToServer(
+                        format!("<starttls xmlns='{NS_TLS}'/>").into_bytes(),
+                    ));
+                    self.phase = Phase::Proceed;
+                    return;
+                }
+                let (filtered, _) = remove_children(&el, &tag, &[NS_TLS, NS_COMPRESS_FEATURE]);
+                let qualified = qualify(&filtered, &tag, &self.server_decls);
+                out.push(Output::ToClient(ClientEvent::Element(
+                    String::from_utf8_lossy(&qualified).into_owned(),
+                )));
+                self.phase = Phase::Open;
+            }
+            (Phase::Proceed, Event::Element(el)) => {
+                let Ok(Some(tag)) = parse_start_tag(&el) else {
+                    self.fail("undefined-condition", None, 1000, out);
+                    return;
+                };
+                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
+                if ns == NS_TLS && tag.local() == "proceed" {
+                    if self.splitter.buffered() > 0 {
+                        // Bytes after <proceed/> before the TLS handshake: an
+                        // injection attempt (CVE-2011-0411 style). Refuse.
+                        out.push(Output::Log(
+                            "backend",
+                            "starttls-injection",
+                            "plaintext after <proceed/>".into(),
+                        ));
+                        self.fail("remote-connection-failed", None, 1000, out);
+                        return;
+                    }
+                    self.phase = Phase::TlsHandshake;
+                    out.push(Output::StartTls);
+                } else if ns == NS_STREAMS && tag.local() == "error" {
+                    self.relay_stream_error(&el, &tag, out);
+                } else {
+                    out.push(Output::Log(
+                        "backend",
+                        "starttls-failure",
+                        String::from_utf8_lossy(&el).into_owned(),
+                    ));
+                    self.fail(
+                        "remote-connection-failed",
+                        Some("the XMPP server refused STARTTLS"),
+                        1000,
+                        out,
+                    );
+                }
+            }
+            (Phase::Open | Phase::ClientClosing | Phase::AwaitRestartOpen, Event::Element(el)) => {
+                let Ok(Some(tag)) = parse_start_tag(&el) else {
+                    self.fail("undefined-condition", None, 1000, out);
+                    return;
+                };
+                let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
+                if ns == NS_STREAMS && tag.local() == "error" {
+                    self.relay_stream_error(&el, &tag, out);
+                    return;
+                }
+                let qualified = qualify(&el, &tag, &self.server_decls);
+                out.push(Output::ToClient(ClientEvent::Element(
+                    String::from_utf8_lossy(&qualified).into_owned(),
+                )));
+                if ns == NS_SASL && tag.local() == "success" {
+                    // RFC 6120 §6.4.6: both sides restart; the server's next
+                    // bytes are a new stream.
+                    self.splitter.restart();
+                    self.phase = Phase::AwaitRestartOpen;
+                }
+            }
+            (_, Event::End) => {
+                out.push(Output::ToClient(ClientEvent::Close));
+                out.push(Output::CloseClient(1000));
+                if self.phase != Phase::ClientClosing {
+                    out.push(Output::ToServer(b"</stream:stream>".to_vec()));
+                }
+                out.push(Output::CloseServer);
+                self.close();
+            }
+            (_, Event::Element(_)) => {
+                self.fail(
+                    "undefined-condition",
+                    Some("unexpected data from the XMPP server"),
+                    1000,
+                    out,
+                );
+            }
+        }
+    }
+
+    pub(super) fn relay_stream_error(&mut self, el: &[u8], tag: &StartTag, out: &mut Vec<Output>) {
+        if !self.client_opened {
+            out.push(Output::ToClient(ClientEvent::Open(Box::new(
+                self.stream_open(None),
+            ))));
+            self.client_opened = true;
+        }
+        let qualified = qualify(el, tag, &self.server_decls);
+        let text = String::from_utf8_lossy(&qualified).into_owned();
+        out.push(Output::Log("backend", "stream-error", text.clone()));
+        out.push(Output::ToClient(ClientEvent::Error(StreamError::Server(
+            text.clone(),
+        ))));
+        out.push(Output::ToClient(ClientEvent::Close));
+        out.push(Output::CloseClient(1000));
+        out.push(Output::ToServer(b"</stream:stream>".to_vec()));
+        out.push(Output::CloseServer);
+        self.phase = Phase::Closed;
+        self.end = Some(StreamEnd::ServerError(text));
+    }
+}

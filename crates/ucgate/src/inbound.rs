@@ -1,0 +1,122 @@
+//! Reading from a backend or an XMPP server in bursts, for the tunnel, the
+//! XMPP WebSocket adapter and the BOSH actor alike: the first read of a
+//! burst gets [`FIRST_READ`] bytes of room; a read that fills its room is
+//! followed by reads that do not wait, up to the caller's chunk; what was
+//! read is taken whole, and storage that grew past `FIRST_READ` is dropped,
+//! so an idle connection keeps at most `FIRST_READ` bytes (none at all
+//! where readiness is awaited before room is made: plain TCP to an XMPP
+//! server, see `xmpp::server`).
+
+use bytes::BytesMut;
+
+/// Room for the first read of a burst.
+pub(crate) const FIRST_READ: usize = 512;
+
+/// One connection's read buffer.
+#[derive(Default)]
+pub(crate) struct Inbound {
+    buf: BytesMut,
+}
+
+impl Inbound {
+    /// The buffer, for a read that makes its own room.
+    pub(crate) fn buf(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// The buffer with room for at least `first` more bytes (the first read
+    /// of a burst).
+    pub(crate) fn first(&mut self, first: usize) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < first {
+            self.buf.reserve(first);
+        }
+        &mut self.buf
+    }
+
+    /// After a read that filled the buffer, reads on while `read` finds
+    /// bytes already there (it must not wait: `None` when it would), up to
+    /// `max` bytes in the buffer. An end of stream or an error met here is
+    /// left for the next waiting read to report.
+    pub(crate) fn read_on(
+        &mut self,
+        max: usize,
+        mut read: impl FnMut(&mut BytesMut) -> Option<std::io::Result<usize>>,
+    ) {
+        while self.buf.len() == self.buf.capacity() && self.buf.len() < max {
+            self.buf.reserve(max - self.buf.len());
+            match read(&mut self.buf) {
+                Some(Ok(k)) if k > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// Bytes read so far.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes what was read; the storage is kept for the next burst only
+    /// while it is no larger than [`FIRST_READ`].
+    pub(crate) fn take(&mut self) -> BytesMut {
+        let data = self.buf.split();
+        if self.buf.capacity() > FIRST_READ {
+            self.buf = BytesMut::new();
+        }
+        data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that has `avail` bytes ready, then would block.
+    fn source(
+        avail: &mut usize,
+    ) -> impl FnMut(&mut BytesMut) -> Option<std::io::Result<usize>> + '_ {
+        move |b: &mut BytesMut| {
+            if *avail == 0 {
+                return None;
+            }
+            let n = (b.capacity() - b.len()).min(*avail);
+            b.extend(std::iter::repeat_n(b'x', n));
+            *avail -= n;
+            Some(Ok(n))
+        }
+    }
+
+    #[test]
+    fn a_burst_is_read_up_to_the_chunk_and_idle_storage_stays_small() {
+        let mut i = Inbound::default();
+        assert_eq!(i.buf().capacity(), 0, "nothing held before the first read");
+        let mut avail = 20_000;
+        let mut src = source(&mut avail);
+        src(i.first(FIRST_READ));
+        assert_eq!(i.len(), FIRST_READ);
+        i.read_on(8192, &mut src);
+        assert_eq!(i.len(), 8192, "read on without waiting, up to the chunk");
+        let data = i.take();
+        assert_eq!(data.len(), 8192);
+        assert_eq!(i.buf().capacity(), 0, "grown storage is dropped");
+        drop(data);
+        // a short read does not read on, and keeps the small buffer
+        let mut avail = 100;
+        let mut src = source(&mut avail);
+        src(i.first(FIRST_READ));
+        i.read_on(8192, &mut src);
+        assert_eq!(i.take().len(), 100);
+        assert!(i.buf().capacity() <= FIRST_READ);
+    }
+
+    #[test]
+    fn read_on_stops_at_the_end_of_what_is_there() {
+        let mut i = Inbound::default();
+        let mut avail = FIRST_READ + 300;
+        let mut src = source(&mut avail);
+        src(i.first(FIRST_READ));
+        i.read_on(8192, &mut src);
+        assert_eq!(i.take().len(), FIRST_READ + 300);
+    }
+}
