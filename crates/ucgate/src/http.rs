@@ -15,10 +15,17 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Policy};
 
-use crate::config::RouteKind;
 use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
 use crate::server::{BusyGuard, ConnState};
-use crate::{RouteRuntime, Shared};
+use crate::{RouteRuntime, Service, Shared, WsService};
+
+/// What the upgraded connection is handed to: the route's service, with
+/// the backend already dialed for a tunnel.
+enum Adapter {
+    Tunnel(crate::backend::BoxIo),
+    Xmpp(Arc<crate::xmpp::adapter::XmppRuntime>),
+    Sip(Arc<crate::sip::SipRuntime>),
+}
 
 /// The response body type.
 pub type Body = Full<Bytes>;
@@ -115,12 +122,15 @@ pub(crate) async fn handle(
     let route = &shared.routes[idx];
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
-    match route.config.kind {
-        RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket => {
-            Box::pin(websocket_route(&shared, &conn, route, peer, &mut req)).await
-        }
-        RouteKind::Bosh => {
+    match &route.service {
+        Service::Bosh => {
             Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
+        }
+        Service::WebSocket(service) => {
+            Box::pin(websocket_route(
+                &shared, &conn, route, service, peer, &mut req,
+            ))
+            .await
         }
     }
 }
@@ -171,6 +181,7 @@ async fn websocket_route(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     route: &Arc<RouteRuntime>,
+    service: &WsService,
     peer: SocketAddr,
     req: &mut Request<Incoming>,
 ) -> Response<Body> {
@@ -248,12 +259,11 @@ async fn websocket_route(
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
     // XMPP routes choose their server from the client's first message;
     // SIP routes reach their core through the route's SipRuntime.
-    let backend = match &route.connector {
-        None => None,
-        Some(connector) => match connector.connect().await {
+    let adapter = match service {
+        WsService::Tcp(connector) => match connector.connect().await {
             Ok((io, took)) => {
                 route.connect_seconds.observe(took.as_secs_f64());
-                Some(io)
+                Adapter::Tunnel(io)
             }
             Err(e) => {
                 let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
@@ -266,6 +276,8 @@ async fn websocket_route(
                 );
             }
         },
+        WsService::Xmpp(x) => Adapter::Xmpp(Arc::clone(x)),
+        WsService::Sip(rt) => Adapter::Sip(Arc::clone(rt)),
     };
     let on_upgrade = hyper::upgrade::on(&mut *req);
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -341,12 +353,19 @@ async fn websocket_route(
         // Each adapter's state machine is boxed on its own: inline, this
         // task would be as large as the largest of the three on every
         // connection (idle memory, docs/performance.md).
-        match backend {
-            Some(backend) => Box::pin(crate::tunnel::run(shared2, route2, ws, backend, peer)).await,
-            None if route2.sip.is_some() => {
-                Box::pin(crate::sip::adapter::run(shared2, route2, ws, peer, secure)).await
+        match adapter {
+            Adapter::Tunnel(backend) => {
+                Box::pin(crate::tunnel::run(shared2, route2, ws, backend, peer)).await
             }
-            None => Box::pin(crate::xmpp::adapter::run(shared2, route2, ws, peer)).await,
+            Adapter::Xmpp(x) => {
+                Box::pin(crate::xmpp::adapter::run(shared2, route2, x, ws, peer)).await
+            }
+            Adapter::Sip(rt) => {
+                Box::pin(crate::sip::adapter::run(
+                    shared2, route2, rt, ws, peer, secure,
+                ))
+                .await
+            }
         }
     });
     resp

@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+use config::RouteKind;
 pub use lifecycle::{Control, Phase};
 
 use backend::Connector;
@@ -103,15 +104,31 @@ async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {key} = {addr}"))
 }
 
+/// What serves a route: its [`config::RouteKind`] with the runtime pieces
+/// that kind needs, so each adapter gets exactly what it uses.
+pub(crate) enum Service {
+    /// `bosh`: HTTP requests; sessions live in [`Shared::bosh`].
+    Bosh,
+    /// The WebSocket kinds.
+    WebSocket(WsService),
+}
+
+/// What serves a WebSocket route.
+pub(crate) enum WsService {
+    /// `tcp`: the tunnel to the fixed backend.
+    Tcp(Connector),
+    /// `xmpp-websocket`: resolver and TLS settings for `[xmpp.domains]`.
+    Xmpp(Arc<xmpp::adapter::XmppRuntime>),
+    /// `sip-websocket`: the core link and flow table.
+    Sip(Arc<sip::SipRuntime>),
+}
+
 /// One route's runtime pieces, built once at start.
 pub(crate) struct RouteRuntime {
     pub(crate) config: config::RouteConfig,
-    /// `Some` for routes with a fixed backend (`tcp`).
-    pub(crate) connector: Option<Connector>,
+    pub(crate) service: Service,
     pub(crate) metrics: RouteMetrics,
     pub(crate) connect_seconds: Histogram,
-    /// `Some` for `sip-websocket` routes.
-    pub(crate) sip: Option<Arc<sip::SipRuntime>>,
 }
 
 /// State shared by every task.
@@ -131,7 +148,7 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
     /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
-    pub(crate) xmpp: Option<xmpp::adapter::XmppRuntime>,
+    pub(crate) xmpp: Option<Arc<xmpp::adapter::XmppRuntime>>,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
 }
@@ -171,12 +188,26 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
     // Stops the SIP runtimes' socket tasks at the very end.
     let sip_stop = CancellationToken::new();
+    // Built with the first XMPP route, shared by all of them.
+    let mut xmpp = None;
     let mut routes = Vec::new();
     for r in &config.routes {
-        let sip = match &r.core {
-            Some(_) => Some(
+        let service = match &r.kind {
+            RouteKind::Tcp(b) => Service::WebSocket(WsService::Tcp(
+                Connector::new(b, r.connect_timeout)
+                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
+            )),
+            RouteKind::XmppWebSocket => {
+                Service::WebSocket(WsService::Xmpp(xmpp_runtime(&mut xmpp, &config.xmpp)?))
+            }
+            RouteKind::Bosh => {
+                xmpp_runtime(&mut xmpp, &config.xmpp)?;
+                Service::Bosh
+            }
+            RouteKind::SipWebSocket(core) => Service::WebSocket(WsService::Sip(
                 sip::SipRuntime::start(
                     r,
+                    core,
                     &config.sip,
                     server_tls.clone(),
                     Arc::clone(&metrics),
@@ -184,15 +215,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
-            ),
-            None => None,
-        };
-        let connector = match &r.backend {
-            Some(b) => Some(
-                Connector::new(b, r.connect_timeout)
-                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
-            ),
-            None => None,
+            )),
         };
         let connect_seconds =
             metrics
@@ -202,20 +225,11 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 });
         routes.push(Arc::new(RouteRuntime {
             config: r.clone(),
-            connector,
+            service,
             metrics: metrics.route(&r.path),
             connect_seconds,
-            sip,
         }));
     }
-    let xmpp = if config.routes.iter().any(|r| r.kind.is_xmpp()) {
-        Some(
-            xmpp::adapter::XmppRuntime::new(&config.xmpp)
-                .map_err(|e| anyhow::anyhow!("XMPP: {e}"))?,
-        )
-    } else {
-        None
-    };
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
         xmpp,
@@ -302,6 +316,20 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let _ = admin_task.await;
     let _ = reload_task.await;
     Ok(())
+}
+
+/// The XMPP runtime in `slot`, built on first use.
+fn xmpp_runtime(
+    slot: &mut Option<Arc<xmpp::adapter::XmppRuntime>>,
+    cfg: &config::XmppConfig,
+) -> anyhow::Result<Arc<xmpp::adapter::XmppRuntime>> {
+    if let Some(x) = slot {
+        return Ok(Arc::clone(x));
+    }
+    let x =
+        Arc::new(xmpp::adapter::XmppRuntime::new(cfg).map_err(|e| anyhow::anyhow!("XMPP: {e}"))?);
+    *slot = Some(Arc::clone(&x));
+    Ok(x)
 }
 
 fn reload(shared: &Shared) {

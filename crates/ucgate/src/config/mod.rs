@@ -126,11 +126,14 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// What a route does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a route does, with what only that kind needs: the one place a
+/// route's kind is decided, carried unchanged into the runtime
+/// (`RouteRuntime::service`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteKind {
-    /// Generic WebSocket ⇄ TCP tunnel.
-    Tcp,
+    /// Generic WebSocket ⇄ TCP tunnel to a fixed backend (clients never
+    /// choose it).
+    Tcp(Backend),
     /// XMPP over WebSocket (RFC 7395) to XMPP servers over TCP, chosen by
     /// the `to` domain of the client's `<open/>` from `[xmpp.domains]`.
     XmppWebSocket,
@@ -138,30 +141,43 @@ pub enum RouteKind {
     /// of the session creation request from `[xmpp.domains]`.
     Bosh,
     /// SIP over WebSocket (RFC 7118) to the route's SIP `core`.
-    SipWebSocket,
+    SipWebSocket(SipCore),
 }
 
 impl RouteKind {
     /// True for the kinds that reach XMPP servers through `[xmpp.domains]`.
-    pub fn is_xmpp(self) -> bool {
+    pub fn is_xmpp(&self) -> bool {
         matches!(self, RouteKind::XmppWebSocket | RouteKind::Bosh)
     }
 
     /// True for the kinds served over WebSocket.
-    pub fn is_websocket(self) -> bool {
-        matches!(
-            self,
-            RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket
-        )
+    pub fn is_websocket(&self) -> bool {
+        !matches!(self, RouteKind::Bosh)
     }
 
     /// The name used in config and metrics.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
-            RouteKind::Tcp => "tcp",
+            RouteKind::Tcp(_) => "tcp",
             RouteKind::XmppWebSocket => "xmpp-websocket",
             RouteKind::Bosh => "bosh",
-            RouteKind::SipWebSocket => "sip-websocket",
+            RouteKind::SipWebSocket(_) => "sip-websocket",
+        }
+    }
+
+    /// The backend of a `tcp` route.
+    pub fn backend(&self) -> Option<&Backend> {
+        match self {
+            RouteKind::Tcp(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The core of a `sip-websocket` route.
+    pub fn core(&self) -> Option<&SipCore> {
+        match self {
+            RouteKind::SipWebSocket(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -191,14 +207,8 @@ pub struct BackendTls {
 pub struct RouteConfig {
     /// Exact request path.
     pub path: String,
-    /// The service behind it.
+    /// The service behind it, with its backend or core.
     pub kind: RouteKind,
-    /// The backend (fixed: clients never choose it). `Some` for `tcp`
-    /// routes; `None` for `xmpp-websocket`, whose servers come from
-    /// [`Config::xmpp`].
-    pub backend: Option<Backend>,
-    /// The SIP core (`Some` exactly for `sip-websocket` routes).
-    pub core: Option<SipCore>,
     /// Browser origins allowed to open WebSockets.
     pub origins: OriginPolicy,
     /// Subprotocols accepted.
@@ -610,8 +620,23 @@ fn parse_host_port(rest: &str, expected: &str) -> Result<(String, u16), String> 
 type RouteRead = (
     Option<RouteConfig>,
     Option<reader::At<String>>,
-    Option<reader::At<RouteKind>>,
+    Option<reader::At<KindName>>,
 );
+
+/// The `kind` key as written, before the route's other keys are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KindName {
+    Tcp,
+    XmppWebSocket,
+    Bosh,
+    SipWebSocket,
+}
+
+impl KindName {
+    fn is_xmpp(self) -> bool {
+        matches!(self, KindName::XmppWebSocket | KindName::Bosh)
+    }
+}
 
 fn read_route(
     ctx: &mut Ctx<'_>,
@@ -636,10 +661,10 @@ fn read_route(
     let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"";
     let kind = match t.string(ctx, "kind", kinds) {
         Some(k) => match k.value.as_str() {
-            "tcp" => Some(RouteKind::Tcp),
-            "xmpp-websocket" => Some(RouteKind::XmppWebSocket),
-            "bosh" => Some(RouteKind::Bosh),
-            "sip-websocket" => Some(RouteKind::SipWebSocket),
+            "tcp" => Some(KindName::Tcp),
+            "xmpp-websocket" => Some(KindName::XmppWebSocket),
+            "bosh" => Some(KindName::Bosh),
+            "sip-websocket" => Some(KindName::SipWebSocket),
             other => {
                 ctx.error(
                     k.span.clone(),
@@ -663,9 +688,9 @@ fn read_route(
             None
         }
     };
-    let xmpp_route = matches!(&kind, Some(k) if k.value == RouteKind::XmppWebSocket);
-    let bosh_route = matches!(&kind, Some(k) if k.value == RouteKind::Bosh);
-    let sip_route = matches!(&kind, Some(k) if k.value == RouteKind::SipWebSocket);
+    let xmpp_route = matches!(&kind, Some(k) if k.value == KindName::XmppWebSocket);
+    let bosh_route = matches!(&kind, Some(k) if k.value == KindName::Bosh);
+    let sip_route = matches!(&kind, Some(k) if k.value == KindName::SipWebSocket);
     let core = match t.string(ctx, "core", "\"sip:host:port;transport=udp|tcp|tls\"") {
         Some(c) if sip_route => match sip::parse_core(&c.value) {
             Ok(core) => Some(Some(core)),
@@ -875,9 +900,13 @@ fn read_route(
     let route = (|| {
         Some(RouteConfig {
             path: path.as_ref()?.value.clone(),
-            kind: kind.as_ref()?.value,
-            backend: backend?,
-            core: core?,
+            kind: match (kind.as_ref()?.value, backend?, core?) {
+                (KindName::Tcp, Some(b), None) => RouteKind::Tcp(b),
+                (KindName::XmppWebSocket, None, None) => RouteKind::XmppWebSocket,
+                (KindName::Bosh, None, None) => RouteKind::Bosh,
+                (KindName::SipWebSocket, None, Some(c)) => RouteKind::SipWebSocket(c),
+                _ => return None,
+            },
             origins: origins?,
             subprotocols,
             require_subprotocol,
@@ -1118,16 +1147,14 @@ mod tests {
         assert!(c.server.listen.ip().is_loopback());
         let loopback = |h: &str| h == "127.0.0.1" || h == "::1" || h == "localhost";
         for r in &c.routes {
-            match r.kind {
-                RouteKind::Tcp => assert!(loopback(&r.backend.as_ref().unwrap().host)),
-                RouteKind::XmppWebSocket | RouteKind::Bosh => assert!(r.backend.is_none()),
-                RouteKind::SipWebSocket => {
-                    assert!(loopback(&r.core.as_ref().unwrap().host))
-                }
+            match &r.kind {
+                RouteKind::Tcp(b) => assert!(loopback(&b.host)),
+                RouteKind::XmppWebSocket | RouteKind::Bosh => assert!(r.kind.backend().is_none()),
+                RouteKind::SipWebSocket(core) => assert!(loopback(&core.host)),
             }
             assert_eq!(r.origins, OriginPolicy::SameOrigin);
         }
-        assert!(c.routes.iter().any(|r| r.kind == RouteKind::Tcp));
+        assert!(c.routes.iter().any(|r| matches!(r.kind, RouteKind::Tcp(_))));
         assert!(c.routes.iter().any(|r| r.kind == RouteKind::XmppWebSocket));
         assert!(!c.xmpp.domains.is_empty());
         for d in c.xmpp.domains.values() {
@@ -1174,7 +1201,7 @@ mod tests {
         let r = &c.routes[0];
         assert_eq!(r.kind, RouteKind::XmppWebSocket);
         assert_eq!(r.kind.as_str(), "xmpp-websocket");
-        assert_eq!(r.backend, None);
+        assert_eq!(r.kind.backend(), None);
         assert_eq!(r.subprotocols, ["xmpp"]);
         assert!(r.require_subprotocol);
         assert_eq!(r.max_message_size, 256 * 1024);
@@ -1378,6 +1405,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn route_kind_carries_what_the_kind_needs() {
+        let c = parse("[[route]]\npath = \"/a\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:7000\"\n");
+        assert_eq!(
+            c.routes[0].kind,
+            RouteKind::Tcp(Backend {
+                host: "127.0.0.1".into(),
+                port: 7000,
+                tls: None,
+            })
+        );
+        assert_eq!(c.routes[0].kind.as_str(), "tcp");
+        assert!(c.routes[0].kind.core().is_none());
+    }
+
     const SIP_ROUTE: &str =
         "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5070;transport=udp\"\n";
     const SIP_KEY: &str = "[sip]\nflow_token_key = \"0123456789abcdef\"\n";
@@ -1386,12 +1428,12 @@ mod tests {
     fn sip_route() {
         let c = parse(&format!("{SIP_ROUTE}{SIP_KEY}"));
         let r = &c.routes[0];
-        assert_eq!(r.kind, RouteKind::SipWebSocket);
+        assert!(matches!(r.kind, RouteKind::SipWebSocket(_)));
         assert_eq!(r.kind.as_str(), "sip-websocket");
-        assert!(r.kind.is_websocket() && r.backend.is_none());
+        assert!(r.kind.is_websocket() && r.kind.backend().is_none());
         assert_eq!(
-            r.core,
-            Some(SipCore {
+            r.kind.core(),
+            Some(&SipCore {
                 host: "127.0.0.1".into(),
                 port: 5070,
                 transport: SipTransport::Udp,

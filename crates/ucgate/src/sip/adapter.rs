@@ -49,6 +49,7 @@ enum Next {
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
+    rt: Arc<SipRuntime>,
     ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
     secure: bool,
@@ -60,14 +61,7 @@ pub(crate) async fn run<S>(
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
     let ws = WsConn::new(ws, &shared, &route);
-    let Some(rt) = route.sip.as_ref() else {
-        ws.send_close(Close {
-            code: 1011,
-            reason: "SIP is not configured",
-        })
-        .await;
-        return;
-    };
+    let rt = &*rt;
     let (flow_id, mut rx) = rt.open_flow();
     let _flow = FlowGuard(rt, flow_id);
     let transport = if secure {

@@ -142,6 +142,7 @@ impl SipRuntime {
     /// tasks reading them; they end when `stop` is cancelled.
     pub(crate) async fn start(
         r: &RouteConfig,
+        core: &SipCore,
         sip: &SipConfig,
         server_tls: Option<Arc<rustls::ServerConfig>>,
         metrics: Arc<Metrics>,
@@ -150,10 +151,6 @@ impl SipRuntime {
         let route = r.path.as_str();
         let max_message = r.max_message_size;
         let connect_timeout = r.connect_timeout;
-        let core: &SipCore = r
-            .core
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("not a `sip-websocket` route"))?;
         let (core_transport, dial, acceptor) = match core.transport {
             SipTransport::Udp => (CoreTransport::Udp, Dial::Tcp, None),
             SipTransport::Tcp => (CoreTransport::Tcp, Dial::Tcp, None),

@@ -193,6 +193,7 @@ pub(crate) const FIRST_READ: usize = 512;
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
+    x: Arc<XmppRuntime>,
     ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
 ) where
@@ -203,14 +204,7 @@ pub(crate) async fn run<S>(
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
     let ws = WsConn::new(ws, &shared, &route);
-    let Some(x) = shared.xmpp.as_ref() else {
-        ws.send_close(Close {
-            code: 1011,
-            reason: "XMPP is not configured",
-        })
-        .await;
-        return;
-    };
+    let x = &*x;
     let xc = &shared.config.xmpp;
     let limits = Limits {
         max_bytes: xc.max_stanza_size,
