@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
-use ucgate_proto::sip::message;
+use ucgate_proto::sip::gate::{self, ClientGate, GateLimits, Inbound, KEEPALIVE_PONG};
 use ucgate_proto::tunnel::CloseCause;
 
 use super::SipRuntime;
@@ -70,11 +70,13 @@ pub(crate) async fn run<S>(
         WsTransport::Ws
     };
     let peer_ip = peer.ip().to_string();
-    let mut garbage = 0u32;
+    let mut gate = ClientGate::new(GateLimits {
+        max_messages_per_second: rt.sip.max_messages_per_second,
+        max_garbage: rt.sip.max_garbage,
+    });
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
-    let mut window_start = Instant::now();
-    let mut window_count = 0u32;
+    let opened = Instant::now();
     let mut end_label: &'static str = "client_gone";
     let mut close: Option<Close> = None;
 
@@ -111,27 +113,9 @@ pub(crate) async fn run<S>(
                     }
                     Recv::Gone => break,
                 };
-                // Per-connection rate limit (one-second windows).
-                if window_start.elapsed() >= Duration::from_secs(1) {
-                    window_start = Instant::now();
-                    window_count = 0;
-                }
-                window_count += 1;
-                let next = if window_count > rt.sip.max_messages_per_second {
-                    shared.metrics.error(rpath, "client", "sip_rate_limit");
-                    let limits = rt.limits;
-                    if let Ok(msg) = message::parse(&data, &limits) {
-                        if msg.is_request() && msg.method() != Some("ACK") {
-                            let tag = format!("ucgate-rl{flow_id}");
-                            let r = message::make_response(&msg, 503, "Service Unavailable", &tag, &[("Retry-After", "5")]);
-                            let _ = ws.send(ws_message(r)).await;
-                        }
-                    }
-                    Next::Close(1008, "too many messages", "rate_limit")
-                } else {
-                    let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
-                    on_client_message(rt, &data, &ctx, &mut client_state, &mut garbage, &ws).await
-                };
+                let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
+                let inbound = gate.on_message(opened.elapsed(), &data, &rt.limits, rt.key(), flow_id);
+                let next = on_client_message(rt, inbound, &ctx, &mut client_state, &ws).await;
                 if let Next::Close(code, reason, label) = next {
                     end_label = label;
                     close = Some(Close { code, reason });
@@ -171,43 +155,43 @@ pub(crate) async fn run<S>(
 
 async fn on_client_message<S>(
     rt: &SipRuntime,
-    data: &[u8],
+    inbound: Inbound<'_>,
     ctx: &FlowCtx<'_>,
     state: &mut ClientState,
-    garbage: &mut u32,
     ws: &WsConn<'_, S>,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // RFC 5626 §4.4.1 keep-alive over WebSocket (JsSIP, SIP.js).
-    if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
-        if data == b"\r\n\r\n" && ws.send(Message::Text("\r\n".into())).await.is_err() {
-            return Next::Close(1000, "", "client_gone");
-        }
-        return Next::Continue;
-    }
-    let msg = match message::parse(data, &rt.limits) {
-        Ok(m) => m,
-        Err(e) => {
-            match edge::parse_error_response(data, &rt.limits, &e, rt.key()) {
-                Some(r) => {
-                    *garbage = 0;
-                    rt.count("client", "sip_bad_request");
-                    let _ = ws.send(ws_message(r)).await;
-                }
-                None => {
-                    *garbage += 1;
-                    rt.count("client", "sip_garbage");
-                    if *garbage >= rt.sip.max_garbage {
-                        return Next::Close(1008, "unparseable SIP messages", "garbage");
-                    }
-                }
+    let msg = match inbound {
+        Inbound::Route(msg) => msg,
+        Inbound::Keepalive { pong } => {
+            if pong && ws.send(Message::Text(KEEPALIVE_PONG.into())).await.is_err() {
+                return Next::Close(1000, "", "client_gone");
             }
             return Next::Continue;
         }
+        Inbound::Answer { response, error } => {
+            rt.count("client", error);
+            let _ = ws.send(ws_message(response)).await;
+            return Next::Continue;
+        }
+        Inbound::Ignore { error } => {
+            rt.count("client", error);
+            return Next::Continue;
+        }
+        Inbound::End {
+            response,
+            error,
+            close,
+        } => {
+            rt.count("client", error);
+            if let Some(r) = response {
+                let _ = ws.send(ws_message(r)).await;
+            }
+            return Next::Close(close.code, close.reason, close.end);
+        }
     };
-    *garbage = 0;
     if msg.is_request() {
         rt.sm.client_requests.inc();
     } else {
@@ -215,26 +199,16 @@ where
     }
     match edge::route_client(&msg, &rt.edge(), ctx, state) {
         ClientAction::ToCore { bytes, transport } if msg.is_request() => {
-            // If the core cannot be reached, say so (503) rather than let
-            // the client's transaction time out. ACKs get no answer.
-            let wants_answer = msg.method() != Some("ACK");
-            let make_503 = || {
-                let tag = format!("ucgate-core{}", ctx.flow_id);
-                message::make_response(
-                    &msg,
-                    503,
-                    "Service Unavailable",
-                    &tag,
-                    &[("Retry-After", "5")],
-                )
-            };
             // Over TCP/TLS the message may wait for a connection attempt:
             // the answer travels with it in case the attempt fails.
-            let notice = (wants_answer
-                && matches!(transport, CoreTransport::Tcp | CoreTransport::Tls))
-            .then(|| (ctx.flow_id, make_503()));
-            if rt.to_core(bytes, transport, notice).await.is_err() && wants_answer {
-                let _ = ws.send(ws_message(make_503())).await;
+            let notice = matches!(transport, CoreTransport::Tcp | CoreTransport::Tls)
+                .then(|| gate::core_unreachable_response(&msg, ctx.flow_id))
+                .flatten()
+                .map(|r| (ctx.flow_id, r));
+            if rt.to_core(bytes, transport, notice).await.is_err() {
+                if let Some(r) = gate::core_unreachable_response(&msg, ctx.flow_id) {
+                    let _ = ws.send(ws_message(r)).await;
+                }
             }
         }
         ClientAction::ToCore { bytes, transport } => {
