@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use ucgate_proto::side::Side;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
@@ -267,7 +268,7 @@ async fn websocket_route(
             }
             Err(e) => {
                 let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
-                shared.metrics.error(rpath, "backend", e.kind());
+                shared.metrics.error(rpath, Side::Backend, e.kind());
                 shared.metrics.response(rpath, status);
                 tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
                 return text(
@@ -335,7 +336,7 @@ async fn websocket_route(
             Err(e) => {
                 shared2
                     .metrics
-                    .error(&route2.config.path, "client", "upgrade");
+                    .error(&route2.config.path, Side::Client, "upgrade");
                 tracing::debug!(%peer, error = %e, "upgrade did not complete");
                 return;
             }

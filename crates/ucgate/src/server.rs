@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use ucgate_proto::side::Side;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -147,7 +148,9 @@ pub(crate) async fn accept_loop(
         let permit = match shared.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                shared.metrics.error("none", "gateway", "connection_limit");
+                shared
+                    .metrics
+                    .error("none", Side::Gateway, "connection_limit");
                 tracing::warn!(
                     limit = shared.config.server.max_connections,
                     "connection limit reached; waiting for a free slot"
@@ -170,7 +173,7 @@ pub(crate) async fn accept_loop(
         let Some(ip_slot) = shared.per_ip.acquire(peer.ip()) else {
             shared
                 .metrics
-                .error("none", "client", "max_connections_per_ip");
+                .error("none", Side::Client, "max_connections_per_ip");
             tracing::debug!(%peer, limit = shared.config.server.max_connections_per_ip, "connection refused: too many from this address");
             drop(stream);
             continue;
@@ -237,14 +240,14 @@ async fn serve_tls(
     let tls = match hs {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            shared.metrics.error("none", "client", "tls_handshake");
+            shared.metrics.error("none", Side::Client, "tls_handshake");
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
             shared
                 .metrics
-                .error("none", "client", "tls_handshake_timeout");
+                .error("none", Side::Client, "tls_handshake_timeout");
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }

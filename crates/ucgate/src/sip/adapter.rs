@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use ucgate_proto::side::Side;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,7 +16,7 @@ use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::gate::{self, ClientGate, GateLimits, Inbound, KEEPALIVE_PONG};
-use ucgate_proto::tunnel::CloseCause;
+use ucgate_proto::tunnel::{CloseCause, EndReason};
 
 use super::SipRuntime;
 use crate::metrics::GaugeGuard;
@@ -42,7 +43,7 @@ impl Drop for FlowGuard<'_> {
 /// What to do after a client message.
 enum Next {
     Continue,
-    Close(u16, &'static str, &'static str),
+    Close(u16, &'static str, EndReason),
 }
 
 /// Runs one SIP WebSocket connection to its end.
@@ -77,14 +78,14 @@ pub(crate) async fn run<S>(
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
     let opened = Instant::now();
-    let mut end_label: &'static str = "client_gone";
+    let mut end = EndReason::ClientGone;
     let mut close: Option<Close> = None;
 
     loop {
         let deadline = ws.keepalive_deadline();
         tokio::select! {
             _ = shared.conn_cancel.cancelled() => {
-                end_label = "shutdown";
+                end = CloseCause::Shutdown.into();
                 close = Some(CloseCause::Shutdown.into());
                 break;
             }
@@ -101,7 +102,7 @@ pub(crate) async fn run<S>(
                     Recv::Text(t) => t.as_str().as_bytes().to_vec(),
                     Recv::Binary(b) => b.to_vec(),
                     Recv::Closed => {
-                        end_label = "client_closed";
+                        end = EndReason::ClientClosed;
                         // tungstenite answers the close; flush it
                         ws.finish_close().await;
                         break;
@@ -116,8 +117,8 @@ pub(crate) async fn run<S>(
                 let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
                 let inbound = gate.on_message(opened.elapsed(), &data, &rt.limits, rt.key(), flow_id);
                 let next = on_client_message(rt, inbound, &ctx, &mut client_state, &ws).await;
-                if let Next::Close(code, reason, label) = next {
-                    end_label = label;
+                if let Next::Close(code, reason, end_reason) = next {
+                    end = end_reason;
                     close = Some(Close { code, reason });
                     break;
                 }
@@ -130,13 +131,13 @@ pub(crate) async fn run<S>(
             } => {
                 match ws.keepalive_due().await {
                     Some(CloseCause::Idle) => {
-                        end_label = "idle";
+                        end = CloseCause::Idle.into();
                         close = Some(Close { code: 1000, reason: "idle" });
                         break;
                     }
                     Some(_) => {
                         // no close frame: the client does not answer
-                        end_label = "dead_peer";
+                        end = CloseCause::DeadPeer.into();
                         break;
                     }
                     None => {}
@@ -149,7 +150,7 @@ pub(crate) async fn run<S>(
         // wait briefly for the client's close reply
         ws.finish_close().await;
     }
-    let end = ws.finish(end_label);
+    let end = ws.finish(end);
     tracing::info!(route = rpath, %peer, flow = flow_id, end, secs = ws.age().as_secs_f64(), "SIP WebSocket closed");
 }
 
@@ -167,17 +168,17 @@ where
         Inbound::Route(msg) => msg,
         Inbound::Keepalive { pong } => {
             if pong && ws.send(Message::Text(KEEPALIVE_PONG.into())).await.is_err() {
-                return Next::Close(1000, "", "client_gone");
+                return Next::Close(1000, "", EndReason::ClientGone);
             }
             return Next::Continue;
         }
         Inbound::Answer { response, error } => {
-            rt.count("client", error);
+            rt.count(Side::Client, error);
             let _ = ws.send(ws_message(response)).await;
             return Next::Continue;
         }
         Inbound::Ignore { error } => {
-            rt.count("client", error);
+            rt.count(Side::Client, error);
             return Next::Continue;
         }
         Inbound::End {
@@ -185,11 +186,11 @@ where
             error,
             close,
         } => {
-            rt.count("client", error);
+            rt.count(Side::Client, error);
             if let Some(r) = response {
                 let _ = ws.send(ws_message(r)).await;
             }
-            return Next::Close(close.code, close.reason, close.end);
+            return Next::Close(close.code, close.reason, EndReason::Route(close.end));
         }
     };
     if msg.is_request() {
@@ -229,7 +230,7 @@ where
                         let _ = ws.send(ws_message(r)).await;
                     }
                 } else {
-                    rt.count("client", "sip_dropped");
+                    rt.count(Side::Client, "sip_dropped");
                 }
             }
         }
@@ -237,7 +238,7 @@ where
             let _ = ws.send(ws_message(r)).await;
         }
         ClientAction::Drop(reason) => {
-            rt.count("client", "sip_dropped");
+            rt.count(Side::Client, "sip_dropped");
             tracing::debug!(route = %rt.route, reason, "SIP message from a client dropped");
         }
     }

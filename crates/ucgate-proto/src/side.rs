@@ -1,0 +1,56 @@
+//! Which side a fault is attributed to: the `side` label of
+//! `ucgate_errors_total`, named here once for every route.
+
+/// The side at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The browser or client: bad input, limits, a broken handshake.
+    Client,
+    /// What the gateway reaches: a `tcp` backend, an XMPP server, a SIP
+    /// core.
+    Backend,
+    /// The gateway itself: its own limits, shutdown, internal faults.
+    Gateway,
+}
+
+impl Side {
+    /// Every side, in label order.
+    pub const ALL: [Side; 3] = [Side::Client, Side::Backend, Side::Gateway];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+            Side::Gateway => "gateway",
+        }
+    }
+}
+
+/// For call sites that still name the side as a string (the XMPP
+/// translator's `Output::Log`, the BOSH glue), until they carry a [`Side`]:
+/// `"client"` and `"backend"` are theirs; anything else is the gateway's.
+impl From<&str> for Side {
+    fn from(s: &str) -> Side {
+        match s {
+            "client" => Side::Client,
+            "backend" => Side::Backend,
+            _ => Side::Gateway,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_documented_values_and_strings_map_back() {
+        let labels: Vec<&str> = Side::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(labels, ["client", "backend", "gateway"]);
+        for s in Side::ALL {
+            assert_eq!(Side::from(s.label()), s);
+        }
+        assert_eq!(Side::from("server"), Side::Gateway);
+    }
+}
