@@ -526,8 +526,7 @@ mod tests {
         let line = |side: &str| {
             out.lines()
                 .find(|l| {
-                    l.starts_with("ucgate_errors_total{")
-                        && l.contains(&format!("side=\"{side}\""))
+                    l.starts_with("ucgate_errors_total{") && l.contains(&format!("side=\"{side}\""))
                 })
                 .map(str::to_string)
         };
