@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use ucgate_proto::side::Side;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
@@ -14,11 +13,14 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::side::Side;
 use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Policy};
 
+use crate::conn::{BusyGuard, ConnState};
 use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
-use crate::server::{BusyGuard, ConnState};
-use crate::{RouteRuntime, Service, Shared, WsService};
+// Until the BOSH glue names crate::response itself.
+pub(crate) use crate::response::{body_timeout_response, read_body, text, Body, BodyError};
+use crate::{RouteRuntime, Shared, WsService};
 
 /// What the upgraded connection is handed to: the route's service, with
 /// the backend already dialed for a tunnel.
@@ -28,157 +30,11 @@ enum Adapter {
     Sip(Arc<crate::sip::SipRuntime>),
 }
 
-/// The response body type.
-pub type Body = Full<Bytes>;
-
-pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
-    let mut msg = msg.into();
-    msg.push('\n');
-    let mut r = Response::new(Full::new(Bytes::from(msg)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// Why a request body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// Longer than the caller's limit.
-    TooLarge,
-    /// Not complete within `server.body_read_timeout`.
-    TimedOut,
-    /// The connection failed or the body was malformed.
-    Failed,
-}
-
-/// Reads a whole request body, at most `limit` bytes, within the server's
-/// `body_read_timeout` (counted from now, which is the end of the request
-/// head for a handler that reads the body first). Every request body the
-/// gateway reads goes through here, so that no body can hold a connection
-/// (and its permit) by trickling in.
-pub(crate) async fn read_body(
-    shared: &Shared,
-    body: Incoming,
-    limit: usize,
-) -> Result<Bytes, BodyError> {
-    use http_body_util::{BodyExt, Limited};
-    let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(shared.config.server.body_read_timeout, read).await {
-        Err(_) => Err(BodyError::TimedOut),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge)
-        }
-        Ok(Err(_)) => Err(BodyError::Failed),
-    }
-}
-
-/// 408 for a body that did not arrive in time; HTTP/1.1 closes the
-/// connection after it (the rest of the body may still be on its way).
-pub(crate) fn body_timeout_response(version: Version) -> Response<Body> {
-    let mut r = text(
-        StatusCode::REQUEST_TIMEOUT,
-        "the request body did not arrive within server.body_read_timeout",
-    );
-    if version < Version::HTTP_2 {
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    r
-}
-
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handles one request on the public listener.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
-    peer: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
-    let _busy = BusyGuard::new(&conn);
-    let path = req.uri().path().to_string();
-    if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
-        if let Some(r) = host_meta(&shared, &req, path.ends_with(".json")) {
-            return r;
-        }
-    }
-    let Some(idx) = shared.config.route_table.lookup(&path) else {
-        shared.metrics.response("unmatched", 404);
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("no route for `{path}` on this gateway"),
-        );
-    };
-    let route = &shared.routes[idx];
-    // Boxed: hyper keeps room for this future on every connection, so it
-    // stays small and each kind of request pays only for its own state.
-    match &route.service {
-        Service::Bosh => {
-            Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
-        }
-        Service::WebSocket(service) => {
-            Box::pin(websocket_route(
-                &shared, &conn, route, service, peer, &mut req,
-            ))
-            .await
-        }
-    }
-}
-
-/// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as
-/// XRD or JRD, readable from any origin. `None` (→ normal routing, so 404)
-/// when no URL is configured.
-fn host_meta(shared: &Shared, req: &Request<Incoming>, json: bool) -> Option<Response<Body>> {
-    let x = &shared.config.xmpp;
-    if x.websocket_url.is_none() && x.bosh_url.is_none() {
-        return None;
-    }
-    let label = "host-meta";
-    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
-        shared.metrics.response(label, 405);
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Some(r);
-    }
-    let (body, ctype) = if json {
-        (
-            ucgate_proto::hostmeta::jrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
-            "application/json",
-        )
-    } else {
-        (
-            ucgate_proto::hostmeta::xrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
-            "application/xrd+xml; charset=utf-8",
-        )
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=300"),
-    );
-    shared.metrics.response(label, 200);
-    Some(r)
-}
-
-async fn websocket_route(
+pub(crate) async fn websocket_route(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     route: &Arc<RouteRuntime>,

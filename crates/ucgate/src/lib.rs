@@ -32,7 +32,10 @@ mod accept;
 mod admin;
 mod bosh;
 mod client;
+mod conn;
 mod http;
+mod response;
+mod router;
 mod server;
 mod sip;
 mod tunnel;
@@ -159,7 +162,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let metrics = Metrics::new();
     let (tls_acceptor, certs, server_tls) = match &config.server.tls {
         Some(t) => {
-            let store = tls::CertStore::load(t)
+            let store = tls::CertStore::load(t.pem_files())
                 .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
             let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
@@ -175,10 +178,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     // certificate, else the listener's.
     let server_tls = match &config.sip.tls {
         Some(c) => {
-            let store = tls::CertStore::load(&config::TlsConfig {
-                certificates: vec![c.clone()],
-            })
-            .map_err(|e| anyhow::anyhow!("loading sip.tls_cert: {e}"))?;
+            let store = tls::CertStore::load(vec![(c.cert.clone(), c.key.clone())])
+                .map_err(|e| anyhow::anyhow!("loading sip.tls_cert: {e}"))?;
             Some(
                 tls::server_config(store, false)
                     .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?,

@@ -7,6 +7,7 @@
 //! checks that the two agree.
 
 mod bosh;
+mod common;
 pub mod reader;
 mod route;
 mod sip;
@@ -19,10 +20,13 @@ use std::time::Duration;
 use ucgate_proto::route::RouteTable;
 
 pub use bosh::BoshConfig;
+pub(crate) use common::SEC;
+use common::{cert_pair, DAY};
+pub use common::{BackendTls, CertificateConfig};
 pub use reader::{ConfigError, ConfigErrors};
 use reader::{Ctx, Table};
 use route::{read_route, ROUTE_KEYS};
-pub use route::{Backend, BackendTls, RouteConfig, RouteKind};
+pub use route::{Backend, RouteConfig, RouteKind};
 pub use sip::{Secret, SipConfig, SipCore, SipTransport};
 pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 
@@ -94,13 +98,14 @@ pub struct TlsConfig {
     pub certificates: Vec<CertificateConfig>,
 }
 
-/// `[[server.tls.certificate]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateConfig {
-    /// PEM certificate chain (leaf first).
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
+impl TlsConfig {
+    /// The `(cert, key)` paths of every certificate, the default first.
+    pub fn pem_files(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.certificates
+            .iter()
+            .map(|c| (c.cert.clone(), c.key.clone()))
+            .collect()
+    }
 }
 
 /// `[admin]`.
@@ -172,9 +177,6 @@ pub fn all_keys() -> Vec<String> {
     v
 }
 
-pub(crate) const SEC: Duration = Duration::from_secs(1);
-const DAY: Duration = Duration::from_secs(86_400);
-
 impl Config {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -224,15 +226,6 @@ impl Config {
             Some(cfg) if ctx.is_ok() => Ok(cfg),
             _ => Err(fail(ctx.into_errors())),
         }
-    }
-}
-
-fn resolve(base: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
     }
 }
 
@@ -448,55 +441,6 @@ fn read_server(
         s.tls = Some(TlsConfig { certificates });
     }
     Some(s)
-}
-
-/// `host:port` or `[ipv6]:port` (no scheme); `expected` ends every error.
-fn parse_host_port(rest: &str, expected: &str) -> Result<(String, u16), String> {
-    let (host, port, bracketed) = if let Some(r) = rest.strip_prefix('[') {
-        let (h, p) = r.split_once("]:").ok_or_else(|| expected.to_string())?;
-        (h, p, true)
-    } else {
-        let (h, p) = rest.rsplit_once(':').ok_or_else(|| expected.to_string())?;
-        (h, p, false)
-    };
-    if host.contains(':') && !bracketed {
-        return Err(format!("an IPv6 address needs brackets; {expected}"));
-    }
-    if host.is_empty()
-        || host.contains(['/', ' ', '@', '?', '#'])
-        || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err())
-    {
-        return Err(expected.to_string());
-    }
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("the port must be 1 to 65535; {expected}"))?;
-    Ok((host.to_string(), port))
-}
-
-/// Loads a `cert`/`key` pair of PEM files (paths resolved against `base`)
-/// to check them now; errors are reported at the key of the file at fault.
-fn cert_pair(
-    ctx: &mut Ctx<'_>,
-    base: &Path,
-    cert: reader::At<String>,
-    key: reader::At<String>,
-) -> Option<CertificateConfig> {
-    let cp = resolve(base, &cert.value);
-    let kp = resolve(base, &key.value);
-    match crate::tls::load_certified_key(&cp, &kp) {
-        Ok(_) => Some(CertificateConfig { cert: cp, key: kp }),
-        Err(e) => {
-            let (span, k) = match e.which {
-                crate::tls::PemFile::Cert => (cert.span, cert.key),
-                crate::tls::PemFile::Key => (key.span, key.key),
-            };
-            ctx.error(span, &k, e.message);
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,15 @@
 //! route's settings ([`RouteConfig`]) and reading them, with the errors for
 //! keys that do not belong to a route's kind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ucgate_proto::origin::OriginPolicy;
 
+use super::common::{parse_host_port, resolve, BackendTls, DAY, SEC};
 use super::reader::{self, Ctx, Table};
-use super::{parse_host_port, resolve, sip, SipCore, SipTransport, XmppConfig, DAY, SEC};
+use super::sip::{self, SipCore, SipTransport};
+use super::xmpp::XmppConfig;
 
 /// What a route does, with what only that kind needs: the one place a
 /// route's kind is decided, carried unchanged into the runtime
@@ -75,15 +77,6 @@ pub struct Backend {
     pub port: u16,
     /// TLS to the backend.
     pub tls: Option<BackendTls>,
-}
-
-/// TLS toward a backend (always verified).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendTls {
-    /// Name checked in the backend's certificate (default: the backend host).
-    pub server_name: String,
-    /// PEM CA bundle to trust instead of the system roots.
-    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[route]]`.

@@ -6,12 +6,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use ucgate_proto::side::Side;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::side::Side;
 use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;

@@ -19,13 +19,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use ucgate_proto::side::Side;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use ucgate_proto::netset::{IpNet, NetSet};
+use ucgate_proto::side::Side;
 use ucgate_proto::sip::edge::{self, EdgeConfig, FromCore};
 use ucgate_proto::sip::framing::{CoreTransport, Frame, StreamSplitter, PONG};
 use ucgate_proto::sip::message::{self, SipLimits};

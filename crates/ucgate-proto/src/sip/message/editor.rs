@@ -2,7 +2,8 @@
 
 use std::ops::Range;
 
-use super::*;
+use super::lex::*;
+use super::types::*;
 
 /// Builds a modified copy of a [`Message`]: untouched bytes are copied
 /// exactly; Content-Length is always made to match the body.

@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use super::*;
-
 pub(crate) fn is_token(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
 }
@@ -125,4 +123,52 @@ pub fn param<'b>(b: &'b [u8], r: Range<usize>, name: &str) -> Option<Option<&'b 
         .into_iter()
         .find(|p| b[p.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
         .map(|p| p.value.map(|v| &b[v]))
+}
+
+/// Every element of a comma-separated list at `r`, empty ones included
+/// (`a,,b` has three), LWS-trimmed.
+pub(super) fn list_elements(b: &[u8], r: Range<usize>) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut quotes = Quotes::default();
+    let mut angle = false;
+    let mut seg = r.start;
+    for i in r.clone() {
+        let c = b[i];
+        // a `"` inside `<...>` is part of the URI, not a quoted-string
+        if !angle && quotes.feed(c) {
+            continue;
+        }
+        match c {
+            b'<' => angle = true,
+            b'>' => angle = false,
+            b',' if !angle => {
+                out.push(trim(b, seg..i));
+                seg = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(trim(b, seg..r.end));
+    out
+}
+
+pub(super) fn skip_lws(b: &[u8], mut i: usize, end: usize) -> usize {
+    while i < end && is_lws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the quoted-string starting at `b[i] == '"'` (just past the
+/// closing quote); `None` when it is not terminated.
+pub(super) fn quoted_end(b: &[u8], i: usize, end: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < end {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+    None
 }

@@ -1,7 +1,8 @@
 //! Responses built from a request: [`make_response`] and the answer to a
 //! refused message ([`error_response`]).
 
-use super::*;
+use super::scan::*;
+use super::types::*;
 
 /// Build a response to `req` (RFC 3261 §8.2.6): Via, From, To, Call-ID and
 /// CSeq lines copied byte for byte, `tag` added to To when it has none (not

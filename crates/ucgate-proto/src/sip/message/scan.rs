@@ -3,7 +3,10 @@
 
 use std::ops::Range;
 
-use super::*;
+use super::grammar::*;
+use super::lex::*;
+use super::types::*;
+use super::values::*;
 
 pub(super) fn parse_start_line<'a>(
     b: &'a [u8],

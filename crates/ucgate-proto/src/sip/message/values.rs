@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::*;
+use super::lex::*;
 
 /// A parsed Via value.
 #[derive(Debug, Clone, PartialEq, Eq)]
