@@ -10,7 +10,10 @@
 //! |---|---|
 //! | [`config`] | TOML → validated [`Config`]; every error with position |
 //! | `server` | accept loop, permits, TLS handshake, HTTP/1.1 + HTTP/2 serving, idle and drain |
-//! | `http` | routing, WebSocket handshakes (HTTP/1.1 and RFC 8441), upgrade |
+//! | `conn` | one client connection's state: permits, activity, busy guard |
+//! | `router` | host-meta, route lookup, dispatch on the route's `Service` |
+//! | `response` | text responses, the body type, reading request bodies |
+//! | `http` | WebSocket handshakes (HTTP/1.1 and RFC 8441), backend dial, upgrade |
 //! | `ws` | the client WebSocket every WebSocket route uses: limits, keepalive, closing |
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
