@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -77,7 +76,6 @@ pub(crate) async fn run<S>(
     });
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
-    let opened = Instant::now();
     let mut end = EndReason::ClientGone;
     let mut close: Option<Close> = None;
 
@@ -115,7 +113,7 @@ pub(crate) async fn run<S>(
                     Recv::Gone => break,
                 };
                 let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
-                let inbound = gate.on_message(opened.elapsed(), &data, &rt.limits, rt.key(), flow_id);
+                let inbound = gate.on_message(ws.age(), &data, &rt.limits, rt.key(), flow_id);
                 let next = on_client_message(rt, inbound, &ctx, &mut client_state, &ws).await;
                 if let Next::Close(code, reason, end_reason) = next {
                     end = end_reason;
