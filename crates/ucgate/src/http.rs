@@ -1,6 +1,6 @@
-//! Request handling on the public listener: route lookup, WebSocket
-//! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), backend
-//! dial before the upgrade, and hand-off to the route's adapter.
+//! A WebSocket route's request (after `router.rs` found the route): the
+//! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), the
+//! backend dial before the upgrade, and the hand-off to the route's adapter.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +34,8 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Answers a WebSocket handshake for `route` and, once upgraded, runs the
+/// adapter of its `service` in a task of its own.
 pub(crate) async fn websocket_route(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
