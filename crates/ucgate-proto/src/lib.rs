@@ -22,7 +22,7 @@
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
 //! | [`srv`] | DNS SRV answers: "no service", fallback, RFC 2782 priority and weighted ordering (randomness as input) |
 //! | [`hostmeta`] | XEP-0156 host-meta documents (XRD and JRD) advertising the XMPP WebSocket and BOSH URLs |
-//! | [`sip`] | SIP over WebSocket (RFC 7118) edge proxy: byte-preserving SIP scanner and editor, stream framing, RFC 5626 flow tokens, the edge's rewrites (Via, Max-Forwards, Route, Path, Record-Route) |
+//! | [`sip`] | SIP over WebSocket (RFC 7118) edge proxy: byte-preserving SIP scanner and editor, stream framing, RFC 5626 flow tokens, the client gate (rate window, CRLF keep-alive, unparseable messages, 503s), the edge's rewrites (Via, Max-Forwards, Route, Path, Record-Route) |
 //! | [`bosh`] | BOSH (XEP-0124 / XEP-0206): request `<body/>` parsing, terminal conditions, and the session state machine (rid window, hold, acks, cache, pause, keys) with explicit time |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
