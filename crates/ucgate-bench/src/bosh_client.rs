@@ -25,7 +25,7 @@ use ucgate_proto::xml::Limits;
 use url::Url;
 
 use crate::net::Dialer;
-use crate::xmpp_client::{In, Out};
+use crate::xmpp_stream::{In, Out};
 
 /// Largest response body accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;

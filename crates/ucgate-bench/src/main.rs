@@ -13,6 +13,7 @@ mod net;
 mod report;
 mod stats;
 mod xmpp_client;
+mod xmpp_stream;
 
 #[derive(Parser)]
 #[command(name = "ucgate-bench", version, about, long_about = None)]

@@ -21,6 +21,7 @@ use url::Url;
 use crate::bosh_client::{self, BoshTarget};
 use crate::modes::ws_echo::{open_ws, Ws};
 use crate::net::Dialer;
+pub use crate::xmpp_stream::{In, Out};
 
 pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -28,33 +29,6 @@ const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 /// Largest element accepted from the server.
 const MAX_ELEMENT: usize = 1024 * 1024;
-
-/// To the transport.
-#[derive(Debug)]
-pub enum Out {
-    /// Open the stream (WebSocket `<open/>`, TCP stream header; nothing
-    /// for BOSH, whose session creation opened it).
-    Open,
-    /// A stanza or nonza, serialized.
-    Stanza(String),
-    /// Restart the stream after SASL success.
-    Restart,
-    /// Close the stream (and the session).
-    Close,
-}
-
-/// From the transport.
-#[derive(Debug)]
-pub enum In {
-    /// The server opened its stream (`<open/>`, stream header).
-    Open,
-    /// One top-level element, as received.
-    Element(Vec<u8>),
-    /// The stream ended; with a reason when it was not asked for.
-    End(Option<String>),
-    /// A transport failure.
-    Error(String),
-}
 
 /// Which transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -16,12 +16,13 @@
 //! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
 //! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
 //! | [`netset`] | sets of IP networks (addresses and CIDR ranges) and membership of a peer address |
+//! | [`side`] | the side a fault is attributed to (`ucgate_errors_total{side}`) |
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
-//! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy and close codes |
+//! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy; close causes, codes and end reasons of every WebSocket route |
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
 //! | [`srv`] | DNS SRV answers: "no service", fallback, RFC 2782 priority and weighted ordering (randomness as input) |
 //! | [`hostmeta`] | XEP-0156 host-meta documents (XRD and JRD) advertising the XMPP WebSocket and BOSH URLs |
-//! | [`sip`] | SIP over WebSocket (RFC 7118) edge proxy: byte-preserving SIP scanner and editor, stream framing, RFC 5626 flow tokens, the edge's rewrites (Via, Max-Forwards, Route, Path, Record-Route) |
+//! | [`sip`] | SIP over WebSocket (RFC 7118) edge proxy: byte-preserving SIP scanner and editor, stream framing, RFC 5626 flow tokens, the client gate (rate window, CRLF keep-alive, unparseable messages, 503s), the edge's rewrites (Via, Max-Forwards, Route, Path, Record-Route) |
 //! | [`bosh`] | BOSH (XEP-0124 / XEP-0206): request `<body/>` parsing, terminal conditions, and the session state machine (rid window, hold, acks, cache, pause, keys) with explicit time |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod keepalive;
 pub mod netset;
 pub mod origin;
 pub mod route;
+pub mod side;
 pub mod sip;
 pub mod srv;
 pub mod tunnel;

@@ -16,7 +16,10 @@
 //! [`CloseCause`] is the single table from "why the gateway closes a
 //! WebSocket" to the close code (RFC 6455 §7.4.1) and the metric labels,
 //! for every WebSocket route; [`ReceiveError`] is how a client's frames can
-//! break the protocol, and maps onto it.
+//! break the protocol, and maps onto it; [`EndReason`] names how a
+//! connection ended.
+
+use crate::side::Side;
 
 /// Why the gateway closes a tunnel's WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +62,14 @@ impl CloseCause {
     }
 
     /// Which side the cause is attributed to in metrics (`side` label).
-    pub fn side(self) -> &'static str {
+    pub fn side(self) -> Side {
         match self {
-            CloseCause::BackendClosed | CloseCause::BackendError => "backend",
+            CloseCause::BackendClosed | CloseCause::BackendError => Side::Backend,
             CloseCause::MessageTooBig
             | CloseCause::ProtocolError
             | CloseCause::InvalidUtf8
-            | CloseCause::DeadPeer => "client",
-            CloseCause::Idle | CloseCause::Shutdown | CloseCause::Internal => "gateway",
+            | CloseCause::DeadPeer => Side::Client,
+            CloseCause::Idle | CloseCause::Shutdown | CloseCause::Internal => Side::Gateway,
         }
     }
 
@@ -91,6 +94,40 @@ impl CloseCause {
             self,
             CloseCause::BackendClosed | CloseCause::Idle | CloseCause::Shutdown
         )
+    }
+}
+
+/// How a WebSocket connection ended: the `reason` label of
+/// `ucgate_ws_closes_total` and the `end` of the closing log line, for
+/// every WebSocket route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The gateway closed it for this cause (its [`CloseCause::label`]).
+    Gateway(CloseCause),
+    /// The client sent a close frame (`client_closed`).
+    ClientClosed,
+    /// The connection broke without a close frame (`client_gone`).
+    ClientGone,
+    /// An ending of the route's own protocol, labelled by its pure module
+    /// (SIP `rate_limit`, XMPP stream conditions…).
+    Route(&'static str),
+}
+
+impl EndReason {
+    /// The label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::Gateway(c) => c.label(),
+            EndReason::ClientClosed => "client_closed",
+            EndReason::ClientGone => "client_gone",
+            EndReason::Route(label) => label,
+        }
+    }
+}
+
+impl From<CloseCause> for EndReason {
+    fn from(c: CloseCause) -> EndReason {
+        EndReason::Gateway(c)
     }
 }
 
@@ -167,7 +204,7 @@ mod tests {
         }
         assert!(!CloseCause::BackendClosed.is_error());
         assert!(CloseCause::BackendError.is_error());
-        assert_eq!(CloseCause::BackendError.side(), "backend");
+        assert_eq!(CloseCause::BackendError.side().label(), "backend");
     }
 
     #[test]
@@ -180,9 +217,17 @@ mod tests {
             let c = CloseCause::from(e);
             assert_eq!(c.code().0, code, "{e:?}");
             assert_eq!(c.label(), label);
-            assert_eq!(c.side(), "client");
+            assert_eq!(c.side().label(), "client");
             assert!(c.is_error());
         }
+    }
+
+    #[test]
+    fn end_reasons_have_one_label_each() {
+        assert_eq!(EndReason::ClientGone.label(), "client_gone");
+        assert_eq!(EndReason::ClientClosed.label(), "client_closed");
+        assert_eq!(EndReason::from(CloseCause::Idle).label(), "idle");
+        assert_eq!(EndReason::Route("rate_limit").label(), "rate_limit");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Request handling on the public listener: route lookup, WebSocket
-//! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), backend
-//! dial before the upgrade, and hand-off to the route's adapter.
+//! A WebSocket route's request (after `router.rs` found the route): the
+//! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), the
+//! backend dial before the upgrade, and the hand-off to the route's adapter.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,164 +13,34 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::side::Side;
 use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Policy};
 
-use crate::config::RouteKind;
+use crate::conn::{BusyGuard, ConnState};
 use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
-use crate::server::{BusyGuard, ConnState};
-use crate::{RouteRuntime, Shared};
+// Until the BOSH glue names crate::response itself.
+use crate::response::{text, Body};
+use crate::{RouteRuntime, Shared, WsService};
 
-/// The response body type.
-pub type Body = Full<Bytes>;
-
-pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
-    let mut msg = msg.into();
-    msg.push('\n');
-    let mut r = Response::new(Full::new(Bytes::from(msg)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// Why a request body could not be read.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// Longer than the caller's limit.
-    TooLarge,
-    /// Not complete within `server.body_read_timeout`.
-    TimedOut,
-    /// The connection failed or the body was malformed.
-    Failed,
-}
-
-/// Reads a whole request body, at most `limit` bytes, within the server's
-/// `body_read_timeout` (counted from now, which is the end of the request
-/// head for a handler that reads the body first). Every request body the
-/// gateway reads goes through here, so that no body can hold a connection
-/// (and its permit) by trickling in.
-pub(crate) async fn read_body(
-    shared: &Shared,
-    body: Incoming,
-    limit: usize,
-) -> Result<Bytes, BodyError> {
-    use http_body_util::{BodyExt, Limited};
-    let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(shared.config.server.body_read_timeout, read).await {
-        Err(_) => Err(BodyError::TimedOut),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(BodyError::TooLarge)
-        }
-        Ok(Err(_)) => Err(BodyError::Failed),
-    }
-}
-
-/// 408 for a body that did not arrive in time; HTTP/1.1 closes the
-/// connection after it (the rest of the body may still be on its way).
-pub(crate) fn body_timeout_response(version: Version) -> Response<Body> {
-    let mut r = text(
-        StatusCode::REQUEST_TIMEOUT,
-        "the request body did not arrive within server.body_read_timeout",
-    );
-    if version < Version::HTTP_2 {
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    r
+/// What the upgraded connection is handed to: the route's service, with
+/// the backend already dialed for a tunnel.
+enum Adapter {
+    Tunnel(crate::backend::BoxIo),
+    Xmpp(Arc<crate::xmpp::server::XmppRuntime>),
+    Sip(Arc<crate::sip::SipRuntime>),
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Handles one request on the public listener.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
-    peer: SocketAddr,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
-    let _busy = BusyGuard::new(&conn);
-    let path = req.uri().path().to_string();
-    if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
-        if let Some(r) = host_meta(&shared, &req, path.ends_with(".json")) {
-            return r;
-        }
-    }
-    let Some(idx) = shared.config.route_table.lookup(&path) else {
-        shared.metrics.response("unmatched", 404);
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("no route for `{path}` on this gateway"),
-        );
-    };
-    let route = &shared.routes[idx];
-    // Boxed: hyper keeps room for this future on every connection, so it
-    // stays small and each kind of request pays only for its own state.
-    match route.config.kind {
-        RouteKind::Tcp | RouteKind::XmppWebSocket | RouteKind::SipWebSocket => {
-            Box::pin(websocket_route(&shared, &conn, route, peer, &mut req)).await
-        }
-        RouteKind::Bosh => {
-            Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
-        }
-    }
-}
-
-/// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as
-/// XRD or JRD, readable from any origin. `None` (→ normal routing, so 404)
-/// when no URL is configured.
-fn host_meta(shared: &Shared, req: &Request<Incoming>, json: bool) -> Option<Response<Body>> {
-    let x = &shared.config.xmpp;
-    if x.websocket_url.is_none() && x.bosh_url.is_none() {
-        return None;
-    }
-    let label = "host-meta";
-    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
-        shared.metrics.response(label, 405);
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Some(r);
-    }
-    let (body, ctype) = if json {
-        (
-            ucgate_proto::hostmeta::jrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
-            "application/json",
-        )
-    } else {
-        (
-            ucgate_proto::hostmeta::xrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
-            "application/xrd+xml; charset=utf-8",
-        )
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=300"),
-    );
-    shared.metrics.response(label, 200);
-    Some(r)
-}
-
-async fn websocket_route(
+/// Answers a WebSocket handshake for `route` and, once upgraded, runs the
+/// adapter of its `service` in a task of its own.
+pub(crate) async fn websocket_route(
     shared: &Arc<Shared>,
     conn: &Arc<ConnState>,
     route: &Arc<RouteRuntime>,
+    service: &WsService,
     peer: SocketAddr,
     req: &mut Request<Incoming>,
 ) -> Response<Body> {
@@ -248,16 +118,15 @@ async fn websocket_route(
     // HTTP 502/504 the browser reports clearly (ucgate_proto::tunnel).
     // XMPP routes choose their server from the client's first message;
     // SIP routes reach their core through the route's SipRuntime.
-    let backend = match &route.connector {
-        None => None,
-        Some(connector) => match connector.connect().await {
+    let adapter = match service {
+        WsService::Tcp(connector) => match connector.connect().await {
             Ok((io, took)) => {
                 route.connect_seconds.observe(took.as_secs_f64());
-                Some(io)
+                Adapter::Tunnel(io)
             }
             Err(e) => {
                 let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
-                shared.metrics.error(rpath, "backend", e.kind());
+                shared.metrics.error(rpath, Side::Backend, e.kind());
                 shared.metrics.response(rpath, status);
                 tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
                 return text(
@@ -266,6 +135,8 @@ async fn websocket_route(
                 );
             }
         },
+        WsService::Xmpp(x) => Adapter::Xmpp(Arc::clone(x)),
+        WsService::Sip(rt) => Adapter::Sip(Arc::clone(rt)),
     };
     let on_upgrade = hyper::upgrade::on(&mut *req);
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -323,7 +194,7 @@ async fn websocket_route(
             Err(e) => {
                 shared2
                     .metrics
-                    .error(&route2.config.path, "client", "upgrade");
+                    .error(&route2.config.path, Side::Client, "upgrade");
                 tracing::debug!(%peer, error = %e, "upgrade did not complete");
                 return;
             }
@@ -341,12 +212,19 @@ async fn websocket_route(
         // Each adapter's state machine is boxed on its own: inline, this
         // task would be as large as the largest of the three on every
         // connection (idle memory, docs/performance.md).
-        match backend {
-            Some(backend) => Box::pin(crate::tunnel::run(shared2, route2, ws, backend, peer)).await,
-            None if route2.sip.is_some() => {
-                Box::pin(crate::sip::adapter::run(shared2, route2, ws, peer, secure)).await
+        match adapter {
+            Adapter::Tunnel(backend) => {
+                Box::pin(crate::tunnel::run(shared2, route2, ws, backend, peer)).await
             }
-            None => Box::pin(crate::xmpp::adapter::run(shared2, route2, ws, peer)).await,
+            Adapter::Xmpp(x) => {
+                Box::pin(crate::xmpp::adapter::run(shared2, route2, x, ws, peer)).await
+            }
+            Adapter::Sip(rt) => {
+                Box::pin(crate::sip::adapter::run(
+                    shared2, route2, rt, ws, peer, secure,
+                ))
+                .await
+            }
         }
     });
     resp

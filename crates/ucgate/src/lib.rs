@@ -10,7 +10,10 @@
 //! |---|---|
 //! | [`config`] | TOML → validated [`Config`]; every error with position |
 //! | `server` | accept loop, permits, TLS handshake, HTTP/1.1 + HTTP/2 serving, idle and drain |
-//! | `http` | routing, WebSocket handshakes (HTTP/1.1 and RFC 8441), upgrade |
+//! | `conn` | one client connection's state: permits, activity, busy guard |
+//! | `router` | host-meta, route lookup, dispatch on the route's `Service` |
+//! | `response` | text responses, the body type, reading request bodies |
+//! | `http` | WebSocket handshakes (HTTP/1.1 and RFC 8441), backend dial, upgrade |
 //! | `ws` | the client WebSocket every WebSocket route uses: limits, keepalive, closing |
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
@@ -32,8 +35,11 @@ mod accept;
 mod admin;
 mod bosh;
 mod client;
+mod conn;
 mod http;
 mod inbound;
+mod response;
+mod router;
 mod server;
 mod sip;
 mod tunnel;
@@ -49,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+use config::RouteKind;
 pub use lifecycle::{Control, Phase};
 
 use backend::Connector;
@@ -104,15 +111,31 @@ async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {key} = {addr}"))
 }
 
+/// What serves a route: its [`config::RouteKind`] with the runtime pieces
+/// that kind needs, so each adapter gets exactly what it uses.
+pub(crate) enum Service {
+    /// `bosh`: HTTP requests; sessions live in [`Shared::bosh`].
+    Bosh,
+    /// The WebSocket kinds.
+    WebSocket(WsService),
+}
+
+/// What serves a WebSocket route.
+pub(crate) enum WsService {
+    /// `tcp`: the tunnel to the fixed backend.
+    Tcp(Connector),
+    /// `xmpp-websocket`: resolver and TLS settings for `[xmpp.domains]`.
+    Xmpp(Arc<xmpp::server::XmppRuntime>),
+    /// `sip-websocket`: the core link and flow table.
+    Sip(Arc<sip::SipRuntime>),
+}
+
 /// One route's runtime pieces, built once at start.
 pub(crate) struct RouteRuntime {
     pub(crate) config: config::RouteConfig,
-    /// `Some` for routes with a fixed backend (`tcp`).
-    pub(crate) connector: Option<Connector>,
+    pub(crate) service: Service,
     pub(crate) metrics: RouteMetrics,
     pub(crate) connect_seconds: Histogram,
-    /// `Some` for `sip-websocket` routes.
-    pub(crate) sip: Option<Arc<sip::SipRuntime>>,
 }
 
 /// State shared by every task.
@@ -132,7 +155,7 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
     /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
-    pub(crate) xmpp: Option<xmpp::server::XmppRuntime>,
+    pub(crate) xmpp: Option<Arc<xmpp::server::XmppRuntime>>,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
 }
@@ -143,7 +166,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let metrics = Metrics::new();
     let (tls_acceptor, certs, server_tls) = match &config.server.tls {
         Some(t) => {
-            let store = tls::CertStore::load(t)
+            let store = tls::CertStore::load(t.pem_files())
                 .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
             let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
@@ -159,10 +182,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     // certificate, else the listener's.
     let server_tls = match &config.sip.tls {
         Some(c) => {
-            let store = tls::CertStore::load(&config::TlsConfig {
-                certificates: vec![c.clone()],
-            })
-            .map_err(|e| anyhow::anyhow!("loading sip.tls_cert: {e}"))?;
+            let store = tls::CertStore::load(vec![(c.cert.clone(), c.key.clone())])
+                .map_err(|e| anyhow::anyhow!("loading sip.tls_cert: {e}"))?;
             Some(
                 tls::server_config(store, false)
                     .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?,
@@ -172,12 +193,26 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
     // Stops the SIP runtimes' socket tasks at the very end.
     let sip_stop = CancellationToken::new();
+    // Built with the first XMPP route, shared by all of them.
+    let mut xmpp = None;
     let mut routes = Vec::new();
     for r in &config.routes {
-        let sip = match &r.core {
-            Some(_) => Some(
+        let service = match &r.kind {
+            RouteKind::Tcp(b) => Service::WebSocket(WsService::Tcp(
+                Connector::new(b, r.connect_timeout)
+                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
+            )),
+            RouteKind::XmppWebSocket => {
+                Service::WebSocket(WsService::Xmpp(xmpp_runtime(&mut xmpp, &config.xmpp)?))
+            }
+            RouteKind::Bosh => {
+                xmpp_runtime(&mut xmpp, &config.xmpp)?;
+                Service::Bosh
+            }
+            RouteKind::SipWebSocket(core) => Service::WebSocket(WsService::Sip(
                 sip::SipRuntime::start(
                     r,
+                    core,
                     &config.sip,
                     server_tls.clone(),
                     Arc::clone(&metrics),
@@ -185,15 +220,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
-            ),
-            None => None,
-        };
-        let connector = match &r.backend {
-            Some(b) => Some(
-                Connector::new(b, r.connect_timeout)
-                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
-            ),
-            None => None,
+            )),
         };
         let connect_seconds =
             metrics
@@ -203,20 +230,11 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 });
         routes.push(Arc::new(RouteRuntime {
             config: r.clone(),
-            connector,
+            service,
             metrics: metrics.route(&r.path),
             connect_seconds,
-            sip,
         }));
     }
-    let xmpp = if config.routes.iter().any(|r| r.kind.is_xmpp()) {
-        Some(
-            xmpp::server::XmppRuntime::new(&config.xmpp)
-                .map_err(|e| anyhow::anyhow!("XMPP: {e}"))?,
-        )
-    } else {
-        None
-    };
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
         xmpp,
@@ -303,6 +321,20 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let _ = admin_task.await;
     let _ = reload_task.await;
     Ok(())
+}
+
+/// The XMPP runtime in `slot`, built on first use.
+fn xmpp_runtime(
+    slot: &mut Option<Arc<xmpp::server::XmppRuntime>>,
+    cfg: &config::XmppConfig,
+) -> anyhow::Result<Arc<xmpp::server::XmppRuntime>> {
+    if let Some(x) = slot {
+        return Ok(Arc::clone(x));
+    }
+    let x =
+        Arc::new(xmpp::server::XmppRuntime::new(cfg).map_err(|e| anyhow::anyhow!("XMPP: {e}"))?);
+    *slot = Some(Arc::clone(&x));
+    Ok(x)
 }
 
 fn reload(shared: &Shared) {

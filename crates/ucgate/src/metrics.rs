@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use ucgate_proto::side::Side;
 
 /// `{listener}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,7 +64,7 @@ pub struct DirectionLabels {
 pub struct ErrorLabels {
     /// Route path, or `none` for errors before routing.
     pub route: String,
-    /// `client`, `backend` or `gateway`.
+    /// [`Side::label`]: `client`, `backend` or `gateway`.
     pub side: String,
     /// Fixed kind label.
     pub kind: String,
@@ -376,12 +377,12 @@ impl Metrics {
         out
     }
 
-    /// Counts an error.
-    pub fn error(&self, route: &str, side: &str, kind: &str) {
+    /// Counts an error of `side` (its label comes from [`Side::label`]).
+    pub fn error(&self, route: &str, side: Side, kind: &str) {
         self.errors
             .get_or_create(&ErrorLabels {
                 route: route.to_string(),
-                side: side.to_string(),
+                side: side.label().to_string(),
                 kind: kind.to_string(),
             })
             .inc();
@@ -506,5 +507,29 @@ impl GaugeGuard {
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_side_label_comes_from_side() {
+        let m = Metrics::new();
+        m.error("/r", Side::Backend, "x");
+        m.error("/r", Side::Gateway, "x");
+        m.error("/r", Side::Backend, "x");
+        let out = m.render();
+        let line = |side: &str| {
+            out.lines()
+                .find(|l| {
+                    l.starts_with("ucgate_errors_total{") && l.contains(&format!("side=\"{side}\""))
+                })
+                .map(str::to_string)
+        };
+        assert!(line("backend").unwrap().ends_with(" 2"), "{out}");
+        assert!(line("gateway").unwrap().ends_with(" 1"), "{out}");
+        assert_eq!(line("client"), None);
     }
 }

@@ -6,9 +6,8 @@
 //! spawned task under `server.handshake_timeout`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,62 +15,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
+use ucgate_proto::side::Side;
 
 use crate::client::{client_addr, IpSlot};
 use crate::config::ServerConfig;
+use crate::conn::ConnState;
 use crate::metrics::{GaugeGuard, ListenerLabels};
 use crate::Shared;
-
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    epoch().elapsed().as_millis() as u64
-}
-
-/// Per-connection state shared by the connection task, its requests and the
-/// WebSockets upgraded from it. The permit is released when the last holder
-/// (the connection or one of its WebSockets) is gone.
-pub(crate) struct ConnState {
-    _permit: OwnedSemaphorePermit,
-    /// This connection's place in `server.max_connections_per_ip`.
-    _ip_slot: Option<IpSlot>,
-    _active: GaugeGuard,
-    /// Last time a request or WebSocket started or ended (ms since process
-    /// start), for the idle timeout. Bytes alone (HTTP/2 PINGs, TCP
-    /// keepalives) do not count: an idle connection is one with nothing open.
-    last_activity: AtomicU64,
-    /// Requests in flight plus WebSockets open on this connection.
-    busy: AtomicUsize,
-    /// True when the connection came over TLS.
-    pub(crate) secure: bool,
-}
-
-impl ConnState {
-    fn touch(&self) {
-        self.last_activity.store(now_ms(), Ordering::Relaxed);
-    }
-}
-
-/// Marks a connection busy (request in flight or WebSocket open) while alive.
-pub(crate) struct BusyGuard(Arc<ConnState>);
-
-impl BusyGuard {
-    pub(crate) fn new(c: &Arc<ConnState>) -> Self {
-        c.busy.fetch_add(1, Ordering::Relaxed);
-        c.touch();
-        BusyGuard(Arc::clone(c))
-    }
-}
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
-    }
-}
 
 /// The HTTP builders a listener needs: HTTP/1.1 only (plain, or TLS with
 /// ALPN `http/1.1`), HTTP/2 only (TLS with ALPN `h2`), and both with
@@ -147,7 +97,9 @@ pub(crate) async fn accept_loop(
         let permit = match shared.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                shared.metrics.error("none", "gateway", "connection_limit");
+                shared
+                    .metrics
+                    .error("none", Side::Gateway, "connection_limit");
                 tracing::warn!(
                     limit = shared.config.server.max_connections,
                     "connection limit reached; waiting for a free slot"
@@ -170,7 +122,7 @@ pub(crate) async fn accept_loop(
         let Some(ip_slot) = shared.per_ip.acquire(peer.ip()) else {
             shared
                 .metrics
-                .error("none", "client", "max_connections_per_ip");
+                .error("none", Side::Client, "max_connections_per_ip");
             tracing::debug!(%peer, limit = shared.config.server.max_connections_per_ip, "connection refused: too many from this address");
             drop(stream);
             continue;
@@ -197,14 +149,12 @@ async fn serve_conn(
             listener: "main".into(),
         });
     let secure = shared.tls.is_some();
-    let state = Arc::new(ConnState {
-        _permit: permit,
-        _ip_slot: ip_slot,
-        _active: GaugeGuard::new(active),
-        last_activity: AtomicU64::new(now_ms()),
-        busy: AtomicUsize::new(0),
+    let state = Arc::new(ConnState::new(
+        permit,
+        ip_slot,
+        GaugeGuard::new(active),
         secure,
-    });
+    ));
     match &shared.tls {
         // Boxed: the handshake's state (rustls) is large and a plain
         // connection should not carry room for it.
@@ -237,14 +187,14 @@ async fn serve_tls(
     let tls = match hs {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            shared.metrics.error("none", "client", "tls_handshake");
+            shared.metrics.error("none", Side::Client, "tls_handshake");
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
         Err(_) => {
             shared
                 .metrics
-                .error("none", "client", "tls_handshake_timeout");
+                .error("none", Side::Client, "tls_handshake_timeout");
             tracing::debug!(%peer, "TLS handshake timed out");
             return;
         }
@@ -280,7 +230,7 @@ async fn serve_http<S>(
         let shared = Arc::clone(&svc_shared);
         let state = Arc::clone(&svc_state);
         async move {
-            Ok::<_, std::convert::Infallible>(crate::http::handle(shared, state, peer, req).await)
+            Ok::<_, std::convert::Infallible>(crate::router::handle(shared, state, peer, req).await)
         }
     });
     // The same drive loop for each connection type (they share no trait
@@ -291,8 +241,7 @@ async fn serve_http<S>(
             let idle = shared.config.server.idle_timeout;
             let mut draining = false;
             loop {
-                let last = state.last_activity.load(Ordering::Relaxed);
-                let idle_at = epoch() + Duration::from_millis(last) + idle;
+                let idle_at = state.last_active_at() + idle;
                 tokio::select! {
                     r = conn.as_mut() => {
                         if let Err(e) = r {
@@ -305,9 +254,8 @@ async fn serve_http<S>(
                         conn.as_mut().graceful_shutdown();
                     }
                     _ = tokio::time::sleep_until(idle_at.into()), if !draining => {
-                        let quiet = now_ms().saturating_sub(state.last_activity.load(Ordering::Relaxed));
-                        let still_idle = quiet >= idle.as_millis() as u64;
-                        if still_idle && state.busy.load(Ordering::Relaxed) == 0 {
+                        let still_idle = state.quiet_for() >= idle;
+                        if still_idle && !state.is_busy() {
                             tracing::debug!(%peer, "closing idle HTTP connection");
                             draining = true;
                             conn.as_mut().graceful_shutdown();

@@ -11,7 +11,7 @@
 //! the certificate) keeps the old set and is logged and counted.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::crypto::CryptoProvider;
@@ -19,8 +19,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-use crate::config::{CertificateConfig, TlsConfig};
 
 /// The crypto provider used everywhere (ring: smaller build than aws-lc-rs,
 /// see docs/architecture.md).
@@ -152,7 +150,8 @@ impl CertSet {
 /// Server certificates, chosen by SNI and reloadable.
 pub struct CertStore {
     current: RwLock<Arc<CertSet>>,
-    sources: Vec<CertificateConfig>,
+    /// `(certificate chain, private key)` PEM files, the default first.
+    sources: Vec<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -163,10 +162,10 @@ impl std::fmt::Debug for CertStore {
     }
 }
 
-fn load_set(sources: &[CertificateConfig]) -> Result<CertSet, String> {
+fn load_set(sources: &[(PathBuf, PathBuf)]) -> Result<CertSet, String> {
     let mut keys = Vec::new();
-    for s in sources {
-        let k = load_certified_key(&s.cert, &s.key).map_err(|e| e.message)?;
+    for (cert, key) in sources {
+        let k = load_certified_key(cert, key).map_err(|e| e.message)?;
         keys.push(Arc::new(k));
     }
     if keys.is_empty() {
@@ -179,12 +178,13 @@ fn load_set(sources: &[CertificateConfig]) -> Result<CertSet, String> {
 }
 
 impl CertStore {
-    /// Loads every configured certificate.
-    pub fn load(cfg: &TlsConfig) -> Result<Arc<CertStore>, String> {
-        let set = load_set(&cfg.certificates)?;
+    /// Loads every `(certificate chain, private key)` pair of PEM files;
+    /// the first is the default, the others are chosen by SNI.
+    pub fn load(sources: Vec<(PathBuf, PathBuf)>) -> Result<Arc<CertStore>, String> {
+        let set = load_set(&sources)?;
         Ok(Arc::new(CertStore {
             current: RwLock::new(Arc::new(set)),
-            sources: cfg.certificates.clone(),
+            sources,
         }))
     }
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ucgate_proto::tunnel::CloseCause;
+use ucgate_proto::tunnel::{CloseCause, EndReason};
 
 use crate::backend::BoxIo;
 use crate::inbound::{Inbound, FIRST_READ};
@@ -208,13 +208,13 @@ pub(crate) async fn run<S>(
     if let Some(c) = failed {
         ws.fail(c).await;
     }
-    let label = match (cause, &reader_end) {
-        (Some(c), _) => c.label(),
-        (None, Some(ReaderEnd::ClientClosed)) => "client_closed",
-        (None, _) => "client_gone",
+    let end = match (cause, &reader_end) {
+        (Some(c), _) => EndReason::Gateway(c),
+        (None, Some(ReaderEnd::ClientClosed)) => EndReason::ClientClosed,
+        (None, _) => EndReason::ClientGone,
     };
     // (a violation is counted, and named as the end, by WsConn)
-    let label = ws.finish(label);
+    let label = ws.finish(end);
     if let Some(c) = cause.filter(|c| c.is_error()) {
         shared.metrics.error(&cfg.path, c.side(), c.label());
     }

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
-use ucgate_proto::tunnel::{CloseCause, ReceiveError};
+use ucgate_proto::tunnel::{CloseCause, EndReason, ReceiveError};
 
 use crate::metrics::ReasonLabels;
 use crate::{RouteRuntime, Shared};
@@ -344,10 +344,10 @@ where
     }
 
     /// Counts the end in `ucgate_ws_closes_total{reason}`: the violation
-    /// the connection was failed for if any, else `label`. Returns the
-    /// reason counted.
-    pub(crate) fn finish(&self, label: &'static str) -> &'static str {
-        let reason = self.violation().map_or(label, CloseCause::label);
+    /// the connection was failed for if any, else `end`. Returns the
+    /// reason's label.
+    pub(crate) fn finish(&self, end: EndReason) -> &'static str {
+        let reason = self.violation().map_or(end, EndReason::Gateway).label();
         self.shared
             .metrics
             .ws_closes

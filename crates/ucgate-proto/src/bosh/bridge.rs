@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use super::body::{Request, Route};
 use super::condition::{terminate_body, Condition};
 use super::session::{Action, EndReason, RequestId, Session, SessionLimits};
+use crate::side::Side;
 use crate::xmpp_ws::{ClientEvent, ClientOpen, Output, ServerEvent, ServerTls, Translator};
 
 /// What the glue must do, in order.
@@ -42,7 +43,7 @@ pub enum Step {
     /// `StartTls` through [`Bridge::on_server`].
     Server(Output),
     /// A problem worth counting and a log line: (side, condition, detail).
-    Log(&'static str, &'static str, String),
+    Log(Side, &'static str, String),
     /// The session is over (after the steps before): the label for metrics
     /// and logs. A later `End` replaces an earlier one.
     End(&'static str),

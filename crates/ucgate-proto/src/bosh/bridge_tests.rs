@@ -190,7 +190,7 @@ fn a_server_stream_error_instead_of_features_ends_the_creation_request() {
     assert_eq!(
         out,
         vec![
-            Step::Log("backend", "stream-error", qualified.into()),
+            Step::Log(Side::Backend, "stream-error", qualified.into()),
             Step::Server(Output::ToServer(b"</stream:stream>".to_vec())),
             Step::Server(Output::CloseServer),
             Step::Reply {
@@ -215,7 +215,7 @@ fn an_unreachable_server_is_remote_connection_failed() {
     assert_eq!(
         out,
         vec![
-            Step::Log("backend", "remote-connection-failed", "refused".into()),
+            Step::Log(Side::Backend, "remote-connection-failed", "refused".into()),
             Step::Server(Output::CloseServer),
             Step::Reply {
                 request: 1,

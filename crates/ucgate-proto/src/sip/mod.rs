@@ -6,6 +6,7 @@
 //! | [`message`] | byte-preserving scanner, accessors, editor, error → response |
 //! | [`framing`] | stream splitter (Content-Length, CRLF keep-alives) and the UDP size rule |
 //! | [`flow_token`] | HMAC-authenticated flow tokens naming a WebSocket connection |
+//! | [`gate`] | a client message before the edge: rate limit, CRLF keep-alive, parse errors, unparseable runs; 503 when the core cannot take a request |
 //! | [`edge`] | the edge proxy's rewrites and routing decisions |
 //! | [`hmac`] | SHA-256 and HMAC-SHA256 (no dependency) |
 //! | [`base64url`] | unpadded base64url |
@@ -16,6 +17,7 @@ pub mod base64url;
 pub mod edge;
 pub mod flow_token;
 pub mod framing;
+pub mod gate;
 pub mod hmac;
 pub mod message;
 

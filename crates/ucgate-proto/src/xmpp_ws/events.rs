@@ -4,9 +4,27 @@
 //! one RFC 7395 message ([`ClientEvent::to_text`]); the BOSH bridge
 //! (`crate::bosh::bridge`) reads the same events without parsing any text.
 
-use super::{NS_FRAMING, NS_STREAM_ERRORS};
+use super::ns::{NS_FRAMING, NS_STREAM_ERRORS};
 use crate::xml::splitter::NS_STREAMS;
 use crate::xml::tag::escape;
+
+/// How the gateway reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerTls {
+    /// STARTTLS on the plain connection, negotiated by the gateway.
+    StartTls,
+    /// TLS from the first byte (XEP-0368), or no TLS at all.
+    AlreadySecureOrNone,
+}
+
+/// Why the server could not be used (rendered as a stream error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The `to` domain is not served by this gateway.
+    HostUnknown,
+    /// Resolving, connecting or TLS to the server failed.
+    RemoteConnectionFailed,
+}
 
 /// The stream the client is told about (RFC 7395 `<open/>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +90,9 @@ pub struct ClientOpen<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
     /// Connected (TLS done already when `tls` says so).
-    Connected(super::ServerTls),
+    Connected(ServerTls),
     /// The server cannot be used, with a detail for the log.
-    Unavailable(super::Unavailable, String),
+    Unavailable(Unavailable, String),
     /// The STARTTLS handshake finished.
     TlsReady,
     /// The connection ended (closed, reset, or a read or write failed).

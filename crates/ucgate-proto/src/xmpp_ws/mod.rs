@@ -37,6 +37,7 @@
 
 mod element;
 mod events;
+mod ns;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -45,45 +46,15 @@ pub use element::qualify;
 pub use events::{
     close_element, stream_error, ClientEvent, ClientOpen, ServerEvent, StreamError, StreamOpen,
 };
+pub use events::{ServerTls, Unavailable};
+pub use ns::*;
 
+use crate::side::Side;
 use crate::xml::splitter::{Splitter, NS_STREAMS};
 use crate::xml::tag::{escape, parse_start_tag, StartTag};
 use crate::xml::validate::check_element;
 use crate::xml::{Limits, XmlError};
 use element::element_ns;
-
-/// RFC 7395 framing namespace.
-pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
-/// Client stanza namespace.
-pub const NS_CLIENT: &str = "jabber:client";
-/// Stream error conditions namespace.
-pub const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-/// SASL namespace.
-pub const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-/// STARTTLS namespace.
-pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-/// Stream compression feature namespace (XEP-0138).
-pub const NS_COMPRESS_FEATURE: &str = "http://jabber.org/features/compress";
-/// Stream compression protocol namespace (XEP-0138).
-pub const NS_COMPRESS: &str = "http://jabber.org/protocol/compress";
-
-/// How the gateway reaches the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerTls {
-    /// STARTTLS on the plain connection, negotiated by the gateway.
-    StartTls,
-    /// TLS from the first byte (XEP-0368), or no TLS at all.
-    AlreadySecureOrNone,
-}
-
-/// Why the server could not be used (rendered as a stream error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unavailable {
-    /// The `to` domain is not served by this gateway.
-    HostUnknown,
-    /// Resolving, connecting or TLS to the server failed.
-    RemoteConnectionFailed,
-}
 
 /// What the glue must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +77,7 @@ pub enum Output {
     /// Close the connection to the server (after the bytes above).
     CloseServer,
     /// A problem worth a log line: (side, condition, detail).
-    Log(&'static str, &'static str, String),
+    Log(Side, &'static str, String),
 }
 
 /// How the stream ended, for a glue that reports the end in its own terms
@@ -299,7 +270,7 @@ impl Translator {
         let checked = match check_element(msg, &self.limits) {
             Ok(c) => c,
             Err(e) => {
-                out.push(Output::Log("client", e.condition(), e.to_string()));
+                out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
                 self.fail(e.condition(), None, 1000, &mut out);
                 return out;
             }
@@ -343,12 +314,12 @@ impl Translator {
             Ok(Some(tag)) => tag,
             Ok(None) => {
                 let e = XmlError::NotWellFormed("incomplete start tag");
-                out.push(Output::Log("client", e.condition(), e.to_string()));
+                out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
                 self.fail(e.condition(), None, 1000, &mut out);
                 return out;
             }
             Err(e) => {
-                out.push(Output::Log("client", e.condition(), e.to_string()));
+                out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
                 self.fail(e.condition(), None, 1000, &mut out);
                 return out;
             }
@@ -363,7 +334,7 @@ impl Translator {
             None
         };
         if let Some(e) = over {
-            out.push(Output::Log("client", e.condition(), e.to_string()));
+            out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
             self.fail(e.condition(), None, 1000, &mut out);
             return out;
         }
@@ -412,7 +383,7 @@ impl Translator {
             _ => {
                 // Stanzas before the stream is open (or before the restart).
                 out.push(Output::Log(
-                    "client",
+                    Side::Client,
                     "not-authorized",
                     "element before the stream was open".into(),
                 ));
@@ -505,7 +476,7 @@ impl Translator {
             return out;
         }
         out.push(Output::Log(
-            "client",
+            Side::Client,
             "binary-message",
             "binary WebSocket message".into(),
         ));
@@ -537,7 +508,7 @@ impl Translator {
             Unavailable::HostUnknown => "host-unknown",
             Unavailable::RemoteConnectionFailed => "remote-connection-failed",
         };
-        out.push(Output::Log("backend", condition, detail.to_string()));
+        out.push(Output::Log(Side::Backend, condition, detail.to_string()));
         self.fail(condition, None, 1000, &mut out);
         out
     }
@@ -604,7 +575,7 @@ impl Translator {
                     "the server closed the connection during negotiation"
                 };
                 out.push(Output::Log(
-                    "backend",
+                    Side::Backend,
                     "remote-connection-failed",
                     detail.into(),
                 ));

@@ -5,6 +5,7 @@
 
 use super::element::{has_child, remove_children};
 use super::*;
+use crate::side::Side;
 use crate::xml::splitter::Event;
 
 impl Translator {
@@ -32,7 +33,7 @@ impl Translator {
     }
 
     pub(super) fn server_xml_error(&mut self, e: XmlError, out: &mut Vec<Output>) {
-        out.push(Output::Log("backend", e.condition(), e.to_string()));
+        out.push(Output::Log(Side::Backend, e.condition(), e.to_string()));
         let condition = match e {
             XmlError::Limit(_) => "policy-violation",
             _ => "undefined-condition",
@@ -99,7 +100,7 @@ impl Translator {
                 if !tls_done {
                     if !has_child(&el, &tag, NS_TLS, "starttls") {
                         out.push(Output::Log(
-                            "backend",
+                            Side::Backend,
                             "no-starttls",
                             "the server does not offer STARTTLS".into(),
                         ));
@@ -135,7 +136,7 @@ impl Translator {
                         // Bytes after <proceed/> before the TLS handshake: an
                         // injection attempt (CVE-2011-0411 style). Refuse.
                         out.push(Output::Log(
-                            "backend",
+                            Side::Backend,
                             "starttls-injection",
                             "plaintext after <proceed/>".into(),
                         ));
@@ -148,7 +149,7 @@ impl Translator {
                     self.relay_stream_error(&el, &tag, out);
                 } else {
                     out.push(Output::Log(
-                        "backend",
+                        Side::Backend,
                         "starttls-failure",
                         String::from_utf8_lossy(&el).into_owned(),
                     ));
@@ -210,7 +211,7 @@ impl Translator {
         }
         let qualified = qualify(el, tag, &self.server_decls);
         let text = String::from_utf8_lossy(&qualified).into_owned();
-        out.push(Output::Log("backend", "stream-error", text.clone()));
+        out.push(Output::Log(Side::Backend, "stream-error", text.clone()));
         out.push(Output::ToClient(ClientEvent::Error(StreamError::Server(
             text.clone(),
         ))));

@@ -319,7 +319,7 @@ fn a_lost_server_connection_is_remote_connection_failed() {
             out,
             vec![
                 Output::Log(
-                    "backend",
+                    Side::Backend,
                     "remote-connection-failed",
                     "the connection to the XMPP server was lost without the end of its stream"
                         .into()

@@ -97,7 +97,7 @@ pub(crate) async fn run(
                 Step::End(label) => end = Some(label),
                 Step::Log(side, condition, detail) => {
                     shared.metrics.error(&rpath, side, condition);
-                    tracing::info!(route = %rpath, %peer, side, condition, detail = %detail, "BOSH stream problem");
+                    tracing::info!(route = %rpath, %peer, side = side.label(), condition, detail = %detail, "BOSH stream problem");
                 }
                 Step::Server(o) => {
                     let Some(x) = x else {

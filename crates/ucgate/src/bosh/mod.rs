@@ -17,8 +17,9 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
+use ucgate_proto::side::Side;
 
-use crate::http::{Body, BodyError};
+use crate::response::{Body, BodyError};
 use crate::{RouteRuntime, Shared};
 use mailbox::{Command, Inbox, Mailbox, Refused, Reply};
 use registry::{Full as RegistryFull, Handle, Registry};
@@ -141,7 +142,7 @@ async fn begin(
     let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {
-                crate::http::text(
+                crate::response::text(
                     StatusCode::FORBIDDEN,
                     "this Origin is not allowed on this route",
                 )
@@ -167,8 +168,8 @@ async fn begin(
         Method::GET | Method::HEAD if req.uri().query().is_some() => {
             // XEP-0252 (BOSH script syntax: the body in the query string)
             // is not implemented: no such resource.
-            shared.metrics.error(rpath, "client", "script_syntax");
-            crate::http::text(
+            shared.metrics.error(rpath, Side::Client, "script_syntax");
+            crate::response::text(
                 StatusCode::NOT_FOUND,
                 "BOSH script syntax (XEP-0252) is not supported; use POST",
             )
@@ -182,8 +183,10 @@ async fn begin(
             r
         }
         Method::POST if !allowed => {
-            shared.metrics.error(rpath, "client", "origin_forbidden");
-            crate::http::text(
+            shared
+                .metrics
+                .error(rpath, Side::Client, "origin_forbidden");
+            crate::response::text(
                 StatusCode::FORBIDDEN,
                 "this Origin is not allowed on this route",
             )
@@ -193,7 +196,7 @@ async fn begin(
             Err(resp) => resp,
         },
         _ => {
-            let mut r = crate::http::text(StatusCode::METHOD_NOT_ALLOWED, "BOSH uses POST");
+            let mut r = crate::response::text(StatusCode::METHOD_NOT_ALLOWED, "BOSH uses POST");
             r.headers_mut().insert(
                 header::ALLOW,
                 HeaderValue::from_static("POST, GET, OPTIONS"),
@@ -237,24 +240,24 @@ async fn submit(
     let rpath = route.config.path.as_str();
     let b = &shared.config.bosh;
     let version = req.version();
-    let body = match crate::http::read_body(shared, req.into_body(), b.max_body_size).await {
+    let body = match crate::response::read_body(shared, req.into_body(), b.max_body_size).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             // XEP-0124 §17.1: a terminal condition in a 200 response,
             // not an HTTP error code.
-            shared.metrics.error(rpath, "client", "body_too_large");
+            shared.metrics.error(rpath, Side::Client, "body_too_large");
             tracing::info!(route = rpath, %peer, limit = b.max_body_size, "BOSH request body too large");
             let (status, body) =
                 ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::PolicyViolation);
             return Err(xml_response(status, body));
         }
         Err(BodyError::TimedOut) => {
-            shared.metrics.error(rpath, "client", "body_timeout");
+            shared.metrics.error(rpath, Side::Client, "body_timeout");
             tracing::info!(route = rpath, %peer, timeout = ?shared.config.server.body_read_timeout, "BOSH request body too slow");
-            return Err(crate::http::body_timeout_response(version));
+            return Err(crate::response::body_timeout_response(version));
         }
         Err(BodyError::Failed) => {
-            return Err(crate::http::text(
+            return Err(crate::response::text(
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read",
             ));
@@ -269,7 +272,7 @@ async fn submit(
     let parsed = match ucgate_proto::bosh::parse_request(&body, &limits) {
         Ok(p) => p,
         Err(e) => {
-            shared.metrics.error(rpath, "client", "bad_request");
+            shared.metrics.error(rpath, Side::Client, "bad_request");
             tracing::info!(route = rpath, %peer, error = %e, "bad BOSH request");
             let condition = e.condition();
             // A bad request naming a live session ends that session too.
@@ -323,7 +326,7 @@ async fn submit(
                         RegistryFull::Total => "max_sessions",
                         RegistryFull::PerIp => "max_sessions_per_ip",
                     };
-                    shared.metrics.error(rpath, "client", kind);
+                    shared.metrics.error(rpath, Side::Client, kind);
                     tracing::warn!(route = rpath, %peer, limit = kind, "BOSH session limit reached");
                     let (status, body) = ucgate_proto::bosh::terminate_body(
                         &ucgate_proto::bosh::Condition::PolicyViolation,
@@ -349,7 +352,7 @@ async fn submit(
             Refused::Closed => ucgate_proto::bosh::Condition::ItemNotFound,
             // far more requests in flight than the session allows
             Refused::Full => {
-                shared.metrics.error(rpath, "client", "overactive");
+                shared.metrics.error(rpath, Side::Client, "overactive");
                 ucgate_proto::bosh::Condition::PolicyViolation
             }
         };

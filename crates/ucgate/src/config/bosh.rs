@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use super::common::SEC;
 use super::reader::{Ctx, Table};
-use super::SEC;
 
 /// `[bosh]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,7 +51,7 @@ pub struct SipCore {
     /// Transport.
     pub transport: SipTransport,
     /// Certificate check for a `transport=tls` core (`None` otherwise).
-    pub tls: Option<super::BackendTls>,
+    pub tls: Option<super::common::BackendTls>,
 }
 
 /// `[sip]`.
@@ -73,7 +73,7 @@ pub struct SipConfig {
     pub max_garbage: u32,
     /// Certificate for TLS connections a TLS core opens to the gateway
     /// (default: the `[server.tls]` certificates).
-    pub tls: Option<super::CertificateConfig>,
+    pub tls: Option<super::common::CertificateConfig>,
     /// Addresses allowed to send to the core-facing port (datagrams and
     /// TCP/TLS connections); `None`: the addresses the `core` resolves to.
     pub core_sources: Option<NetSet>,
@@ -191,7 +191,7 @@ pub(super) fn read_sip(
     let cert = t.string(ctx, "tls_cert", "a path to a PEM certificate chain");
     let key = t.string(ctx, "tls_key", "a path to a PEM private key");
     match (cert, key) {
-        (Some(cert), Some(key)) => s.tls = super::cert_pair(ctx, base, cert, key),
+        (Some(cert), Some(key)) => s.tls = super::common::cert_pair(ctx, base, cert, key),
         (Some(v), None) | (None, Some(v)) => ctx.error(
             v.span,
             &v.key,

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::common::{parse_host_port, resolve, SEC};
 use super::reader::{At, Ctx, Table};
-use super::{parse_host_port, resolve, SEC};
 
 /// `[xmpp]`: settings shared by every XMPP route.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,17 +5,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use ucgate_proto::side::Side;
 use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
-use ucgate_proto::sip::message;
-use ucgate_proto::tunnel::CloseCause;
+use ucgate_proto::sip::gate::{self, ClientGate, GateLimits, Inbound, KEEPALIVE_PONG};
+use ucgate_proto::tunnel::{CloseCause, EndReason};
 
 use super::SipRuntime;
 use crate::metrics::GaugeGuard;
@@ -42,13 +42,14 @@ impl Drop for FlowGuard<'_> {
 /// What to do after a client message.
 enum Next {
     Continue,
-    Close(u16, &'static str, &'static str),
+    Close(u16, &'static str, EndReason),
 }
 
 /// Runs one SIP WebSocket connection to its end.
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
+    rt: Arc<SipRuntime>,
     ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
     secure: bool,
@@ -60,14 +61,7 @@ pub(crate) async fn run<S>(
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
     let ws = WsConn::new(ws, &shared, &route);
-    let Some(rt) = route.sip.as_ref() else {
-        ws.send_close(Close {
-            code: 1011,
-            reason: "SIP is not configured",
-        })
-        .await;
-        return;
-    };
+    let rt = &*rt;
     let (flow_id, mut rx) = rt.open_flow();
     let _flow = FlowGuard(rt, flow_id);
     let transport = if secure {
@@ -76,19 +70,20 @@ pub(crate) async fn run<S>(
         WsTransport::Ws
     };
     let peer_ip = peer.ip().to_string();
-    let mut garbage = 0u32;
+    let mut gate = ClientGate::new(GateLimits {
+        max_messages_per_second: rt.sip.max_messages_per_second,
+        max_garbage: rt.sip.max_garbage,
+    });
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
-    let mut window_start = Instant::now();
-    let mut window_count = 0u32;
-    let mut end_label: &'static str = "client_gone";
+    let mut end = EndReason::ClientGone;
     let mut close: Option<Close> = None;
 
     loop {
         let deadline = ws.keepalive_deadline();
         tokio::select! {
             _ = shared.conn_cancel.cancelled() => {
-                end_label = "shutdown";
+                end = CloseCause::Shutdown.into();
                 close = Some(CloseCause::Shutdown.into());
                 break;
             }
@@ -105,7 +100,7 @@ pub(crate) async fn run<S>(
                     Recv::Text(t) => t.as_str().as_bytes().to_vec(),
                     Recv::Binary(b) => b.to_vec(),
                     Recv::Closed => {
-                        end_label = "client_closed";
+                        end = EndReason::ClientClosed;
                         // tungstenite answers the close; flush it
                         ws.finish_close().await;
                         break;
@@ -117,29 +112,11 @@ pub(crate) async fn run<S>(
                     }
                     Recv::Gone => break,
                 };
-                // Per-connection rate limit (one-second windows).
-                if window_start.elapsed() >= Duration::from_secs(1) {
-                    window_start = Instant::now();
-                    window_count = 0;
-                }
-                window_count += 1;
-                let next = if window_count > rt.sip.max_messages_per_second {
-                    shared.metrics.error(rpath, "client", "sip_rate_limit");
-                    let limits = rt.limits;
-                    if let Ok(msg) = message::parse(&data, &limits) {
-                        if msg.is_request() && msg.method() != Some("ACK") {
-                            let tag = format!("ucgate-rl{flow_id}");
-                            let r = message::make_response(&msg, 503, "Service Unavailable", &tag, &[("Retry-After", "5")]);
-                            let _ = ws.send(ws_message(r)).await;
-                        }
-                    }
-                    Next::Close(1008, "too many messages", "rate_limit")
-                } else {
-                    let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
-                    on_client_message(rt, &data, &ctx, &mut client_state, &mut garbage, &ws).await
-                };
-                if let Next::Close(code, reason, label) = next {
-                    end_label = label;
+                let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
+                let inbound = gate.on_message(ws.age(), &data, &rt.limits, rt.key(), flow_id);
+                let next = on_client_message(rt, inbound, &ctx, &mut client_state, &ws).await;
+                if let Next::Close(code, reason, end_reason) = next {
+                    end = end_reason;
                     close = Some(Close { code, reason });
                     break;
                 }
@@ -152,13 +129,13 @@ pub(crate) async fn run<S>(
             } => {
                 match ws.keepalive_due().await {
                     Some(CloseCause::Idle) => {
-                        end_label = "idle";
+                        end = CloseCause::Idle.into();
                         close = Some(Close { code: 1000, reason: "idle" });
                         break;
                     }
                     Some(_) => {
                         // no close frame: the client does not answer
-                        end_label = "dead_peer";
+                        end = CloseCause::DeadPeer.into();
                         break;
                     }
                     None => {}
@@ -171,49 +148,49 @@ pub(crate) async fn run<S>(
         // wait briefly for the client's close reply
         ws.finish_close().await;
     }
-    let end = ws.finish(end_label);
+    let end = ws.finish(end);
     tracing::info!(route = rpath, %peer, flow = flow_id, end, secs = ws.age().as_secs_f64(), "SIP WebSocket closed");
 }
 
 async fn on_client_message<S>(
     rt: &SipRuntime,
-    data: &[u8],
+    inbound: Inbound<'_>,
     ctx: &FlowCtx<'_>,
     state: &mut ClientState,
-    garbage: &mut u32,
     ws: &WsConn<'_, S>,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // RFC 5626 §4.4.1 keep-alive over WebSocket (JsSIP, SIP.js).
-    if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
-        if data == b"\r\n\r\n" && ws.send(Message::Text("\r\n".into())).await.is_err() {
-            return Next::Close(1000, "", "client_gone");
-        }
-        return Next::Continue;
-    }
-    let msg = match message::parse(data, &rt.limits) {
-        Ok(m) => m,
-        Err(e) => {
-            match edge::parse_error_response(data, &rt.limits, &e, rt.key()) {
-                Some(r) => {
-                    *garbage = 0;
-                    rt.count("client", "sip_bad_request");
-                    let _ = ws.send(ws_message(r)).await;
-                }
-                None => {
-                    *garbage += 1;
-                    rt.count("client", "sip_garbage");
-                    if *garbage >= rt.sip.max_garbage {
-                        return Next::Close(1008, "unparseable SIP messages", "garbage");
-                    }
-                }
+    let msg = match inbound {
+        Inbound::Route(msg) => msg,
+        Inbound::Keepalive { pong } => {
+            if pong && ws.send(Message::Text(KEEPALIVE_PONG.into())).await.is_err() {
+                return Next::Close(1000, "", EndReason::ClientGone);
             }
             return Next::Continue;
         }
+        Inbound::Answer { response, error } => {
+            rt.count(Side::Client, error);
+            let _ = ws.send(ws_message(response)).await;
+            return Next::Continue;
+        }
+        Inbound::Ignore { error } => {
+            rt.count(Side::Client, error);
+            return Next::Continue;
+        }
+        Inbound::End {
+            response,
+            error,
+            close,
+        } => {
+            rt.count(Side::Client, error);
+            if let Some(r) = response {
+                let _ = ws.send(ws_message(r)).await;
+            }
+            return Next::Close(close.code, close.reason, EndReason::Route(close.end));
+        }
     };
-    *garbage = 0;
     if msg.is_request() {
         rt.sm.client_requests.inc();
     } else {
@@ -221,26 +198,16 @@ where
     }
     match edge::route_client(&msg, &rt.edge(), ctx, state) {
         ClientAction::ToCore { bytes, transport } if msg.is_request() => {
-            // If the core cannot be reached, say so (503) rather than let
-            // the client's transaction time out. ACKs get no answer.
-            let wants_answer = msg.method() != Some("ACK");
-            let make_503 = || {
-                let tag = format!("ucgate-core{}", ctx.flow_id);
-                message::make_response(
-                    &msg,
-                    503,
-                    "Service Unavailable",
-                    &tag,
-                    &[("Retry-After", "5")],
-                )
-            };
             // Over TCP/TLS the message may wait for a connection attempt:
             // the answer travels with it in case the attempt fails.
-            let notice = (wants_answer
-                && matches!(transport, CoreTransport::Tcp | CoreTransport::Tls))
-            .then(|| (ctx.flow_id, make_503()));
-            if rt.to_core(bytes, transport, notice).await.is_err() && wants_answer {
-                let _ = ws.send(ws_message(make_503())).await;
+            let notice = matches!(transport, CoreTransport::Tcp | CoreTransport::Tls)
+                .then(|| gate::core_unreachable_response(&msg, ctx.flow_id))
+                .flatten()
+                .map(|r| (ctx.flow_id, r));
+            if rt.to_core(bytes, transport, notice).await.is_err() {
+                if let Some(r) = gate::core_unreachable_response(&msg, ctx.flow_id) {
+                    let _ = ws.send(ws_message(r)).await;
+                }
             }
         }
         ClientAction::ToCore { bytes, transport } => {
@@ -261,7 +228,7 @@ where
                         let _ = ws.send(ws_message(r)).await;
                     }
                 } else {
-                    rt.count("client", "sip_dropped");
+                    rt.count(Side::Client, "sip_dropped");
                 }
             }
         }
@@ -269,7 +236,7 @@ where
             let _ = ws.send(ws_message(r)).await;
         }
         ClientAction::Drop(reason) => {
-            rt.count("client", "sip_dropped");
+            rt.count(Side::Client, "sip_dropped");
             tracing::debug!(route = %rt.route, reason, "SIP message from a client dropped");
         }
     }

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use ucgate_proto::netset::{IpNet, NetSet};
+use ucgate_proto::side::Side;
 use ucgate_proto::sip::edge::{self, EdgeConfig, FromCore};
 use ucgate_proto::sip::framing::{CoreTransport, Frame, StreamSplitter, PONG};
 use ucgate_proto::sip::message::{self, SipLimits};
@@ -142,6 +143,7 @@ impl SipRuntime {
     /// tasks reading them; they end when `stop` is cancelled.
     pub(crate) async fn start(
         r: &RouteConfig,
+        core: &SipCore,
         sip: &SipConfig,
         server_tls: Option<Arc<rustls::ServerConfig>>,
         metrics: Arc<Metrics>,
@@ -150,10 +152,6 @@ impl SipRuntime {
         let route = r.path.as_str();
         let max_message = r.max_message_size;
         let connect_timeout = r.connect_timeout;
-        let core: &SipCore = r
-            .core
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("not a `sip-websocket` route"))?;
         let (core_transport, dial, acceptor) = match core.transport {
             SipTransport::Udp => (CoreTransport::Udp, Dial::Tcp, None),
             SipTransport::Tcp => (CoreTransport::Tcp, Dial::Tcp, None),
@@ -335,7 +333,7 @@ impl SipRuntime {
         match tx.map(|tx| tx.try_send(bytes)) {
             Some(Ok(())) => true,
             Some(Err(mpsc::error::TrySendError::Full(_))) => {
-                self.count("client", "sip_queue_full");
+                self.count(Side::Client, "sip_queue_full");
                 true
             }
             Some(Err(mpsc::error::TrySendError::Closed(_))) | None => false,
@@ -350,7 +348,7 @@ impl SipRuntime {
             .remove(&id);
     }
 
-    pub(crate) fn count(&self, side: &str, kind: &str) {
+    pub(crate) fn count(&self, side: Side, kind: &str) {
         self.metrics.error(&self.route, side, kind);
     }
 
@@ -367,7 +365,7 @@ impl SipRuntime {
         match transport {
             CoreTransport::Udp => {
                 if let Err(e) = self.udp.send_to(&bytes, self.core_addr).await {
-                    self.count("backend", "udp_send");
+                    self.count(Side::Backend, "udp_send");
                     tracing::warn!(route = %self.route, error = %e, "sending to the SIP core over UDP failed");
                     return Err(CoreError::Udp);
                 }
@@ -386,7 +384,7 @@ impl SipRuntime {
                 LinkState::Up(tx) => match tx.try_send(bytes) {
                     Ok(()) => return Ok(()),
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        self.count("backend", "tcp_queue_full");
+                        self.count(Side::Backend, "tcp_queue_full");
                         return Err(CoreError::QueueFull);
                     }
                     Err(mpsc::error::TrySendError::Closed(b)) => {
@@ -396,14 +394,14 @@ impl SipRuntime {
                 },
                 LinkState::Connecting(q) => {
                     if q.len() >= TCP_QUEUE {
-                        self.count("backend", "tcp_queue_full");
+                        self.count(Side::Backend, "tcp_queue_full");
                         return Err(CoreError::QueueFull);
                     }
                     q.push((bytes, notice));
                     return Ok(());
                 }
                 LinkState::Down { retry_at } if Instant::now() < *retry_at => {
-                    self.count("backend", "core_unreachable");
+                    self.count(Side::Backend, "core_unreachable");
                     return Err(CoreError::Unreachable);
                 }
                 LinkState::Down { .. } | LinkState::Idle => {
@@ -440,7 +438,7 @@ impl SipRuntime {
                 tracing::info!(route = %self.route, core = %self.core_addr, ms = started.elapsed().as_millis() as u64, "connected to the SIP core");
                 for (m, _) in queued {
                     if tx.try_send(m).is_err() {
-                        self.count("backend", "tcp_queue_full");
+                        self.count(Side::Backend, "tcp_queue_full");
                     }
                 }
                 link.state = LinkState::Up(tx);
@@ -450,7 +448,7 @@ impl SipRuntime {
                 self.sm.connects_error.inc();
                 let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
                 for (_, notice) in &queued {
-                    self.count("backend", "core_unreachable");
+                    self.count(Side::Backend, "core_unreachable");
                     if let Some((flow, answer)) = notice {
                         if let Some(tx) = flows.get(flow) {
                             let _ = tx.try_send(answer.clone());
@@ -576,7 +574,7 @@ impl SipRuntime {
                         Ok(Some(Frame::Pong)) => {}
                         Err(e) => {
                             if let Some(rt) = me.upgrade() {
-                                rt.count("backend", "framing");
+                                rt.count(Side::Backend, "framing");
                                 tracing::warn!(route = %rt.route, error = %e, "bad stream from the SIP core; closing the connection");
                             }
                             return;
@@ -595,7 +593,7 @@ impl SipRuntime {
         if map.len() >= MAX_REPLY_PATHS {
             map.retain(|_, (_, at)| at.elapsed() < REPLY_TTL);
             if map.len() >= MAX_REPLY_PATHS {
-                self.count("backend", "reply_paths_full");
+                self.count(Side::Backend, "reply_paths_full");
                 return;
             }
         }
@@ -626,7 +624,7 @@ impl SipRuntime {
         match path {
             Some(Reply::Udp(to)) => {
                 if self.udp.send_to(&bytes, to).await.is_err() {
-                    self.count("backend", "udp_send");
+                    self.count(Side::Backend, "udp_send");
                     return Err(CoreError::Udp);
                 }
                 Ok(())
@@ -634,7 +632,7 @@ impl SipRuntime {
             Some(Reply::Stream(tx)) => match tx.try_send(bytes) {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.count("backend", "tcp_queue_full");
+                    self.count(Side::Backend, "tcp_queue_full");
                     Err(CoreError::QueueFull)
                 }
                 // The connection the request came on is gone: a new one
@@ -677,7 +675,7 @@ impl SipRuntime {
     /// Counts (and logs at debug level) traffic from an address that is not
     /// one of `sip.core_sources`.
     fn refuse_source(&self, from: SocketAddr, what: &'static str) {
-        self.count("backend", "sip_source_refused");
+        self.count(Side::Backend, "sip_source_refused");
         tracing::debug!(route = %self.route, %from, what, "not from the SIP core's addresses: refused");
     }
 
@@ -693,7 +691,7 @@ impl SipRuntime {
                 continue;
             }
             let Ok(permit) = Arc::clone(&self.core_conns).try_acquire_owned() else {
-                self.count("backend", "sip_core_connection_limit");
+                self.count(Side::Backend, "sip_core_connection_limit");
                 tracing::warn!(route = %self.route, limit = self.sip.core_max_connections, "too many connections from the SIP core; closing the new one");
                 continue;
             };
@@ -713,10 +711,10 @@ impl SipRuntime {
                                 me.spawn_stream(tls, Some(permit));
                             }
                             Ok(Err(e)) => {
-                                me.count("backend", "tls_handshake");
+                                me.count(Side::Backend, "tls_handshake");
                                 tracing::warn!(route = %me.route, error = %e, "TLS handshake with a connection from the SIP core failed");
                             }
-                            Err(_) => me.count("backend", "tls_handshake"),
+                            Err(_) => me.count(Side::Backend, "tls_handshake"),
                         }
                     });
                 }
@@ -734,7 +732,7 @@ impl SipRuntime {
         let msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                self.count("backend", "sip_parse");
+                self.count(Side::Backend, "sip_parse");
                 if let Some(r) = edge::parse_error_response(data, &self.limits, &e, &self.key) {
                     self.answer(reply, r).await;
                 }
@@ -766,7 +764,7 @@ impl SipRuntime {
             }
             FromCore::Respond(r) => self.answer(reply, r).await,
             FromCore::Drop(reason) => {
-                self.count("backend", "sip_dropped");
+                self.count(Side::Backend, "sip_dropped");
                 tracing::debug!(route = %self.route, reason, "message from the SIP core dropped");
             }
         }

@@ -17,11 +17,12 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ucgate_proto::tunnel::CloseCause;
+use ucgate_proto::side::Side;
+use ucgate_proto::tunnel::{CloseCause, EndReason};
 use ucgate_proto::xml::Limits;
 use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Translator, Unavailable};
 
-use super::server::{IoEvent, ServerSide};
+use super::server::{IoEvent, ServerSide, XmppRuntime};
 use crate::metrics::GaugeGuard;
 use crate::ws::{Close, Recv, WsConn};
 use crate::{RouteRuntime, Shared};
@@ -33,6 +34,7 @@ const MAX_QUEUED: usize = 1 << 20;
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
+    x: Arc<XmppRuntime>,
     ws: Box<WebSocketStream<S>>,
     peer: SocketAddr,
 ) where
@@ -43,14 +45,7 @@ pub(crate) async fn run<S>(
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
     let ws = WsConn::new(ws, &shared, &route);
-    let Some(x) = shared.xmpp.as_ref() else {
-        ws.send_close(Close {
-            code: 1011,
-            reason: "XMPP is not configured",
-        })
-        .await;
-        return;
-    };
+    let x = &*x;
     let xc = &shared.config.xmpp;
     let limits = Limits {
         max_bytes: xc.max_stanza_size,
@@ -70,7 +65,8 @@ pub(crate) async fn run<S>(
     // its close (the stream error, the server's close) are carried out.
     let mut failing: Option<CloseCause> = None;
     let mut shutdown_seen = false;
-    let mut end_label: &'static str = "client_gone";
+    // How the connection ended; `None` until something says (the client went away).
+    let mut ending: Option<EndReason> = None;
     let mut pending: VecDeque<Output> = VecDeque::new();
 
     loop {
@@ -87,9 +83,7 @@ pub(crate) async fn run<S>(
                     }
                 }
                 Output::CloseClient(code) => {
-                    if end_label == "client_gone" {
-                        end_label = "closed";
-                    }
+                    ending.get_or_insert(EndReason::Route("closed"));
                     if !client_close_sent {
                         client_close_sent = true;
                         if let Some(c) = ws.violation() {
@@ -118,7 +112,7 @@ pub(crate) async fn run<S>(
                     }
                     let (ev, failure) = server.execute(&shared, x, &route, o, peer).await;
                     if let Some(label) = failure {
-                        end_label = label;
+                        ending = Some(EndReason::Route(label));
                     }
                     if let Some(ev) = ev {
                         pending.extend(t.on_server(ev));
@@ -126,15 +120,13 @@ pub(crate) async fn run<S>(
                 }
                 Output::Log(side, condition, detail) => {
                     shared.metrics.error(rpath, side, condition);
-                    if side == "backend" {
-                        tracing::warn!(route = rpath, %peer, side, condition, detail = %detail, "XMPP stream problem");
+                    if side == Side::Backend {
+                        tracing::warn!(route = rpath, %peer, side = side.label(), condition, detail = %detail, "XMPP stream problem");
                     } else {
-                        tracing::info!(route = rpath, %peer, side, condition, "XMPP stream problem (client)");
+                        tracing::info!(route = rpath, %peer, side = side.label(), condition, "XMPP stream problem (client)");
                         tracing::debug!(route = rpath, %peer, detail = %detail, "XMPP stream problem detail");
                     }
-                    if end_label == "client_gone" {
-                        end_label = condition;
-                    }
+                    ending.get_or_insert(EndReason::Route(condition));
                 }
             }
         }
@@ -171,7 +163,7 @@ pub(crate) async fn run<S>(
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
-                end_label = "shutdown";
+                ending = Some(CloseCause::Shutdown.into());
                 pending.extend(t.on_shutdown());
                 if pending.is_empty() && !client_close_sent {
                     pending.push_back(Output::CloseClient(1001));
@@ -184,12 +176,12 @@ pub(crate) async fn run<S>(
                         pending.extend(t.on_client_text(text.as_str()));
                     }
                     Recv::Binary(_) => {
-                        end_label = "binary_message";
+                        ending = Some(EndReason::Route("binary_message"));
                         pending.extend(t.on_client_binary());
                     }
                     Recv::Closed => {
                         if !client_close_sent {
-                            end_label = "client_closed";
+                            ending = Some(EndReason::ClientClosed);
                         }
                         // tungstenite queues the close reply; reading on flushes it
                         pending.extend(t.on_client_gone());
@@ -214,8 +206,8 @@ pub(crate) async fn run<S>(
                 match ev {
                     IoEvent::Closed => {
                         server.drop_connection();
-                        if end_label == "client_gone" && !t.is_closed() {
-                            end_label = "server_closed";
+                        if ending.is_none() && !t.is_closed() {
+                            ending = Some(EndReason::Route("server_closed"));
                         }
                         pending.extend(t.on_server(ServerEvent::Eof));
                     }
@@ -244,17 +236,17 @@ pub(crate) async fn run<S>(
                 }
                 if negotiation_deadline.is_some_and(|d| n >= d) {
                     negotiation_deadline = None;
-                    end_label = "remote_connection_failed";
+                    ending = Some(EndReason::Route("remote_connection_failed"));
                     pending.extend(t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "the XMPP server did not complete the stream negotiation in time"));
                 }
                 if !client_close_sent {
                     match ws.keepalive_due().await {
                         Some(CloseCause::Idle) => {
-                            end_label = "idle";
+                            ending = Some(CloseCause::Idle.into());
                             pending.extend(t.on_idle());
                         }
-                        Some(_) => {
-                            end_label = "dead_peer";
+                        Some(cause) => {
+                            ending = Some(cause.into());
                             pending.extend(t.on_client_dead());
                         }
                         None => {}
@@ -263,6 +255,6 @@ pub(crate) async fn run<S>(
             }
         }
     }
-    let end = ws.finish(end_label);
+    let end = ws.finish(ending.unwrap_or(EndReason::ClientGone));
     tracing::info!(route = rpath, %peer, end, domain = %t.domain(), secs = ws.age().as_secs_f64(), "XMPP WebSocket closed");
 }

@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use ucgate_proto::side::Side;
 use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Unavailable};
 
 use crate::config::{XmppDomain, XmppTls};
@@ -440,7 +441,7 @@ impl ServerSide {
                             (Some(ServerEvent::TlsReady), None)
                         }
                         Err(e) => {
-                            shared.metrics.error(rpath, "backend", "tls");
+                            shared.metrics.error(rpath, Side::Backend, "tls");
                             tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "STARTTLS with the XMPP server failed");
                             (
                                 unavailable(Unavailable::RemoteConnectionFailed, e),

@@ -24,11 +24,11 @@ use std::collections::VecDeque;
 
 use super::ridmap::RidMap;
 
+/// The stanzas namespace (RFC 6120 §8.3).
+const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
 mod ending;
 mod requests;
-
-pub use ending::recipient_unavailable;
-use requests::is_sha1_hex;
 
 use super::body::{render_body, Request, Route, NS_CLIENT, NS_STREAMS};
 use super::condition::{
@@ -766,4 +766,43 @@ impl Session {
     }
 
     // ---- internals ----
+}
+
+/// XEP-0206 §7: what to send back to the server for a stanza that can no
+/// longer reach the client: a `recipient-unavailable` error for a
+/// `<message/>`, `service-unavailable` for an `<iq/>` get/set, nothing for
+/// presence, errors, results or anything else. `from` is left for the
+/// server to stamp.
+pub fn recipient_unavailable(el: &[u8]) -> Option<Vec<u8>> {
+    let tag = parse_start_tag(el).ok().flatten()?;
+    let ns = match tag.prefix() {
+        Some(p) => tag.attr(&format!("xmlns:{p}")),
+        None => tag.attr("xmlns"),
+    };
+    if ns != Some(NS_CLIENT) {
+        return None;
+    }
+    let kind = tag.attr("type").unwrap_or_default();
+    let (error_type, condition) = match (tag.local(), kind) {
+        ("message", "error") => return None,
+        ("message", _) => ("wait", "recipient-unavailable"),
+        ("iq", "get" | "set") => ("cancel", "service-unavailable"),
+        _ => return None,
+    };
+    let name = tag.local();
+    let mut s = format!("<{name} xmlns='{NS_CLIENT}' type='error'");
+    if let Some(from) = tag.attr("from") {
+        s.push_str(&format!(" to='{}'", escape(from)));
+    }
+    if let Some(id) = tag.attr("id") {
+        s.push_str(&format!(" id='{}'", escape(id)));
+    }
+    s.push_str(&format!(
+        "><error type='{error_type}'><{condition} xmlns='{NS_STANZAS}'/></error></{name}>"
+    ));
+    Some(s.into_bytes())
+}
+
+fn is_sha1_hex(k: &str) -> bool {
+    k.len() == 40 && k.bytes().all(|b| b.is_ascii_hexdigit())
 }

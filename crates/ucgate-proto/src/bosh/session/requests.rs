@@ -7,10 +7,6 @@ use core::time::Duration;
 
 use super::*;
 
-pub(super) fn is_sha1_hex(k: &str) -> bool {
-    k.len() == 40 && k.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 pub(super) fn keys_equal(a: &Option<String>, b: &Option<String>) -> bool {
     match (a, b) {
         (None, None) => true,

@@ -1,0 +1,95 @@
+//! The first step of every request on the public listener: host-meta
+//! discovery, the route lookup, and the route's service (a WebSocket
+//! handshake in [`crate::http`], or BOSH).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::conn::{BusyGuard, ConnState};
+use crate::http::websocket_route;
+use crate::response::{text, Body};
+use crate::{Service, Shared};
+
+/// Handles one request on the public listener.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let _busy = BusyGuard::new(&conn);
+    let path = req.uri().path().to_string();
+    if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
+        if let Some(r) = host_meta(&shared, &req, path.ends_with(".json")) {
+            return r;
+        }
+    }
+    let Some(idx) = shared.config.route_table.lookup(&path) else {
+        shared.metrics.response("unmatched", 404);
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no route for `{path}` on this gateway"),
+        );
+    };
+    let route = &shared.routes[idx];
+    // Boxed: hyper keeps room for this future on every connection, so it
+    // stays small and each kind of request pays only for its own state.
+    match &route.service {
+        Service::Bosh => {
+            Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
+        }
+        Service::WebSocket(service) => {
+            Box::pin(websocket_route(
+                &shared, &conn, route, service, peer, &mut req,
+            ))
+            .await
+        }
+    }
+}
+
+/// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as
+/// XRD or JRD, readable from any origin. `None` (→ normal routing, so 404)
+/// when no URL is configured.
+fn host_meta(shared: &Shared, req: &Request<Incoming>, json: bool) -> Option<Response<Body>> {
+    let x = &shared.config.xmpp;
+    if x.websocket_url.is_none() && x.bosh_url.is_none() {
+        return None;
+    }
+    let label = "host-meta";
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        shared.metrics.response(label, 405);
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Some(r);
+    }
+    let (body, ctype) = if json {
+        (
+            ucgate_proto::hostmeta::jrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
+            "application/json",
+        )
+    } else {
+        (
+            ucgate_proto::hostmeta::xrd(x.websocket_url.as_deref(), x.bosh_url.as_deref()),
+            "application/xrd+xml; charset=utf-8",
+        )
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    shared.metrics.response(label, 200);
+    Some(r)
+}
