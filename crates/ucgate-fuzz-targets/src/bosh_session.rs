@@ -2,6 +2,9 @@
 //! client requests, server events and timer firings decoded from the input,
 //! with explicit time.
 //!
+//! Server elements are well-formed (the server is trusted to send
+//! well-formed XML; the splitter only finds the element boundaries).
+//!
 //! Input: a limits byte, a creation byte, then operations: an opcode byte,
 //! a time step byte (×100 ms), and the operation's own bytes (see `step`).
 //!
@@ -20,6 +23,7 @@ use ucgate_proto::bosh::{
     parse_request, parse_response, peek_sid, Action, Condition, Request, RequestId, Session,
     SessionLimits,
 };
+use ucgate_proto::xml::validate::check_element;
 use ucgate_proto::xml::Limits;
 
 const SID: &str = "s1";
@@ -156,7 +160,18 @@ impl Harness {
                     .collect();
                 self.session.on_server_elements(els, now)
             }
-            3 => self.session.on_server_element(input.chunk().to_vec(), now),
+            3 => {
+                // The XMPP server is trusted to send well-formed XML (the
+                // splitter only finds element boundaries): a raw element
+                // from the input is used only if it is one.
+                let raw = input.chunk();
+                let ok = std::str::from_utf8(raw)
+                    .is_ok_and(|s| check_element(s, &Limits::default()).is_ok());
+                if !ok {
+                    return;
+                }
+                self.session.on_server_element(raw.to_vec(), now)
+            }
             4 => self.session.on_server_close(now),
             5 => {
                 let c = [

@@ -387,3 +387,21 @@ fn client_close_before_the_server_answers_times_out_cleanly() {
     assert_eq!(to_client(&out), vec![close_element()]);
     assert!(t.is_closed());
 }
+
+/// Found by the `xmpp_ws_translator` fuzz target
+/// (fuzz/regressions/xmpp_ws_translator/): the negotiation timer can fire
+/// after the stream already ended (here: the server closed during
+/// negotiation); that must not log and count a second error.
+#[test]
+fn server_unavailable_after_close_is_ignored() {
+    let mut t = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    let out = t.on_server_eof();
+    assert!(out.contains(&Output::CloseClient(1000)), "{out:?}");
+    assert!(t.is_closed());
+    for why in [
+        Unavailable::HostUnknown,
+        Unavailable::RemoteConnectionFailed,
+    ] {
+        assert_eq!(t.on_server_unavailable(why, "late"), Vec::new());
+    }
+}
