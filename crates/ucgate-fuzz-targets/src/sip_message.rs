@@ -14,7 +14,9 @@
 
 use crate::input::Input;
 use ucgate_proto::sip::framing::{Frame, StreamSplitter};
-use ucgate_proto::sip::message::{error_response, parse, parse_datagram, scan, SipLimits};
+use ucgate_proto::sip::message::{
+    error_response, parse, parse_datagram, scan, Message, SipLimits, StartLine,
+};
 
 const VIA: &[u8] = b"SIP/2.0/TCP core.example:5060;branch=z9hG4bKfuzz";
 
@@ -35,7 +37,7 @@ fn limits(sel: u8) -> SipLimits {
     }
 }
 
-fn reparse(bytes: &[u8]) -> ucgate_proto::sip::message::Message<'_> {
+fn reparse(bytes: &[u8]) -> Message<'_> {
     match parse(bytes, &SipLimits::UNLIMITED) {
         Ok(m) => m,
         Err(e) => panic!(
@@ -43,6 +45,14 @@ fn reparse(bytes: &[u8]) -> ucgate_proto::sip::message::Message<'_> {
             String::from_utf8_lossy(bytes)
         ),
     }
+}
+
+fn start_line<'a>(m: &Message<'a>) -> (Option<&'a str>, Option<&'a [u8]>, Option<u16>) {
+    let uri = match m.start_line() {
+        StartLine::Request { uri, .. } => Some(*uri),
+        StartLine::Response { .. } => None,
+    };
+    (m.method(), uri, m.status())
 }
 
 fn check_message(bytes: &[u8], lim: &SipLimits, datagram: bool) {
@@ -69,7 +79,8 @@ fn check_message(bytes: &[u8], lim: &SipLimits, datagram: bool) {
 
     let once = m.edit().finish();
     let e = reparse(&once);
-    assert_eq!(e.start_line(), m.start_line());
+    // Same start line (its spans move: leading CRLFs are not copied).
+    assert_eq!(start_line(&e), start_line(&m));
     assert_eq!(e.body(), m.body());
     assert_eq!(e.call_id(), m.call_id());
     assert_eq!(e.cseq(), m.cseq());
