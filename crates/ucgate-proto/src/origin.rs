@@ -60,7 +60,10 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
             None => (s, None),
         }
     };
+    // An unbracketed host has no `:` (an IPv6 address needs brackets).
+    let unbracketed_colon = !host.starts_with('[') && host.contains(':');
     if host.is_empty()
+        || unbracketed_colon
         || host
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '/' || c == '@')
@@ -201,6 +204,21 @@ mod tests {
         assert!(Origin::parse("https://").is_err());
         assert!(Origin::parse("https://a.example:99999").is_err());
         assert!(Origin::parse("https://user@a.example").is_err());
+    }
+
+    /// Found by the `websocket_handshake` fuzz target
+    /// (fuzz/regressions/websocket_handshake/): `http://::80` parsed, with
+    /// host `:`, and normalised to `http://:`, which does not parse. A host
+    /// with a `:` outside brackets is malformed, in an Origin and in a Host.
+    #[test]
+    fn an_unbracketed_colon_in_the_host_is_malformed() {
+        for bad in ["http://::80", "http://a:b:80", "http://::1", "https://a:b"] {
+            assert_eq!(Origin::parse(bad), Err(OriginError::Malformed), "{bad}");
+        }
+        assert!(OriginPolicy::from_list(&["http://a:b:8080"]).is_err());
+        let p = OriginPolicy::SameOrigin;
+        assert!(!p.allows(Some("http://a:b"), Some("a:b"), false));
+        assert!(p.allows(Some("http://[::1]:8080"), Some("[::1]:8080"), false));
     }
 
     #[test]

@@ -377,11 +377,12 @@ fn check_and_count_hop(
 }
 
 /// A strict-routed request (see [`strict_route`]): the last Route value, the
-/// span of its URI (the Request-URI to restore) and the flow token (user
+/// span of its URI (the Request-URI to restore; `None` when that URI cannot
+/// be a Request-URI: not sip/sips, or with headers) and the flow token (user
 /// part) of the Request-URI that was ours.
 struct StrictRoute<'a> {
     last: Value,
-    target: Range<usize>,
+    target: Option<Range<usize>>,
     user: Option<&'a [u8]>,
 }
 
@@ -401,9 +402,11 @@ fn strict_route<'a>(msg: &Message<'a>, cfg: &EdgeConfig<'_>) -> Option<StrictRou
         return None;
     }
     let (last, na) = msg.routes().pop()?;
+    let target = na?.uri;
+    let usable = parse_sip_uri(b, target.clone()).is_some_and(|t| t.headers.is_none());
     Some(StrictRoute {
         last,
-        target: na?.uri,
+        target: usable.then_some(target),
         user: uri.user,
     })
 }
@@ -481,6 +484,9 @@ fn client_request(
     let mut routes = msg.routes();
     let mut other: Option<Flow> = None;
     if let Some(StrictRoute { last, target, user }) = strict_route(msg, cfg) {
+        let Some(target) = target else {
+            return refuse(400, "Bad Route", &[]);
+        };
         if let StartLine::Request { uri_span, .. } = msg.start_line() {
             ed.replace(uri_span.clone(), &b[target]);
         }
@@ -701,6 +707,9 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
     let mut routes = msg.routes();
     let strict = strict_route(msg, cfg);
     if let Some(StrictRoute { last, target, user }) = &strict {
+        let Some(target) = target else {
+            return refuse(400, "Bad Route", &[]);
+        };
         if let StartLine::Request { uri_span, .. } = msg.start_line() {
             ed.replace(uri_span.clone(), &b[target.clone()]);
         }

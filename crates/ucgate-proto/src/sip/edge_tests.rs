@@ -766,6 +766,60 @@ Content-Length: 0\r
     );
 }
 
+/// Found by the `sip_edge` fuzz target (fuzz/regressions/sip_edge/): a
+/// strict-routed request whose last Route URI cannot be a Request-URI (here
+/// `<s:>`, accepted as a Route value) was relayed with that URI as its
+/// Request-URI, a message no SIP parser accepts. It is a `400 Bad Route`
+/// from either side (ACK: dropped).
+#[test]
+fn strict_route_to_an_unusable_uri_is_400() {
+    let t7 = encode(KEY, BOOT, 7, WsTransport::Wss);
+    for last in ["<s:>", "<tel:+15551234>", "<sip:bob@10.0.0.9?Subject=x>"] {
+        let core = crlf(&format!(
+            "BYE sip:{t7}@gw.example.com;lr SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKcore9
+Max-Forwards: 69
+Route: {last}
+To: <sip:alice@example.com>;tag=a1
+From: <sip:bob@example.com>;tag=b1
+Call-ID: in9
+CSeq: 2 BYE
+
+"
+        ));
+        let m = parse(&core, &SipLimits::default()).unwrap();
+        match from_core(&m, &cfg()) {
+            FromCore::Respond(r) => assert!(r.starts_with(b"SIP/2.0 400 Bad Route\r\n"), "{last}"),
+            other => panic!("{last}: {other:?}"),
+        }
+        let client = crlf(&format!(
+            "BYE sip:{t7}@gw.example.com;transport=wss;lr SIP/2.0
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye9
+Max-Forwards: 70
+Route: {last}
+To: <sip:bob@example.com>;tag=b1
+From: <sip:alice@example.com>;tag=a1
+Call-ID: call9
+CSeq: 3 BYE
+
+"
+        ));
+        let m = parse(&client, &SipLimits::default()).unwrap();
+        match from_client(&m, &cfg(), &flow()) {
+            FromClient::Respond(r) => {
+                assert!(r.starts_with(b"SIP/2.0 400 Bad Route\r\n"), "{last}")
+            }
+            other => panic!("{last}: {other:?}"),
+        }
+        let ack = String::from_utf8(client).unwrap().replace("BYE", "ACK");
+        let m = parse(ack.as_bytes(), &SipLimits::default()).unwrap();
+        assert!(matches!(
+            from_client(&m, &cfg(), &flow()),
+            FromClient::Drop(_)
+        ));
+    }
+}
+
 #[test]
 fn only_our_exact_uris_count_as_ours() {
     // A REGISTER to our address without `lr` is not strict-routed, and a

@@ -501,9 +501,13 @@ impl Translator {
         out
     }
 
-    /// The server cannot be used.
+    /// The server cannot be used. Ignored once closed: the stream ended
+    /// for another reason, which was already logged and counted.
     pub fn on_server_unavailable(&mut self, why: Unavailable, detail: &str) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.phase == Phase::Closed {
+            return out;
+        }
         let condition = match why {
             Unavailable::HostUnknown => "host-unknown",
             Unavailable::RemoteConnectionFailed => "remote-connection-failed",

@@ -642,3 +642,21 @@ fn the_clients_open_says_whether_the_server_opened_the_stream() {
         "<stream:error xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>".into()
     )))));
 }
+
+/// Found by the `xmpp_ws_translator` fuzz target
+/// (fuzz/regressions/xmpp_ws_translator/): the negotiation timer can fire
+/// after the stream already ended (here: the server closed during
+/// negotiation); that must not log and count a second error.
+#[test]
+fn server_unavailable_after_close_is_ignored() {
+    let mut t = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    let out = t.on_server_eof();
+    assert!(out.contains(&Output::CloseClient(1000)), "{out:?}");
+    assert!(t.is_closed());
+    for why in [
+        Unavailable::HostUnknown,
+        Unavailable::RemoteConnectionFailed,
+    ] {
+        assert_eq!(t.on_server_unavailable(why, "late"), Vec::new());
+    }
+}
