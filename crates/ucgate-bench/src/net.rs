@@ -7,8 +7,10 @@
 //! from, so every mode honours the proxy variables the same way. The rules
 //! are in [`proxy`] and written down in `docs/probe.md`.
 
-#[path = "proxy.rs"]
+mod cert;
 pub mod proxy;
+mod stream;
+mod upgrade;
 
 use std::fmt;
 use std::future::Future;
@@ -18,18 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
 
+pub use cert::{cert_info, CertInfo, TlsInfo};
 pub use proxy::{Direct, ProxyUrl, Route};
-
-/// Any byte stream a client can speak over (TCP, TLS, TLS inside a tunnel).
-pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncReadWrite for T {}
-
-/// A boxed byte stream.
-pub type BoxStream = Box<dyn AsyncReadWrite>;
+pub use stream::BoxStream;
+#[cfg(test)]
+use upgrade::body_summary;
+pub use upgrade::{websocket, websocket_handshake, HandshakeError};
 
 /// TLS options shared by every subcommand.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -94,112 +93,6 @@ pub struct Timings {
     pub proxy_connect: Option<Duration>,
     pub tls: Option<Duration>,
     pub proxy_tls: Option<Duration>,
-}
-
-/// One certificate of a chain.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct CertInfo {
-    pub subject: String,
-    pub issuer: String,
-    /// Validity, `YYYY-MM-DDTHH:MM:SSZ`.
-    pub not_before: String,
-    pub not_after: String,
-    /// DNS names and IP addresses of the subjectAltName extension.
-    pub names: Vec<String>,
-    /// DER length.
-    pub bytes: usize,
-}
-
-impl fmt::Display for CertInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "subject {}; issuer {}; valid {} to {}",
-            or_dash(&self.subject),
-            or_dash(&self.issuer),
-            self.not_before,
-            self.not_after
-        )?;
-        if !self.names.is_empty() {
-            write!(f, "; names {}", self.names.join(", "))?;
-        }
-        Ok(())
-    }
-}
-
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() {
-        "(empty)"
-    } else {
-        s
-    }
-}
-
-/// Describes a DER certificate (subject, issuer, validity, names).
-pub fn cert_info(der: &[u8]) -> CertInfo {
-    use x509_parser::extensions::GeneralName;
-    let iso = |t: x509_parser::time::ASN1Time| {
-        let d = t.to_datetime();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        )
-    };
-    match x509_parser::parse_x509_certificate(der) {
-        Ok((_, c)) => {
-            let names = match c.subject_alternative_name() {
-                Ok(Some(san)) => san
-                    .value
-                    .general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::DNSName(d) => Some(d.to_string()),
-                        GeneralName::IPAddress(b) => match b.len() {
-                            4 => Some(IpAddr::from(<[u8; 4]>::try_from(*b).ok()?).to_string()),
-                            16 => Some(IpAddr::from(<[u8; 16]>::try_from(*b).ok()?).to_string()),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            CertInfo {
-                subject: c.subject().to_string(),
-                issuer: c.issuer().to_string(),
-                not_before: iso(c.validity().not_before),
-                not_after: iso(c.validity().not_after),
-                names,
-                bytes: der.len(),
-            }
-        }
-        Err(e) => CertInfo {
-            subject: format!("(cannot parse: {e})"),
-            issuer: String::new(),
-            not_before: String::new(),
-            not_after: String::new(),
-            names: Vec::new(),
-            bytes: der.len(),
-        },
-    }
-}
-
-/// What TLS was negotiated with the gateway (or with an https:// proxy).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct TlsInfo {
-    pub version: String,
-    pub cipher_suite: String,
-    pub alpn: Option<String>,
-    /// One line per certificate of the chain, leaf first: subject, issuer
-    /// and validity (see [`CertInfo`]).
-    pub chain: Vec<String>,
-    /// The same, structured.
-    pub certificates: Vec<CertInfo>,
 }
 
 /// An open stream to the gateway and how it was opened.
@@ -589,240 +482,6 @@ async fn tcp_connect(to: SocketAddr, local: Option<IpAddr>) -> std::io::Result<T
     };
     sock.bind(SocketAddr::new(ip, 0))?;
     sock.connect(to).await
-}
-
-/// The WebSocket client handshake over a [`Connection`], offering
-/// `subprotocol` when given. Returns the socket and the subprotocol the
-/// server chose.
-pub async fn websocket(
-    conn: BoxStream,
-    url: &Url,
-    subprotocol: Option<&str>,
-) -> anyhow::Result<(
-    tokio_tungstenite::WebSocketStream<BoxStream>,
-    Option<String>,
-)> {
-    let (ws, resp) = websocket_handshake(conn, url, subprotocol).await?;
-    Ok((ws, resp.subprotocol))
-}
-
-/// What the server answered to a successful WebSocket upgrade.
-#[derive(Clone, Debug)]
-pub struct Upgrade {
-    /// 101.
-    pub status: u16,
-    /// The subprotocol the server chose (RFC 6455 lets it choose none of
-    /// those offered).
-    pub subprotocol: Option<String>,
-}
-
-/// A refused or invalid WebSocket upgrade (inside the `anyhow::Error` of
-/// [`websocket_handshake`]).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct HandshakeError {
-    /// The HTTP status, when the server answered with one.
-    pub status: Option<u16>,
-    pub message: String,
-}
-
-/// Longest upgrade response head accepted.
-const MAX_UPGRADE_HEAD: usize = 64 * 1024;
-
-/// As [`websocket`], returning the server's answer. The handshake is
-/// RFC 6455 §4.1 over HTTP/1.1 (done here rather than by tungstenite,
-/// which refuses an answer without a subprotocol when one was offered);
-/// bytes the server sends right after its 101 are kept. No time limit:
-/// the caller bounds it.
-pub async fn websocket_handshake(
-    mut conn: BoxStream,
-    url: &Url,
-    subprotocol: Option<&str>,
-) -> anyhow::Result<(tokio_tungstenite::WebSocketStream<BoxStream>, Upgrade)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
-    let fail = |status: Option<u16>, message: String| HandshakeError { status, message };
-    let host = url
-        .host_str()
-        .ok_or_else(|| anyhow::anyhow!("URL {url} has no host"))?;
-    let authority = match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    };
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    let key = generate_key();
-    let mut req = format!(
-        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ucgate-bench/{}\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    if let Some(p) = subprotocol {
-        if p.is_empty() || p.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b',') {
-            anyhow::bail!("invalid subprotocol name {p:?}");
-        }
-        req.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-    }
-    req.push_str("\r\n");
-    conn.write_all(req.as_bytes())
-        .await
-        .with_context(|| format!("sending the upgrade request to {url}"))?;
-    conn.flush().await?;
-
-    let mut buf = Vec::with_capacity(1024);
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if buf.len() > MAX_UPGRADE_HEAD {
-            return Err(fail(
-                None,
-                format!("response head longer than {MAX_UPGRADE_HEAD} bytes"),
-            )
-            .into());
-        }
-        let mut chunk = [0u8; 4096];
-        let n = conn
-            .read(&mut chunk)
-            .await
-            .context("reading the upgrade response")?;
-        if n == 0 {
-            let msg = if buf.is_empty() {
-                "the server closed the connection without answering the upgrade".to_string()
-            } else {
-                format!(
-                    "the server closed the connection after {} bytes of response head",
-                    buf.len()
-                )
-            };
-            return Err(fail(None, msg).into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let rest = buf.split_off(head_end);
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("").to_string();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let status = parts.next().and_then(|c| c.parse::<u16>().ok());
-    let reason = parts.next().unwrap_or("").trim().to_string();
-    let (true, Some(status)) = (version.starts_with("HTTP/"), status) else {
-        return Err(fail(
-            None,
-            format!(
-                "not an HTTP response: {:?}",
-                status_line.chars().take(100).collect::<String>()
-            ),
-        )
-        .into());
-    };
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    if status != 101 {
-        // show the start of the body: the gateway says why it refused
-        let want = header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-            .min(2048);
-        let mut body = rest;
-        while body.len() < want {
-            let mut chunk = [0u8; 2048];
-            match conn.read(&mut chunk).await {
-                Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
-                _ => break,
-            }
-        }
-        body.truncate(2048);
-        let html = header("content-type").is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-        let text = String::from_utf8_lossy(&body);
-        let text = body_summary(&text, html);
-        let text = if text.is_empty() {
-            String::new()
-        } else {
-            format!(": {text}")
-        };
-        return Err(fail(
-            Some(status),
-            format!("HTTP {status} {reason} instead of 101{text}"),
-        )
-        .into());
-    }
-    let bad = |m: String| -> anyhow::Error { fail(Some(101), m).into() };
-    if !header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
-        return Err(bad(format!(
-            "101 without Upgrade: websocket (got {:?})",
-            header("upgrade")
-        )));
-    }
-    if !header("connection").is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-    }) {
-        return Err(bad(format!(
-            "101 without Connection: Upgrade (got {:?})",
-            header("connection")
-        )));
-    }
-    let accept = derive_accept_key(key.as_bytes());
-    if header("sec-websocket-accept") != Some(accept.as_str()) {
-        return Err(bad(format!(
-            "wrong Sec-WebSocket-Accept {:?} (expected {accept:?})",
-            header("sec-websocket-accept")
-        )));
-    }
-    let chosen = header("sec-websocket-protocol").map(str::to_string);
-    if let Some(c) = &chosen {
-        if subprotocol.is_none_or(|o| o != c) {
-            return Err(bad(format!(
-                "the server chose subprotocol {c:?}, which was not offered"
-            )));
-        }
-    }
-    if let Some(ext) = header("sec-websocket-extensions") {
-        return Err(bad(format!(
-            "the server chose extensions {ext:?}, none were offered"
-        )));
-    }
-    let stream: BoxStream = Box::new(proxy::Prefixed::new(rest, conn));
-    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        stream,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
-    Ok((
-        ws,
-        Upgrade {
-            status,
-            subprotocol: chosen,
-        },
-    ))
-}
-
-/// One line from an error body: the `<title>` of an HTML page, else the
-/// text with white space collapsed; at most 200 characters.
-fn body_summary(body: &str, html: bool) -> String {
-    let text = if html {
-        let lower = body.to_ascii_lowercase();
-        match (lower.find("<title>"), lower.find("</title>")) {
-            (Some(a), Some(b)) if a + 7 <= b => &body[a + 7..b],
-            _ => "",
-        }
-    } else {
-        body
-    };
-    let one: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    one.chars().take(200).collect()
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@
 //! connection ([`super::Bridge`] joins them to the RFC 7395 translator of
 //! `crate::xmpp_ws`).
 //!
-//! The state is grouped: `Terms` (what was agreed at creation),
-//! `Sequence` (the client's requests; `requests.rs`), `Stream` (the
-//! server's side); how a session ends is in `ending.rs`.
+//! The state is grouped: `Terms` (what was agreed at creation;
+//! `create.rs`), `Sequence` (the client's requests; `requests.rs`),
+//! `Stream` (the server's side; `server.rs`); how a session ends is in
+//! `ending.rs`.
 //!
 //! See `docs/bosh.md` for every rule and the choices made where the
 //! specifications leave room.
@@ -27,8 +28,10 @@ use super::ridmap::RidMap;
 /// The stanzas namespace (RFC 6120 §8.3).
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
+mod create;
 mod ending;
 mod requests;
+mod server;
 
 use super::body::{render_body, Request, Route, NS_CLIENT, NS_STREAMS};
 use super::condition::{
@@ -266,192 +269,7 @@ pub struct Session {
     stream: Stream,
 }
 
-/// `<stream:error/>` for a client asking for a pre-1.0 XMPP stream.
-fn unsupported_version() -> String {
-    format!("<stream:error xmlns:stream='{NS_STREAMS}'><unsupported-version xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>")
-}
-
-/// True for a `<stream:error/>` element (namespace declared on it, as the
-/// server side delivers namespace-complete elements).
-fn is_stream_error(el: &[u8]) -> bool {
-    let Ok(Some(tag)) = parse_start_tag(el) else {
-        return false;
-    };
-    if tag.local() != "error" {
-        return false;
-    }
-    let decl = match tag.prefix() {
-        Some(p) => tag.attr(&format!("xmlns:{p}")),
-        None => tag.attr("xmlns"),
-    };
-    decl == Some(NS_STREAMS)
-}
-
 impl Session {
-    /// Creates a session from its creation request (`req.sid` absent).
-    /// `sid` must be unpredictable and unique (the glue's job). The
-    /// `route` attribute is ignored (XEP-0124 §7.1 allows this for a
-    /// gateway serving a fixed list of domains). `Err` is the immediate
-    /// answer (status, terminate body) for a creation request that is
-    /// refused.
-    #[allow(clippy::result_large_err)]
-    pub fn create(
-        req: &Request,
-        sid: String,
-        limits: &SessionLimits,
-        request: RequestId,
-        now: Duration,
-    ) -> Result<(Session, Vec<Action>), (u16, String)> {
-        Self::create_inner(req, sid, limits, request, now, None)
-    }
-
-    /// [`create`](Self::create), honouring `route` when `allowed` says it
-    /// names an allowed backend: [`route`](Self::route) then returns it
-    /// (for the glue, when it carries out `Action::OpenStream`). A `route`
-    /// that does not parse is `bad-request`; one that `allowed` refuses is
-    /// `host-unknown`.
-    #[allow(clippy::result_large_err)]
-    pub fn create_with_route(
-        req: &Request,
-        sid: String,
-        limits: &SessionLimits,
-        request: RequestId,
-        now: Duration,
-        allowed: &dyn Fn(&Route) -> bool,
-    ) -> Result<(Session, Vec<Action>), (u16, String)> {
-        Self::create_inner(req, sid, limits, request, now, Some(allowed))
-    }
-
-    #[allow(clippy::result_large_err)]
-    fn create_inner(
-        req: &Request,
-        sid: String,
-        limits: &SessionLimits,
-        request: RequestId,
-        now: Duration,
-        route_hook: Option<&dyn Fn(&Route) -> bool>,
-    ) -> Result<(Session, Vec<Action>), (u16, String)> {
-        let legacy = req.ver.is_none();
-        let refuse = |c: Condition| Err(terminate_body_legacy(&c, legacy));
-        if req.sid.is_some() || req.is_terminate() {
-            return refuse(Condition::BadRequest);
-        }
-        let to = req.to.as_deref().map(str::trim).unwrap_or_default();
-        if to.is_empty() {
-            return refuse(Condition::ImproperAddressing);
-        }
-        let route = match (route_hook, req.route.as_deref()) {
-            (Some(allowed), Some(r)) => {
-                let Some(route) = Route::parse(r) else {
-                    return refuse(Condition::BadRequest);
-                };
-                if !allowed(&route) {
-                    return refuse(Condition::HostUnknown);
-                }
-                Some(route)
-            }
-            _ => None,
-        };
-        if req.xmpp_version.is_some_and(|(major, _)| major < 1) {
-            return refuse(Condition::RemoteStreamError(Some(unsupported_version())));
-        }
-        let key = match &req.newkey {
-            Some(k) if is_sha1_hex(k) => Some(k.to_ascii_lowercase()),
-            Some(_) => return refuse(Condition::BadRequest),
-            None => None,
-        };
-        let max_wait = limits.max_wait.as_secs();
-        let wait = req.wait.unwrap_or(max_wait).min(max_wait);
-        let max_requests = limits.max_requests.max(1);
-        let hold = req
-            .hold
-            .unwrap_or(1)
-            .min(limits.max_hold)
-            .min(max_requests - 1);
-        let polling_session = hold == 0 || wait == 0;
-        let polling = limits.polling.as_secs();
-        let mut inactivity = limits.inactivity.as_secs();
-        if polling_session && inactivity > 0 {
-            // §12: a polling session gets a longer inactivity period, by
-            // more than `polling`.
-            inactivity += 2 * polling;
-        }
-        let ver = match req.ver {
-            Some(v) => v.min(limits.ver),
-            None => limits.ver,
-        };
-        let mut s = Session {
-            sid,
-            route,
-            secure: false,
-            ended: false,
-            terms: Terms {
-                max_pending_bytes: limits.max_pending_bytes,
-                wait,
-                hold,
-                requests: hold + 1,
-                inactivity,
-                polling,
-                max_pause: limits.max_pause.as_secs(),
-                ver,
-                legacy,
-                content: req
-                    .content
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
-                to: to.to_string(),
-                acks: req.ack.is_some(),
-                polling_session,
-                creation_rid: req.rid,
-            },
-            seq: Sequence {
-                next_rid: req.rid + 1,
-                held: VecDeque::new(),
-                buffered: RidMap::new(),
-                cache: RidMap::new(),
-                cache_bytes: 0,
-                last_responded: req.rid - 1,
-                last_response_at: now,
-                client_ack: req.rid - 1,
-                report: None,
-                last_reported: 0,
-                prev: Some(Prev {
-                    rid: req.rid,
-                    arrived: now,
-                    empty: req.payload.is_empty(),
-                }),
-                pause_inactivity: None,
-                key,
-            },
-            stream: Stream {
-                queue: VecDeque::new(),
-                pending_bytes: 0,
-                backlog: req.payload.clone(),
-                awaiting_features: true,
-                opened_once: false,
-                pending_attrs: Vec::new(),
-                server_gone: false,
-                terminal: None,
-            },
-        };
-        let mut out = vec![Action::OpenStream {
-            to: s.terms.to.clone(),
-            lang: req.lang.clone(),
-            from: req.from.clone(),
-        }];
-        s.seq.held.push_back(Held {
-            rid: req.rid,
-            http: Some(request),
-            since: now,
-            immediate: false,
-            no_payload: false,
-            key: None,
-            resends: 0,
-        });
-        s.flush(now, &mut out);
-        Ok((s, out))
-    }
-
     /// The session id.
     pub fn sid(&self) -> &str {
         &self.sid
@@ -570,113 +388,6 @@ impl Session {
             return out;
         }
         self.end_with(condition, Some(request), true, true, now, &mut out);
-        out
-    }
-
-    /// The server stream was opened (first time or after a restart):
-    /// `authid` is its `id`, `from` its `from`. Both are passed to the
-    /// client once, on the next response (`authid`, `from`; XEP-0124 §7.2,
-    /// XEP-0206 §4).
-    pub fn on_stream_open(
-        &mut self,
-        authid: String,
-        from: Option<String>,
-        now: Duration,
-    ) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.ended {
-            return out;
-        }
-        if !self.stream.opened_once {
-            self.stream.opened_once = true;
-            if !authid.is_empty() {
-                self.stream.pending_attrs.push(("authid", authid));
-            }
-            if let Some(f) = from.filter(|f| !f.is_empty()) {
-                self.stream.pending_attrs.push(("from", f));
-            }
-        }
-        self.flush(now, &mut out);
-        out
-    }
-
-    /// One element from the server (stanza, features, SASL …), already
-    /// namespace-complete. A `<stream:error/>` ends the session with
-    /// `remote-stream-error`.
-    pub fn on_server_element(&mut self, element: Vec<u8>, now: Duration) -> Vec<Action> {
-        self.on_server_elements(vec![element], now)
-    }
-
-    /// Several elements received together: they are batched into one
-    /// response when a request is held.
-    pub fn on_server_elements(&mut self, elements: Vec<Vec<u8>>, now: Duration) -> Vec<Action> {
-        self.server_elements(elements, true, now)
-    }
-
-    /// One element from the server known not to be a stream error (the
-    /// translator reports those apart): queued without being read.
-    pub fn on_server_stanza(&mut self, element: Vec<u8>, now: Duration) -> Vec<Action> {
-        self.server_elements(vec![element], false, now)
-    }
-
-    fn server_elements(
-        &mut self,
-        elements: Vec<Vec<u8>>,
-        check: bool,
-        now: Duration,
-    ) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.ended || self.stream.server_gone {
-            return out;
-        }
-        for el in elements {
-            if check && is_stream_error(&el) {
-                let xml = String::from_utf8_lossy(&el).into_owned();
-                out.extend(self.on_server_error(Condition::RemoteStreamError(Some(xml)), now));
-                return out;
-            }
-            if self.stream.awaiting_features {
-                // The first element of a (re)started stream: the stream is
-                // usable; client payloads held back until now go out.
-                self.stream.awaiting_features = false;
-                out.extend(self.stream.backlog.drain(..).map(Action::ToServer));
-            }
-            self.stream.pending_bytes += el.len();
-            self.stream.queue.push_back(el);
-        }
-        self.flush(now, &mut out);
-        out
-    }
-
-    /// The server side failed (`RemoteConnectionFailed`, `HostUnknown`,
-    /// `HostGone`, `RemoteStreamError(Some(xml))`, `SystemShutdown`, …).
-    /// Queued elements and the condition go to the oldest open request; if
-    /// none is open they wait for the next request (or inactivity).
-    pub fn on_server_error(&mut self, condition: Condition, now: Duration) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.ended || self.stream.server_gone {
-            return out;
-        }
-        self.stream.server_gone = true;
-        self.stream.terminal = Some(Terminal::Error(condition));
-        if self.has_open() {
-            self.deliver_terminal(None, now, &mut out);
-        }
-        out
-    }
-
-    /// The server closed its stream (`</stream:stream>`): queued elements
-    /// and `<body type='terminate'/>` go to the client like an error.
-    pub fn on_server_close(&mut self, now: Duration) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.ended || self.stream.server_gone {
-            return out;
-        }
-        self.stream.server_gone = true;
-        self.stream.terminal = Some(Terminal::Closed);
-        if self.has_open() {
-            self.deliver_terminal(None, now, &mut out);
-        }
         out
     }
 
