@@ -114,8 +114,9 @@ async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
 /// What serves a route: its [`config::RouteKind`] with the runtime pieces
 /// that kind needs, so each adapter gets exactly what it uses.
 pub(crate) enum Service {
-    /// `bosh`: HTTP requests; sessions live in [`Shared::bosh`].
-    Bosh,
+    /// `bosh`: HTTP requests (sessions live in [`Shared::bosh`]), with the
+    /// resolver and TLS settings for `[xmpp.domains]` its sessions use.
+    Bosh(Arc<xmpp::server::XmppRuntime>),
     /// The WebSocket kinds.
     WebSocket(WsService),
 }
@@ -154,8 +155,6 @@ pub(crate) struct Shared {
     /// Every connection and WebSocket task, to wait for at the end.
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
-    /// Resolver and TLS settings for XMPP domains (when an XMPP route exists).
-    pub(crate) xmpp: Option<Arc<xmpp::server::XmppRuntime>>,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
 }
@@ -205,10 +204,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
             RouteKind::XmppWebSocket => {
                 Service::WebSocket(WsService::Xmpp(xmpp_runtime(&mut xmpp, &config.xmpp)?))
             }
-            RouteKind::Bosh => {
-                xmpp_runtime(&mut xmpp, &config.xmpp)?;
-                Service::Bosh
-            }
+            RouteKind::Bosh => Service::Bosh(xmpp_runtime(&mut xmpp, &config.xmpp)?),
             RouteKind::SipWebSocket(core) => Service::WebSocket(WsService::Sip(
                 sip::SipRuntime::start(
                     r,
@@ -237,7 +233,6 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
-        xmpp,
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
         per_ip: client::PerIpLimit::new(config.server.max_connections_per_ip),

@@ -40,8 +40,16 @@ pub(crate) async fn handle(
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
     match &route.service {
-        Service::Bosh => {
-            Box::pin(crate::bosh::handle(&shared, route, peer, conn.secure, req)).await
+        Service::Bosh(x) => {
+            Box::pin(crate::bosh::handle(
+                &shared,
+                route,
+                x,
+                peer,
+                conn.secure,
+                req,
+            ))
+            .await
         }
         Service::WebSocket(service) => {
             Box::pin(websocket_route(

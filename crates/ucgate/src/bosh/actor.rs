@@ -17,7 +17,7 @@ use ucgate_proto::xmpp_ws::{Output, ServerEvent};
 
 use super::mailbox::{Command, Inbox, Reply};
 use crate::metrics::GaugeGuard;
-use crate::xmpp::server::{IoEvent, ServerSide};
+use crate::xmpp::server::{IoEvent, ServerSide, XmppRuntime};
 use crate::{RouteRuntime, Shared};
 
 /// Most bytes read from the server at once.
@@ -64,6 +64,7 @@ fn route_allowed(shared: &Shared, to: Option<&str>, r: &ucgate_proto::bosh::Rout
 pub(crate) async fn run(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
+    x: Arc<XmppRuntime>,
     sid: String,
     rx: Inbox,
     peer: SocketAddr,
@@ -72,7 +73,6 @@ pub(crate) async fn run(
     let _active = GaugeGuard::new(shared.metrics.bosh_sessions_active.clone());
     let started = Instant::now();
     let now = || started.elapsed();
-    let x = shared.xmpp.as_ref();
     let mut bridge = Bridge::new(sid, limits(&shared));
     let mut server = ServerSide::default();
     let mut replies: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
@@ -100,11 +100,7 @@ pub(crate) async fn run(
                     tracing::info!(route = %rpath, %peer, side = side.label(), condition, detail = %detail, "BOSH stream problem");
                 }
                 Step::Server(o) => {
-                    let Some(x) = x else {
-                        end = Some("internal-server-error");
-                        continue;
-                    };
-                    if let (Some(ev), _) = server.execute(&shared, x, &route, o, peer).await {
+                    if let (Some(ev), _) = server.execute(&shared, &x, &route, o, peer).await {
                         steps.extend(bridge.on_server(ev, now()));
                     }
                 }
@@ -126,16 +122,14 @@ pub(crate) async fn run(
             tracing::info!(route = %rpath, %peer, end = %label, secs = started.elapsed().as_secs_f64(), "BOSH session ended");
             // Close the server stream properly (`</stream:stream>`), bounded.
             let goodbye = bridge.goodbye();
-            if let Some(x) = x {
-                // Boxed: runs once, at the end (the actor's state machine
-                // lives as long as the session).
-                let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), async {
-                    for o in goodbye {
-                        let _ = server.execute(&shared, x, &route, o, peer).await;
-                    }
-                }))
-                .await;
-            }
+            // Boxed: runs once, at the end (the actor's state machine lives
+            // as long as the session).
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), async {
+                for o in goodbye {
+                    let _ = server.execute(&shared, &x, &route, o, peer).await;
+                }
+            }))
+            .await;
             break;
         }
         let deadline = bridge.next_deadline().map(|d| started + d);
@@ -189,11 +183,9 @@ pub(crate) async fn run(
     // Close the server stream if still open (boxed, as above).
     let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), async {
         if server.is_connected() {
-            if let Some(x) = x {
-                let _ = server
-                    .execute(&shared, x, &route, Output::CloseServer, peer)
-                    .await;
-            }
+            let _ = server
+                .execute(&shared, &x, &route, Output::CloseServer, peer)
+                .await;
         }
     }))
     .await;

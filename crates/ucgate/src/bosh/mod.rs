@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use ucgate_proto::side::Side;
 
 use crate::response::{Body, BodyError};
+use crate::xmpp::server::XmppRuntime;
 use crate::{RouteRuntime, Shared};
 use mailbox::{Command, Inbox, Mailbox, Refused, Reply};
 use registry::{Full as RegistryFull, Handle, Registry};
@@ -103,11 +104,12 @@ impl Drop for GoneGuard {
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
+    x: &Arc<XmppRuntime>,
     peer: SocketAddr,
     secure: bool,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let (resp, cors_headers) = match Box::pin(begin(shared, route, peer, secure, req)).await {
+    let (resp, cors_headers) = match Box::pin(begin(shared, route, x, peer, secure, req)).await {
         (Begun::Done(resp), cors_headers) => (resp, cors_headers),
         (Begun::Waiting(w), cors_headers) => (w.reply().await, cors_headers),
     };
@@ -132,6 +134,7 @@ enum Begun {
 async fn begin(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
+    x: &Arc<XmppRuntime>,
     peer: SocketAddr,
     secure: bool,
     req: Request<Incoming>,
@@ -191,7 +194,7 @@ async fn begin(
                 "this Origin is not allowed on this route",
             )
         }
-        Method::POST => match submit(shared, route, peer, req).await {
+        Method::POST => match submit(shared, route, x, peer, req).await {
             Ok(w) => return (Begun::Waiting(w), cors_headers),
             Err(resp) => resp,
         },
@@ -234,6 +237,7 @@ impl Waiting {
 async fn submit(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
+    x: &Arc<XmppRuntime>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Waiting, Response<Body>> {
@@ -337,7 +341,9 @@ async fn submit(
             shared.metrics.bosh_sessions_created.inc();
             let s2 = Arc::clone(shared);
             let r2 = Arc::clone(route);
-            shared.tracker.spawn(actor::run(s2, r2, sid, rx, peer));
+            shared
+                .tracker
+                .spawn(actor::run(s2, r2, Arc::clone(x), sid, rx, peer));
             h
         }
     };
