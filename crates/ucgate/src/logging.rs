@@ -60,6 +60,10 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         .finish(std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
+        .with_ansi(use_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .log_internal_errors(false);
     let layer = match format {
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
@@ -69,6 +73,12 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         .with(layer.with_filter(filter.and(ceiling())))
         .init();
     LogGuard(guard)
+}
+
+/// Colour codes only on a terminal, and never with `NO_COLOR` set to a
+/// non-empty value (no-color.org): a log file or a journal keeps plain text.
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Writes a line to stderr for the command line (usage and configuration
@@ -89,6 +99,15 @@ pub fn print_line(s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+    }
 
     #[test]
     fn only_ucgate_targets_may_trace() {

@@ -15,6 +15,7 @@ Examples:
   ucgate run --config /etc/ucgate/ucgate.toml
   ucgate run --config ucgate.toml --log-format json
   ucgate check-config /etc/ucgate/ucgate.toml
+  ucgate completions bash > /etc/bash_completion.d/ucgate
   curl -s http://127.0.0.1:9280/metrics
 
 Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once with 1);
@@ -38,6 +39,17 @@ enum Command {
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `ucgate completions bash > /etc/bash_completion.d/ucgate`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of `ucgate` or of one of its commands, as packaged in man1.
+    #[command(hide = true)]
+    Manpage {
+        /// The command (`run`, `check-config`, `completions`); the main page without it.
+        command: Option<String>,
     },
 }
 
@@ -64,9 +76,37 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ucgate", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Manpage { command }) => manpage(command.as_deref()),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
+}
+
+/// Writes the roff manual page of `ucgate`, or of `ucgate COMMAND`, to stdout.
+fn manpage(command: Option<&str>) -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let page = match command {
+        None => clap_mangen::Man::new(cmd),
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("ucgate-{name}")),
+            None => {
+                eprint_line(&format!("ucgate manpage: no command `{name}`"));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if page.render(&mut out).is_err() {
+        return ExitCode::from(1);
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(&out);
+    ExitCode::SUCCESS
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

@@ -378,3 +378,75 @@ async fn sighup_reloads_certificates_in_the_running_binary() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_command_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["check-config", "completions", "log-format"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let page = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("manpage")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, main) = page(&[]);
+    assert_eq!(code, Some(0));
+    assert!(main.contains(".TH ucgate 1"), "{main}");
+    assert!(main.contains("check\\-config"), "{main}");
+    let (code, sub) = page(&["check-config"]);
+    assert_eq!(code, Some(0));
+    assert!(sub.contains(".TH ucgate-check-config 1"), "{sub}");
+    assert_eq!(page(&["nope"]).0, Some(2));
+}
+
+/// Human logs carry colour codes only on a terminal: piped (as under
+/// systemd or a log collector) they are plain text.
+#[test]
+fn human_logs_on_a_pipe_have_no_colour_codes() {
+    let dir = common::tls::TempDir::new("nocolour");
+    let file = dir.path().join("ucgate.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    for no_color in [None, Some("1")] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "--config"])
+            .arg(&file)
+            .args(["--log-format", "human"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        match no_color {
+            Some(v) => cmd.env("NO_COLOR", v),
+            None => cmd.env_remove("NO_COLOR"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        let _guard = KillOnDrop(child.id());
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.contains("ucgate starting"), "{first}");
+        assert!(
+            !first.contains('\u{1b}'),
+            "colour codes on a pipe: {first:?}"
+        );
+        signal(&child, "-TERM");
+        let _ = child.wait();
+    }
+}
