@@ -308,3 +308,57 @@ async fn headers_without_an_empty_line_get_400_from_either_side() {
     assert_eq!(errors(&gw, "backend", "sip_parse").await, 1.0);
     gw.stop().await;
 }
+
+/// A port free on both UDP and TCP on 127.0.0.1 (released again).
+async fn free_port() -> u16 {
+    let core = Core::start().await;
+    core.addr.port()
+}
+
+/// `sip.listen` pins the core-facing port: the same port on UDP and TCP,
+/// in Via and Path, across a restart (issue 15 item 4).
+#[tokio::test]
+async fn sip_listen_pins_the_port_across_restarts() {
+    let core = Core::start().await;
+    let port = free_port().await;
+    let cfg = config_with(
+        core.addr,
+        "udp",
+        &format!("listen = \"127.0.0.1:{port}\"\n"),
+    );
+    for _ in 0..2 {
+        let mut gw = TestGateway::start(&cfg).await;
+        let mut ws = open(&gw).await;
+        let (path, from) = register(&mut ws, &core).await;
+        assert_eq!(from.port(), port, "datagrams come from sip.listen");
+        assert!(path.contains(&format!("@127.0.0.1:{port}")), "{path}");
+        // the same port on TCP
+        assert!(TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+        drop(ws);
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_taken_sip_listen_port_fails_the_start_naming_the_key() {
+    let core = Core::start().await;
+    let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = config_with(
+        core.addr,
+        "udp",
+        &format!("listen = \"127.0.0.1:{port}\"\n"),
+    );
+    let text =
+        format!("[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{cfg}");
+    let config = ucgate::Config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
+    let listeners = ucgate::Listeners::bind(&config).await.unwrap();
+    let err = ucgate::run(config, listeners, ucgate::Control::new())
+        .await
+        .expect_err("the start must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!("sip.listen = 127.0.0.1:{port}")),
+        "{msg}"
+    );
+}

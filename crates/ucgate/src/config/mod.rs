@@ -280,7 +280,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     };
     let xmpp = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
-    let sip = sip::read_sip(ctx, top, base);
+    let (sip, sip_listen) = sip::read_sip(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
@@ -302,6 +302,17 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             }
         }
         t.finish(ctx);
+    }
+    let sip_routes = routes
+        .iter()
+        .filter(|r| matches!(r.kind, RouteKind::SipWebSocket(_)))
+        .count();
+    if let Some(l) = sip_listen.filter(|_| sip_routes > 1) {
+        ctx.error(
+            l.span,
+            &l.key,
+            format!("one address for {sip_routes} `sip-websocket` routes: each route needs a port of its own toward its core; remove `sip.listen` (each route then gets a port from the OS) or keep one SIP route"),
+        );
     }
     for (i, p) in paths.iter().enumerate() {
         if paths[..i].iter().any(|q| q.value == p.value) {

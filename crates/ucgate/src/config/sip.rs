@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ucgate_proto::netset::{IpNet, NetSet};
 
-use super::reader::{Ctx, Table};
+use super::reader::{At, Ctx, Table};
 
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,6 +61,9 @@ pub struct SipConfig {
     pub flow_token_key: Option<Secret>,
     /// Host (and port) the clients and the core know the gateway by.
     pub advertised_host: Option<String>,
+    /// Address (UDP and TCP) the gateway uses toward the core; `None`: the
+    /// OS picks a port at each start.
+    pub listen: Option<std::net::SocketAddr>,
     /// Requests to a UDP core larger than this go over TCP.
     pub udp_threshold: usize,
     /// Answer for a request to a flow that is gone: 430 or 480.
@@ -89,6 +92,7 @@ impl Default for SipConfig {
         SipConfig {
             flow_token_key: None,
             advertised_host: None,
+            listen: None,
             udp_threshold: 1300,
             flow_gone: 430,
             require_path_support: false,
@@ -105,6 +109,7 @@ impl Default for SipConfig {
 pub(super) const SIP_KEYS: &[&str] = &[
     "flow_token_key",
     "advertised_host",
+    "listen",
     "udp_threshold",
     "flow_gone",
     "require_path_support",
@@ -117,16 +122,19 @@ pub(super) const SIP_KEYS: &[&str] = &[
     "core_idle_timeout",
 ];
 
-/// Reads `[sip]` (defaults when absent).
+/// Reads `[sip]` (defaults when absent), with where `listen` was set (for
+/// the check against the number of SIP routes).
 pub(super) fn read_sip(
     ctx: &mut Ctx<'_>,
     top: &mut Table<'_, '_>,
     base: &std::path::Path,
-) -> SipConfig {
+) -> (SipConfig, Option<At<std::net::SocketAddr>>) {
     let mut s = SipConfig::default();
     let Some(mut t) = top.table(ctx, "sip", SIP_KEYS) else {
-        return s;
+        return (s, None);
     };
+    let listen = t.socket_addr(ctx, "listen");
+    s.listen = listen.as_ref().map(|a| a.value);
     if let Some(k) = t.string(ctx, "flow_token_key", "a secret of at least 16 characters") {
         if k.value.len() < 16 {
             ctx.error(
@@ -200,7 +208,7 @@ pub(super) fn read_sip(
         (None, None) => {}
     }
     t.finish(ctx);
-    s
+    (s, listen)
 }
 
 /// Parses `sip:host:port;transport=udp|tcp|tls`.

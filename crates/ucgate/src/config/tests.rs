@@ -505,3 +505,22 @@ fn sip_route_errors() {
         "{e:?}"
     );
 }
+
+#[test]
+fn sip_listen_is_one_address_for_one_sip_route() {
+    let one = "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5070\"\n[sip]\nlisten = \"127.0.0.1:5065\"\n";
+    let c = Config::parse(one, "t.toml", Path::new(".")).unwrap();
+    assert_eq!(c.sip.listen, Some("127.0.0.1:5065".parse().unwrap()));
+    let two = "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5070\"\n[[route]]\npath = \"/sip2\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5071\"\n[sip]\nlisten = \"127.0.0.1:5065\"\n";
+    let e = Config::parse(two, "t.toml", Path::new(".")).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert_eq!(e.errors[0].key, "sip.listen");
+    assert_eq!(e.errors[0].line, 10);
+    assert!(
+        e.errors[0].message.contains("2 `sip-websocket` routes"),
+        "{e}"
+    );
+    let bad = "[sip]\nlisten = \"localhost:5065\"\n";
+    let e = Config::parse(bad, "t.toml", Path::new(".")).unwrap_err();
+    assert_eq!(e.errors[0].key, "sip.listen");
+}

@@ -204,17 +204,10 @@ impl SipRuntime {
             std::net::Ipv6Addr::UNSPECIFIED.into()
         };
         // The same port on UDP and TCP: retry a few times if TCP is taken.
-        let mut bound = None;
-        for _ in 0..16 {
-            let udp = UdpSocket::bind((bind_ip, 0)).await?;
-            let port = udp.local_addr()?.port();
-            if let Ok(l) = TcpListener::bind((bind_ip, port)).await {
-                bound = Some((udp, l));
-                break;
-            }
-        }
-        let (udp, listener) =
-            bound.ok_or_else(|| anyhow::anyhow!("no port free on both UDP and TCP"))?;
+        let (udp, listener) = match sip.listen {
+            Some(addr) => bind_listen(addr).await?,
+            None => bind_any(bind_ip).await?,
+        };
         let local = udp.local_addr()?;
         let host = match &sip.advertised_host {
             Some(h) => h.clone(),
@@ -780,4 +773,32 @@ impl SipRuntime {
             }
         }
     }
+}
+
+/// `sip.listen`: UDP and TCP on exactly this address, so that firewall rules
+/// and the Paths a registrar stored name the same port after a restart.
+async fn bind_listen(addr: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let clash = |proto: &str, e: std::io::Error| {
+        anyhow::anyhow!(
+            "cannot bind sip.listen = {addr} ({proto}): {e} (is another process, or server.listen or admin.listen, using that port? change `sip.listen` in [sip])"
+        )
+    };
+    let udp = UdpSocket::bind(addr).await.map_err(|e| clash("UDP", e))?;
+    // Port 0: the OS chooses, and TCP takes the same one.
+    let addr = udp.local_addr()?;
+    let tcp = TcpListener::bind(addr).await.map_err(|e| clash("TCP", e))?;
+    Ok((udp, tcp))
+}
+
+/// Without `sip.listen`: a port the OS chooses, free on both UDP and TCP
+/// (retried a few times when the TCP side is taken).
+async fn bind_any(ip: IpAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    for _ in 0..16 {
+        let udp = UdpSocket::bind((ip, 0)).await?;
+        let port = udp.local_addr()?.port();
+        if let Ok(l) = TcpListener::bind((ip, port)).await {
+            return Ok((udp, l));
+        }
+    }
+    anyhow::bail!("no port free on both UDP and TCP")
 }
