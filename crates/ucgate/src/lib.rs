@@ -42,6 +42,7 @@ mod response;
 mod router;
 mod server;
 mod sip;
+mod tls_pin;
 mod tunnel;
 mod ws;
 

@@ -234,21 +234,32 @@ pub fn server_config(
 /// A verifying client configuration for TLS to a backend: the CA bundle if
 /// given, else the system's trusted roots.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let roots = match ca_file {
-        Some(p) => load_ca_file(p)?,
+    let (roots, pinned) = match ca_file {
+        Some(p) => (load_ca_file(p)?, ca_file_certs(p)?),
         None => {
             let mut roots = rustls::RootCertStore::empty();
             let found = rustls_native_certs::load_native_certs();
             for c in found.certs {
                 let _ = roots.add(c);
             }
-            roots
+            (roots, Vec::new())
         }
     };
+    let verifier = crate::tls_pin::PinnedOrWebPki::new(roots, pinned, provider())?;
     let cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+/// The certificates of a `ca_file`, each trusted as itself when a server
+/// presents exactly it (`tls_pin.rs`).
+fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
+        .map(|c| c.map_err(|e| format!("`{}` is not a valid PEM bundle: {e}", path.display())))
+        .collect()
 }

@@ -1,0 +1,109 @@
+//! Server certificate verification for the gateway's own TLS clients
+//! (`tls://` backends, XMPP servers, SIP cores).
+//!
+//! The usual WebPKI path to the configured roots, plus one rule: a
+//! certificate listed in the operator's `ca_file` is trusted **as itself**
+//! when the server presents exactly it. That is what `openssl req -x509`
+//! and Prosody's own certificate generator make: a self-signed certificate
+//! with `CA:TRUE`, which WebPKI refuses as an end entity
+//! (`CaUsedAsEndEntity`) even when it is the very certificate the operator
+//! pinned, so every login failed although `check-config` had accepted the
+//! file. OpenSSL-based peers (HAProxy's `ca-file`, Prosody, ejabberd) accept
+//! such a pinned certificate. The exact match is compared byte for byte;
+//! the certificate must still be valid now and name the server.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// WebPKI, or an exact match with a certificate of `ca_file`.
+#[derive(Debug)]
+pub(crate) struct PinnedOrWebPki {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl PinnedOrWebPki {
+    /// `pinned`: the certificates of the operator's `ca_file` (empty with
+    /// the system roots: nothing is pinned then).
+    pub(crate) fn new(
+        roots: rustls::RootCertStore,
+        pinned: Vec<CertificateDer<'static>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<PinnedOrWebPki, String> {
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(PinnedOrWebPki { webpki, pinned })
+    }
+}
+
+/// Checks a pinned certificate's validity period and names.
+fn check_pinned(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), Error> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let validity = parsed.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    let ee = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    ee.verify_is_valid_for_subject_name(server_name)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            check_pinned(end_entity, server_name, now)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
