@@ -8,11 +8,13 @@
 //! will get it); rendering the payloads into a response `<body/>` and
 //! parsing that gives back the same payloads and attribute values (the
 //! renderer escapes what the parser unescapes); `peek_sid` finds the same
-//! `sid`; a `route` that parses renders back to itself.
+//! `sid`; a `route` that parses renders back to itself; each payload's
+//! handed-on start tag is the one its bytes have.
 
 use crate::input::Input;
 use ucgate_proto::bosh::body::render_body;
 use ucgate_proto::bosh::{parse_request, parse_response, peek_sid, Route};
+use ucgate_proto::xml::tag::ParsedElement;
 use ucgate_proto::xml::validate::check_element;
 use ucgate_proto::xml::Limits;
 
@@ -41,6 +43,9 @@ pub fn run(data: &[u8]) {
         if let Err(e) = check_element(text, &loose) {
             panic!("payload {text:?} is not a standalone element: {e}");
         }
+        // the start tag handed on with it is the one its bytes have
+        let reparsed = ParsedElement::parse(p.bytes.clone()).expect("its start tag parses");
+        assert_eq!(p.tag, reparsed.tag, "stale start tag for {text:?}");
     }
     let mut attrs = vec![("rid", req.rid.to_string())];
     if let Some(sid) = &req.sid {
@@ -49,7 +54,8 @@ pub fn run(data: &[u8]) {
     if let Some(from) = &req.from {
         attrs.push(("from", from.clone()));
     }
-    let rendered = render_body(&attrs, &req.payload, false);
+    let payload: Vec<Vec<u8>> = req.payload.iter().map(|p| p.bytes.clone()).collect();
+    let rendered = render_body(&attrs, &payload, false);
     let resp = match parse_response(rendered.as_bytes(), &loose) {
         Ok(r) => r,
         Err(e) => panic!("rendered body {rendered:?} does not parse: {e}"),

@@ -23,6 +23,7 @@ use ucgate_proto::bosh::{
     parse_request, parse_response, peek_sid, Action, Condition, Request, RequestId, Session,
     SessionLimits,
 };
+use ucgate_proto::xml::tag::ParsedElement;
 use ucgate_proto::xml::validate::check_element;
 use ucgate_proto::xml::Limits;
 
@@ -105,7 +106,8 @@ impl Harness {
         req.sid = Some(if flags & 1 == 0 { SID } else { "other" }.to_string());
         for i in 0..(flags >> 1 & 3) {
             let p = PAYLOADS[(usize::from(flags) + usize::from(i)) % PAYLOADS.len()];
-            req.payload.push(p.as_bytes().to_vec());
+            req.payload
+                .push(ParsedElement::parse(p).expect("a valid payload"));
         }
         if flags & 8 != 0 {
             req.ack = Some(rid.saturating_sub(u64::from(input.u8() % 4)).max(1));
@@ -241,7 +243,8 @@ pub fn run(data: &[u8]) {
         req.xmpp_version = Some((1, 0));
     }
     if create & 32 != 0 {
-        req.payload.push(PAYLOADS[0].as_bytes().to_vec());
+        req.payload
+            .push(ParsedElement::parse(PAYLOADS[0]).expect("a valid payload"));
     }
     let mut keys: Vec<String> = Vec::new();
     if create & 64 != 0 {

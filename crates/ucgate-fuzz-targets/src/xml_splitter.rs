@@ -5,18 +5,21 @@
 //!
 //! Invariants: the bytes returned (header, elements) never exceed the bytes
 //! fed; every element starts with `<`, ends with `>` and is within the
-//! limit; and chunking does not change the result: the events of a chunked
+//! limit; an element's start tag, parsed by the splitter as it scans, is
+//! the one its bytes have (and a malformed one's does not parse); and
+//! chunking does not change the result: the events of a chunked
 //! run equal those of the whole run, except that a run may stop earlier
 //! with an error (an incomplete item may hit a limit before its end
 //! arrives), so the shorter sequence must be a prefix of the longer.
 
 use crate::input::Input;
-use ucgate_proto::xml::splitter::{Event, Splitter};
+use ucgate_proto::xml::splitter::{Item, Splitter};
+use ucgate_proto::xml::tag::parse_start_tag;
 
 const MAX: [usize; 4] = [64, 256, 4096, 256 * 1024];
 
 /// Events until the first error; the error flag.
-fn split(stream: &[u8], max: usize, chunk: usize) -> (Vec<Event>, bool) {
+fn split(stream: &[u8], max: usize, chunk: usize) -> (Vec<Item>, bool) {
     let mut s = Splitter::new(max);
     let mut events = Vec::new();
     let mut fed = 0;
@@ -25,16 +28,24 @@ fn split(stream: &[u8], max: usize, chunk: usize) -> (Vec<Event>, bool) {
         s.feed(piece);
         fed += piece.len();
         loop {
-            match s.next_event() {
+            match s.next_item() {
                 Ok(Some(ev)) => {
                     returned += match &ev {
-                        Event::Header(tag) => tag.len,
-                        Event::Element(bytes) => {
+                        Item::Header(tag) => tag.len,
+                        Item::Element(el) => {
+                            let bytes = &el.bytes;
                             assert!(bytes.first() == Some(&b'<') && bytes.last() == Some(&b'>'));
                             assert!(bytes.len() <= max + 1, "element over the limit");
+                            assert_eq!(parse_start_tag(bytes), Ok(Some(el.tag.clone())));
                             bytes.len()
                         }
-                        Event::End => 0,
+                        Item::Malformed(bytes) => {
+                            assert!(bytes.first() == Some(&b'<') && bytes.last() == Some(&b'>'));
+                            assert!(bytes.len() <= max + 1, "element over the limit");
+                            assert!(!matches!(parse_start_tag(bytes), Ok(Some(_))));
+                            bytes.len()
+                        }
+                        Item::End => 0,
                     };
                     assert!(returned <= fed, "returned more bytes than fed");
                     assert!(s.buffered() <= fed - returned);

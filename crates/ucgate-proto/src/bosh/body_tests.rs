@@ -14,7 +14,7 @@ fn ok(s: &str) -> Request {
 fn payload(r: &Request) -> Vec<String> {
     r.payload
         .iter()
-        .map(|p| String::from_utf8(p.clone()).unwrap())
+        .map(|p| String::from_utf8(p.bytes.clone()).unwrap())
         .collect()
 }
 

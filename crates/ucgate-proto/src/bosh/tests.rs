@@ -79,7 +79,7 @@ fn responses(out: &[Action]) -> Vec<(RequestId, u16, String)> {
 fn to_server(out: &[Action]) -> Vec<String> {
     out.iter()
         .filter_map(|a| match a {
-            Action::ToServer(b) => Some(String::from_utf8(b.clone()).unwrap()),
+            Action::ToServer(b) => Some(String::from_utf8(b.bytes.clone()).unwrap()),
             _ => None,
         })
         .collect()
@@ -824,8 +824,10 @@ fn one_extra_request_is_allowed_to_terminate() {
     assert_eq!(
         out,
         vec![
-            Action::ToServer(client_msg("b").into_bytes()),
-            Action::ToServer(b"<presence xmlns='jabber:client' type='unavailable'/>".to_vec()),
+            Action::ToServer(parsed(client_msg("b"))),
+            Action::ToServer(parsed(
+                &b"<presence xmlns='jabber:client' type='unavailable'/>"[..]
+            )),
             Action::CloseStream,
             Action::Respond {
                 request: 2,
@@ -1084,7 +1086,9 @@ fn client_terminate_delivers_its_payload_then_closes() {
     assert_eq!(
         out,
         vec![
-            Action::ToServer(b"<presence xmlns='jabber:client' type='unavailable'/>".to_vec()),
+            Action::ToServer(parsed(
+                &b"<presence xmlns='jabber:client' type='unavailable'/>"[..]
+            )),
             Action::CloseStream,
             Action::Respond {
                 request: 2,
@@ -1264,8 +1268,8 @@ fn undeliverable_stanzas_are_bounced_when_the_session_dies() {
     assert_eq!(
         out,
         vec![
-            Action::ToServer(b"<message xmlns='jabber:client' type='error' to='bob@localhost/x' id='m1'><error type='wait'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>".to_vec()),
-            Action::ToServer(b"<iq xmlns='jabber:client' type='error' to='localhost' id='q1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>".to_vec()),
+            Action::ToServer(parsed(&b"<message xmlns='jabber:client' type='error' to='bob@localhost/x' id='m1'><error type='wait'><recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"[..])),
+            Action::ToServer(parsed(&b"<iq xmlns='jabber:client' type='error' to='localhost' id='q1'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"[..])),
             Action::CloseStream,
             Action::Ended(EndReason::Inactivity),
         ]
@@ -1331,7 +1335,7 @@ fn restart_reopens_the_stream_and_answers_with_the_new_features() {
     assert_eq!(
         out,
         vec![
-            Action::ToServer(bind.as_bytes().to_vec()),
+            Action::ToServer(parsed(bind)),
             Action::Respond {
                 request: 4,
                 status: 200,
@@ -1720,7 +1724,7 @@ fn lost_responses_scenario(seed: u64, acks: bool, keys: bool, resend_after: Dura
                         c.receive(request, body);
                     }
                 }
-                Action::ToServer(b) => to_server_seen.push(String::from_utf8(b).unwrap()),
+                Action::ToServer(b) => to_server_seen.push(String::from_utf8(b.bytes).unwrap()),
                 Action::Terminated(_) | Action::Ended(_) => {
                     panic!("session ended at step {step}: {a:?}")
                 }
@@ -1782,4 +1786,9 @@ fn lost_responses_lose_nothing_randomised() {
         lost_responses_scenario(seed, false, false, s(30));
     }
     assert!(reports > 0, "reports were exercised");
+}
+
+/// An element as the body parser hands it on (bytes and parsed start tag).
+fn parsed(el: impl AsRef<[u8]>) -> crate::xml::tag::ParsedElement {
+    crate::xml::tag::ParsedElement::parse(el.as_ref()).unwrap()
 }

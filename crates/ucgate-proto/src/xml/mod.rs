@@ -11,6 +11,10 @@
 //!
 //! Elements are forwarded as the bytes they arrived as; only the top-level
 //! start tag is ever rewritten (namespace declarations added).
+//!
+//! Each element's top-level start tag is parsed once, by the component
+//! that reads the element (the splitter, the validator, the BOSH body
+//! parser), and handed on with its bytes as a [`tag::ParsedElement`].
 
 pub mod splitter;
 pub mod tag;

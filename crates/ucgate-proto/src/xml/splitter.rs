@@ -18,7 +18,7 @@
 //! instructions and DTDs (RFC 6120 §11.1), non-white-space text between
 //! elements, and elements over the size limit.
 
-use super::tag::{parse_start_tag, StartTag};
+use super::tag::{parse_start_tag, ParsedElement, StartTag};
 use super::XmlError;
 
 /// The streams namespace (RFC 6120 §4.8.1).
@@ -31,6 +31,21 @@ pub enum Event {
     Header(StartTag),
     /// One complete top-level element, bytes as received.
     Element(Vec<u8>),
+    /// `</stream:stream>`.
+    End,
+}
+
+/// What the splitter found, each element with its top-level start tag,
+/// parsed once as the splitter reads it ([`Splitter::next_item`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// `<stream:stream …>` (the open tag only).
+    Header(StartTag),
+    /// One complete top-level element, bytes as received.
+    Element(ParsedElement),
+    /// One complete top-level element whose start tag does not parse
+    /// (bad name, attribute or entity): the caller decides what to do.
+    Malformed(Vec<u8>),
     /// `</stream:stream>`.
     End,
 }
@@ -61,6 +76,9 @@ pub struct Splitter {
     depth: usize,
     sub: Sub,
     header: Option<StartTag>,
+    /// The current top-level element's start tag, parsed as soon as its
+    /// `>` is scanned (`Some(None)`: it does not parse).
+    top: Option<Option<StartTag>>,
     max: usize,
     ended: bool,
 }
@@ -80,6 +98,7 @@ impl Splitter {
             depth: 0,
             sub: Sub::Text,
             header: None,
+            top: None,
             max: max_element,
             ended: false,
         }
@@ -117,6 +136,7 @@ impl Splitter {
         self.base = 0;
         self.scan = 0;
         self.item_start = 0;
+        self.top = None;
         rest
     }
 
@@ -142,6 +162,17 @@ impl Splitter {
 
     /// The next event, `Ok(None)` if more bytes are needed.
     pub fn next_event(&mut self) -> Result<Option<Event>, XmlError> {
+        Ok(self.next_item()?.map(|item| match item {
+            Item::Header(tag) => Event::Header(tag),
+            Item::Element(el) => Event::Element(el.bytes),
+            Item::Malformed(el) => Event::Element(el),
+            Item::End => Event::End,
+        }))
+    }
+
+    /// The next item, `Ok(None)` if more bytes are needed: as
+    /// [`Splitter::next_event`], each element with its parsed start tag.
+    pub fn next_item(&mut self) -> Result<Option<Item>, XmlError> {
         if self.ended {
             return Ok(None);
         }
@@ -192,7 +223,7 @@ impl Splitter {
                         Some(h) if h.name == name => {
                             self.consume_to(at + end + 1);
                             self.ended = true;
-                            return Ok(Some(Event::End));
+                            return Ok(Some(Item::End));
                         }
                         _ => return Err(XmlError::NotWellFormed("unexpected end tag")),
                     }
@@ -218,7 +249,7 @@ impl Splitter {
                     }
                     self.consume_to(at + tag.len);
                     self.header = Some(tag.clone());
-                    return Ok(Some(Event::Header(tag)));
+                    return Ok(Some(Item::Header(tag)));
                 }
                 _ => {
                     self.item_start = at;
@@ -230,7 +261,7 @@ impl Splitter {
         }
     }
 
-    fn scan_element(&mut self) -> Result<Option<Event>, XmlError> {
+    fn scan_element(&mut self) -> Result<Option<Item>, XmlError> {
         let buf = &self.buf;
         let mut i = self.scan;
         let mut depth = self.depth;
@@ -286,6 +317,11 @@ impl Splitter {
                     } else if b == b'"' || b == b'\'' {
                         sub = Sub::StartTag { quote: b };
                     } else if b == b'>' {
+                        if depth == 0 {
+                            // The top-level start tag, parsed once, here.
+                            self.top =
+                                Some(parse_start_tag(&buf[self.item_start..=i]).ok().flatten());
+                        }
                         if buf[i - 1] != b'/' {
                             depth += 1;
                         } else if depth == 0 {
@@ -336,9 +372,12 @@ impl Splitter {
                         "element larger than the maximum stanza size",
                     ));
                 }
-                let el = self.buf[self.item_start..end].to_vec();
+                let bytes = self.buf[self.item_start..end].to_vec();
                 self.consume_to(end);
-                Ok(Some(Event::Element(el)))
+                Ok(Some(match self.top.take().flatten() {
+                    Some(tag) => Item::Element(ParsedElement { bytes, tag }),
+                    None => Item::Malformed(bytes),
+                }))
             }
             Ok(None) => {
                 self.scan = i;

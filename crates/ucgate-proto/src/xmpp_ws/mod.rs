@@ -40,6 +40,8 @@ mod events;
 mod ns;
 mod server;
 #[cfg(test)]
+mod single_parse_tests;
+#[cfg(test)]
 mod tests;
 
 pub use element::qualify;
@@ -51,7 +53,8 @@ pub use ns::*;
 
 use crate::side::Side;
 use crate::xml::splitter::{Splitter, NS_STREAMS};
-use crate::xml::tag::{escape, parse_start_tag, StartTag};
+use crate::xml::tag::ParsedElement;
+use crate::xml::tag::{escape, StartTag};
 use crate::xml::validate::check_element;
 use crate::xml::{Limits, XmlError};
 use element::element_ns;
@@ -300,30 +303,18 @@ impl Translator {
 
     /// One element from the client, already checked as XML (restricted,
     /// namespace-complete, no deeper than the limit: a BOSH payload from
-    /// `bosh::parse_request`). It is not parsed again: its size and its
-    /// start tag (namespace, attribute count, which grows when its body's
+    /// `bosh::parse_request`) and carrying the start tag the body parser
+    /// parsed: it is not parsed again. Its size and its start tag
+    /// (namespace, attribute count, which grows when its body's
     /// declarations are copied onto it) are checked against the limits,
-    /// and it is handled as [`Translator::on_client_text`] would handle
-    /// it (framing elements included).
-    pub fn on_client_element(&mut self, el: Vec<u8>) -> Vec<Output> {
+    /// and it is handled as [`Translator::on_client_text`] would handle it
+    /// (framing elements included).
+    pub fn on_client_element(&mut self, el: ParsedElement) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
             return out;
         }
-        let tag = match parse_start_tag(&el) {
-            Ok(Some(tag)) => tag,
-            Ok(None) => {
-                let e = XmlError::NotWellFormed("incomplete start tag");
-                out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
-                self.fail(e.condition(), None, 1000, &mut out);
-                return out;
-            }
-            Err(e) => {
-                out.push(Output::Log(Side::Client, e.condition(), e.to_string()));
-                self.fail(e.condition(), None, 1000, &mut out);
-                return out;
-            }
-        };
+        let ParsedElement { bytes: el, tag } = el;
         let over = if el.len() > self.limits.max_bytes {
             Some(XmlError::Limit(
                 "message larger than the maximum stanza size",

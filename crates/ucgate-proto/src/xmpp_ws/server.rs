@@ -6,7 +6,8 @@
 use super::element::{has_child, remove_children};
 use super::*;
 use crate::side::Side;
-use crate::xml::splitter::Event;
+use crate::xml::splitter::Item;
+use crate::xml::tag::ParsedElement;
 
 impl Translator {
     /// Parses buffered server bytes as far as the current phase allows.
@@ -20,7 +21,7 @@ impl Translator {
             ) {
                 break;
             }
-            let ev = match self.splitter.next_event() {
+            let ev = match self.splitter.next_item() {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break,
                 Err(e) => {
@@ -46,9 +47,11 @@ impl Translator {
         );
     }
 
-    pub(super) fn server_event(&mut self, ev: Event, out: &mut Vec<Output>) {
+    /// One item from the server's stream: each element's start tag was
+    /// parsed by the splitter and is not parsed again here.
+    pub(super) fn server_event(&mut self, ev: Item, out: &mut Vec<Output>) {
         match (self.phase, ev) {
-            (Phase::ServerHeader { tls_done }, Event::Header(h)) => {
+            (Phase::ServerHeader { tls_done }, Item::Header(h)) => {
                 if h.attr("version").is_none_or(|v| !v.starts_with("1.")) {
                     self.fail(
                         "unsupported-version",
@@ -70,7 +73,7 @@ impl Translator {
                     self.phase = Phase::Features { tls_done };
                 }
             }
-            (_, Event::Header(_)) => {
+            (_, Item::Header(_)) => {
                 self.fail(
                     "undefined-condition",
                     Some("unexpected stream header from the server"),
@@ -78,11 +81,7 @@ impl Translator {
                     out,
                 );
             }
-            (Phase::Features { tls_done }, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
+            (Phase::Features { tls_done }, Item::Element(ParsedElement { bytes: el, tag })) => {
                 let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
                 if ns == NS_STREAMS && tag.local() == "error" {
                     self.relay_stream_error(&el, &tag, out);
@@ -125,11 +124,7 @@ impl Translator {
                 )));
                 self.phase = Phase::Open;
             }
-            (Phase::Proceed, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
+            (Phase::Proceed, Item::Element(ParsedElement { bytes: el, tag })) => {
                 let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
                 if ns == NS_TLS && tag.local() == "proceed" {
                     if self.splitter.buffered() > 0 {
@@ -161,11 +156,10 @@ impl Translator {
                     );
                 }
             }
-            (Phase::Open | Phase::ClientClosing | Phase::AwaitRestartOpen, Event::Element(el)) => {
-                let Ok(Some(tag)) = parse_start_tag(&el) else {
-                    self.fail("undefined-condition", None, 1000, out);
-                    return;
-                };
+            (
+                Phase::Open | Phase::ClientClosing | Phase::AwaitRestartOpen,
+                Item::Element(ParsedElement { bytes: el, tag }),
+            ) => {
                 let ns = element_ns(&tag, &self.server_decls).unwrap_or_default();
                 if ns == NS_STREAMS && tag.local() == "error" {
                     self.relay_stream_error(&el, &tag, out);
@@ -182,7 +176,7 @@ impl Translator {
                     self.phase = Phase::AwaitRestartOpen;
                 }
             }
-            (_, Event::End) => {
+            (_, Item::End) => {
                 out.push(Output::ToClient(ClientEvent::Close));
                 out.push(Output::CloseClient(1000));
                 if self.phase != Phase::ClientClosing {
@@ -191,7 +185,17 @@ impl Translator {
                 out.push(Output::CloseServer);
                 self.close();
             }
-            (_, Event::Element(_)) => {
+            (
+                Phase::Features { .. }
+                | Phase::Proceed
+                | Phase::Open
+                | Phase::ClientClosing
+                | Phase::AwaitRestartOpen,
+                Item::Malformed(_),
+            ) => {
+                self.fail("undefined-condition", None, 1000, out);
+            }
+            (_, Item::Element(_) | Item::Malformed(_)) => {
                 self.fail(
                     "undefined-condition",
                     Some("unexpected data from the XMPP server"),

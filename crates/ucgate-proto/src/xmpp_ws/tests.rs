@@ -532,7 +532,7 @@ fn typed_client_input_does_what_the_text_does() {
         "<message xmlns='jabber:client' to='b@x'><body>hi</body></message>",
         "<x:iq xmlns:x='jabber:client' type='get' id='1'/>",
     ] {
-        assert_eq!(a.on_client_text(el), b.on_client_element(el.into()));
+        assert_eq!(a.on_client_text(el), b.on_client_element(parsed(el)));
     }
     // the close
     assert_eq!(a.on_client_text(&close_element()), b.on_client_close());
@@ -546,7 +546,7 @@ fn typed_client_input_does_what_the_text_does() {
     ] {
         let mut a = opened(ServerTls::AlreadySecureOrNone);
         let mut b = opened(ServerTls::AlreadySecureOrNone);
-        let out = b.on_client_element(el.clone().into_bytes());
+        let out = b.on_client_element(parsed(&el));
         assert_eq!(a.on_client_text(&el), out, "{el}");
         assert!(!to_server(&out).contains("framing"), "{el}");
     }
@@ -557,7 +557,7 @@ fn typed_client_input_does_what_the_text_does() {
     ] {
         let mut a = opened(ServerTls::AlreadySecureOrNone);
         let mut b = opened(ServerTls::AlreadySecureOrNone);
-        let out = b.on_client_element(el.into());
+        let out = b.on_client_element(parsed(el));
         assert_eq!(a.on_client_text(el), out);
         assert!(b.is_closed(), "{el}");
     }
@@ -584,7 +584,7 @@ fn typed_client_input_does_what_the_text_does() {
             t.on_server_bytes(format!("{HDR2}{BIND_FEATURES}").as_bytes());
             assert!(t.is_open());
         }
-        let out = b.on_client_element(el.into());
+        let out = b.on_client_element(parsed(el));
         assert_eq!(a.on_client_text(el), out, "{el}");
         assert!(to_client(&out)[0].contains("<policy-violation "), "{el}");
         assert_eq!(to_server(&out), "</stream:stream>", "{el}");
@@ -659,4 +659,9 @@ fn server_unavailable_after_close_is_ignored() {
     ] {
         assert_eq!(t.on_server_unavailable(why, "late"), Vec::new());
     }
+}
+
+/// An element as the BOSH body parser hands it on.
+fn parsed(el: &str) -> crate::xml::tag::ParsedElement {
+    crate::xml::tag::ParsedElement::parse(el.as_bytes()).unwrap()
 }

@@ -1,6 +1,6 @@
 //! A `<body/>`'s children made standalone elements (see [`super`]).
 
-use crate::xml::tag::{escape, parse_start_tag, StartTag};
+use crate::xml::tag::{escape, parse_start_tag, Attr, ParsedElement, StartTag};
 use crate::xml::XmlError;
 
 use super::scan::{is_ws, lookup};
@@ -20,8 +20,10 @@ pub(super) fn children(
     tag: &StartTag,
     decls: &[(String, String)],
     mode: Mode,
-) -> Result<Vec<Vec<u8>>, BodyError> {
+) -> Result<Vec<ParsedElement>, BodyError> {
     let mut out = Vec::new();
+    // the start tag of the child being read, parsed once here
+    let mut root: Option<StartTag> = None;
     if tag.self_closing {
         return Ok(out);
     }
@@ -63,7 +65,8 @@ pub(super) fn children(
             i += p + 1;
             depth -= 1;
             if depth == 0 {
-                out.push(complete_child(&b[start..i], decls, mode)?);
+                let root = root.take().ok_or(BodyError::NotBody)?;
+                out.push(complete_child(&b[start..i], root, decls, mode)?);
             }
             continue;
         }
@@ -72,17 +75,18 @@ pub(super) fn children(
             .ok_or(BodyError::Xml(XmlError::NotWellFormed(
                 "incomplete start tag",
             )))?;
-        if depth == 0 {
-            start = i;
-        }
         i += t.len;
-        if t.self_closing {
-            if depth == 0 {
-                out.push(complete_child(&b[start..i], decls, mode)?);
+        if depth == 0 {
+            start = i - t.len;
+            if t.self_closing {
+                out.push(complete_child(&b[start..i], t, decls, mode)?);
+                continue;
             }
-        } else {
-            depth += 1;
+            root = Some(t);
+        } else if t.self_closing {
+            continue;
         }
+        depth += 1;
     }
     Ok(out)
 }
@@ -94,19 +98,51 @@ struct Needs {
     default: bool,
 }
 
-fn scan_needs(el: &[u8]) -> Result<Needs, BodyError> {
-    let mut needs = Needs::default();
-    // declarations made inside the child, one frame per open element
-    let mut frames: Vec<Vec<(String, String)>> = Vec::new();
-    let declared = |frames: &Vec<Vec<(String, String)>>, p: &str| {
-        frames.iter().any(|f| f.iter().any(|(fp, _)| fp == p))
-    };
-    let need = |needs: &mut Needs, p: &str| {
+/// What one start tag relies on, `frames` holding the declarations in
+/// scope inside the child (its own pushed last).
+fn note_needs(t: &StartTag, frames: &[Vec<(String, String)>], needs: &mut Needs) {
+    let declared = |p: &str| frames.iter().any(|f| f.iter().any(|(fp, _)| fp == p));
+    let mut need = |p: &str| {
         if !needs.prefixes.iter().any(|x| x == p) {
             needs.prefixes.push(p.to_string());
         }
     };
-    let mut i = 0;
+    match t.prefix() {
+        Some("xml") => {}
+        Some(p) => {
+            if !declared(p) {
+                need(p);
+            }
+        }
+        None => {
+            if !declared("") {
+                needs.default = true;
+            }
+        }
+    }
+    for a in &t.attrs {
+        if a.name == "xmlns" || a.name.starts_with("xmlns:") {
+            continue;
+        }
+        if let Some((p, _)) = a.name.split_once(':') {
+            if p != "xml" && !declared(p) {
+                need(p);
+            }
+        }
+    }
+}
+
+/// What the child `el` (whose start tag is `root`, already parsed) relies
+/// on from `<body>`.
+fn scan_needs(el: &[u8], root: &StartTag) -> Result<Needs, BodyError> {
+    let mut needs = Needs::default();
+    // declarations made inside the child, one frame per open element
+    let mut frames: Vec<Vec<(String, String)>> = vec![root.ns_decls()];
+    note_needs(root, &frames, &mut needs);
+    if root.self_closing {
+        return Ok(needs);
+    }
+    let mut i = root.len;
     while i < el.len() {
         if el[i] != b'<' {
             i += el[i..]
@@ -142,29 +178,7 @@ fn scan_needs(el: &[u8]) -> Result<Needs, BodyError> {
                 "incomplete start tag",
             )))?;
         frames.push(t.ns_decls());
-        match t.prefix() {
-            Some("xml") => {}
-            Some(p) => {
-                if !declared(&frames, p) {
-                    need(&mut needs, p);
-                }
-            }
-            None => {
-                if !declared(&frames, "") {
-                    needs.default = true;
-                }
-            }
-        }
-        for a in &t.attrs {
-            if a.name == "xmlns" || a.name.starts_with("xmlns:") {
-                continue;
-            }
-            if let Some((p, _)) = a.name.split_once(':') {
-                if p != "xml" && !declared(&frames, p) {
-                    need(&mut needs, p);
-                }
-            }
-        }
+        note_needs(&t, &frames, &mut needs);
         i += t.len;
         if t.self_closing {
             frames.pop();
@@ -209,19 +223,18 @@ fn attr_value_span(tag: &[u8], name: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// Re-declares on the child's start tag what it relies on from `<body>`.
+/// Re-declares on the child's start tag (`root`, parsed by [`children`])
+/// what it relies on from `<body>`, and hands the tag on updated to match
+/// the bytes.
 fn complete_child(
     el: &[u8],
+    root: StartTag,
     body_decls: &[(String, String)],
     mode: Mode,
-) -> Result<Vec<u8>, BodyError> {
-    let root = parse_start_tag(el)
-        .map_err(BodyError::Xml)?
-        .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-            "incomplete start tag",
-        )))?;
-    let needs = scan_needs(el)?;
+) -> Result<ParsedElement, BodyError> {
+    let needs = scan_needs(el, &root)?;
     let mut add = String::new();
+    let mut added: Vec<Attr> = Vec::new();
     for p in &needs.prefixes {
         let uri = lookup(body_decls, p)
             .ok_or(BodyError::Xml(XmlError::Namespace("undeclared prefix")))?;
@@ -231,6 +244,10 @@ fn complete_child(
             ));
         }
         add.push_str(&format!(" xmlns:{p}='{}'", escape(uri)));
+        added.push(Attr {
+            name: format!("xmlns:{p}"),
+            value: uri.to_string(),
+        });
     }
     let root_inherits = root.prefix().is_none() && root.attr("xmlns").is_none();
     // XEP-0206 §2: a stanza that names the httpbind namespace itself is a
@@ -255,6 +272,10 @@ fn complete_child(
         };
         if let Some(uri) = declare {
             add.push_str(&format!(" xmlns='{}'", escape(uri)));
+            added.push(Attr {
+                name: "xmlns".into(),
+                value: uri.to_string(),
+            });
         }
     }
     if mode == Mode::Request {
@@ -282,18 +303,26 @@ fn complete_child(
         }
     }
     let mut el = el.to_vec();
+    let mut tag = root;
     if explicit_stanza {
-        let (start, end) = attr_value_span(&el[..root.len], "xmlns")
+        let (start, end) = attr_value_span(&el[..tag.len], "xmlns")
             .ok_or(BodyError::Xml(XmlError::NotWellFormed("bad start tag")))?;
         el.splice(start..end, NS_CLIENT.bytes());
+        tag.len = tag.len + NS_CLIENT.len() - (end - start);
+        for a in tag.attrs.iter_mut().filter(|a| a.name == "xmlns") {
+            a.value = NS_CLIENT.to_string();
+        }
     }
     if add.is_empty() {
-        return Ok(el);
+        return Ok(ParsedElement { bytes: el, tag });
     }
-    let name_end = 1 + root.name.len();
+    let name_end = 1 + tag.name.len();
     let mut out = Vec::with_capacity(el.len() + add.len());
     out.extend_from_slice(&el[..name_end]);
     out.extend_from_slice(add.as_bytes());
     out.extend_from_slice(&el[name_end..]);
-    Ok(out)
+    tag.len += add.len();
+    added.append(&mut tag.attrs);
+    tag.attrs = added;
+    Ok(ParsedElement { bytes: out, tag })
 }

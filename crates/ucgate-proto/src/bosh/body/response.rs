@@ -54,7 +54,10 @@ pub fn parse_response(bytes: &[u8], limits: &Limits) -> Result<Response, BodyErr
         };
         attrs.push((name, a.value.clone()));
     }
-    let payload = children(trim_ws(text), &tag, &decls, Mode::Response)?;
+    let payload = children(trim_ws(text), &tag, &decls, Mode::Response)?
+        .into_iter()
+        .map(|p| p.bytes)
+        .collect();
     Ok(Response { attrs, payload })
 }
 

@@ -1,5 +1,6 @@
 //! The namespaces, a parsed request and its route, and the errors.
 
+use crate::xml::tag::ParsedElement;
 use crate::xml::XmlError;
 
 /// The BOSH namespace (XEP-0124).
@@ -69,8 +70,9 @@ pub struct Request {
     /// the session).
     pub stream: Option<String>,
     /// The payloads: each child element's bytes, made standalone
-    /// (namespace-complete) as described in the module documentation.
-    pub payload: Vec<Vec<u8>>,
+    /// (namespace-complete) as described in the module documentation,
+    /// with its start tag as parsed here (and updated to match the bytes).
+    pub payload: Vec<ParsedElement>,
 }
 
 impl Request {

@@ -33,7 +33,7 @@ impl Session {
     pub(super) fn client_terminate(
         &mut self,
         http: Option<RequestId>,
-        payload: Vec<Vec<u8>>,
+        payload: Vec<ParsedElement>,
         now: Duration,
         out: &mut Vec<Action>,
     ) {
@@ -155,6 +155,8 @@ impl Session {
             queued
                 .iter()
                 .filter_map(|el| recipient_unavailable(el))
+                // built here from a known template: its tag parses
+                .filter_map(|el| ParsedElement::parse(el).ok())
                 .map(Action::ToServer),
         );
     }

@@ -38,6 +38,7 @@ use super::condition::{
     recoverable_error_body, render_terminate, terminate_body_legacy, Condition,
 };
 use super::sha1::sha1_hex;
+use crate::xml::tag::ParsedElement;
 use crate::xml::tag::{escape, parse_start_tag};
 use crate::xml::Limits;
 
@@ -132,8 +133,9 @@ pub enum Action {
         /// The `<body/>`.
         body: String,
     },
-    /// A namespace-complete element for the server, in order.
-    ToServer(Vec<u8>),
+    /// A namespace-complete element for the server, in order, with its
+    /// start tag (parsed by the body parser for client payloads).
+    ToServer(ParsedElement),
     /// Open the (first) server stream; `to` is the domain to reach.
     OpenStream {
         /// The `to` of the creation request (as sent; trimmed).
@@ -249,7 +251,7 @@ struct Sequence {
 struct Stream {
     queue: VecDeque<Vec<u8>>,
     pending_bytes: usize,
-    backlog: Vec<Vec<u8>>,
+    backlog: Vec<ParsedElement>,
     awaiting_features: bool,
     opened_once: bool,
     pending_attrs: Vec<(&'static str, String)>,

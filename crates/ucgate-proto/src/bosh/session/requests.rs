@@ -346,7 +346,7 @@ impl Session {
         }
     }
 
-    pub(super) fn forward(&mut self, payload: Vec<Vec<u8>>, out: &mut Vec<Action>) {
+    pub(super) fn forward(&mut self, payload: Vec<ParsedElement>, out: &mut Vec<Action>) {
         if self.stream.awaiting_features {
             self.stream.backlog.extend(payload);
         } else {
