@@ -233,23 +233,14 @@ impl Session {
             };
             self.seq.key = Some(next);
         }
-        if let Some(pause) = req.pause {
-            // §10: pausing beyond maxpause (or when none was offered).
-            if self.terms.max_pause == 0 || pause > self.terms.max_pause {
-                self.end_with(
-                    Condition::PolicyViolation,
-                    http,
-                    http.is_some(),
-                    true,
-                    now,
-                    out,
-                );
-                return;
-            }
-        }
+        // §10: pausing beyond maxpause (or when none was offered); §12:
+        // empty requests more often than `polling`.
+        let over_pause = req
+            .pause
+            .is_some_and(|p| self.terms.max_pause == 0 || p > self.terms.max_pause);
         let empty =
             req.payload.is_empty() && !req.restart && req.pause.is_none() && !req.is_terminate();
-        if empty && self.terms.polling > 0 && self.too_frequent(rid, arrived) {
+        if over_pause || (empty && self.terms.polling > 0 && self.too_frequent(rid, arrived)) {
             self.end_with(
                 Condition::PolicyViolation,
                 http,
