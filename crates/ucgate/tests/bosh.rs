@@ -316,6 +316,21 @@ async fn cors_preflight_and_origin_checks() {
     assert!(!raw
         .to_ascii_lowercase()
         .contains("access-control-allow-origin"));
+    // the refused preflight counts like a refused POST
+    let forbidden = || {
+        gw.metric(
+            "ucgate_errors_total",
+            &[
+                ("route", "/http-bind"),
+                ("side", "client"),
+                ("kind", "origin_forbidden"),
+            ],
+        )
+    };
+    assert_eq!(forbidden().await, 1.0);
+    let raw = raw_request(gw.addr, &format!("POST /http-bind HTTP/1.1\r\nHost: {}\r\nOrigin: https://evil.example\r\nContent-Type: text/xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", gw.addr)).await;
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    assert_eq!(forbidden().await, 2.0);
 }
 
 #[tokio::test]

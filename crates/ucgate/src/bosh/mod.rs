@@ -145,6 +145,7 @@ async fn begin(
     let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {
+                origin_refused(shared, rpath, peer, req.headers(), "preflight");
                 crate::response::text(
                     StatusCode::FORBIDDEN,
                     "this Origin is not allowed on this route",
@@ -186,9 +187,7 @@ async fn begin(
             r
         }
         Method::POST if !allowed => {
-            shared
-                .metrics
-                .error(rpath, Side::Client, "origin_forbidden");
+            origin_refused(shared, rpath, peer, req.headers(), "request");
             crate::response::text(
                 StatusCode::FORBIDDEN,
                 "this Origin is not allowed on this route",
@@ -208,6 +207,21 @@ async fn begin(
         }
     };
     (Begun::Done(resp), cors_headers)
+}
+
+/// A cross-origin request (a preflight or the POST itself) from an Origin
+/// the route does not allow: counted as `origin_forbidden`, like a refused
+/// WebSocket handshake, and logged with the Origin (a client's mistake, not
+/// the gateway's: at `info`).
+fn origin_refused(shared: &Shared, rpath: &str, peer: SocketAddr, headers: &HeaderMap, what: &str) {
+    shared
+        .metrics
+        .error(rpath, Side::Client, "origin_forbidden");
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info!(route = rpath, %peer, origin, what, "BOSH request refused: Origin not allowed on this route");
 }
 
 /// A request handed to its session, waiting for the answer.
