@@ -1,12 +1,12 @@
 //! Parsing a request `<body/>` (see [`super`]).
 
 use crate::xml::tag::parse_start_tag;
-use crate::xml::validate::{check_element, NS_XML};
+use crate::xml::validate::NS_XML;
 use crate::xml::{Limits, XmlError};
 
 use super::payload::{children, Mode};
-use super::scan::{lookup, prologue, trim_ws};
-use super::types::{BodyError, BodyType, Request, MAX_RID, NS_HTTPBIND, NS_XBOSH};
+use super::scan::{body_root, lookup, prologue, trim_ws};
+use super::types::{BodyError, BodyType, Request, MAX_RID, NS_XBOSH};
 
 /// An XML Schema `positiveInteger` / `unsignedInt` as written (digits only).
 fn parse_uint(v: &str) -> Option<u64> {
@@ -49,12 +49,7 @@ pub fn parse_request(bytes: &[u8], limits: &Limits) -> Result<Request, BodyError
             "body larger than the maximum",
         )));
     }
-    let text = prologue(bytes)?;
-    let checked = check_element(text, limits).map_err(BodyError::Xml)?;
-    let tag = checked.tag;
-    if tag.local() != "body" || checked.ns != NS_HTTPBIND {
-        return Err(BodyError::NotBody);
-    }
+    let (text, tag) = body_root(bytes, limits)?;
     let decls = tag.ns_decls();
     let mut req = Request::new(0);
     let mut rid = None;

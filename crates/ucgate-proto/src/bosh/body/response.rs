@@ -1,11 +1,11 @@
 //! A response `<body/>`: parsed (for clients and tests) and rendered.
 
 use crate::xml::tag::escape;
-use crate::xml::validate::{check_element, NS_XML};
+use crate::xml::validate::NS_XML;
 use crate::xml::Limits;
 
 use super::payload::{children, Mode};
-use super::scan::{lookup, prologue, trim_ws};
+use super::scan::{body_root, lookup, trim_ws};
 use super::types::{BodyError, NS_HTTPBIND, NS_STREAMS, NS_XBOSH};
 
 /// A parsed response `<body/>` (for clients and tests of the gateway).
@@ -32,12 +32,7 @@ impl Response {
 
 /// Parses a response body (the client side of the protocol).
 pub fn parse_response(bytes: &[u8], limits: &Limits) -> Result<Response, BodyError> {
-    let text = prologue(bytes)?;
-    let checked = check_element(text, limits).map_err(BodyError::Xml)?;
-    let tag = checked.tag;
-    if tag.local() != "body" || checked.ns != NS_HTTPBIND {
-        return Err(BodyError::NotBody);
-    }
+    let (text, tag) = body_root(bytes, limits)?;
     let decls = tag.ns_decls();
     let mut attrs = Vec::new();
     for a in &tag.attrs {

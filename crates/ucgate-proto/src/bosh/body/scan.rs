@@ -1,11 +1,11 @@
 //! The bytes around elements: white space, the prologue before `<body>`,
 //! and the namespace a prefix is bound to.
 
-use crate::xml::tag::parse_start_tag;
-use crate::xml::validate::NS_XML;
-use crate::xml::XmlError;
+use crate::xml::tag::{parse_start_tag, StartTag};
+use crate::xml::validate::{check_element, NS_XML};
+use crate::xml::{Limits, XmlError};
 
-use super::types::BodyError;
+use super::types::{BodyError, NS_HTTPBIND};
 
 pub(super) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -13,6 +13,21 @@ pub(super) fn is_ws(b: u8) -> bool {
 
 pub(super) fn trim_ws(s: &str) -> &str {
     s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+/// A request or response body up to its root: the prologue stripped, the
+/// whole element checked (`check_element`), and the root's start tag, which
+/// must be `<body/>` in the httpbind namespace. Returns the element's text.
+pub(super) fn body_root<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<(&'a str, StartTag), BodyError> {
+    let text = prologue(bytes)?;
+    let checked = check_element(text, limits).map_err(BodyError::Xml)?;
+    if checked.tag.local() != "body" || checked.ns != NS_HTTPBIND {
+        return Err(BodyError::NotBody);
+    }
+    Ok((text, checked.tag))
 }
 
 /// Strips a BOM and an XML declaration; checks UTF-8.

@@ -344,12 +344,7 @@ impl Session {
     pub fn on_request(&mut self, req: Request, request: RequestId, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         if self.ended || req.sid.as_deref() != Some(self.sid.as_str()) {
-            let (status, body) = terminate_body_legacy(&Condition::ItemNotFound, self.terms.legacy);
-            out.push(Action::Respond {
-                request,
-                status,
-                body,
-            });
+            self.item_not_found(request, &mut out);
             return out;
         }
         if self.stream.terminal.is_some() {
@@ -370,6 +365,17 @@ impl Session {
         out
     }
 
+    /// Answers a request for a session that is over (or another session's
+    /// sid) with `item-not-found` (XEP-0124 §17.2).
+    fn item_not_found(&self, request: RequestId, out: &mut Vec<Action>) {
+        let (status, body) = terminate_body_legacy(&Condition::ItemNotFound, self.terms.legacy);
+        out.push(Action::Respond {
+            request,
+            status,
+            body,
+        });
+    }
+
     /// A request that could not be parsed but names this session
     /// (`peek_sid`): answers it with `condition` (from
     /// `BodyError::condition`) and ends the session.
@@ -381,12 +387,7 @@ impl Session {
     ) -> Vec<Action> {
         let mut out = Vec::new();
         if self.ended {
-            let (status, body) = terminate_body_legacy(&Condition::ItemNotFound, self.terms.legacy);
-            out.push(Action::Respond {
-                request,
-                status,
-                body,
-            });
+            self.item_not_found(request, &mut out);
             return out;
         }
         self.end_with(condition, Some(request), true, true, now, &mut out);
