@@ -19,6 +19,16 @@ use tokio_tungstenite::tungstenite::Message;
 /// A self-signed certificate with `CA:TRUE` for `names`: its PEM file in
 /// `dir/<stem>.crt` and a TLS server config presenting it.
 fn ca_true_self_signed(dir: &Path, stem: &str, names: &[&str]) -> Arc<rustls::ServerConfig> {
+    ca_true_self_signed_with(dir, stem, names, |_| {})
+}
+
+/// The same, with `edit` applied to the parameters (e.g. its validity).
+fn ca_true_self_signed_with(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    edit: impl FnOnce(&mut CertificateParams),
+) -> Arc<rustls::ServerConfig> {
     let key = KeyPair::generate().unwrap();
     let mut params =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
@@ -26,6 +36,7 @@ fn ca_true_self_signed(dir: &Path, stem: &str, names: &[&str]) -> Arc<rustls::Se
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, names[0]);
+    edit(&mut params);
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.join(format!("{stem}.crt")), cert.pem()).unwrap();
     let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
@@ -123,4 +134,19 @@ async fn another_pinned_certificate_or_another_name_is_refused() {
         .await
             >= 1.0
     );
+}
+
+#[tokio::test]
+async fn an_expired_pinned_certificate_is_refused() {
+    let dir = TempDir::new("pinned-expired");
+    let server = ca_true_self_signed_with(dir.path(), "old", &["localhost"], |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let backend = tls_echo(server).await;
+    let gw = TestGateway::start(&route(backend, &dir.path().join("old.crt"), "localhost")).await;
+    let err = ws_connect(&gw.ws_url("/echo"), None, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("502"), "{err}");
 }
