@@ -9,7 +9,7 @@
 // non-browser client: it sends no Origin header, so the default same-origin
 // policy lets it in.
 
-const url = process.argv[2] ?? 'ws://127.0.0.1:5280/echo';
+const url = process.argv[2] ?? 'ws://127.0.0.1:5290/echo';
 const message = process.argv[3] ?? 'hello';
 const timeoutMs = Number(process.env.TIMEOUT_MS ?? 10000);
 

@@ -105,11 +105,36 @@ async fn bind_one(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket
         .bind(addr)
-        .with_context(|| format!("cannot bind {key} = {addr} (is another process using it?)"))?;
+        .map_err(|e| anyhow::anyhow!("{}", bind_error(key, addr, &e)))?;
     // The kernel caps this at net.core.somaxconn.
     socket
         .listen(4096)
         .with_context(|| format!("cannot listen on {key} = {addr}"))
+}
+
+/// A refused bind in words that name the port, the likely cause and the key
+/// to change.
+fn bind_error(key: &str, addr: SocketAddr, e: &std::io::Error) -> String {
+    let port = addr.port();
+    let (section, field) = key.split_once('.').unwrap_or(("server", key));
+    let change = format!("change `{field}` in [{section}] of the configuration file");
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {key} = {addr}: port {port} is already in use by another process \
+             (`ss -ltnp 'sport = :{port}'` shows which; 5280 and 5281 are Prosody's and \
+             ejabberd's own HTTP ports); stop it or {change}"
+        ),
+        std::io::ErrorKind::PermissionDenied if port < 1024 => format!(
+            "cannot listen on {key} = {addr}: port {port} is below 1024 and needs the \
+             CAP_NET_BIND_SERVICE capability (the packaged systemd unit grants it); \
+             grant it or {change}"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {key} = {addr}: {} is not an address of this machine; {change}",
+            addr.ip()
+        ),
+        _ => format!("cannot listen on {key} = {addr}: {e}; {change}"),
+    }
 }
 
 /// What serves a route: its [`config::RouteKind`] with the runtime pieces

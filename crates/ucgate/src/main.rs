@@ -11,7 +11,7 @@ use ucgate::{Control, Listeners};
 
 const EXAMPLES: &str = "\
 Examples:
-  ucgate                                  run on the embedded default (127.0.0.1:5280, admin 127.0.0.1:9280)
+  ucgate                                  run on the embedded default (127.0.0.1:5290, admin 127.0.0.1:9280)
   ucgate run --config /etc/ucgate/ucgate.toml
   ucgate run --config ucgate.toml --log-format json
   ucgate check-config /etc/ucgate/ucgate.toml

@@ -450,3 +450,41 @@ fn human_logs_on_a_pipe_have_no_colour_codes() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn a_taken_port_is_named_with_the_key_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = common::tls::TempDir::new("taken-port");
+    for (section, config) in [
+        (
+            "server",
+            format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"),
+        ),
+        (
+            "admin",
+            format!("[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ),
+    ] {
+        let path = dir.0.join(format!("{section}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "{config}[[route]]\npath = \"/echo\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:7\"\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(bin())
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{section}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("port {port} is already in use"))
+                && err.contains(&format!("change `listen` in [{section}]")),
+            "{section}: {err}"
+        );
+    }
+}

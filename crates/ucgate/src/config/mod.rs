@@ -352,7 +352,7 @@ fn read_server(
     base: &Path,
 ) -> Option<ServerConfig> {
     let mut s = ServerConfig {
-        listen: "127.0.0.1:5280".parse().expect("literal"),
+        listen: "127.0.0.1:5290".parse().expect("literal"),
         tls: None,
         max_connections: 10_000,
         max_connections_per_ip: 256,

@@ -27,7 +27,7 @@ fn backends() {
 #[test]
 fn embedded_default_is_valid_and_safe() {
     let c = Config::embedded_default();
-    assert_eq!(c.server.listen.to_string(), "127.0.0.1:5280");
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:5290");
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9280");
     assert!(c.server.listen.ip().is_loopback());
     let loopback = |h: &str| h == "127.0.0.1" || h == "::1" || h == "localhost";

@@ -8,7 +8,7 @@ Examples:
   ucgate-bench probe wss://chat.example/xmpp-websocket --subprotocol xmpp
   ucgate-bench probe https://chat.example/http-bind --domain example.org
   https_proxy=http://user:pass@proxy:3128 ucgate-bench probe wss://gw.example/echo
-  ucgate-bench probe ws://127.0.0.1:5280/echo --no-proxy --count 10
+  ucgate-bench probe ws://127.0.0.1:5290/echo --no-proxy --count 10
 
 Proxies: wss:// uses wss_proxy, then https_proxy, then all_proxy; ws:// uses
 ws_proxy, then http_proxy, then all_proxy (https_proxy / http_proxy for BOSH
