@@ -1283,6 +1283,18 @@ fn undeliverable_stanzas_are_bounced_when_the_session_dies() {
         out.last(),
         Some(&Action::Terminated(Condition::SystemShutdown))
     );
+    // the error's tag is built, not parsed, and matches its bytes
+    let e =
+        recipient_unavailable(b"<iq xmlns='jabber:client' type='get' from='a&amp;b' id='&lt;1>'/>")
+            .unwrap();
+    assert_eq!(
+        e.tag,
+        crate::xml::tag::ParsedElement::parse(e.bytes.clone())
+            .unwrap()
+            .tag
+    );
+    assert_eq!(e.tag.attr("to"), Some("a&b"));
+    assert_eq!(e.tag.attr("id"), Some("<1>"));
     // other namespaces and stanzas are left alone
     assert_eq!(recipient_unavailable(b"<message from='a'/>"), None);
     assert_eq!(

@@ -24,6 +24,32 @@ pub struct Checked {
     pub ns: String,
 }
 
+/// The direct children of a checked element, found by the same walk that
+/// checks it, so that a caller that needs them (the BOSH `<body/>`) does not
+/// read the element a second time.
+#[derive(Debug, Default)]
+pub struct Children {
+    /// The children in document order.
+    pub items: Vec<Child>,
+    /// Where the first character data (other than white space) or CDATA
+    /// section directly inside the top element starts, if any.
+    pub text_at: Option<usize>,
+}
+
+/// One direct child of a checked element.
+#[derive(Debug)]
+pub struct Child {
+    /// Where the child lies in the message passed to
+    /// [`check_element_children`].
+    pub span: std::ops::Range<usize>,
+    /// Its start tag.
+    pub tag: StartTag,
+    /// The prefixes the child (or anything inside it) uses that only the
+    /// top element declares, in the order met; `""` when an unprefixed name
+    /// inside it is in a default namespace it does not declare itself.
+    pub inherited: Vec<String>,
+}
+
 struct Scope {
     decls: Vec<(String, String)>,
 }
@@ -33,23 +59,69 @@ impl Scope {
         if prefix == "xml" {
             return Some(NS_XML);
         }
-        self.decls
-            .iter()
-            .rev()
-            .find(|(p, _)| p == prefix)
-            .map(|(_, u)| u.as_str())
+        self.index(prefix).map(|i| self.decls[i].1.as_str())
+    }
+
+    /// Which declaration binds `prefix` (`xml` is bound by none).
+    fn index(&self, prefix: &str) -> Option<usize> {
+        self.decls.iter().rposition(|(p, _)| p == prefix)
+    }
+}
+
+/// Collects [`Children`] during the walk of [`check`].
+struct Collector<'a> {
+    out: &'a mut Children,
+    /// Where the trimmed message starts in the caller's.
+    offset: usize,
+    /// How many declarations the top element made (they come first).
+    top_decls: usize,
+    /// The child being read: its start and its start tag and needs so far.
+    open: Option<Child>,
+}
+
+impl Collector<'_> {
+    /// Notes that the current child uses `prefix` (`""`: the default
+    /// namespace), if only the top element binds it.
+    fn uses(&mut self, scope: &Scope, prefix: &str) {
+        if prefix == "xml" {
+            return;
+        }
+        let inherited = scope.index(prefix).is_none_or(|i| i < self.top_decls);
+        if let Some(c) = self.open.as_mut() {
+            if inherited && !c.inherited.iter().any(|p| p == prefix) {
+                c.inherited.push(prefix.to_string());
+            }
+        }
     }
 }
 
 /// Checks that `msg` is exactly one well-formed, namespace-well-formed
 /// element within `limits` (surrounding white space is allowed).
 pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
+    check(msg, limits, None)
+}
+
+/// [`check_element`], also returning the top element's direct children.
+pub fn check_element_children(msg: &str, limits: &Limits) -> Result<(Checked, Children), XmlError> {
+    let mut children = Children::default();
+    let checked = check(msg, limits, Some(&mut children))?;
+    Ok((checked, children))
+}
+
+fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<Checked, XmlError> {
     if msg.len() > limits.max_bytes {
         return Err(XmlError::Limit(
             "message larger than the maximum stanza size",
         ));
     }
-    let s = msg.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let is_ws = |c| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let s = msg.trim_matches(is_ws);
+    let mut kids = children.map(|out| Collector {
+        out,
+        offset: msg.len() - msg.trim_start_matches(is_ws).len(),
+        top_decls: 0,
+        open: None,
+    });
     let b = s.as_bytes();
     if b.first() != Some(&b'<') {
         return Err(XmlError::NotWellFormed("a message must be one XML element"));
@@ -69,6 +141,11 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
             // character data up to the next markup
             let end = s[i..].find('<').map_or(s.len(), |p| i + p);
             check_text(&s[i..end])?;
+            if let Some(k) = kids.as_mut().filter(|_| stack.len() == 1) {
+                if !s[i..end].chars().all(is_ws) {
+                    k.out.text_at.get_or_insert(k.offset + i);
+                }
+            }
             i = end;
             continue;
         }
@@ -85,6 +162,9 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
                 .ok_or(XmlError::NotWellFormed("unterminated CDATA section"))?;
             if s[i + 9..i + 9 + end].chars().any(|c| !is_xml_char(c)) {
                 return Err(XmlError::NotWellFormed("character XML forbids"));
+            }
+            if let Some(k) = kids.as_mut().filter(|_| stack.len() == 1) {
+                k.out.text_at.get_or_insert(k.offset + i);
             }
             i += 9 + end + 3;
             continue;
@@ -112,6 +192,9 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
             }
             scope.decls.truncate(scope.decls.len() - pushed);
             i += end + 1;
+            if let Some(k) = kids.as_mut().filter(|_| stack.len() == 1) {
+                close_child(k, i);
+            }
             continue;
         }
         let tag = parse_start_tag(rest)?.ok_or(XmlError::NotWellFormed("incomplete start tag"))?;
@@ -141,18 +224,35 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
                 .to_string(),
             None => scope.lookup("").unwrap_or("").to_string(),
         };
+        if let Some(k) = kids.as_mut() {
+            if stack.len() == 1 {
+                k.open = Some(Child {
+                    span: k.offset + i..k.offset + i,
+                    tag: tag.clone(),
+                    inherited: Vec::new(),
+                });
+            }
+            if !stack.is_empty() {
+                k.uses(&scope, tag.prefix().unwrap_or(""));
+            }
+        }
         let mut expanded: Vec<(&str, &str)> = Vec::new();
         for a in &tag.attrs {
             if a.name == "xmlns" || a.name.starts_with("xmlns:") {
                 continue;
             }
             let (uri, local) = match a.name.split_once(':') {
-                Some((p, l)) => (
-                    scope
-                        .lookup(p)
-                        .ok_or(XmlError::Namespace("undeclared attribute prefix"))?,
-                    l,
-                ),
+                Some((p, l)) => {
+                    if let Some(k) = kids.as_mut().filter(|_| !stack.is_empty()) {
+                        k.uses(&scope, p);
+                    }
+                    (
+                        scope
+                            .lookup(p)
+                            .ok_or(XmlError::Namespace("undeclared attribute prefix"))?,
+                        l,
+                    )
+                }
                 None => ("", a.name.as_str()),
             };
             if expanded.contains(&(uri, local)) {
@@ -168,10 +268,16 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
                 tag: tag.clone(),
                 ns: ns.clone(),
             });
+            if let Some(k) = kids.as_mut() {
+                k.top_decls = pushed;
+            }
         }
         i += tag.len;
         if tag.self_closing {
             scope.decls.truncate(scope.decls.len() - pushed);
+            if let Some(k) = kids.as_mut().filter(|_| stack.len() == 1) {
+                close_child(k, i);
+            }
         } else {
             stack.push((tag.name, pushed));
         }
@@ -180,6 +286,14 @@ pub fn check_element(msg: &str, limits: &Limits) -> Result<Checked, XmlError> {
         return Err(XmlError::NotWellFormed("incomplete element"));
     }
     top.ok_or(XmlError::NotWellFormed("a message must be one XML element"))
+}
+
+/// The child being read ends at `end` (in the trimmed message).
+fn close_child(k: &mut Collector<'_>, end: usize) {
+    if let Some(mut c) = k.open.take() {
+        c.span.end = k.offset + end;
+        k.out.items.push(c);
+    }
 }
 
 fn check_text(t: &str) -> Result<(), XmlError> {
@@ -271,6 +385,42 @@ mod tests {
         assert_eq!(
             err("<a xmlns='x'><b xmlns:p='u'/><p:c/></a>"),
             "invalid-namespace"
+        );
+    }
+
+    #[test]
+    fn children_are_found_by_the_same_walk() {
+        let m = " <b xmlns='h' xmlns:p='u'><a/> <p:c q='1'><d xmlns='z' p:e='2'/></p:c><f xmlns:p='w'><p:g/></f>x<![CDATA[y]]></b>";
+        let (c, kids) = check_element_children(m, &Limits::default()).unwrap();
+        assert_eq!(c.tag.local(), "b");
+        let found: Vec<(&str, &str, Vec<String>)> = kids
+            .items
+            .iter()
+            .map(|k| (&m[k.span.clone()], k.tag.name.as_str(), k.inherited.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("<a/>", "a", vec!["".to_string()]),
+                (
+                    "<p:c q='1'><d xmlns='z' p:e='2'/></p:c>",
+                    "p:c",
+                    vec!["p".to_string()]
+                ),
+                // its own `p` and an unprefixed name: the body's default
+                ("<f xmlns:p='w'><p:g/></f>", "f", vec!["".to_string()]),
+            ]
+        );
+        assert_eq!(kids.text_at, Some(m.find(">x<").unwrap() + 1));
+        let (_, kids) =
+            check_element_children("<b xmlns='h'> <a/> </b>", &Limits::default()).unwrap();
+        assert_eq!(kids.text_at, None);
+        let (_, kids) =
+            check_element_children("<b xmlns='h'><![CDATA[ ]]></b>", &Limits::default()).unwrap();
+        assert_eq!(
+            kids.text_at,
+            Some(13),
+            "a CDATA section is never white space"
         );
     }
 

@@ -1,9 +1,10 @@
 //! A `<body/>`'s children made standalone elements (see [`super`]).
 
-use crate::xml::tag::{escape, parse_start_tag, Attr, ParsedElement, StartTag};
+use crate::xml::tag::{escape, Attr, ParsedElement, StartTag};
+use crate::xml::validate::Children;
 use crate::xml::XmlError;
 
-use super::scan::{is_ws, lookup};
+use super::scan::lookup;
 use super::types::{BodyError, NS_CLIENT, NS_HTTPBIND};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,177 +15,33 @@ pub(super) enum Mode {
     Response,
 }
 
-/// The direct children of the body `s` (trimmed, starting with `tag`).
+/// The direct children of the body in `text` (as found by
+/// [`check_element_children`](crate::xml::validate::check_element_children)),
+/// each made standalone.
 pub(super) fn children(
-    s: &str,
-    tag: &StartTag,
+    text: &str,
+    found: Children,
     decls: &[(String, String)],
     mode: Mode,
 ) -> Result<Vec<ParsedElement>, BodyError> {
-    let mut out = Vec::new();
-    // the start tag of the child being read, parsed once here
-    let mut root: Option<StartTag> = None;
-    if tag.self_closing {
-        return Ok(out);
+    let mut out = Vec::with_capacity(found.items.len());
+    for child in found.items {
+        if found.text_at.is_some_and(|t| t < child.span.start) {
+            return Err(BodyError::Text);
+        }
+        let el = &text.as_bytes()[child.span];
+        out.push(complete_child(
+            el,
+            child.tag,
+            &child.inherited,
+            decls,
+            mode,
+        )?);
     }
-    let b = s.as_bytes();
-    // check_element accepted `s`, so it ends with the body's end tag and
-    // nothing else; its `</` is the last one (CDATA cannot follow it).
-    let end = s.rfind("</").ok_or(BodyError::NotBody)?;
-    let mut i = tag.len;
-    let mut depth = 0usize;
-    let mut start = 0;
-    while i < end {
-        if b[i] != b'<' {
-            let next = s[i..end].find('<').map_or(end, |p| i + p);
-            if depth == 0 && !b[i..next].iter().all(|c| is_ws(*c)) {
-                return Err(BodyError::Text);
-            }
-            i = next;
-            continue;
-        }
-        let rest = &b[i..end];
-        if rest.starts_with(b"<![CDATA[") {
-            if depth == 0 {
-                return Err(BodyError::Text);
-            }
-            let p = s[i..end]
-                .find("]]>")
-                .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                    "unterminated CDATA",
-                )))?;
-            i += p + 3;
-            continue;
-        }
-        if rest.starts_with(b"</") {
-            let p = s[i..end]
-                .find('>')
-                .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                    "incomplete end tag",
-                )))?;
-            i += p + 1;
-            depth -= 1;
-            if depth == 0 {
-                let root = root.take().ok_or(BodyError::NotBody)?;
-                out.push(complete_child(&b[start..i], root, decls, mode)?);
-            }
-            continue;
-        }
-        let t = parse_start_tag(rest)
-            .map_err(BodyError::Xml)?
-            .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                "incomplete start tag",
-            )))?;
-        i += t.len;
-        if depth == 0 {
-            start = i - t.len;
-            if t.self_closing {
-                out.push(complete_child(&b[start..i], t, decls, mode)?);
-                continue;
-            }
-            root = Some(t);
-        } else if t.self_closing {
-            continue;
-        }
-        depth += 1;
+    if found.text_at.is_some() {
+        return Err(BodyError::Text);
     }
     Ok(out)
-}
-
-/// Which declarations from `<body>` a child relies on.
-#[derive(Default)]
-struct Needs {
-    prefixes: Vec<String>,
-    default: bool,
-}
-
-/// What one start tag relies on, `frames` holding the declarations in
-/// scope inside the child (its own pushed last).
-fn note_needs(t: &StartTag, frames: &[Vec<(String, String)>], needs: &mut Needs) {
-    let declared = |p: &str| frames.iter().any(|f| f.iter().any(|(fp, _)| fp == p));
-    let mut need = |p: &str| {
-        if !needs.prefixes.iter().any(|x| x == p) {
-            needs.prefixes.push(p.to_string());
-        }
-    };
-    match t.prefix() {
-        Some("xml") => {}
-        Some(p) => {
-            if !declared(p) {
-                need(p);
-            }
-        }
-        None => {
-            if !declared("") {
-                needs.default = true;
-            }
-        }
-    }
-    for a in &t.attrs {
-        if a.name == "xmlns" || a.name.starts_with("xmlns:") {
-            continue;
-        }
-        if let Some((p, _)) = a.name.split_once(':') {
-            if p != "xml" && !declared(p) {
-                need(p);
-            }
-        }
-    }
-}
-
-/// What the child `el` (whose start tag is `root`, already parsed) relies
-/// on from `<body>`.
-fn scan_needs(el: &[u8], root: &StartTag) -> Result<Needs, BodyError> {
-    let mut needs = Needs::default();
-    // declarations made inside the child, one frame per open element
-    let mut frames: Vec<Vec<(String, String)>> = vec![root.ns_decls()];
-    note_needs(root, &frames, &mut needs);
-    if root.self_closing {
-        return Ok(needs);
-    }
-    let mut i = root.len;
-    while i < el.len() {
-        if el[i] != b'<' {
-            i += el[i..]
-                .iter()
-                .position(|c| *c == b'<')
-                .unwrap_or(el.len() - i);
-            continue;
-        }
-        if el[i..].starts_with(b"<![CDATA[") {
-            let p = el[i..]
-                .windows(3)
-                .position(|w| w == b"]]>")
-                .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                    "unterminated CDATA",
-                )))?;
-            i += p + 3;
-            continue;
-        }
-        if el[i..].starts_with(b"</") {
-            let p = el[i..]
-                .iter()
-                .position(|c| *c == b'>')
-                .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                    "incomplete end tag",
-                )))?;
-            i += p + 1;
-            frames.pop();
-            continue;
-        }
-        let t = parse_start_tag(&el[i..])
-            .map_err(BodyError::Xml)?
-            .ok_or(BodyError::Xml(XmlError::NotWellFormed(
-                "incomplete start tag",
-            )))?;
-        frames.push(t.ns_decls());
-        note_needs(&t, &frames, &mut needs);
-        i += t.len;
-        if t.self_closing {
-            frames.pop();
-        }
-    }
-    Ok(needs)
 }
 
 /// The three stanza names that XEP-0206 §2 lets clients put in the
@@ -223,19 +80,20 @@ fn attr_value_span(tag: &[u8], name: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// Re-declares on the child's start tag (`root`, parsed by [`children`])
-/// what it relies on from `<body>`, and hands the tag on updated to match
-/// the bytes.
+/// Re-declares on the child's start tag (`root`) what it relies on from
+/// `<body>` (`inherited`: the prefixes, `""` for the default namespace), and
+/// hands the tag on updated to match the bytes.
 fn complete_child(
     el: &[u8],
     root: StartTag,
+    inherited: &[String],
     body_decls: &[(String, String)],
     mode: Mode,
 ) -> Result<ParsedElement, BodyError> {
-    let needs = scan_needs(el, &root)?;
+    let needs_default = inherited.iter().any(|p| p.is_empty());
     let mut add = String::new();
     let mut added: Vec<Attr> = Vec::new();
-    for p in &needs.prefixes {
+    for p in inherited.iter().filter(|p| !p.is_empty()) {
         let uri = lookup(body_decls, p)
             .ok_or(BodyError::Xml(XmlError::Namespace("undeclared prefix")))?;
         if mode == Mode::Request && uri == NS_HTTPBIND {
@@ -256,7 +114,7 @@ fn complete_child(
         && root.prefix().is_none()
         && root.attr("xmlns") == Some(NS_HTTPBIND)
         && is_stanza(root.local());
-    if needs.default {
+    if needs_default {
         let inherited = lookup(body_decls, "").unwrap_or_default();
         let declare = match (mode, inherited) {
             (_, "") => None,
@@ -288,7 +146,7 @@ fn complete_child(
             None => match root.attr("xmlns") {
                 Some(_) if explicit_stanza => NS_CLIENT,
                 Some(u) => u,
-                None if needs.default => match lookup(body_decls, "").unwrap_or_default() {
+                None if needs_default => match lookup(body_decls, "").unwrap_or_default() {
                     NS_HTTPBIND => NS_CLIENT,
                     u => u,
                 },

@@ -49,7 +49,7 @@ pub fn parse_request(bytes: &[u8], limits: &Limits) -> Result<Request, BodyError
             "body larger than the maximum",
         )));
     }
-    let (text, tag) = body_root(bytes, limits)?;
+    let (text, tag, found) = body_root(bytes, limits)?;
     let decls = tag.ns_decls();
     let mut req = Request::new(0);
     let mut rid = None;
@@ -123,8 +123,7 @@ pub fn parse_request(bytes: &[u8], limits: &Limits) -> Result<Request, BodyError
         }
     }
     req.rid = rid.ok_or(BodyError::MissingRid)?;
-    let s = trim_ws(text);
-    req.payload = children(s, &tag, &decls, Mode::Request)?;
+    req.payload = children(text, found, &decls, Mode::Request)?;
     Ok(req)
 }
 

@@ -5,7 +5,7 @@ use crate::xml::validate::NS_XML;
 use crate::xml::Limits;
 
 use super::payload::{children, Mode};
-use super::scan::{body_root, lookup, trim_ws};
+use super::scan::{body_root, lookup};
 use super::types::{BodyError, NS_HTTPBIND, NS_STREAMS, NS_XBOSH};
 
 /// A parsed response `<body/>` (for clients and tests of the gateway).
@@ -32,7 +32,7 @@ impl Response {
 
 /// Parses a response body (the client side of the protocol).
 pub fn parse_response(bytes: &[u8], limits: &Limits) -> Result<Response, BodyError> {
-    let (text, tag) = body_root(bytes, limits)?;
+    let (text, tag, found) = body_root(bytes, limits)?;
     let decls = tag.ns_decls();
     let mut attrs = Vec::new();
     for a in &tag.attrs {
@@ -49,7 +49,7 @@ pub fn parse_response(bytes: &[u8], limits: &Limits) -> Result<Response, BodyErr
         };
         attrs.push((name, a.value.clone()));
     }
-    let payload = children(trim_ws(text), &tag, &decls, Mode::Response)?
+    let payload = children(text, found, &decls, Mode::Response)?
         .into_iter()
         .map(|p| p.bytes)
         .collect();

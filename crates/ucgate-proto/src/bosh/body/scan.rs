@@ -2,7 +2,7 @@
 //! and the namespace a prefix is bound to.
 
 use crate::xml::tag::{parse_start_tag, StartTag};
-use crate::xml::validate::{check_element, NS_XML};
+use crate::xml::validate::{check_element_children, Children, NS_XML};
 use crate::xml::{Limits, XmlError};
 
 use super::types::{BodyError, NS_HTTPBIND};
@@ -16,18 +16,19 @@ pub(super) fn trim_ws(s: &str) -> &str {
 }
 
 /// A request or response body up to its root: the prologue stripped, the
-/// whole element checked (`check_element`), and the root's start tag, which
-/// must be `<body/>` in the httpbind namespace. Returns the element's text.
+/// whole element checked, and the root's start tag, which must be `<body/>`
+/// in the httpbind namespace. Returns the element's text and its children
+/// as the check found them.
 pub(super) fn body_root<'a>(
     bytes: &'a [u8],
     limits: &Limits,
-) -> Result<(&'a str, StartTag), BodyError> {
+) -> Result<(&'a str, StartTag, Children), BodyError> {
     let text = prologue(bytes)?;
-    let checked = check_element(text, limits).map_err(BodyError::Xml)?;
+    let (checked, children) = check_element_children(text, limits).map_err(BodyError::Xml)?;
     if checked.tag.local() != "body" || checked.ns != NS_HTTPBIND {
         return Err(BodyError::NotBody);
     }
-    Ok((text, checked.tag))
+    Ok((text, checked.tag, children))
 }
 
 /// Strips a BOM and an XML declaration; checks UTF-8.

@@ -155,8 +155,6 @@ impl Session {
             queued
                 .iter()
                 .filter_map(|el| recipient_unavailable(el))
-                // built here from a known template: its tag parses
-                .filter_map(|el| ParsedElement::parse(el).ok())
                 .map(Action::ToServer),
         );
     }

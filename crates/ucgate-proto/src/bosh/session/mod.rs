@@ -38,8 +38,7 @@ use super::condition::{
     recoverable_error_body, render_terminate, terminate_body_legacy, Condition,
 };
 use super::sha1::sha1_hex;
-use crate::xml::tag::ParsedElement;
-use crate::xml::tag::{escape, parse_start_tag};
+use crate::xml::tag::{escape, parse_start_tag, Attr, ParsedElement, StartTag};
 use crate::xml::Limits;
 
 /// The Content-Type of responses when the client gave no `content`.
@@ -486,8 +485,13 @@ impl Session {
 /// longer reach the client: a `recipient-unavailable` error for a
 /// `<message/>`, `service-unavailable` for an `<iq/>` get/set, nothing for
 /// presence, errors, results or anything else. `from` is left for the
-/// server to stamp.
-pub fn recipient_unavailable(el: &[u8]) -> Option<Vec<u8>> {
+/// server to stamp. The error is built with its start tag, not parsed.
+///
+/// The undelivered stanza's own start tag is read here, once more: queued
+/// stanzas are kept as bytes, since keeping every queued stanza's parsed
+/// tag would cost memory on each of them to save a parse on a path taken
+/// only by stanzas that never reached the client (docs/architecture.md).
+pub fn recipient_unavailable(el: &[u8]) -> Option<ParsedElement> {
     let tag = parse_start_tag(el).ok().flatten()?;
     let ns = match tag.prefix() {
         Some(p) => tag.attr(&format!("xmlns:{p}")),
@@ -504,17 +508,33 @@ pub fn recipient_unavailable(el: &[u8]) -> Option<Vec<u8>> {
         _ => return None,
     };
     let name = tag.local();
-    let mut s = format!("<{name} xmlns='{NS_CLIENT}' type='error'");
-    if let Some(from) = tag.attr("from") {
-        s.push_str(&format!(" to='{}'", escape(from)));
+    let mut attrs = vec![("xmlns", NS_CLIENT), ("type", "error")];
+    attrs.extend(tag.attr("from").map(|from| ("to", from)));
+    attrs.extend(tag.attr("id").map(|id| ("id", id)));
+    let mut s = format!("<{name}");
+    for (a, v) in &attrs {
+        s.push_str(&format!(" {a}='{}'", escape(v)));
     }
-    if let Some(id) = tag.attr("id") {
-        s.push_str(&format!(" id='{}'", escape(id)));
-    }
+    s.push('>');
+    let reply = StartTag {
+        name: name.to_string(),
+        attrs: attrs
+            .iter()
+            .map(|(a, v)| Attr {
+                name: a.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        self_closing: false,
+        len: s.len(),
+    };
     s.push_str(&format!(
-        "><error type='{error_type}'><{condition} xmlns='{NS_STANZAS}'/></error></{name}>"
+        "<error type='{error_type}'><{condition} xmlns='{NS_STANZAS}'/></error></{name}>"
     ));
-    Some(s.into_bytes())
+    Some(ParsedElement {
+        bytes: s.into_bytes(),
+        tag: reply,
+    })
 }
 
 fn is_sha1_hex(k: &str) -> bool {
