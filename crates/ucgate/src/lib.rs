@@ -32,6 +32,7 @@ pub mod tls;
 pub mod xmpp;
 
 mod accept;
+mod access;
 mod admin;
 mod bosh;
 mod client;

@@ -46,8 +46,10 @@ fn ceiling() -> FilterFn {
 }
 
 /// Installs the global subscriber. `RUST_LOG`, when set, not empty and valid, wins over
-/// `level`; an invalid `level` falls back to `info`.
-pub fn init(format: LogFormat, level: &str) -> LogGuard {
+/// `level`; an invalid `level` falls back to `info`. The access log
+/// ([`crate::access`]) is written when `access` is true, whatever the filter
+/// says, and never when it is false.
+pub fn init(format: LogFormat, level: &str, access: bool) -> LogGuard {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -70,9 +72,22 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         LogFormat::Human => fmt.boxed(),
     };
     tracing_subscriber::registry()
-        .with(layer.with_filter(filter.and(ceiling())))
+        .with(layer.with_filter(access_or(filter, access).and(ceiling())))
         .init();
     LogGuard(guard)
+}
+
+/// The operator's filter for everything but the access log, which only
+/// `access` decides.
+fn access_or(
+    filter: EnvFilter,
+    access: bool,
+) -> impl tracing_subscriber::layer::Filter<tracing_subscriber::Registry> {
+    let is_access =
+        || tracing_subscriber::filter::filter_fn(|meta| meta.target() == crate::access::TARGET);
+    filter
+        .and(is_access().not())
+        .or(is_access().and(tracing_subscriber::filter::filter_fn(move |_| access)))
 }
 
 /// Colour codes only on a terminal, and never with `NO_COLOR` set to a
@@ -107,6 +122,49 @@ mod tests {
         assert!(use_colour(true, Some(OsStr::new(""))));
         assert!(!use_colour(true, Some(OsStr::new("1"))));
         assert!(!use_colour(false, None));
+    }
+
+    /// Records the target and level of every event it sees.
+    struct Record(std::sync::Arc<std::sync::Mutex<Vec<(String, Level)>>>);
+
+    impl<S: tracing::Subscriber> Layer<S> for Record {
+        fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            let m = e.metadata();
+            self.0
+                .lock()
+                .unwrap()
+                .push((m.target().to_string(), *m.level()));
+        }
+    }
+
+    /// What passes the filter for `level` and `access`: (an access line, an
+    /// info line of ucgate's, a warning of ucgate's).
+    fn passes(level: &str, access: bool) -> (bool, bool, bool) {
+        let seen = std::sync::Arc::default();
+        let layer = Record(std::sync::Arc::clone(&seen))
+            .with_filter(access_or(EnvFilter::new(level), access));
+        let sub = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!(target: "ucgate::access", "access");
+            tracing::info!(target: "ucgate::bosh", "info");
+            tracing::warn!(target: "ucgate::bosh", "warn");
+        });
+        let seen = seen.lock().unwrap();
+        let hit = |t: &str, l: Level| seen.iter().any(|(st, sl)| st == t && *sl == l);
+        (
+            hit("ucgate::access", Level::INFO),
+            hit("ucgate::bosh", Level::INFO),
+            hit("ucgate::bosh", Level::WARN),
+        )
+    }
+
+    #[test]
+    fn the_access_log_depends_on_log_access_only() {
+        assert_eq!(passes("warn", true), (true, false, true));
+        assert_eq!(passes("warn", false), (false, false, true));
+        assert_eq!(passes("info", false), (false, true, true));
+        assert_eq!(passes("info", true), (true, true, true));
+        assert_eq!(passes("off", true), (true, false, false));
     }
 
     #[test]

@@ -156,7 +156,7 @@ fn run(args: RunArgs) -> ExitCode {
         .log_level
         .clone()
         .unwrap_or_else(|| config.log.level.clone());
-    let _log = ucgate::logging::init(format, &level);
+    let _log = ucgate::logging::init(format, &level, config.log.access);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

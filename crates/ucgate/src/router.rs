@@ -15,31 +15,72 @@ use crate::http::websocket_route;
 use crate::response::{text, Body};
 use crate::{Service, Shared};
 
-/// Handles one request on the public listener.
+/// Handles one request on the public listener, and writes its access line
+/// (an accepted WebSocket gets its line when it ends).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
     peer: SocketAddr,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let http = match req.version() {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    let from_client = hyper::body::Body::size_hint(req.body()).lower();
+    let shared2 = Arc::clone(&shared);
+    let (resp, route) = route_request(shared, conn, peer, req).await;
+    let status = resp.status();
+    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
+        || (method == http::Method::CONNECT && status.is_success());
+    if !upgraded {
+        crate::access::http(crate::access::HttpLine {
+            client: peer,
+            method: method.as_str(),
+            path: &path,
+            route: route.map_or("none", |i| shared2.routes[i].config.path.as_str()),
+            http,
+            status: status.as_u16(),
+            took: started.elapsed(),
+            bytes: crate::access::Bytes {
+                from_client,
+                to_client: hyper::body::Body::size_hint(resp.body()).lower(),
+            },
+        });
+    }
+    resp
+}
+
+/// The response to one request, and the index of the route that served it.
+async fn route_request(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> (Response<Body>, Option<usize>) {
     let _busy = BusyGuard::new(&conn);
     let path = req.uri().path().to_string();
     if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
         if let Some(r) = host_meta(&shared, &req, path.ends_with(".json")) {
-            return r;
+            return (r, None);
         }
     }
     let Some(idx) = shared.config.route_table.lookup(&path) else {
         shared.metrics.response("unmatched", 404);
-        return text(
+        let r = text(
             StatusCode::NOT_FOUND,
             format!("no route for `{path}` on this gateway"),
         );
+        return (r, None);
     };
     let route = &shared.routes[idx];
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
-    match &route.service {
+    let resp = match &route.service {
         Service::Bosh(x) => {
             Box::pin(crate::bosh::handle(
                 &shared,
@@ -57,7 +98,8 @@ pub(crate) async fn handle(
             ))
             .await
         }
-    }
+    };
+    (resp, Some(idx))
 }
 
 /// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as

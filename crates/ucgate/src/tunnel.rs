@@ -63,7 +63,7 @@ pub(crate) async fn run<S>(
     let cfg = &route.config;
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
-    let ws = WsConn::new(ws, &shared, &route);
+    let ws = WsConn::new(ws, &shared, &route, peer);
     // Set when the client's close frame arrives, so that the backend's
     // answering EOF is not reported as the backend closing first.
     let client_closed = AtomicBool::new(false);

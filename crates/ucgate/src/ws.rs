@@ -10,6 +10,7 @@
 //! the life of a WebSocket is docs/lifecycle-websocket.md.
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Poll;
@@ -26,6 +27,7 @@ use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::keepalive::{Keepalive, KeepaliveAction};
 use ucgate_proto::tunnel::{CloseCause, EndReason, ReceiveError};
 
+use crate::access;
 use crate::metrics::ReasonLabels;
 use crate::{RouteRuntime, Shared};
 
@@ -80,6 +82,10 @@ struct Inner<S> {
     ka: Keepalive,
     /// The violation the connection is failed for, once there is one.
     violation: Option<CloseCause>,
+    /// Data bytes each way, for the access log.
+    bytes: access::Bytes,
+    /// The first close code sent or received (1005: a close frame without one).
+    close: Option<u16>,
 }
 
 /// One client WebSocket on a route.
@@ -88,17 +94,20 @@ pub(crate) struct WsConn<'a, S> {
     shared: &'a Shared,
     route: &'a RouteRuntime,
     started: Instant,
+    client: SocketAddr,
 }
 
 impl<'a, S> WsConn<'a, S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    /// Wraps a WebSocket opened on `route`; keepalive time starts now.
+    /// Wraps a WebSocket opened on `route` by `client`; keepalive time
+    /// starts now.
     pub(crate) fn new(
         ws: Box<WebSocketStream<S>>,
         shared: &'a Shared,
         route: &'a RouteRuntime,
+        client: SocketAddr,
     ) -> Self {
         let c = &route.config;
         WsConn {
@@ -111,10 +120,13 @@ where
                     Duration::ZERO,
                 ),
                 violation: None,
+                bytes: access::Bytes::default(),
+                close: None,
             }),
             shared,
             route,
             started: Instant::now(),
+            client,
         }
     }
 
@@ -144,6 +156,7 @@ where
             inner.ka.on_frame_in(now);
             let mut data_in = |len: usize| {
                 inner.ka.on_data(now);
+                inner.bytes.from_client += len as u64;
                 self.route.metrics.messages_in.inc();
                 self.route.metrics.bytes_in.inc_by(len as u64);
             };
@@ -157,7 +170,12 @@ where
                     data_in(b.len());
                     Recv::Binary(b)
                 }
-                Some(Ok(Message::Close(_))) => Recv::Closed,
+                Some(Ok(Message::Close(frame))) => {
+                    inner
+                        .close
+                        .get_or_insert(frame.map_or(1005, |f| f.code.into()));
+                    Recv::Closed
+                }
                 Some(Err(e)) => match receive_error(&e) {
                     Some(r) => {
                         let cause = CloseCause::from(r);
@@ -185,6 +203,11 @@ where
     /// for the idle rule. Err: the client cannot be written to any more.
     pub(crate) async fn send(&self, msg: Message) -> Result<(), ()> {
         let data = matches!(msg, Message::Text(_) | Message::Binary(_));
+        let len = msg.len() as u64;
+        let close = match &msg {
+            Message::Close(f) => Some(f.as_ref().map_or(1005, |f| f.code.into())),
+            _ => None,
+        };
         let mut msg = Some(msg);
         let r = poll_fn(|cx| {
             let mut inner = self.lock();
@@ -205,9 +228,16 @@ where
             ws.poll_flush_unpin(cx)
         })
         .await;
-        if data && r.is_ok() {
+        if r.is_ok() {
             let now = self.now();
-            self.lock().ka.on_data(now);
+            let mut inner = self.lock();
+            if data {
+                inner.ka.on_data(now);
+                inner.bytes.to_client += len;
+            }
+            if let Some(code) = close {
+                inner.close.get_or_insert(code);
+            }
         }
         r.map_err(drop)
     }
@@ -344,10 +374,22 @@ where
     }
 
     /// Counts the end in `ucgate_ws_closes_total{reason}`: the violation
-    /// the connection was failed for if any, else `end`. Returns the
-    /// reason's label.
+    /// the connection was failed for if any, else `end`; writes the access
+    /// line. Returns the reason's label.
     pub(crate) fn finish(&self, end: EndReason) -> &'static str {
         let reason = self.violation().map_or(end, EndReason::Gateway).label();
+        let (close, bytes) = {
+            let inner = self.lock();
+            (inner.close, inner.bytes)
+        };
+        access::websocket(
+            self.client,
+            &self.route.config.path,
+            close,
+            reason,
+            self.age(),
+            bytes,
+        );
         self.shared
             .metrics
             .ws_closes

@@ -200,3 +200,138 @@ async fn bosh_post(addr: std::net::SocketAddr, body: &str) -> String {
         .await
         .expect("a BOSH answer in time")
 }
+
+/// The access line of `kind` whose fields contain every one of `want`.
+fn access_line<'a>(log: &'a str, kind: &str, want: &[&str]) -> Option<&'a str> {
+    log.lines().find(|l| {
+        l.contains("\"target\":\"ucgate::access\"")
+            && l.contains(&format!("\"kind\":\"{kind}\""))
+            && want.iter().all(|w| l.contains(w))
+    })
+}
+
+/// Issue 15 item 5: one access line per HTTP request and per ended
+/// WebSocket or BOSH session; none with `log.access = false`.
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_and_per_ended_session() {
+    let dir = TempDir::new("access");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _seen) = scripted_server(server_tls).await;
+    let echo = echo_backend().await;
+    let base = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\
+         [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\
+         [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n",
+        tunnel_route("/echo", echo, ""),
+        ca.display()
+    );
+    for access in [true, false] {
+        let cfg = if access {
+            base.clone()
+        } else {
+            format!("{base}[log]\naccess = false\n")
+        };
+        // (that it does not depend on `log.level`: logging.rs's unit test)
+        let s = process::spawn(&cfg, dir.path(), &[], &[], Stderr::Collect);
+        let _guard = KillOnDrop(s.child.id());
+        wait_ready(s.admin).await;
+
+        let missing = raw_request(
+            s.main,
+            "GET /nothing-here?secret=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
+        let (mut ws, _) = ws_connect(&format!("ws://{}/echo", s.main), None, None)
+            .await
+            .unwrap();
+        ws.send(Message::Binary(b"hello".to_vec().into()))
+            .await
+            .unwrap();
+        assert_eq!(read_ws_bytes(&mut ws, 5).await, b"hello");
+        ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "".into(),
+        }))
+        .await
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while ws.next().await.is_some() {}
+        })
+        .await
+        .expect("the gateway ends the WebSocket after its close reply");
+
+        let create = "<body rid='1000' xmlns='http://jabber.org/protocol/httpbind' to='localhost' wait='5' hold='1' ver='1.11' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>";
+        let created = bosh_post(s.main, create).await;
+        let sid = created
+            .split("sid='")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .unwrap_or_else(|| panic!("no sid in {created}"))
+            .to_string();
+        let end = format!(
+            "<body rid='1001' sid='{sid}' type='terminate' xmlns='http://jabber.org/protocol/httpbind'/>"
+        );
+        let ended = bosh_post(s.main, &end).await;
+        assert!(ended.contains("type='terminate'"), "{ended}");
+
+        signal(&s.child, "-TERM");
+        let (code, _) = wait_exit(s.child, Duration::from_secs(15)).await;
+        assert_eq!(code, Some(0));
+        let log = s.log.lock().unwrap().join("\n");
+        if !access {
+            assert!(
+                !log.contains("ucgate::access"),
+                "access lines with log.access = false:\n{log}"
+            );
+            continue;
+        }
+        let line = |kind: &str, want: &[&str]| {
+            access_line(&log, kind, want)
+                .unwrap_or_else(|| panic!("no {kind} access line with {want:?} in\n{log}"))
+        };
+        // the path without its query string, no route, the status
+        let l = line(
+            "http",
+            &[
+                "\"path\":\"/nothing-here\"",
+                "\"route\":\"none\"",
+                "\"status\":404",
+                "\"method\":\"GET\"",
+            ],
+        );
+        assert!(!l.contains("secret"), "{l}");
+        assert!(l.contains("\"client\":\"127.0.0.1:"), "{l}");
+        // the WebSocket once, at its end, with the client's close code
+        line(
+            "websocket",
+            &[
+                "\"route\":\"/echo\"",
+                "\"close\":\"1000\"",
+                "\"bytes_in\":5,",
+                "\"bytes_out\":5,",
+            ],
+        );
+        assert!(
+            access_line(&log, "http", &["\"path\":\"/echo\""]).is_none(),
+            "an accepted upgrade has no request line"
+        );
+        // each BOSH request, then the session, without its sid
+        line(
+            "http",
+            &[
+                "\"route\":\"/http-bind\"",
+                "\"status\":200",
+                "\"method\":\"POST\"",
+                &format!("\"bytes_in\":{},", create.len()),
+            ],
+        );
+        let b = line("bosh", &["\"route\":\"/http-bind\"", "\"requests\":2,"]);
+        assert!(!b.contains(&sid), "{b}");
+        assert!(
+            b.contains(&format!("\"bytes_in\":{},", create.len() + end.len())),
+            "{b}"
+        );
+    }
+}

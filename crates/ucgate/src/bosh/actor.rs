@@ -80,6 +80,9 @@ pub(crate) async fn run(
     let mut shutdown_seen = false;
     // Set when the session is over: the label for metrics and logs.
     let mut end: Option<&'static str> = None;
+    // For the access log.
+    let mut bytes = crate::access::Bytes::default();
+    let mut requests = 0u64;
 
     loop {
         while let Some(step) = steps.pop_front() {
@@ -91,6 +94,7 @@ pub(crate) async fn run(
                     content_type,
                 } => {
                     if let Some(tx) = replies.remove(&request) {
+                        bytes.to_client += body.len() as u64;
                         let _ = tx.send((status, body, content_type));
                     }
                 }
@@ -120,6 +124,7 @@ pub(crate) async fn run(
                 })
                 .inc();
             tracing::info!(route = %rpath, %peer, end = %label, secs = started.elapsed().as_secs_f64(), "BOSH session ended");
+            crate::access::bosh(peer, &rpath, label, requests, started.elapsed(), bytes);
             // Close the server stream properly (`</stream:stream>`), bounded.
             let goodbye = bridge.goodbye();
             // Boxed: runs once, at the end (the actor's state machine lives
@@ -142,8 +147,10 @@ pub(crate) async fn run(
             // stop taking requests while much is queued for the server
             cmd = rx.0.recv(), if server.queued() < (1 << 20) => match cmd.map(|c| *c) {
                 None => end = Some("internal-server-error"),
-                Some(Command::Request { req, id, reply }) => {
+                Some(Command::Request { req, id, reply, body_len }) => {
                     replies.insert(id, reply);
+                    requests += 1;
+                    bytes.from_client += body_len as u64;
                     // (the creation request's `to`, for its `route`)
                     let to = if bridge.session().is_none() { req.to.clone() } else { None };
                     steps.extend(bridge.on_request(req, id, now(), &|r| {

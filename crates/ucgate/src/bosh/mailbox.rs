@@ -20,6 +20,8 @@ pub(crate) enum Command {
         req: Request,
         id: RequestId,
         reply: oneshot::Sender<Reply>,
+        /// The body's size in bytes (for the access log).
+        body_len: usize,
     },
     /// A request naming the session that could not be parsed: the session
     /// answers it with `condition` and ends (XEP-0124 §17).
@@ -198,6 +200,7 @@ mod tests {
                 .unwrap(),
                 id: 1,
                 reply: tx,
+                body_len: 0,
             }),
             false,
         )

@@ -366,6 +366,7 @@ async fn submit(
         req: parsed,
         id,
         reply: reply_tx,
+        body_len: body.len(),
     });
     if let Err(why) = handle.mailbox.send(cmd, false) {
         let condition = match why {

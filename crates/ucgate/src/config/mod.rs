@@ -131,6 +131,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Filter directive (`info`, `ucgate=debug`, …); `RUST_LOG` overrides it.
     pub level: String,
+    /// The access log: a line per request and per ended session.
+    pub access: bool,
 }
 
 const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh", "sip"];
@@ -155,7 +157,7 @@ const SERVER_KEYS: &[&str] = &[
 const TLS_KEYS: &[&str] = &["certificate"];
 const CERT_KEYS: &[&str] = &["cert", "key"];
 const ADMIN_KEYS: &[&str] = &["listen"];
-const LOG_KEYS: &[&str] = &["format", "level"];
+const LOG_KEYS: &[&str] = &["format", "level", "access"];
 /// Every key, as documented in docs/config.md (used by a test).
 pub fn all_keys() -> Vec<String> {
     let mut v = Vec::new();
@@ -254,7 +256,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         let mut t = top.table(ctx, "log", LOG_KEYS);
         let mut format = LogFormat::Human;
         let mut level = "info".to_string();
+        let mut access = true;
         if let Some(t) = t.as_mut() {
+            if let Some(a) = t.bool(ctx, "access") {
+                access = a;
+            }
             if let Some(f) = t.string(ctx, "format", "\"human\" or \"json\"") {
                 match f.value.as_str() {
                     "human" => format = LogFormat::Human,
@@ -276,7 +282,11 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         if let Some(t) = t {
             t.finish(ctx);
         }
-        LogConfig { format, level }
+        LogConfig {
+            format,
+            level,
+            access,
+        }
     };
     let xmpp = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);

@@ -60,7 +60,7 @@ pub(crate) async fn run<S>(
     let rpath = cfg.path.as_str();
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
-    let ws = WsConn::new(ws, &shared, &route);
+    let ws = WsConn::new(ws, &shared, &route, peer);
     let rt = &*rt;
     let (flow_id, mut rx) = rt.open_flow();
     let _flow = FlowGuard(rt, flow_id);

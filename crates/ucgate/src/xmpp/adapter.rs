@@ -44,7 +44,7 @@ pub(crate) async fn run<S>(
     let rpath = cfg.path.as_str();
     let m = &route.metrics;
     let _active = GaugeGuard::new(m.active.clone());
-    let ws = WsConn::new(ws, &shared, &route);
+    let ws = WsConn::new(ws, &shared, &route, peer);
     let x = &*x;
     let xc = &shared.config.xmpp;
     let limits = Limits {
