@@ -273,9 +273,14 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                     _ = shared.control.reload.notified() => {}
                     _ = stop.cancelled() => return,
                 }
-                notify::reloading("reloading certificates");
-                let outcome = reload(&shared);
-                notify::ready(&format!("{serving}; {outcome}"));
+                // During the drain systemd has STOPPING=1: no READY=1 then.
+                if shared.control.current() == Phase::Running {
+                    notify::reloading("reloading certificates");
+                    let outcome = reload(&shared);
+                    notify::ready(&format!("{serving}; {outcome}"));
+                } else {
+                    reload(&shared);
+                }
             }
         })
     };

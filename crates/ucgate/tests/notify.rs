@@ -113,8 +113,8 @@ async fn ready_reloading_and_stopping_reach_notify_socket() {
     );
     nothing_more(&sock).await;
 
-    // SIGTERM: STOPPING=1 as the drain starts (/ready already fails), then
-    // a status line when accepting stops, then exit 0.
+    // SIGTERM: STOPPING=1 as the drain starts (/ready already fails). A
+    // SIGHUP during the drain still reloads but must not say READY=1 again.
     signal(&s.child, "-TERM");
     let stopping = next(&sock).await;
     assert_eq!(
@@ -124,13 +124,24 @@ async fn ready_reloading_and_stopping_reach_notify_socket() {
     );
     assert!(stopping["STATUS"].starts_with("draining"), "{stopping:?}");
     assert_eq!(http_get(s.admin, "/ready").await.0, 503);
-    let closing = next(&sock).await;
-    assert!(
-        closing["STATUS"].contains("stopped accepting"),
-        "{closing:?}"
-    );
+    signal(&s.child, "-HUP");
     let (code, _) = wait_exit(s.child, Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
+    let mut rest = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(n) = sock.try_recv(&mut buf) {
+        rest.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        rest.iter().any(|m| m.contains("stopped accepting")),
+        "{rest:?}"
+    );
+    assert!(
+        !rest
+            .iter()
+            .any(|m| m.contains("READY=1") || m.contains("RELOADING=1")),
+        "READY or RELOADING during the drain: {rest:?}"
+    );
 }
 
 #[tokio::test]
