@@ -21,6 +21,7 @@
 //! | `admin` | `/metrics`, `/live`, `/ready` |
 //! | [`metrics`] | every metric |
 //! | [`lifecycle`] | phases, shutdown and reload triggers |
+//! | `notify` | `sd_notify` to systemd: ready, reloading, stopping |
 #![forbid(unsafe_code)]
 
 pub mod backend;
@@ -39,6 +40,7 @@ mod client;
 mod conn;
 mod http;
 mod inbound;
+mod notify;
 mod response;
 mod router;
 mod server;
@@ -190,6 +192,7 @@ pub(crate) struct Shared {
 /// finished. Returns an error only for start-up failures.
 pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
     let metrics = Metrics::new();
+    let (main_addr, admin_addr) = (listeners.main_addr(), listeners.admin_addr());
     let (tls_acceptor, certs, server_tls) = match &config.server.tls {
         Some(t) => {
             let store = tls::CertStore::load(t.pem_files())
@@ -280,16 +283,30 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         admin_stop.clone(),
     ));
 
+    let serving = format!(
+        "serving on {main_addr}{}, admin {admin_addr}, {} route{}",
+        if shared.tls.is_some() { " (TLS)" } else { "" },
+        shared.routes.len(),
+        if shared.routes.len() == 1 { "" } else { "s" },
+    );
     let reload_task = {
         let shared = Arc::clone(&shared);
         let stop = admin_stop.clone();
+        let serving = serving.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = shared.control.reload.notified() => {}
                     _ = stop.cancelled() => return,
                 }
-                reload(&shared);
+                // During the drain systemd has STOPPING=1: no READY=1 then.
+                if shared.control.current() == Phase::Running {
+                    notify::reloading("reloading certificates");
+                    let outcome = reload(&shared);
+                    notify::ready(&format!("{serving}; {outcome}"));
+                } else {
+                    reload(&shared);
+                }
             }
         })
     };
@@ -302,6 +319,9 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     ));
     shared.metrics.ready.set(1);
     control.set_phase(Phase::Running);
+    // Both listeners have listened since `Listeners::bind`: connections to
+    // either are accepted from here on, and `/ready` answers 200.
+    notify::ready(&serving);
     tracing::info!(
         listen = %shared.config.server.listen,
         tls = shared.tls.is_some(),
@@ -315,6 +335,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     shared.metrics.ready.set(0);
     control.set_phase(Phase::Draining);
     let drain = shared.config.server.drain_timeout;
+    notify::stopping(&format!(
+        "draining: /ready fails, {} connections open, drain_timeout {drain:?}",
+        shared.tracker.len()
+    ));
     if !shared.config.server.shutdown_delay.is_zero() {
         tokio::time::sleep(shared.config.server.shutdown_delay).await;
     }
@@ -324,6 +348,9 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     shared.conn_cancel.cancel();
     shared.tracker.close();
     let open = shared.tracker.len();
+    notify::status(&format!(
+        "draining: stopped accepting, closing {open} connections"
+    ));
     if tokio::time::timeout(drain, shared.tracker.wait())
         .await
         .is_err()
@@ -359,12 +386,16 @@ fn xmpp_runtime(
     Ok(x)
 }
 
-fn reload(shared: &Shared) {
+/// Reloads the certificates; what happened, for the service manager's status.
+fn reload(shared: &Shared) -> String {
     let labels = |r: &str| metrics::ResultLabels {
         result: r.to_string(),
     };
     match &shared.certs {
-        None => tracing::info!("reload requested; no TLS certificates to reload"),
+        None => {
+            tracing::info!("reload requested; no TLS certificates to reload");
+            "reload: no TLS certificates to reload".into()
+        }
         Some(store) => match store.reload() {
             Ok(n) => {
                 shared
@@ -373,6 +404,7 @@ fn reload(shared: &Shared) {
                     .get_or_create(&labels("ok"))
                     .inc();
                 tracing::info!(certificates = n, "certificates reloaded");
+                format!("certificates reloaded ({n})")
             }
             Err(e) => {
                 shared
@@ -381,6 +413,7 @@ fn reload(shared: &Shared) {
                     .get_or_create(&labels("error"))
                     .inc();
                 tracing::error!(error = %e, "certificate reload failed; keeping the previous certificates");
+                format!("certificate reload failed, keeping the previous certificates: {e}")
             }
         },
     }

@@ -4,11 +4,12 @@
 //! Starting ──► Running ──(SIGTERM/SIGINT)──► Draining ──► Stopped
 //! ```
 //!
-//! * **Running**: accepting; `/ready` answers 200.
-//! * **Draining**: `/ready` answers 503 at once; after `server.shutdown_delay`
-//!   the listener stops accepting and every connection gets its protocol's
-//!   goodbye (WebSocket close 1001, HTTP/2 GOAWAY, HTTP/1.1 `Connection:
-//!   close`); the gateway waits for them up to `server.drain_timeout`.
+//! * **Running**: accepting; `/ready` answers 200; systemd has `READY=1`.
+//! * **Draining**: `/ready` answers 503 and systemd gets `STOPPING=1` at
+//!   once; after `server.shutdown_delay` the listener stops accepting and
+//!   every connection gets its protocol's goodbye (WebSocket close 1001,
+//!   HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`); the gateway waits for
+//!   them up to `server.drain_timeout`.
 //! * **Stopped**: whatever was left has been cut (and counted in the log);
 //!   `run` returns and the process exits 0.
 //!
