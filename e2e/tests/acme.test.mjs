@@ -237,6 +237,44 @@ describe(`ACME certificates from pebble through ucgate (${UCGATE_BIN})`, { timeo
     assert.match(gw.log(), /serving the stored certificate/, diag());
     await gw.close();
   });
+
+  it('a failed validation is logged in words, counted, and leaves the listener without a certificate', { timeout: 30_000 }, async () => {
+    // A second pebble whose validation authority connects to a port nobody
+    // listens on: the challenge cannot be answered.
+    const [deadPort, port2, admin2] = await freePorts(3);
+    const badDir = makeTempDir('ucgate-e2e-acme-fail-');
+    const bad = await startPebble({ dir: badDir, tlsPort: deadPort });
+    let gw;
+    try {
+      gw = await startGateway({
+        dir: badDir,
+        adminPort: admin2,
+        config: gatewayConfig({
+          port: port2,
+          adminPort: admin2,
+          echoPort: echo.port,
+          pebble: bad,
+          stateDir: `${badDir}/acme-state`,
+        }),
+      });
+      const diag = () => `--- gateway log:\n${gw.log()}\n${bad.log()}`;
+      const deadline = Date.now() + 20_000;
+      while (!/ACME: could not get a certificate/.test(gw.log()) && Date.now() < deadline) await sleep(200);
+      const line = gw.log().split('\n').find((l) => l.includes('ACME: could not get a certificate')) ?? '';
+      assert.match(line, new RegExp(`the CA could not validate ${DOMAIN.replaceAll('.', '\\.')}: `), diag());
+      assert.match(line, /the listener has no certificate for these domains yet/, diag());
+      assert.match(line, /retry_in=60s/, diag());
+      const { samples } = await scrapeMetrics(admin2);
+      assert.equal(metricValue(samples, 'ucgate_acme_orders_total', { result: 'error' }), 1, diag());
+      assert.equal(metricValue(samples, 'ucgate_acme_cert_expiry_timestamp_seconds'), 0, diag());
+      await assert.rejects(servedCert(port2, ca));
+      assert.ok(gw.alive(), 'the gateway keeps running');
+    } finally {
+      await gw?.close();
+      await bad.close();
+      fs.rmSync(badDir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** The state folder for a directory URL (see crates/ucgate/src/acme/files.rs). */

@@ -272,11 +272,14 @@ impl AcmeManager {
                 .map_err(|e| format!("telling the CA {domain} is ready: {e}"))?;
         }
         let retry = RetryPolicy::new().timeout(Duration::from_secs(90));
-        let status = order
-            .poll_ready(&retry)
-            .await
-            .map_err(|e| format!("waiting for validation: {e}"))?;
-        if status != OrderStatus::Ready {
+        // An invalid order comes back as an error or as a status: either
+        // way, say per domain what the CA saw.
+        let ready = match order.poll_ready(&retry).await {
+            Ok(status) => status == OrderStatus::Ready,
+            Err(instant_acme::Error::Api(_)) => false,
+            Err(e) => return Err(format!("waiting for validation: {e}")),
+        };
+        if !ready {
             return Err(validation_errors(&mut order).await);
         }
         let key_pem = order
@@ -331,7 +334,7 @@ async fn validation_errors(order: &mut instant_acme::Order) -> String {
         "the CA did not validate the domains (no detail given)".into()
     } else {
         format!(
-            "the CA could not validate {} (is port 443 of each domain this listener, reachable from the Internet?)",
+            "the CA could not validate {} (does each domain resolve to this host, and does its port 443 reach this listener from the CA?)",
             out.join("; ")
         )
     }
