@@ -143,7 +143,14 @@ describe(`ACME certificates from pebble through ucgate (${UCGATE_BIN})`, { timeo
     const first = await waitForCert(port, ca, 20_000, () => true, diag);
     assert.equal(first.subjectaltname, `DNS:${DOMAIN}`, diag());
     assert.match(first.issuer.CN, /^Pebble Intermediate CA/, diag());
-    assert.ok(fs.existsSync(`${stateDir}`), 'state directory created');
+    const folder = `${stateDir}/${storedFolder(pebble.directory)}`;
+    const mode = (f) => (fs.statSync(f).mode & 0o777).toString(8);
+    assert.equal(mode(folder), '700');
+    assert.equal(mode(`${folder}/account.json`), '600');
+    assert.equal(mode(`${folder}/certificate.key`), '600');
+    // (Which of the certificates is stored is checked after the restart: a
+    // renewal may already be under way here.)
+    assert.equal(new crypto.X509Certificate(fs.readFileSync(`${folder}/certificate.pem`)).subjectAltName, `DNS:${DOMAIN}`);
 
     // 2. A real browser that trusts pebble's CA and nothing else.
     browser = await chromium.launch({

@@ -366,7 +366,14 @@ fn reload(shared: &Shared) {
                     .tls_reloads
                     .get_or_create(&labels("ok"))
                     .inc();
-                tracing::info!(certificates = n, "certificates reloaded");
+                if store.has_acme() {
+                    tracing::info!(
+                        certificates = n,
+                        "certificates reloaded; the ACME certificate is renewed by the gateway and not re-read"
+                    );
+                } else {
+                    tracing::info!(certificates = n, "certificates reloaded");
+                }
             }
             Err(e) => {
                 shared
