@@ -129,3 +129,68 @@ pub(super) fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
         issuer: cert.issuer().to_string(),
     })
 }
+
+/// A Unix time as a date for the log (`Dec  7 13:22:42 2031 +00:00`).
+pub(super) fn date(unix: i64) -> String {
+    x509_parser::time::ASN1Time::from_timestamp(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_folder_per_directory_url() {
+        let f = StateFiles::new(
+            Path::new("/var/lib/ucgate/acme"),
+            "https://acme-v02.api.letsencrypt.org/directory",
+        );
+        assert_eq!(
+            f.cert(),
+            Path::new(
+                "/var/lib/ucgate/acme/acme-v02.api.letsencrypt.org_directory/certificate.pem"
+            )
+        );
+        let g = StateFiles::new(Path::new("/s"), "https://127.0.0.1:14000/dir/");
+        assert_eq!(
+            g.account(),
+            Path::new("/s/127.0.0.1_14000_dir/account.json")
+        );
+    }
+
+    #[test]
+    fn names_validity_and_dates() {
+        let mut p =
+            rcgen::CertificateParams::new(vec!["A.example".into(), "b.example".into()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(2030, 1, 2);
+        p.not_after = rcgen::date_time_ymd(2030, 4, 2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let info = cert_info_pem(cert.pem().as_bytes()).unwrap();
+        assert_eq!(info.names, ["a.example", "b.example"]);
+        assert_eq!(info.validity.not_before, 1_893_542_400);
+        assert_eq!(
+            info.validity.not_after - info.validity.not_before,
+            90 * 86_400
+        );
+        assert_eq!(date(0), "Jan  1 00:00:00 1970 +00:00");
+        assert!(cert_info_pem(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn secret_files_are_0600_and_written_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("ucgate-acme-files-{}", std::process::id()));
+        let f = StateFiles::new(&base, "https://ca.example/dir");
+        f.write(&f.key(), b"secret", true).unwrap();
+        f.write(&f.cert(), b"public", false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(f.dir()), 0o700);
+        assert_eq!(mode(&f.key()), 0o600);
+        assert_eq!(std::fs::read(f.key()).unwrap(), b"secret");
+        assert!(!f.key().with_extension("tmp").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

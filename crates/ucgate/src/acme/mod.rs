@@ -24,7 +24,7 @@ use ucgate_proto::acme::{judge, retry_delay, Stored, Validity};
 use crate::config::AcmeConfig;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::tls::CertStore;
-use files::{cert_info, cert_info_pem, CertInfo, StateFiles};
+use files::{cert_info, cert_info_pem, date, CertInfo, StateFiles};
 
 /// First wait after a failed order; doubled at each failure.
 const RETRY_BASE: Duration = Duration::from_secs(60);
@@ -97,6 +97,7 @@ impl AcmeManager {
                     tracing::info!(
                         domains = ?info.names,
                         issuer = %info.issuer,
+                        expires = %date(info.validity.not_after),
                         file = %cert.display(),
                         "ACME: serving the stored certificate"
                     );
@@ -299,8 +300,8 @@ impl AcmeManager {
         tracing::info!(
             domains = ?info.names,
             issuer = %info.issuer,
-            not_after = info.validity.not_after,
-            renew_at = self.cfg.renewal.renew_at(info.validity),
+            expires = %date(info.validity.not_after),
+            renewal_from = %date(self.cfg.renewal.renew_at(info.validity)),
             dir = %self.files.dir().display(),
             "ACME: certificate obtained and now served"
         );
