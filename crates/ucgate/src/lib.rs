@@ -24,6 +24,7 @@
 //! | `notify` | `sd_notify` to systemd: ready, reloading, stopping |
 #![forbid(unsafe_code)]
 
+mod acme;
 pub mod backend;
 pub mod config;
 pub mod lifecycle;
@@ -193,10 +194,17 @@ pub(crate) struct Shared {
 pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (main_addr, admin_addr) = (listeners.main_addr(), listeners.admin_addr());
-    let (tls_acceptor, certs, server_tls) = match &config.server.tls {
-        Some(t) => {
-            let store = tls::CertStore::load(t.pem_files())
-                .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
+    // `[server.tls]`'s files, and room for `[server.acme]`'s certificate.
+    let (tls_acceptor, certs, server_tls) = match config.server.is_tls() {
+        true => {
+            let files = config.server.tls.as_ref().map(|t| t.pem_files());
+            let files = files.unwrap_or_default();
+            let store = if config.server.acme.is_some() {
+                tls::CertStore::load_with_acme(files)
+            } else {
+                tls::CertStore::load(files)
+            }
+            .map_err(|e| anyhow::anyhow!("loading certificates: {e}"))?;
             let cfg = tls::server_config(Arc::clone(&store), config.server.http2)
                 .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
             (
@@ -205,7 +213,14 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 Some(cfg),
             )
         }
-        None => (None, None, None),
+        false => (None, None, None),
+    };
+    let acme = match (&config.server.acme, &certs) {
+        (Some(a), Some(store)) => Some(
+            acme::AcmeManager::start(a.clone(), Arc::clone(store), Arc::clone(&metrics))
+                .map_err(|e| anyhow::anyhow!("ACME: {e}"))?,
+        ),
+        _ => None,
     };
     // TLS for connections TLS cores open to the gateway: `[sip]`'s own
     // certificate, else the listener's.
@@ -311,6 +326,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         })
     };
 
+    let acme_task = acme.map(|m| tokio::spawn(m.run(admin_stop.clone())));
+
     let accept_stop = CancellationToken::new();
     let accept_task = tokio::spawn(server::accept_loop(
         Arc::clone(&shared),
@@ -369,6 +386,9 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     sip_stop.cancel();
     let _ = admin_task.await;
     let _ = reload_task.await;
+    if let Some(t) = acme_task {
+        let _ = t.await;
+    }
     Ok(())
 }
 
@@ -403,7 +423,14 @@ fn reload(shared: &Shared) -> String {
                     .tls_reloads
                     .get_or_create(&labels("ok"))
                     .inc();
-                tracing::info!(certificates = n, "certificates reloaded");
+                if store.has_acme() {
+                    tracing::info!(
+                        certificates = n,
+                        "certificates reloaded; the ACME certificate is renewed by the gateway and not re-read"
+                    );
+                } else {
+                    tracing::info!(certificates = n, "certificates reloaded");
+                }
                 format!("certificates reloaded ({n})")
             }
             Err(e) => {

@@ -105,6 +105,8 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_ws_closes_total", "counter"),
     ("ucgate_errors_total", "counter"),
     ("ucgate_tls_reloads_total", "counter"),
+    ("ucgate_acme_orders_total", "counter"),
+    ("ucgate_acme_cert_expiry_timestamp_seconds", "gauge"),
     ("ucgate_ready", "gauge"),
     ("ucgate_bosh_sessions_active", "gauge"),
     ("ucgate_bosh_sessions_created_total", "counter"),
@@ -192,6 +194,10 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Certificate reloads.
     pub tls_reloads: Family<ResultLabels, Counter>,
+    /// ACME orders by result.
+    pub acme_orders: Family<ResultLabels, Counter>,
+    /// Unix time at which the served ACME certificate expires (0: none yet).
+    pub acme_cert_expiry: Gauge,
     /// 1 while the gateway accepts traffic, 0 once draining.
     pub ready: Gauge,
     /// BOSH sessions open.
@@ -238,6 +244,8 @@ impl Metrics {
             ws_closes: Family::default(),
             errors: Family::default(),
             tls_reloads: Family::default(),
+            acme_orders: Family::default(),
+            acme_cert_expiry: Gauge::default(),
             ready: Gauge::default(),
             bosh_sessions_active: Gauge::default(),
             bosh_sessions_created: Counter::default(),
@@ -319,6 +327,16 @@ impl Metrics {
             "tls_reloads",
             "Certificate reloads by result",
             m.tls_reloads.clone(),
+        );
+        registry.register(
+            "acme_orders",
+            "ACME certificate orders by result",
+            m.acme_orders.clone(),
+        );
+        registry.register(
+            "acme_cert_expiry_timestamp_seconds",
+            "Unix time at which the served ACME certificate expires (0: none yet)",
+            m.acme_cert_expiry.clone(),
         );
         registry.register(
             "bosh_sessions_active",

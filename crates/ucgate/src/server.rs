@@ -206,6 +206,11 @@ async fn serve_tls(
             listener: "main".into(),
         })
         .observe(start.elapsed().as_secs_f64());
+    if tls.get_ref().1.alpn_protocol() == Some(ucgate_proto::acme::ACME_TLS_ALPN) {
+        // A TLS-ALPN-01 validation: the handshake was the whole answer.
+        tracing::debug!(%peer, "answered an ACME TLS-ALPN-01 validation");
+        return;
+    }
     let mode = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
         Mode::H2
     } else {

@@ -9,6 +9,12 @@
 //! `RwLock`; handshakes in progress keep the `Arc` they already hold, so
 //! nothing is dropped. A reload that fails (unreadable file, key not matching
 //! the certificate) keeps the old set and is logged and counted.
+//!
+//! With `[server.acme]`, the store also holds the ACME certificate, which
+//! wins for its own names (and is the default when there is no static
+//! certificate), and the TLS-ALPN-01 challenge certificates (RFC 8737),
+//! answered only to a ClientHello that offers `acme-tls/1` alone. Both are
+//! swapped in the same way as a reload.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +25,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use ucgate_proto::acme::{is_validation_hello, ACME_TLS_ALPN};
 
 /// The crypto provider used everywhere (ring: smaller build than aws-lc-rs,
 /// see docs/architecture.md).
@@ -147,11 +154,38 @@ impl CertSet {
     }
 }
 
+/// The ACME certificate and the pending challenge certificates.
+#[derive(Default)]
+struct AcmeCerts {
+    /// The ordered certificate's DNS names (lower case) and key.
+    current: RwLock<Option<(Vec<String>, Arc<CertifiedKey>)>>,
+    /// Domain (lower case) → TLS-ALPN-01 challenge certificate.
+    challenges: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl AcmeCerts {
+    /// The ACME certificate for `sni`: a name it carries, or any name when
+    /// there is no static certificate to fall back to.
+    fn pick(&self, sni: Option<&str>, fallback: bool) -> Option<Arc<CertifiedKey>> {
+        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let (names, key) = cur.as_ref()?;
+        let named = sni.is_some_and(|s| names.iter().any(|n| n.eq_ignore_ascii_case(s)));
+        (named || fallback).then(|| Arc::clone(key))
+    }
+
+    fn challenge(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
+        let c = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(&sni.to_ascii_lowercase()).cloned()
+    }
+}
+
 /// Server certificates, chosen by SNI and reloadable.
 pub struct CertStore {
     current: RwLock<Arc<CertSet>>,
     /// `(certificate chain, private key)` PEM files, the default first.
     sources: Vec<(PathBuf, PathBuf)>,
+    /// With `[server.acme]`.
+    acme: Option<AcmeCerts>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -162,13 +196,13 @@ impl std::fmt::Debug for CertStore {
     }
 }
 
-fn load_set(sources: &[(PathBuf, PathBuf)]) -> Result<CertSet, String> {
+fn load_set(sources: &[(PathBuf, PathBuf)], acme: bool) -> Result<CertSet, String> {
     let mut keys = Vec::new();
     for (cert, key) in sources {
         let k = load_certified_key(cert, key).map_err(|e| e.message)?;
         keys.push(Arc::new(k));
     }
-    if keys.is_empty() {
+    if keys.is_empty() && !acme {
         return Err("no certificate configured".into());
     }
     Ok(CertSet {
@@ -181,16 +215,61 @@ impl CertStore {
     /// Loads every `(certificate chain, private key)` pair of PEM files;
     /// the first is the default, the others are chosen by SNI.
     pub fn load(sources: Vec<(PathBuf, PathBuf)>) -> Result<Arc<CertStore>, String> {
-        let set = load_set(&sources)?;
+        Self::build(sources, false)
+    }
+
+    /// Like [`CertStore::load`], with room for an ACME certificate (which
+    /// [`CertStore::set_acme`] installs later); `sources` may be empty.
+    pub fn load_with_acme(sources: Vec<(PathBuf, PathBuf)>) -> Result<Arc<CertStore>, String> {
+        Self::build(sources, true)
+    }
+
+    fn build(sources: Vec<(PathBuf, PathBuf)>, acme: bool) -> Result<Arc<CertStore>, String> {
+        let set = load_set(&sources, acme)?;
         Ok(Arc::new(CertStore {
             current: RwLock::new(Arc::new(set)),
             sources,
+            acme: acme.then(AcmeCerts::default),
         }))
+    }
+
+    /// Whether the store answers ACME (TLS-ALPN-01) validations.
+    pub fn has_acme(&self) -> bool {
+        self.acme.is_some()
+    }
+
+    /// Swaps in the ACME certificate for `names`; handshakes in progress
+    /// keep the one they hold.
+    pub fn set_acme(&self, names: Vec<String>, key: CertifiedKey) {
+        if let Some(a) = &self.acme {
+            let names = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+            let mut cur = a.current.write().unwrap_or_else(|p| p.into_inner());
+            *cur = Some((names, Arc::new(key)));
+        }
+    }
+
+    /// Answers TLS-ALPN-01 validations of `domain` with `key` until
+    /// [`CertStore::clear_challenges`].
+    pub fn set_challenge(&self, domain: &str, key: CertifiedKey) {
+        if let Some(a) = &self.acme {
+            let mut c = a.challenges.lock().unwrap_or_else(|p| p.into_inner());
+            c.insert(domain.to_ascii_lowercase(), Arc::new(key));
+        }
+    }
+
+    /// Forgets every challenge certificate.
+    pub fn clear_challenges(&self) {
+        if let Some(a) = &self.acme {
+            a.challenges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
     }
 
     /// Re-reads the files; on failure the old certificates stay in use.
     pub fn reload(&self) -> Result<usize, String> {
-        let set = load_set(&self.sources)?;
+        let set = load_set(&self.sources, self.acme.is_some())?;
         let n = set.keys.len();
         match self.current.write() {
             Ok(mut cur) => *cur = Arc::new(set),
@@ -209,7 +288,16 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.snapshot().pick(hello.server_name())
+        let set = self.snapshot();
+        if let Some(acme) = &self.acme {
+            if hello.alpn().is_some_and(is_validation_hello) {
+                return hello.server_name().and_then(|s| acme.challenge(s));
+            }
+            if let Some(k) = acme.pick(hello.server_name(), set.keys.is_empty()) {
+                return Some(k);
+            }
+        }
+        set.pick(hello.server_name())
     }
 }
 
@@ -218,6 +306,7 @@ pub fn server_config(
     store: Arc<CertStore>,
     http2: bool,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
+    let acme = store.has_acme();
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -228,6 +317,9 @@ pub fn server_config(
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    if acme {
+        cfg.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok(Arc::new(cfg))
 }
 

@@ -191,6 +191,46 @@ async fn a_bad_config_starts_nothing() {
     assert!(err.contains("`server.lisen`: unknown key"));
 }
 
+#[test]
+fn an_acme_state_dir_that_cannot_be_made_stops_the_start_in_words() {
+    let dir = common::tls::TempDir::new("acme-state");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let config = dir.path().join("ucgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.acme]\ndomains = [\"chat.example.com\"]\n\
+             state_dir = \"{}/acme\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the gateway started although its ACME state directory cannot be made");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot create the ACME state directory")
+            && err.contains("server.acme.state_dir"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn out_of_file_descriptors_backs_off_and_recovers() {
     // The gateway runs with a tiny descriptor limit; a burst of connections

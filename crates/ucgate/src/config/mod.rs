@@ -6,6 +6,7 @@
 //! and unit is documented in `docs/config.md`; `tests/docs_and_metrics.rs`
 //! checks that the two agree.
 
+mod acme;
 mod bosh;
 mod common;
 pub mod reader;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use ucgate_proto::route::RouteTable;
 
+pub use acme::{AcmeConfig, LETS_ENCRYPT};
 pub use bosh::BoshConfig;
 pub(crate) use common::SEC;
 use common::{cert_pair, DAY};
@@ -59,8 +61,11 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address to bind.
     pub listen: SocketAddr,
-    /// TLS, if the listener speaks HTTPS.
+    /// Static certificates (`[server.tls]`).
     pub tls: Option<TlsConfig>,
+    /// Certificates from an ACME CA (`[server.acme]`); with `tls`, ACME's
+    /// certificate serves its domains and the static ones the other names.
+    pub acme: Option<AcmeConfig>,
     /// Maximum concurrent client TCP connections (permits).
     pub max_connections: usize,
     /// Maximum concurrent connections from one client address; 0 = no limit.
@@ -89,6 +94,13 @@ pub struct ServerConfig {
     pub h2_keepalive_interval: Duration,
     /// HTTP/2 PING answer deadline.
     pub h2_keepalive_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Whether the listener speaks HTTPS (static or ACME certificates).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some() || self.acme.is_some()
+    }
 }
 
 /// `[server.tls]`.
@@ -139,6 +151,7 @@ const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh", "
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
+    "acme",
     "max_connections",
     "max_connections_per_ip",
     "handshake_timeout",
@@ -169,6 +182,7 @@ pub fn all_keys() -> Vec<String> {
     add("server.", SERVER_KEYS);
     add("server.tls.", TLS_KEYS);
     add("server.tls.certificate.", CERT_KEYS);
+    add("server.acme.", acme::ACME_KEYS);
     add("admin.", ADMIN_KEYS);
     add("log.", LOG_KEYS);
     add("route.", ROUTE_KEYS);
@@ -294,7 +308,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
-        let server_tls = server.as_ref().is_some_and(|s| s.tls.is_some()) || sip.tls.is_some();
+        let server_tls = server.as_ref().is_some_and(|s| s.is_tls()) || sip.tls.is_some();
         let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp, server_tls);
         if let Some(r) = r {
             routes.push(r);
@@ -364,6 +378,7 @@ fn read_server(
     let mut s = ServerConfig {
         listen: "127.0.0.1:5290".parse().expect("literal"),
         tls: None,
+        acme: None,
         max_connections: 10_000,
         max_connections_per_ip: 256,
         handshake_timeout: 10 * SEC,
@@ -460,6 +475,10 @@ fn read_server(
         }
         tls.finish(ctx);
         s.tls = Some(TlsConfig { certificates });
+    }
+    if let Some(mut a) = t.table(ctx, "acme", acme::ACME_KEYS) {
+        s.acme = acme::read_acme(ctx, &mut a, base);
+        a.finish(ctx);
     }
     Some(s)
 }
