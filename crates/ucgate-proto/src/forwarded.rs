@@ -153,38 +153,99 @@ pub enum Outcome {
 }
 
 /// Finds the client of a request that came from `peer` (see the module
-/// documentation for the rules).
+/// documentation for the rules). Only the part of the chain right of the
+/// client is parsed: what a client wrote itself, left of its own address,
+/// is never looked at, so it can neither fail the request nor hide the
+/// client behind the proxy's address.
 pub fn resolve(peer: IpAddr, trusted: &NetSet, h: &Headers<'_>) -> Outcome {
     if !trusted.contains(peer) {
         return Outcome::Ignored;
     }
-    let present = |lines: &[&str]| lines.iter().any(|l| !l.trim().is_empty());
-    let (source, hops) = if present(&h.forwarded) {
-        (Source::Forwarded, parse_forwarded(&h.forwarded))
+    let present = |lines: &[&str]| lines.iter().any(|l| !trim_ows(l).is_empty());
+    let found = if present(&h.forwarded) {
+        from_forwarded(peer, trusted, &h.forwarded)
     } else if present(&h.x_forwarded_for)
         || present(&h.x_forwarded_proto)
         || present(&h.x_forwarded_host)
     {
-        (Source::XForwarded, parse_x_forwarded(h))
+        from_x_forwarded(peer, trusted, h)
     } else {
         return Outcome::Absent;
     };
-    match hops {
-        Ok(hops) if hops.is_empty() => Outcome::Absent,
-        Ok(hops) => Outcome::Found(walk(peer, trusted, &hops, source)),
-        Err(e) => Outcome::Invalid(source, e),
+    match found {
+        Ok(Some(c)) => Outcome::Found(c),
+        Ok(None) => Outcome::Absent,
+        Err((source, e)) => Outcome::Invalid(source, e),
     }
 }
 
-/// The walk from the right described in the module documentation.
-fn walk(peer: IpAddr, trusted: &NetSet, hops: &[Hop], source: Source) -> Client {
-    let (mut ip, mut port) = (peer, None);
-    let mut at = &hops[0];
-    for hop in hops.iter().rev() {
-        at = hop;
-        match hop.node {
+type Found = Result<Option<Client>, (Source, ForwardedError)>;
+
+fn from_forwarded(peer: IpAddr, trusted: &NetSet, lines: &[&str]) -> Found {
+    let err = |e| (Source::Forwarded, e);
+    let elements = forwarded_elements(lines).map_err(err)?;
+    if elements.is_empty() {
+        return Ok(None);
+    }
+    let (ip, port, i) = walk(peer, trusted, elements.len(), |i| {
+        forwarded_element(elements[i]).map(|h| h.node)
+    })
+    .map_err(err)?;
+    let at = forwarded_element(elements[i]).map_err(err)?;
+    Ok(Some(Client {
+        ip,
+        port,
+        proto: at.proto,
+        host: at.host,
+        source: Source::Forwarded,
+    }))
+}
+
+fn from_x_forwarded<'a>(peer: IpAddr, trusted: &NetSet, h: &Headers<'a>) -> Found {
+    let err = |e| (Source::XForwarded, e);
+    let fors = entries(&h.x_forwarded_for);
+    let (ip, port, i) = walk(peer, trusted, fors.len(), |i| {
+        xff_node(fors[i])
+            .map(Some)
+            .ok_or_else(|| ForwardedError::Node(fors[i].to_string()))
+    })
+    .map_err(err)?;
+    // One value for every hop, or one per hop; any other count is ignored.
+    let hops = fors.len().max(1);
+    let pick = |lines: &[&'a str]| -> Option<&'a str> {
+        let values = entries(lines);
+        match values.len() {
+            1 => Some(values[0]),
+            k if k == hops => Some(values[i]),
+            _ => None,
+        }
+    };
+    let proto = pick(&h.x_forwarded_proto).map(proto).transpose().map_err(err)?;
+    let host = pick(&h.x_forwarded_host).map(host).transpose().map_err(err)?;
+    Ok(Some(Client {
+        ip,
+        port,
+        proto,
+        host,
+        source: Source::XForwarded,
+    }))
+}
+
+/// The walk from the right over `n` hops, `node(i)` parsing the `i`th:
+/// the client's address and port, and the index of the hop where the walk
+/// stopped (0 when there is none).
+fn walk(
+    peer: IpAddr,
+    trusted: &NetSet,
+    n: usize,
+    node: impl Fn(usize) -> Result<Option<Node>, ForwardedError>,
+) -> Result<(IpAddr, Option<u16>, usize), ForwardedError> {
+    let (mut ip, mut port, mut at) = (peer, None, 0);
+    for i in (0..n).rev() {
+        at = i;
+        match node(i)? {
             Some(Node::Ip(a, p)) => {
-                (ip, port) = (a, p);
+                (ip, port) = (a.to_canonical(), p);
                 if !trusted.contains(a) {
                     break;
                 }
@@ -192,13 +253,7 @@ fn walk(peer: IpAddr, trusted: &NetSet, hops: &[Hop], source: Source) -> Client 
             _ => break,
         }
     }
-    Client {
-        ip: ip.to_canonical(),
-        port,
-        proto: at.proto.clone(),
-        host: at.host.clone(),
-        source,
-    }
+    Ok((ip, port, at))
 }
 
 /// Splits on `sep` outside quoted strings (a `\` inside quotes escapes the
@@ -258,19 +313,27 @@ fn value(v: &str) -> Result<String, ForwardedError> {
     }
 }
 
-/// The `Forwarded` lines as one list of hops, left to right.
-pub fn parse_forwarded(lines: &[&str]) -> Result<Vec<Hop>, ForwardedError> {
-    let mut hops = Vec::new();
+/// The elements of the `Forwarded` lines, left to right, not yet parsed.
+fn forwarded_elements<'a>(lines: &[&'a str]) -> Result<Vec<&'a str>, ForwardedError> {
+    let mut out = Vec::new();
     for line in lines {
         for element in split_unquoted(line, b',')? {
             let element = trim_ows(element);
-            if element.is_empty() {
-                continue; // RFC 9110 §5.6.1: empty list elements are allowed
+            // RFC 9110 §5.6.1: empty list elements are allowed.
+            if !element.is_empty() {
+                out.push(element);
             }
-            hops.push(forwarded_element(element)?);
         }
     }
-    Ok(hops)
+    Ok(out)
+}
+
+/// The `Forwarded` lines as one list of hops, left to right.
+pub fn parse_forwarded(lines: &[&str]) -> Result<Vec<Hop>, ForwardedError> {
+    forwarded_elements(lines)?
+        .into_iter()
+        .map(forwarded_element)
+        .collect()
 }
 
 fn forwarded_element(element: &str) -> Result<Hop, ForwardedError> {
@@ -393,45 +456,12 @@ fn xff_node(e: &str) -> Option<Node> {
     }
 }
 
-/// The `X-Forwarded-*` lines as one list of hops, left to right.
-pub fn parse_x_forwarded(h: &Headers<'_>) -> Result<Vec<Hop>, ForwardedError> {
-    let fors = entries(&h.x_forwarded_for);
-    let protos = entries(&h.x_forwarded_proto);
-    let hosts = entries(&h.x_forwarded_host);
-    let mut hops = fors
-        .iter()
-        .map(|e| {
-            xff_node(e)
-                .map(|n| Hop {
-                    node: Some(n),
-                    ..Hop::default()
-                })
-                .ok_or_else(|| ForwardedError::Node(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if hops.is_empty() {
-        // Scheme or host without addresses: they describe the peer's hop.
-        hops.push(Hop::default());
-    }
-    let n = hops.len();
-    // One value for every hop, or one per hop; any other count is ignored.
-    let spread = |values: &[&str], f: &dyn Fn(&str) -> Result<String, ForwardedError>| {
-        let values = values
-            .iter()
-            .map(|v| f(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, ForwardedError>(match values.len() {
-            1 => vec![Some(values[0].clone()); n],
-            k if k == n => values.into_iter().map(Some).collect(),
-            _ => vec![None; n],
-        })
-    };
-    let protos = spread(&protos, &proto)?;
-    let hosts = spread(&hosts, &host)?;
-    for ((hop, p), h) in hops.iter_mut().zip(protos).zip(hosts) {
-        (hop.proto, hop.host) = (p, h);
-    }
-    Ok(hops)
+/// The `X-Forwarded-For` lines as one list of nodes, left to right.
+pub fn parse_x_forwarded_for(lines: &[&str]) -> Result<Vec<Node>, ForwardedError> {
+    entries(lines)
+        .into_iter()
+        .map(|e| xff_node(e).ok_or_else(|| ForwardedError::Node(e.to_string())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -145,13 +145,11 @@ fn forwarded_refusals() {
 
 #[test]
 fn x_forwarded_entries() {
-    let h = parse_x_forwarded(&xff(
-        &["203.0.113.7, 2001:db8::1", " [2001:db8::2]:443 ,, 192.0.2.1:8080,unknown"],
-        &[],
-        &[],
-    ))
+    let nodes = parse_x_forwarded_for(&[
+        "203.0.113.7, 2001:db8::1",
+        " [2001:db8::2]:443 ,, 192.0.2.1:8080,unknown",
+    ])
     .unwrap();
-    let nodes: Vec<_> = h.into_iter().map(|h| h.node.unwrap()).collect();
     assert_eq!(
         nodes,
         vec![
@@ -164,14 +162,38 @@ fn x_forwarded_entries() {
     );
     for bad in ["example.com", "1.2.3.4:x", "_hidden", "1.2.3.4 5.6.7.8"] {
         assert_eq!(
-            parse_x_forwarded(&xff(&[bad], &[], &[])),
+            parse_x_forwarded_for(&[bad]),
             Err(ForwardedError::Node(bad.into())),
             "{bad}"
         );
     }
+    let trusted = nets(&["127.0.0.1"]);
     assert_eq!(
-        parse_x_forwarded(&xff(&["1.2.3.4"], &["h ttp"], &[])),
-        Err(ForwardedError::Proto("h ttp".into()))
+        resolve(ip("127.0.0.1"), &trusted, &xff(&["1.2.3.4"], &["h ttp"], &[])),
+        Outcome::Invalid(Source::XForwarded, ForwardedError::Proto("h ttp".into()))
+    );
+}
+
+#[test]
+fn what_a_client_wrote_left_of_its_address_is_not_read() {
+    // nginx appends the client's address to the client's own header.
+    let trusted = nets(&["127.0.0.1"]);
+    let c = found(resolve(
+        ip("127.0.0.1"),
+        &trusted,
+        &xff(&["garbage, 127.0.0.1, 192.0.2.8"], &[], &[]),
+    ));
+    assert_eq!(c.ip, ip("192.0.2.8"));
+    let c = found(resolve(
+        ip("127.0.0.1"),
+        &trusted,
+        &fwd(&["for=nonsense;proto=999", r#"for="192.0.2.8:4000";proto=https"#]),
+    ));
+    assert_eq!((c.ip, c.port, c.secure()), (ip("192.0.2.8"), Some(4000), Some(true)));
+    // An unclosed quote anywhere breaks the list itself.
+    assert_eq!(
+        resolve(ip("127.0.0.1"), &trusted, &fwd(&["for=\"x", "for=192.0.2.8"])),
+        Outcome::Invalid(Source::Forwarded, ForwardedError::Unclosed)
     );
 }
 

@@ -38,6 +38,7 @@ mod client;
 mod conn;
 mod http;
 mod inbound;
+mod proxy_header;
 mod response;
 mod router;
 mod server;

@@ -10,6 +10,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::client::request_client;
 use crate::conn::{BusyGuard, ConnState};
 use crate::http::websocket_route;
 use crate::response::{text, Body};
@@ -37,23 +38,16 @@ pub(crate) async fn handle(
         );
     };
     let route = &shared.routes[idx];
+    let client = request_client(&shared, peer, conn.secure, req.headers());
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
     match &route.service {
         Service::Bosh(x) => {
-            Box::pin(crate::bosh::handle(
-                &shared,
-                route,
-                x,
-                peer,
-                conn.secure,
-                req,
-            ))
-            .await
+            Box::pin(crate::bosh::handle(&shared, route, x, &client, req)).await
         }
         Service::WebSocket(service) => {
             Box::pin(websocket_route(
-                &shared, &conn, route, service, peer, &mut req,
+                &shared, &conn, route, service, &client, &mut req,
             ))
             .await
         }
