@@ -220,8 +220,14 @@ fn from_x_forwarded<'a>(peer: IpAddr, trusted: &NetSet, h: &Headers<'a>) -> Foun
             _ => None,
         }
     };
-    let proto = pick(&h.x_forwarded_proto).map(proto).transpose().map_err(err)?;
-    let host = pick(&h.x_forwarded_host).map(host).transpose().map_err(err)?;
+    let proto = pick(&h.x_forwarded_proto)
+        .map(proto)
+        .transpose()
+        .map_err(err)?;
+    let host = pick(&h.x_forwarded_host)
+        .map(host)
+        .transpose()
+        .map_err(err)?;
     Ok(Some(Client {
         ip,
         port,
@@ -417,8 +423,7 @@ fn node(v: &str) -> Option<Node> {
 /// A URI scheme (RFC 3986 §3.1), lower-cased.
 fn proto(v: &str) -> Result<String, ForwardedError> {
     let ok = v.starts_with(|c: char| c.is_ascii_alphabetic())
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     ok.then(|| v.to_ascii_lowercase())
         .ok_or_else(|| ForwardedError::Proto(v.to_string()))

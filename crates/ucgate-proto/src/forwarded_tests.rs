@@ -75,7 +75,11 @@ fn rfc_7239_examples() {
         Some(Node::Ip(ip("192.0.2.43"), None))
     );
     // §7.4: two headers are one list.
-    let lines = parse_forwarded(&["for=192.0.2.43", "for=198.51.100.17;by=203.0.113.60;proto=http;host=example.com"]).unwrap();
+    let lines = parse_forwarded(&[
+        "for=192.0.2.43",
+        "for=198.51.100.17;by=203.0.113.60;proto=http;host=example.com",
+    ])
+    .unwrap();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1].host.as_deref(), Some("example.com"));
 }
@@ -122,10 +126,19 @@ fn forwarded_refusals() {
         ("proto=http;Proto=https", ForwardedError::Duplicate("proto")),
         (r#"for="::1""#, ForwardedError::Node("::1".into())),
         (r#"for="[::1]80""#, ForwardedError::Node("[::1]80".into())),
-        (r#"for="[1.2.3.4]""#, ForwardedError::Node("[1.2.3.4]".into())),
-        ("for=example.com", ForwardedError::Node("example.com".into())),
+        (
+            r#"for="[1.2.3.4]""#,
+            ForwardedError::Node("[1.2.3.4]".into()),
+        ),
+        (
+            "for=example.com",
+            ForwardedError::Node("example.com".into()),
+        ),
         ("for=_", ForwardedError::Node("_".into())),
-        (r#"for="1.2.3.4:65536""#, ForwardedError::Node("1.2.3.4:65536".into())),
+        (
+            r#"for="1.2.3.4:65536""#,
+            ForwardedError::Node("1.2.3.4:65536".into()),
+        ),
         (r#"for="1.2.3.4:""#, ForwardedError::Node("1.2.3.4:".into())),
         ("for=1.2.3.04", ForwardedError::Node("1.2.3.04".into())),
         ("proto=1http", ForwardedError::Proto("1http".into())),
@@ -169,7 +182,11 @@ fn x_forwarded_entries() {
     }
     let trusted = nets(&["127.0.0.1"]);
     assert_eq!(
-        resolve(ip("127.0.0.1"), &trusted, &xff(&["1.2.3.4"], &["h ttp"], &[])),
+        resolve(
+            ip("127.0.0.1"),
+            &trusted,
+            &xff(&["1.2.3.4"], &["h ttp"], &[])
+        ),
         Outcome::Invalid(Source::XForwarded, ForwardedError::Proto("h ttp".into()))
     );
 }
@@ -187,12 +204,22 @@ fn what_a_client_wrote_left_of_its_address_is_not_read() {
     let c = found(resolve(
         ip("127.0.0.1"),
         &trusted,
-        &fwd(&["for=nonsense;proto=999", r#"for="192.0.2.8:4000";proto=https"#]),
+        &fwd(&[
+            "for=nonsense;proto=999",
+            r#"for="192.0.2.8:4000";proto=https"#,
+        ]),
     ));
-    assert_eq!((c.ip, c.port, c.secure()), (ip("192.0.2.8"), Some(4000), Some(true)));
+    assert_eq!(
+        (c.ip, c.port, c.secure()),
+        (ip("192.0.2.8"), Some(4000), Some(true))
+    );
     // An unclosed quote anywhere breaks the list itself.
     assert_eq!(
-        resolve(ip("127.0.0.1"), &trusted, &fwd(&["for=\"x", "for=192.0.2.8"])),
+        resolve(
+            ip("127.0.0.1"),
+            &trusted,
+            &fwd(&["for=\"x", "for=192.0.2.8"])
+        ),
         Outcome::Invalid(Source::Forwarded, ForwardedError::Unclosed)
     );
 }
@@ -249,7 +276,9 @@ fn the_walk_skips_trusted_hops_from_the_right() {
     let c = found(resolve(
         ip("2001:db8:1::5"),
         &trusted,
-        &fwd(&[r#"for="[2001:db8:2::9]:5000";proto=https;host=chat.example.com, for=10.0.0.3;proto=http"#]),
+        &fwd(&[
+            r#"for="[2001:db8:2::9]:5000";proto=https;host=chat.example.com, for=10.0.0.3;proto=http"#,
+        ]),
     ));
     assert_eq!(c.ip, ip("2001:db8:2::9"));
     assert_eq!(c.port, Some(5000));
@@ -258,7 +287,11 @@ fn the_walk_skips_trusted_hops_from_the_right() {
     assert_eq!(c.secure(), Some(true));
     assert_eq!(c.source, Source::Forwarded);
     // Every address trusted: the leftmost.
-    let c = found(resolve(ip("10.0.0.1"), &trusted, &xff(&["10.0.0.9, 10.0.0.8"], &[], &[])));
+    let c = found(resolve(
+        ip("10.0.0.1"),
+        &trusted,
+        &xff(&["10.0.0.9, 10.0.0.8"], &[], &[]),
+    ));
     assert_eq!(c.ip, ip("10.0.0.9"));
     // unknown stops the walk at the last trusted hop.
     let c = found(resolve(
@@ -270,13 +303,21 @@ fn the_walk_skips_trusted_hops_from_the_right() {
     let c = found(resolve(ip("10.0.0.1"), &trusted, &fwd(&["for=_hidden"])));
     assert_eq!(c.ip, ip("10.0.0.1"), "the peer itself");
     // An element without `for` (only the scheme): the peer, with it.
-    let c = found(resolve(ip("10.0.0.1"), &trusted, &fwd(&["proto=https;host=a.example"])));
+    let c = found(resolve(
+        ip("10.0.0.1"),
+        &trusted,
+        &fwd(&["proto=https;host=a.example"]),
+    ));
     assert_eq!(
         (c.ip, c.secure(), c.host.as_deref()),
         (ip("10.0.0.1"), Some(true), Some("a.example"))
     );
     // A mapped address in a header is the IPv4 client.
-    let c = found(resolve(ip("10.0.0.1"), &trusted, &xff(&["::ffff:192.0.2.5"], &[], &[])));
+    let c = found(resolve(
+        ip("10.0.0.1"),
+        &trusted,
+        &xff(&["::ffff:192.0.2.5"], &[], &[]),
+    ));
     assert_eq!(c.ip, ip("192.0.2.5"));
 }
 
@@ -319,7 +360,11 @@ fn x_forwarded_proto_and_host_single_aligned_or_ignored() {
     let c = found(resolve(
         ip("127.0.0.1"),
         &trusted,
-        &xff(&["192.0.2.1, 127.0.0.5"], &["https, http"], &["a.example", "b.example"]),
+        &xff(
+            &["192.0.2.1, 127.0.0.5"],
+            &["https, http"],
+            &["a.example", "b.example"],
+        ),
     ));
     assert_eq!(
         (c.proto.as_deref(), c.host.as_deref()),
@@ -333,13 +378,25 @@ fn x_forwarded_proto_and_host_single_aligned_or_ignored() {
     ));
     assert_eq!(c.proto, None);
     // Scheme without addresses: the peer, with that scheme.
-    let c = found(resolve(ip("127.0.0.1"), &trusted, &xff(&[], &["https"], &[])));
+    let c = found(resolve(
+        ip("127.0.0.1"),
+        &trusted,
+        &xff(&[], &["https"], &[]),
+    ));
     assert_eq!((c.ip, c.secure()), (ip("127.0.0.1"), Some(true)));
     // Other schemes say nothing about TLS.
-    let c = found(resolve(ip("127.0.0.1"), &trusted, &xff(&[], &["gopher"], &[])));
+    let c = found(resolve(
+        ip("127.0.0.1"),
+        &trusted,
+        &xff(&[], &["gopher"], &[]),
+    ));
     assert_eq!(c.secure(), None);
     assert_eq!(
-        resolve(ip("127.0.0.1"), &trusted, &xff(&["1.2.3.4", "bad"], &[], &[])),
+        resolve(
+            ip("127.0.0.1"),
+            &trusted,
+            &xff(&["1.2.3.4", "bad"], &[], &[])
+        ),
         Outcome::Invalid(Source::XForwarded, ForwardedError::Node("bad".into()))
     );
 }

@@ -36,7 +36,10 @@ fn v1_examples_of_the_specification() {
     // The worst cases the specification lists, 56, 104 and 107 bytes.
     let tcp4 = b"PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n";
     assert_eq!(tcp4.len(), 56);
-    assert!(matches!(parse(tcp4), Parse::Done(Header::Proxied { .. }, 56)));
+    assert!(matches!(
+        parse(tcp4),
+        Parse::Done(Header::Proxied { .. }, 56)
+    ));
     let tcp6 = format!("PROXY TCP6 {FFFF6} {FFFF6} 65535 65535\r\n");
     assert_eq!(tcp6.len(), 104);
     byte_by_byte(
@@ -238,7 +241,10 @@ fn v2_tlvs_are_skipped_and_the_stream_left_alone() {
 #[test]
 fn v2_local_unspec_and_unix_keep_the_connection_address() {
     // LOCAL (a health check): the block, even an IPv4 one, is ignored.
-    byte_by_byte(&v2(0x20, 0x00, &[]), Parse::Done(Header::Local { version: 2 }, 16));
+    byte_by_byte(
+        &v2(0x20, 0x00, &[]),
+        Parse::Done(Header::Local { version: 2 }, 16),
+    );
     assert_eq!(
         parse(&v2(0x20, 0x11, &[1, 2, 3])),
         Parse::Done(Header::Local { version: 2 }, 19)

@@ -144,7 +144,9 @@ mod tests {
             a.write_all(b"\r\n").await.unwrap();
         });
         let (h, rest) = read(&mut b).await.unwrap();
-        assert!(matches!(h, Header::Proxied { source, .. } if source.to_string() == "192.0.2.1:4000"));
+        assert!(
+            matches!(h, Header::Proxied { source, .. } if source.to_string() == "192.0.2.1:4000")
+        );
         let mut p = Prefixed::new(rest, b);
         let mut got = Vec::new();
         p.read_to_end(&mut got).await.unwrap();

@@ -42,9 +42,7 @@ pub(crate) async fn handle(
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
     match &route.service {
-        Service::Bosh(x) => {
-            Box::pin(crate::bosh::handle(&shared, route, x, &client, req)).await
-        }
+        Service::Bosh(x) => Box::pin(crate::bosh::handle(&shared, route, x, &client, req)).await,
         Service::WebSocket(service) => {
             Box::pin(websocket_route(
                 &shared, &conn, route, service, &client, &mut req,

@@ -162,17 +162,22 @@ async fn proxy_protocol_v1_and_v2_name_the_client_in_logs_and_the_per_ip_limit()
     wait_log(&s, &["WebSocket opened", "\"peer\":\"192.0.2.2:5000\""]).await;
     // A second connection of 192.0.2.1 while its first is open: refused.
     let mut c = connect_from(PROXY, s.main).await;
-    c.write_all(b"PROXY TCP4 192.0.2.1 192.0.2.100 4001 443\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    c.write_all(
+        b"PROXY TCP4 192.0.2.1 192.0.2.100 4001 443\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
     assert!(read_to_close(&mut c).await.is_empty(), "closed unanswered");
     let m = http_get(s.admin, "/metrics").await.1;
-    let errors = |kind: &str| {
-        metric_value(&m, "ucgate_errors_total", &[("kind", kind)]).unwrap_or(0.0)
-    };
+    let errors =
+        |kind: &str| metric_value(&m, "ucgate_errors_total", &[("kind", kind)]).unwrap_or(0.0);
     assert_eq!(errors("max_connections_per_ip"), 1.0);
     assert!(
-        !s.log.lock().unwrap().iter().any(|l| l.contains("WebSocket opened") && l.contains(&format!("\"peer\":\"{PROXY}:"))),
+        !s.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("WebSocket opened") && l.contains(&format!("\"peer\":\"{PROXY}:"))),
         "the proxy's own address is never the client's"
     );
     drop((a, b));
@@ -186,8 +191,12 @@ async fn a_trusted_peer_must_send_the_header() {
     ))
     .await;
     let errors = |m: &str, kind: &str| {
-        metric_value(m, "ucgate_errors_total", &[("side", "client"), ("kind", kind)])
-            .unwrap_or(0.0)
+        metric_value(
+            m,
+            "ucgate_errors_total",
+            &[("side", "client"), ("kind", kind)],
+        )
+        .unwrap_or(0.0)
     };
     // Plain HTTP where the header should be: closed, unanswered.
     let mut s = connect_from(PROXY, gw.addr).await;
@@ -205,7 +214,11 @@ async fn a_trusted_peer_must_send_the_header() {
     let mut s = connect_from(PROXY, gw.addr).await;
     let start = std::time::Instant::now();
     assert!(read_to_close(&mut s).await.is_empty());
-    assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
     let m = gw.metrics().await;
     assert_eq!(errors(&m, "proxy_header_missing"), 1.0);
     assert_eq!(errors(&m, "proxy_header_invalid"), 1.0);
@@ -235,9 +248,11 @@ async fn an_untrusted_peer_is_served_and_its_header_not_read() {
     assert_eq!(parse_response(&r).0, 404, "{r}");
     // Its header is not a header: it is a bad HTTP request.
     let mut s = connect_from(OTHER, gw.addr).await;
-    s.write_all(b"PROXY TCP4 192.0.2.1 192.0.2.100 4000 443\r\nGET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"PROXY TCP4 192.0.2.1 192.0.2.100 4000 443\r\nGET /nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let r = String::from_utf8_lossy(&read_to_close(&mut s).await).to_string();
     assert_eq!(parse_response(&r).0, 400, "{r}");
     let m = gw.metrics().await;
@@ -306,7 +321,10 @@ async fn forwarded_headers_count_only_from_a_trusted_peer() {
     echo_once(&mut spoof).await;
     wait_log(&s, &["WebSocket opened", &format!("\"peer\":\"{OTHER}:")]).await;
     let log = s.log.lock().unwrap().join("\n");
-    assert!(!log.contains("198.51.100.99") && !log.contains("198.51.100.98"), "{log}");
+    assert!(
+        !log.contains("198.51.100.99") && !log.contains("198.51.100.98"),
+        "{log}"
+    );
     // A malformed header from the proxy: counted, and the proxy's address.
     let mut bad = ws_over(
         connect_from(PROXY, s.main).await,
@@ -427,7 +445,11 @@ async fn the_origin_check_uses_the_forwarded_scheme_and_host() {
     // A TLS-terminating proxy in front: same origin.
     assert_eq!(ws(PROXY, vec![page, xfp, xfh]).await, 101);
     assert_eq!(
-        ws(PROXY, vec![page, ("forwarded", "proto=https;host=chat.example.com")]).await,
+        ws(
+            PROXY,
+            vec![page, ("forwarded", "proto=https;host=chat.example.com")]
+        )
+        .await,
         101
     );
     // The proxy kept the Host header and said only the scheme.

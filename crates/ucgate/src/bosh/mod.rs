@@ -48,7 +48,11 @@ fn cors(
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     // The host the client itself sent to a trusted proxy.
     let host = client.host.as_deref().or(host);
-    if !route.config.origins.allows(Some(origin), host, client.secure) {
+    if !route
+        .config
+        .origins
+        .allows(Some(origin), host, client.secure)
+    {
         return Err(());
     }
     if let Ok(v) = HeaderValue::from_str(origin) {

@@ -534,13 +534,16 @@ fn trusted_proxies_and_proxy_protocol() {
         "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\nproxy_protocol = true\n",
     )
     .server;
-    assert_eq!(s.trusted_proxies.to_string(), "127.0.0.1, 10.0.0.0/8, fd00::/8");
+    assert_eq!(
+        s.trusted_proxies.to_string(),
+        "127.0.0.1, 10.0.0.0/8, fd00::/8"
+    );
     assert!(s.proxy_protocol);
     let e = errors("[server]\ntrusted_proxies = [\"lb.example\", \"10.1.2.3/8\"]\n");
     assert!(
-        e.iter().any(|e| e.contains(
-            "server.trusted_proxies[0]: expected an IP address or a CIDR range"
-        )),
+        e.iter().any(
+            |e| e.contains("server.trusted_proxies[0]: expected an IP address or a CIDR range")
+        ),
         "{e:?}"
     );
     assert!(
