@@ -44,12 +44,14 @@ pub fn run(data: &[u8]) {
         .unwrap_or_else(|_| NetSet::parse(&["127.0.0.0/8", "10.0.0.0/8"]).expect("literal"));
     let mut h = Headers::default();
     for l in lines {
-        let (tag, rest) = l.split_at(l.len().min(1));
+        let mut chars = l.chars();
+        let tag = chars.next();
+        let rest = chars.as_str();
         match tag {
-            "f" => h.forwarded.push(rest),
-            "x" => h.x_forwarded_for.push(rest),
-            "p" => h.x_forwarded_proto.push(rest),
-            "h" => h.x_forwarded_host.push(rest),
+            Some('f') => h.forwarded.push(rest),
+            Some('x') => h.x_forwarded_for.push(rest),
+            Some('p') => h.x_forwarded_proto.push(rest),
+            Some('h') => h.x_forwarded_host.push(rest),
             _ => {}
         }
     }
