@@ -246,7 +246,7 @@ fn walk(
     n: usize,
     node: impl Fn(usize) -> Result<Option<Node>, ForwardedError>,
 ) -> Result<(IpAddr, Option<u16>, usize), ForwardedError> {
-    let (mut ip, mut port, mut at) = (peer, None, 0);
+    let (mut ip, mut port, mut at) = (peer.to_canonical(), None, 0);
     for i in (0..n).rev() {
         at = i;
         match node(i)? {

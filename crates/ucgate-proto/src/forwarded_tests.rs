@@ -257,6 +257,14 @@ fn a_trusted_peer_without_headers() {
         resolve(ip("::ffff:10.0.0.1"), &trusted, &fwd(&["for=192.0.2.1"])),
         Outcome::Found(_)
     ));
+    // ... and, when the walk stops at it, the client as IPv4 (found by the
+    // forwarded fuzz target).
+    let c = found(resolve(
+        ip("::ffff:10.0.0.1"),
+        &trusted,
+        &fwd(&["for=unknown"]),
+    ));
+    assert_eq!(c.ip, ip("10.0.0.1"));
 }
 
 #[test]
