@@ -13,6 +13,8 @@ pub mod input;
 pub mod bosh_body;
 pub mod bosh_session;
 pub mod config;
+pub mod forwarded;
+pub mod proxy_protocol;
 pub mod sip_edge;
 pub mod sip_message;
 pub mod websocket_handshake;
@@ -29,6 +31,8 @@ pub const TARGETS: &[Target] = &[
     ("bosh_body", bosh_body::run),
     ("bosh_session", bosh_session::run),
     ("config", config::run),
+    ("forwarded", forwarded::run),
+    ("proxy_protocol", proxy_protocol::run),
     ("sip_edge", sip_edge::run),
     ("sip_message", sip_message::run),
     ("websocket_handshake", websocket_handshake::run),

@@ -16,6 +16,8 @@
 //! | [`route`] | path → configured route lookup |
 //! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
 //! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
+//! | [`proxy_protocol`] | the PROXY protocol v1/v2 header a trusted load balancer sends first on a connection |
+//! | [`forwarded`] | the client behind trusted HTTP proxies: `Forwarded` (RFC 7239) and `X-Forwarded-For/-Proto/-Host` |
 //! | [`netset`] | sets of IP networks (addresses and CIDR ranges) and membership of a peer address |
 //! | [`side`] | the side a fault is attributed to (`ucgate_errors_total{side}`) |
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
@@ -30,10 +32,12 @@
 
 pub mod acme;
 pub mod bosh;
+pub mod forwarded;
 pub mod hostmeta;
 pub mod keepalive;
 pub mod netset;
 pub mod origin;
+pub mod proxy_protocol;
 pub mod route;
 pub mod side;
 pub mod sip;

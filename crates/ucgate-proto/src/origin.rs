@@ -41,7 +41,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 }
 
 /// Splits `host[:port]` (with `[v6]` brackets) and lower-cases the host.
-fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+pub(crate) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     if s.is_empty() {
         return None;
     }

@@ -3,13 +3,26 @@
 //!
 //! Every use of "the client's address" (logs, `bosh.max_sessions_per_ip`,
 //! `server.max_connections_per_ip`, the SIP `received` of a WebSocket
-//! client) takes the value [`client_addr`] returns for the connection, so
-//! that trusted-proxy support (PROXY protocol, `Forwarded`) changes it here
-//! and nowhere else.
+//! client) takes the value decided here:
+//!
+//! * per connection, [`client_addr`] of the TCP peer, or of the source in
+//!   the PROXY protocol header a trusted proxy sent (`server.rs`); that is
+//!   the address `server.max_connections_per_ip` counts;
+//! * per request, [`request_client`]: when that address is one of
+//!   `server.trusted_proxies`, the client its `Forwarded` or
+//!   `X-Forwarded-*` headers name (rules in `ucgate_proto::forwarded`),
+//!   with the scheme and host the client used, for the same-origin check.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+
+use http::HeaderMap;
+use ucgate_proto::forwarded::{self, Headers, Outcome};
+use ucgate_proto::side::Side;
+
+use crate::Shared;
 
 /// The client's address of a connection accepted from `tcp_peer`. Today
 /// that is the TCP peer itself, with IPv4-mapped IPv6 addresses (a dual
@@ -22,6 +35,78 @@ pub(crate) fn client_addr(tcp_peer: SocketAddr) -> SocketAddr {
         },
         IpAddr::V4(_) => tcp_peer,
     }
+}
+
+/// The client of one request, as the same-origin check and every
+/// per-client rule see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestClient {
+    /// The client's address (port 0 when a forwarding header named the
+    /// address without its port).
+    pub(crate) addr: SocketAddr,
+    /// The page's scheme is `https`: the connection came over TLS, or a
+    /// trusted proxy said the client used `https`.
+    pub(crate) secure: bool,
+    /// The `Host` the client sent to a trusted proxy, when it said so.
+    pub(crate) host: Option<String>,
+}
+
+/// The client of a request that arrived on a connection whose client is
+/// `peer` (over TLS when `secure`).
+pub(crate) fn request_client(
+    shared: &Shared,
+    peer: SocketAddr,
+    secure: bool,
+    headers: &HeaderMap,
+) -> RequestClient {
+    let own = RequestClient {
+        addr: peer,
+        secure,
+        host: None,
+    };
+    let trusted = &shared.config.server.trusted_proxies;
+    if !trusted.contains(peer.ip()) {
+        return own;
+    }
+    // Bytes that are not text fail the parse, as they should.
+    let lines = |name: &str| -> Vec<Cow<'_, str>> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect()
+    };
+    let (f, xf, xp, xh) = (
+        lines("forwarded"),
+        lines("x-forwarded-for"),
+        lines("x-forwarded-proto"),
+        lines("x-forwarded-host"),
+    );
+    let h = Headers {
+        forwarded: refs(&f),
+        x_forwarded_for: refs(&xf),
+        x_forwarded_proto: refs(&xp),
+        x_forwarded_host: refs(&xh),
+    };
+    match forwarded::resolve(peer.ip(), trusted, &h) {
+        Outcome::Ignored | Outcome::Absent => own,
+        Outcome::Found(c) => RequestClient {
+            addr: SocketAddr::new(c.ip, c.port.unwrap_or(0)),
+            secure: c.secure().unwrap_or(secure),
+            host: c.host,
+        },
+        Outcome::Invalid(source, e) => {
+            shared
+                .metrics
+                .error("none", Side::Client, "forwarded_invalid");
+            tracing::info!(%peer, header = source.header(), error = %e, "a trusted proxy sent a malformed header; the request keeps the proxy's address");
+            own
+        }
+    }
+}
+
+fn refs<'a>(v: &'a [Cow<'_, str>]) -> Vec<&'a str> {
+    v.iter().map(|c| c.as_ref()).collect()
 }
 
 /// Open connections per client address (`server.max_connections_per_ip`).

@@ -2,7 +2,6 @@
 //! handshake checks (HTTP/1.1 upgrade and HTTP/2 extended CONNECT), the
 //! backend dial before the upgrade, and the hand-off to the route's adapter.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::side::Side;
 use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Policy};
 
+use crate::client::RequestClient;
 use crate::conn::{BusyGuard, ConnState};
 use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
 // Until the BOSH glue names crate::response itself.
@@ -41,10 +41,11 @@ pub(crate) async fn websocket_route(
     conn: &Arc<ConnState>,
     route: &Arc<RouteRuntime>,
     service: &WsService,
-    peer: SocketAddr,
+    client: &RequestClient,
     req: &mut Request<Incoming>,
 ) -> Response<Body> {
     let start = Instant::now();
+    let peer = client.addr;
     let rpath = route.config.path.as_str();
     let version = if req.version() == Version::HTTP_2 {
         HttpVersion::Http2
@@ -65,6 +66,8 @@ pub(crate) async fn websocket_route(
             .or(header_str(h, header::HOST)),
         HttpVersion::Http1 => header_str(h, header::HOST),
     };
+    // The host the client itself sent to a trusted proxy.
+    let host = client.host.as_deref().or(host);
     let hs = HandshakeRequest {
         version: Some(version),
         method: req.method().as_str(),
@@ -79,7 +82,7 @@ pub(crate) async fn websocket_route(
         subprotocols: protocols,
         origin: header_str(h, header::ORIGIN),
         host,
-        secure: conn.secure,
+        secure: client.secure,
     };
     let policy = Policy {
         origins: &route.config.origins,

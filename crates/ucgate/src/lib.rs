@@ -42,6 +42,7 @@ mod conn;
 mod http;
 mod inbound;
 mod notify;
+mod proxy_header;
 mod response;
 mod router;
 mod server;

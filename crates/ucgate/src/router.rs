@@ -10,6 +10,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::client::{request_client, RequestClient};
 use crate::conn::{BusyGuard, ConnState};
 use crate::http::websocket_route;
 use crate::response::{text, Body};
@@ -32,14 +33,16 @@ pub(crate) async fn handle(
         _ => "1.1",
     };
     let from_client = hyper::body::Body::size_hint(req.body()).lower();
+    let client = request_client(&shared, peer, conn.secure, req.headers());
+    let addr = client.addr;
     let shared2 = Arc::clone(&shared);
-    let (resp, route) = route_request(shared, conn, peer, req).await;
+    let (resp, route) = route_request(shared, conn, &client, req).await;
     let status = resp.status();
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
         || (method == http::Method::CONNECT && status.is_success());
     if !upgraded {
         crate::access::http(crate::access::HttpLine {
-            client: peer,
+            client: addr,
             method: method.as_str(),
             path: &path,
             route: route.map_or("none", |i| shared2.routes[i].config.path.as_str()),
@@ -59,7 +62,7 @@ pub(crate) async fn handle(
 async fn route_request(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
-    peer: SocketAddr,
+    client: &RequestClient,
     mut req: Request<Incoming>,
 ) -> (Response<Body>, Option<usize>) {
     let _busy = BusyGuard::new(&conn);
@@ -81,20 +84,10 @@ async fn route_request(
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
     let resp = match &route.service {
-        Service::Bosh(x) => {
-            Box::pin(crate::bosh::handle(
-                &shared,
-                route,
-                x,
-                peer,
-                conn.secure,
-                req,
-            ))
-            .await
-        }
+        Service::Bosh(x) => Box::pin(crate::bosh::handle(&shared, route, x, client, req)).await,
         Service::WebSocket(service) => {
             Box::pin(websocket_route(
-                &shared, &conn, route, service, peer, &mut req,
+                &shared, &conn, route, service, client, &mut req,
             ))
             .await
         }

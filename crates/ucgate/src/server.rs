@@ -15,12 +15,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
+use ucgate_proto::proxy_protocol::Header;
 use ucgate_proto::side::Side;
 
 use crate::client::{client_addr, IpSlot};
 use crate::config::ServerConfig;
 use crate::conn::ConnState;
 use crate::metrics::{GaugeGuard, ListenerLabels};
+use crate::proxy_header::{self, Prefixed};
 use crate::Shared;
 
 /// The HTTP builders a listener needs: HTTP/1.1 only (plain, or TLS with
@@ -118,30 +120,92 @@ pub(crate) async fn accept_loop(
         };
         accepted.inc();
         let peer = client_addr(peer);
+        let s = Arc::clone(&shared);
+        let server = &shared.config.server;
+        if server.proxy_protocol && server.trusted_proxies.contains(peer.ip()) {
+            // The client's address (and so its per-address slot) is in the
+            // header: read it in the connection's own task.
+            shared.tracker.spawn(async move {
+                serve_proxied(s, stream, peer, permit).await;
+            });
+            continue;
+        }
         // Before any TLS or HTTP work: one address cannot hold every permit.
-        let Some(ip_slot) = shared.per_ip.acquire(peer.ip()) else {
-            shared
-                .metrics
-                .error("none", Side::Client, "max_connections_per_ip");
-            tracing::debug!(%peer, limit = shared.config.server.max_connections_per_ip, "connection refused: too many from this address");
+        let Some(ip_slot) = per_ip_slot(&shared, peer) else {
             drop(stream);
             continue;
         };
-        let s = Arc::clone(&shared);
         shared.tracker.spawn(async move {
-            serve_conn(s, stream, peer, permit, ip_slot).await;
+            serve_conn(s, Prefixed::new(Vec::new(), stream), peer, permit, ip_slot).await;
         });
     }
 }
 
+/// A place in `server.max_connections_per_ip` for `client`; `None` (counted
+/// and logged) when its address is at the limit.
+fn per_ip_slot(shared: &Shared, client: SocketAddr) -> Option<Option<IpSlot>> {
+    let slot = shared.per_ip.acquire(client.ip());
+    if slot.is_none() {
+        shared
+            .metrics
+            .error("none", Side::Client, "max_connections_per_ip");
+        tracing::debug!(peer = %client, limit = shared.config.server.max_connections_per_ip, "connection refused: too many from this address");
+    }
+    slot
+}
+
+/// A connection from a trusted proxy with `server.proxy_protocol`: the
+/// PROXY header first (within `server.handshake_timeout`), whose source is
+/// the client's address from then on; no valid header, no connection.
+async fn serve_proxied(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    proxy: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let limit = shared.config.server.handshake_timeout;
+    let read = tokio::select! {
+        r = tokio::time::timeout(limit, proxy_header::read(&mut stream)) => r,
+        _ = shared.conn_cancel.cancelled() => return,
+    };
+    let (header, rest) = match read {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            shared.metrics.error("none", Side::Client, e.kind());
+            if matches!(e, proxy_header::Refusal::Ended) {
+                tracing::debug!(%proxy, error = %e, "connection from a trusted proxy refused");
+            } else {
+                tracing::warn!(%proxy, error = %e, "connection from a trusted proxy refused: `server.proxy_protocol` is on, so it must start with a PROXY protocol v1 or v2 header (HAProxy: `send-proxy` or `send-proxy-v2`)");
+            }
+            return;
+        }
+        Err(_) => {
+            shared
+                .metrics
+                .error("none", Side::Client, "proxy_header_timeout");
+            tracing::debug!(%proxy, ?limit, "connection from a trusted proxy refused: no PROXY protocol header within server.handshake_timeout");
+            return;
+        }
+    };
+    let client = match header {
+        Header::Proxied { source, .. } => client_addr(source),
+        Header::Local { .. } => proxy,
+    };
+    tracing::trace!(%proxy, %client, ?header, "PROXY protocol header");
+    let Some(ip_slot) = per_ip_slot(&shared, client) else {
+        return;
+    };
+    serve_conn(shared, Prefixed::new(rest, stream), client, permit, ip_slot).await;
+}
+
 async fn serve_conn(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Prefixed<TcpStream>,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     ip_slot: Option<IpSlot>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.get_ref().set_nodelay(true);
     let active = shared
         .metrics
         .connections_active
@@ -175,7 +239,7 @@ async fn serve_conn(
 async fn serve_tls(
     shared: &Arc<Shared>,
     acceptor: &tokio_rustls::TlsAcceptor,
-    stream: TcpStream,
+    stream: Prefixed<TcpStream>,
     state: Arc<ConnState>,
     peer: SocketAddr,
 ) {

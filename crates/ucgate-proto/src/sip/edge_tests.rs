@@ -116,6 +116,24 @@ fn client_received_rport_overwritten_sent_by_kept() {
     assert!(out.contains("\r\nVia: SIP/2.0/WSS tctoiqaivdl9.invalid;branch=z9hG4bK7745645;x=y;received=192.0.2.9;rport=51000\r\n"), "{out}");
 }
 
+#[test]
+fn an_unknown_client_port_gets_no_rport() {
+    let input = crlf(&REGISTER.replace("branch=z9hG4bK7745645\n", "branch=z9hG4bK7745645;rport\n"));
+    let m = parse(&input, &SipLimits::default()).unwrap();
+    let flow = FlowCtx {
+        peer_port: 0,
+        ..flow()
+    };
+    let FromClient::ToCore { bytes, .. } = from_client(&m, &cfg(), &flow) else {
+        panic!("not relayed");
+    };
+    let out = String::from_utf8(bytes).unwrap();
+    assert!(
+        out.contains("\r\nVia: SIP/2.0/WSS tctoiqaivdl9.invalid;branch=z9hG4bK7745645;received=192.0.2.9\r\n"),
+        "{out}"
+    );
+}
+
 fn invite(extra: &str) -> String {
     format!(
         "INVITE sip:bob@example.com SIP/2.0

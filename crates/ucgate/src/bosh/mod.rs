@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 use ucgate_proto::side::Side;
 
+use crate::client::RequestClient;
 use crate::response::{Body, BodyError};
 use crate::xmpp::server::XmppRuntime;
 use crate::{RouteRuntime, Shared};
@@ -38,14 +39,20 @@ fn cors(
     shared: &Shared,
     route: &RouteRuntime,
     headers: &HeaderMap,
-    secure: bool,
+    client: &RequestClient,
     out: &mut HeaderMap,
 ) -> Result<(), ()> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(()); // not a cross-origin browser request
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !route.config.origins.allows(Some(origin), host, secure) {
+    // The host the client itself sent to a trusted proxy.
+    let host = client.host.as_deref().or(host);
+    if !route
+        .config
+        .origins
+        .allows(Some(origin), host, client.secure)
+    {
         return Err(());
     }
     if let Ok(v) = HeaderValue::from_str(origin) {
@@ -105,11 +112,10 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
     x: &Arc<XmppRuntime>,
-    peer: SocketAddr,
-    secure: bool,
+    client: &RequestClient,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let (resp, cors_headers) = match Box::pin(begin(shared, route, x, peer, secure, req)).await {
+    let (resp, cors_headers) = match Box::pin(begin(shared, route, x, client, req)).await {
         (Begun::Done(resp), cors_headers) => (resp, cors_headers),
         (Begun::Waiting(w), cors_headers) => (w.reply().await, cors_headers),
     };
@@ -135,13 +141,13 @@ async fn begin(
     shared: &Arc<Shared>,
     route: &Arc<RouteRuntime>,
     x: &Arc<XmppRuntime>,
-    peer: SocketAddr,
-    secure: bool,
+    client: &RequestClient,
     req: Request<Incoming>,
 ) -> (Begun, HeaderMap) {
     let rpath = route.config.path.as_str();
+    let peer = client.addr;
     let mut cors_headers = HeaderMap::new();
-    let allowed = cors(shared, route, req.headers(), secure, &mut cors_headers).is_ok();
+    let allowed = cors(shared, route, req.headers(), client, &mut cors_headers).is_ok();
     let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {

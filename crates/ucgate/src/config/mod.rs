@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ucgate_proto::netset::{IpNet, NetSet};
 use ucgate_proto::route::RouteTable;
 
 pub use acme::{AcmeConfig, LETS_ENCRYPT};
@@ -94,6 +95,11 @@ pub struct ServerConfig {
     pub h2_keepalive_interval: Duration,
     /// HTTP/2 PING answer deadline.
     pub h2_keepalive_timeout: Duration,
+    /// Peers whose PROXY header and `Forwarded` / `X-Forwarded-*` headers
+    /// say who the client is (empty: nobody's).
+    pub trusted_proxies: NetSet,
+    /// A connection from a trusted proxy starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 impl ServerConfig {
@@ -166,6 +172,8 @@ const SERVER_KEYS: &[&str] = &[
     "h2_max_concurrent_streams",
     "h2_keepalive_interval",
     "h2_keepalive_timeout",
+    "trusted_proxies",
+    "proxy_protocol",
 ];
 const TLS_KEYS: &[&str] = &["certificate"];
 const CERT_KEYS: &[&str] = &["cert", "key"];
@@ -393,6 +401,8 @@ fn read_server(
         h2_max_concurrent_streams: 100,
         h2_keepalive_interval: 30 * SEC,
         h2_keepalive_timeout: 20 * SEC,
+        trusted_proxies: NetSet::default(),
+        proxy_protocol: false,
     };
     let Some(t) = t else {
         return Some(s);
@@ -441,6 +451,27 @@ fn read_server(
     }
     if let Some(d) = t.duration(ctx, "h2_keepalive_timeout", SEC..=DAY) {
         s.h2_keepalive_timeout = d;
+    }
+    if let Some(items) = t.string_list(ctx, "trusted_proxies") {
+        let mut nets = Vec::new();
+        for item in items {
+            match IpNet::parse(&item.value) {
+                Ok(n) => nets.push(n),
+                Err(e) => ctx.error(item.span, &item.key, e.to_string()),
+            }
+        }
+        s.trusted_proxies = NetSet::new(nets);
+    }
+    if let Some(b) = t.bool(ctx, "proxy_protocol") {
+        if b && s.trusted_proxies.is_empty() {
+            let span = t.value_span("proxy_protocol").unwrap_or_else(|| t.span());
+            ctx.error(
+                span,
+                &t.key("proxy_protocol"),
+                "the PROXY protocol is read only from `server.trusted_proxies`, which is empty: list the addresses of your load balancers there",
+            );
+        }
+        s.proxy_protocol = b;
     }
     if let Some(mut tls) = t.table(ctx, "tls", TLS_KEYS) {
         let certs = tls.table_array(ctx, "certificate", CERT_KEYS);

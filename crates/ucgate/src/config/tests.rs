@@ -524,3 +524,37 @@ fn sip_listen_is_one_address_for_one_sip_route() {
     let e = Config::parse(bad, "t.toml", Path::new(".")).unwrap_err();
     assert_eq!(e.errors[0].key, "sip.listen");
 }
+
+#[test]
+fn trusted_proxies_and_proxy_protocol() {
+    let s = parse("").server;
+    assert!(s.trusted_proxies.is_empty(), "nobody is trusted by default");
+    assert!(!s.proxy_protocol);
+    let s = parse(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\nproxy_protocol = true\n",
+    )
+    .server;
+    assert_eq!(
+        s.trusted_proxies.to_string(),
+        "127.0.0.1, 10.0.0.0/8, fd00::/8"
+    );
+    assert!(s.proxy_protocol);
+    let e = errors("[server]\ntrusted_proxies = [\"lb.example\", \"10.1.2.3/8\"]\n");
+    assert!(
+        e.iter().any(
+            |e| e.contains("server.trusted_proxies[0]: expected an IP address or a CIDR range")
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.contains("server.trusted_proxies[1]: bits are set")),
+        "{e:?}"
+    );
+    let e = errors("[server]\nproxy_protocol = true\n");
+    assert!(
+        e.iter().any(|e| e.contains("server.proxy_protocol")
+            && e.contains("`server.trusted_proxies`, which is empty")),
+        "{e:?}"
+    );
+}

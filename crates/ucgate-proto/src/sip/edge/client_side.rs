@@ -110,7 +110,11 @@ fn client_request(
     }
     new_via.extend_from_slice(&b[pos..via.span.end]);
     let ip = flow.peer_ip.trim_start_matches('[').trim_end_matches(']');
-    new_via.extend_from_slice(format!(";received={ip};rport={}", flow.peer_port).as_bytes());
+    new_via.extend_from_slice(format!(";received={ip}").as_bytes());
+    // Port 0: a proxy named the client's address without its port.
+    if flow.peer_port != 0 {
+        new_via.extend_from_slice(format!(";rport={}", flow.peer_port).as_bytes());
+    }
     ed.replace(via.span.clone(), &new_via);
 
     // Route information (RFC 3261 §16.4). A strict router upstream: the

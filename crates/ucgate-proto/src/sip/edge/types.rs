@@ -41,7 +41,8 @@ pub struct FlowCtx<'a> {
     pub transport: WsTransport,
     /// Peer address as text (IPv6 with or without brackets).
     pub peer_ip: &'a str,
-    /// Peer port.
+    /// Peer port; 0 when not known (a trusted proxy's `X-Forwarded-For`
+    /// gave the address only): the Via then gets no `rport`.
     pub peer_port: u16,
 }
 

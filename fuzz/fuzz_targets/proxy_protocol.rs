@@ -1,0 +1,4 @@
+//! See `ucgate_fuzz_targets::proxy_protocol` (the body, replayed on stable by its tests).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ucgate_fuzz_targets::proxy_protocol::run(data));
