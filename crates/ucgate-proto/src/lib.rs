@@ -42,6 +42,7 @@ pub mod route;
 pub mod side;
 pub mod sip;
 pub mod srv;
+pub mod throttle;
 pub mod tunnel;
 pub mod units;
 pub mod websocket;

@@ -103,7 +103,13 @@ pub(crate) async fn websocket_route(
                 })
                 .inc();
             shared.metrics.response(rpath, status);
-            tracing::info!(route = rpath, %peer, status, reason = refusal.label(), origin = origin.as_deref().unwrap_or(""), "WebSocket handshake refused");
+            shared.refusals.log(crate::refusal::Refusal {
+                route: rpath,
+                client: peer,
+                cause: refusal.label(),
+                detail: origin.as_deref().unwrap_or(""),
+                what: "WebSocket handshake refused",
+            });
             let mut r = text(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 refusal.message(version),

@@ -43,6 +43,7 @@ mod http;
 mod inbound;
 mod notify;
 mod proxy_header;
+mod refusal;
 mod response;
 mod router;
 mod server;
@@ -188,6 +189,8 @@ pub(crate) struct Shared {
     pub(crate) control: Control,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
+    /// The log throttle for refusals the client caused.
+    pub(crate) refusals: refusal::Refusals,
 }
 
 /// Runs the gateway until `control.shutdown` is cancelled and the drain has
@@ -279,6 +282,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     }
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
+        refusals: Default::default(),
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
         per_ip: client::PerIpLimit::new(config.server.max_connections_per_ip),

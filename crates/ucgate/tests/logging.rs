@@ -335,3 +335,59 @@ async fn the_access_log_has_a_line_per_request_and_per_ended_session() {
         );
     }
 }
+
+/// Issue 15 item 5: a refusal the client caused is counted every time and
+/// logged once per cause and minute, at `info`, with `side=client`.
+#[tokio::test]
+async fn client_refusals_are_counted_every_time_and_logged_once_per_cause() {
+    let dir = TempDir::new("refusals");
+    let echo = echo_backend().await;
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{}",
+        tunnel_route("/echo", echo, "origins = [\"https://good.example\"]")
+    );
+    let s = process::spawn(&cfg, dir.path(), &[], &[], Stderr::Collect);
+    let _guard = KillOnDrop(s.child.id());
+    wait_ready(s.admin).await;
+    let url = format!("ws://{}/echo", s.main);
+    for origin in ["https://evil.example"; 5]
+        .into_iter()
+        .chain(["https://other.example"])
+    {
+        let e = ws_connect(&url, Some(origin), None).await.unwrap_err();
+        assert!(e.to_string().contains("403"), "{origin}: {e}");
+    }
+    let metrics = raw_request(
+        s.admin,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let metrics = metrics.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(
+        metric_value(
+            metrics,
+            "ucgate_ws_refusals_total",
+            &[("route", "/echo"), ("reason", "origin_forbidden")]
+        ),
+        Some(6.0),
+        "{metrics}"
+    );
+    signal(&s.child, "-TERM");
+    let (code, _) = wait_exit(s.child, Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+    let log = s.log.lock().unwrap().join("\n");
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WebSocket handshake refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "one line per refused origin:\n{log}");
+    for (line, origin) in refused.iter().zip(["evil", "other"]) {
+        assert!(
+            line.contains("\"level\":\"INFO\"")
+                && line.contains("\"side\":\"client\"")
+                && line.contains("\"cause\":\"origin_forbidden\"")
+                && line.contains(&format!("\"detail\":\"https://{origin}.example\"")),
+            "{line}"
+        );
+    }
+}

@@ -19,6 +19,7 @@ use super::mailbox::{Command, Inbox, Reply};
 use crate::metrics::GaugeGuard;
 use crate::xmpp::server::{IoEvent, ServerSide, XmppRuntime};
 use crate::{RouteRuntime, Shared};
+use ucgate_proto::side::Side;
 
 /// Most bytes read from the server at once.
 const SERVER_CHUNK: usize = 8192;
@@ -101,7 +102,18 @@ pub(crate) async fn run(
                 Step::End(label) => end = Some(label),
                 Step::Log(side, condition, detail) => {
                     shared.metrics.error(&rpath, side, condition);
-                    tracing::info!(route = %rpath, %peer, side = side.label(), condition, detail = %detail, "BOSH stream problem");
+                    if side == Side::Client {
+                        shared.refusals.log(crate::refusal::Refusal {
+                            route: &rpath,
+                            client: peer,
+                            cause: condition,
+                            detail: "",
+                            what: "BOSH session ended",
+                        });
+                        tracing::debug!(route = %rpath, %peer, detail = %detail, "BOSH stream problem detail");
+                    } else {
+                        tracing::info!(route = %rpath, %peer, side = side.label(), condition, detail = %detail, "BOSH stream problem");
+                    }
                 }
                 Step::Server(o) => {
                     if let (Some(ev), _) = server.execute(&shared, &x, &route, o, peer).await {

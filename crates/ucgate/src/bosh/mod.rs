@@ -151,7 +151,13 @@ async fn begin(
     let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {
-                origin_refused(shared, rpath, peer, req.headers(), "preflight");
+                origin_refused(
+                    shared,
+                    rpath,
+                    peer,
+                    req.headers(),
+                    "BOSH preflight refused: Origin not allowed on this route",
+                );
                 crate::response::text(
                     StatusCode::FORBIDDEN,
                     "this Origin is not allowed on this route",
@@ -193,7 +199,13 @@ async fn begin(
             r
         }
         Method::POST if !allowed => {
-            origin_refused(shared, rpath, peer, req.headers(), "request");
+            origin_refused(
+                shared,
+                rpath,
+                peer,
+                req.headers(),
+                "BOSH request refused: Origin not allowed on this route",
+            );
             crate::response::text(
                 StatusCode::FORBIDDEN,
                 "this Origin is not allowed on this route",
@@ -219,7 +231,13 @@ async fn begin(
 /// the route does not allow: counted as `origin_forbidden`, like a refused
 /// WebSocket handshake, and logged with the Origin (a client's mistake, not
 /// the gateway's: at `info`).
-fn origin_refused(shared: &Shared, rpath: &str, peer: SocketAddr, headers: &HeaderMap, what: &str) {
+fn origin_refused(
+    shared: &Shared,
+    rpath: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    what: &'static str,
+) {
     shared
         .metrics
         .error(rpath, Side::Client, "origin_forbidden");
@@ -227,7 +245,13 @@ fn origin_refused(shared: &Shared, rpath: &str, peer: SocketAddr, headers: &Head
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info!(route = rpath, %peer, origin, what, "BOSH request refused: Origin not allowed on this route");
+    shared.refusals.log(crate::refusal::Refusal {
+        route: rpath,
+        client: peer,
+        cause: "origin_forbidden",
+        detail: origin,
+        what,
+    });
 }
 
 /// A request handed to its session, waiting for the answer.

@@ -123,7 +123,13 @@ pub(crate) async fn run<S>(
                     if side == Side::Backend {
                         tracing::warn!(route = rpath, %peer, side = side.label(), condition, detail = %detail, "XMPP stream problem");
                     } else {
-                        tracing::info!(route = rpath, %peer, side = side.label(), condition, "XMPP stream problem (client)");
+                        shared.refusals.log(crate::refusal::Refusal {
+                            route: rpath,
+                            client: peer,
+                            cause: condition,
+                            detail: "",
+                            what: "XMPP stream ended",
+                        });
                         tracing::debug!(route = rpath, %peer, detail = %detail, "XMPP stream problem detail");
                     }
                     ending.get_or_insert(EndReason::Route(condition));
