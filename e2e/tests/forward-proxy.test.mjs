@@ -395,11 +395,12 @@ describe(`browsers behind a forward proxy (tinyproxy) reach ucgate (${UCGATE_BIN
   });
 
   it('through a proxy that requires Basic authentication: echoes with the credentials, fails without', { timeout: 50_000 }, async (t) => {
-    // With the credentials. Chromium asks for proxy credentials only for
-    // requests (a page load, a fetch), never for a WebSocket handshake: a
-    // WebSocket to an authenticating proxy succeeds once the browser holds
-    // the proxy's credentials. A page loaded from the network would have
-    // done that; this one is fulfilled by Playwright, so it fetches once.
+    // With the credentials. Playwright answers a proxy's 407 for requests
+    // (CDP Fetch.authRequired), not for a WebSocket handshake; once a
+    // request has authenticated, Chromium sends the credentials it keeps
+    // for the proxy on later tunnels, the WebSocket's included. A page
+    // loaded through the proxy would have done that; this one is fulfilled
+    // by Playwright, so it fetches once first.
     let mark = env.gw.log().length;
     let before = env.authProxy.connects().length;
     let accepted = env.echo.accepted;
