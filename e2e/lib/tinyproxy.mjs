@@ -69,6 +69,8 @@ export async function startTinyproxy({ dir, connectPorts, bind = null, auth = nu
     log: () => `${log()}${proc.log()}`,
     /** The host:port of every CONNECT request tinyproxy logged, in order. */
     connects: () => [...log().matchAll(/Request \(file descriptor \d+\): CONNECT (\S+) HTTP\/1\.[01]/g)].map((m) => m[1]),
+    /** Every request line tinyproxy logged as "METHOD target", in order. */
+    requests: () => [...log().matchAll(/Request \(file descriptor \d+\): (\S+) (\S+) HTTP\/1\.[01]/g)].map((m) => `${m[1]} ${m[2]}`),
     /** How many upstream connections tinyproxy made (after any authentication). */
     established: () => [...log().matchAll(/Established connection to host /g)].length,
     stop: proc.stop,
