@@ -19,9 +19,11 @@ use std::collections::HashMap;
 /// What [`Throttle::check`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Write the line; `suppressed` lines of this key were left out since
-    /// the last one written.
-    Write { suppressed: u64 },
+    /// Write the line.
+    Write {
+        /// Lines of this key left out since the last one written.
+        suppressed: u64,
+    },
     /// Leave it out (counted for the next line of this key).
     Suppress,
 }

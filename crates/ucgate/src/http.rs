@@ -34,6 +34,18 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The host a request was sent to, for the same-origin check: an HTTP/2
+/// request names it in `:authority` (which browsers send instead of `Host`),
+/// an HTTP/1 request in `Host`.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let host = header_str(req.headers(), header::HOST);
+    if req.version() == Version::HTTP_2 {
+        req.uri().authority().map(|a| a.as_str()).or(host)
+    } else {
+        host
+    }
+}
+
 /// Answers a WebSocket handshake for `route` and, once upgraded, runs the
 /// adapter of its `service` in a task of its own.
 pub(crate) async fn websocket_route(
@@ -58,14 +70,7 @@ pub(crate) async fn websocket_route(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let host = match version {
-        HttpVersion::Http2 => req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or(header_str(h, header::HOST)),
-        HttpVersion::Http1 => header_str(h, header::HOST),
-    };
+    let host = request_host(req);
     // The host the client itself sent to a trusted proxy.
     let host = client.host.as_deref().or(host);
     let hs = HandshakeRequest {

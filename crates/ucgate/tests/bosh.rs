@@ -642,3 +642,36 @@ async fn get_with_a_query_string_is_not_found() {
     assert_eq!(status, 200);
     assert!(body.contains("BOSH"));
 }
+
+/// A browser on HTTP/2 sends `:authority`, not `Host`: the default
+/// same-origin policy must compare the Origin with that (a page on
+/// https://chat.example reaching its own BOSH endpoint over h2 was refused).
+#[tokio::test]
+async fn same_origin_over_http2_uses_the_authority() {
+    let dir = TempDir::new("bosh-h2-origin");
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let gw = TestGateway::start(&config("127.0.0.1:9".parse().unwrap(), &ca, "")).await;
+    let c = Client::new(gw.addr, true).await;
+    let preflight = |origin: String| {
+        let mut s = c.h2.clone().unwrap();
+        let req = http::Request::builder()
+            .method("OPTIONS")
+            .uri(format!("http://{}/http-bind", gw.addr))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert!(req.headers().get("host").is_none());
+        async move { s.send_request(req).await.unwrap() }
+    };
+    let same = format!("http://{}", gw.addr);
+    let resp = preflight(same.clone()).await;
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin").unwrap(),
+        same.as_str()
+    );
+    let resp = preflight("http://other.example".to_string()).await;
+    assert_eq!(resp.status(), 403);
+}

@@ -38,14 +38,15 @@ const INFO_PAGE: &str = "<!doctype html><meta charset=utf-8><title>ucgate BOSH</
 fn cors(
     shared: &Shared,
     route: &RouteRuntime,
-    headers: &HeaderMap,
+    req: &Request<Incoming>,
     client: &RequestClient,
     out: &mut HeaderMap,
 ) -> Result<(), ()> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let origin = req.headers().get(header::ORIGIN);
+    let Some(origin) = origin.and_then(|v| v.to_str().ok()) else {
         return Ok(()); // not a cross-origin browser request
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = crate::http::request_host(req);
     // The host the client itself sent to a trusted proxy.
     let host = client.host.as_deref().or(host);
     if !route
@@ -147,7 +148,7 @@ async fn begin(
     let rpath = route.config.path.as_str();
     let peer = client.addr;
     let mut cors_headers = HeaderMap::new();
-    let allowed = cors(shared, route, req.headers(), client, &mut cors_headers).is_ok();
+    let allowed = cors(shared, route, &req, client, &mut cors_headers).is_ok();
     let resp = match *req.method() {
         Method::OPTIONS => {
             if !allowed {
