@@ -107,6 +107,30 @@ export async function makeTestCA(dir, names = ['localhost']) {
   return { caFile, caKey, certFile, keyFile };
 }
 
+/**
+ * `prosodyctl cert generate DOMAIN`, every question answered with its
+ * default (as an operator pressing Enter would): the key and the
+ * self-signed certificate land in the config's data_path.
+ */
+function prosodyctlCertGenerate(configFile, domain) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PROSODYCTL_BIN, ['--config', configFile, 'cert', 'generate', domain], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`prosodyctl cert generate ${domain} failed (${code}):\n${out}`));
+    });
+    child.stdin.end('\n'.repeat(20));
+  });
+}
+
 /** A free TCP port on 127.0.0.1 (bind :0, read, close). */
 async function freePort() {
   const srv = net.createServer();
@@ -195,6 +219,10 @@ ${domains.map((d) => `VirtualHost ${lua(d)}\n  ssl = ${ssl}\n`).join('\n')}`;
  *   bosh      also serve Prosody's own BOSH at http://127.0.0.1:HTTPPORT/http-bind
  *             (plain HTTP, `consider_bosh_secure`; default false)
  *   modules   extra modules_enabled entries (e.g. ['blocklist'])
+ *   selfSigned  Prosody's own self-signed certificate for the first domain,
+ *             made by `prosodyctl cert generate` (CA:TRUE, as operators get
+ *             it), instead of one from a test CA; `caFile` is then that
+ *             certificate itself (default false)
  *   dir       working dir (default: a fresh temp dir, removed by stop())
  *   startTimeoutMs  (default 15 s)
  * Returns { port, caFile, certFile, keyFile, domain, domains, users, dir,
@@ -208,6 +236,7 @@ export async function startProsody({
   port,
   bosh = false,
   modules = [],
+  selfSigned = false,
   dir,
   startTimeoutMs = 15_000,
   keepDir = !!process.env.E2E_KEEP_TMP,
@@ -259,7 +288,12 @@ export async function startProsody({
 
   try {
     fs.mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o750 });
-    const certs = await makeTestCA(path.join(dir, 'certs'), domains);
+    const certs = selfSigned
+      ? {
+          certFile: path.join(dir, 'data', `${domains[0]}.crt`),
+          keyFile: path.join(dir, 'data', `${domains[0]}.key`),
+        }
+      : await makeTestCA(path.join(dir, 'certs'), domains);
     port ??= await freePort();
     let httpPort = null;
     if (bosh) {
@@ -268,6 +302,19 @@ export async function startProsody({
     }
     const configFile = path.join(dir, 'prosody.cfg.lua');
     fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+    if (selfSigned) {
+      fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
+      await prosodyctlCertGenerate(configFile, domains[0]);
+      // prosodyctl writes into the certificates directory when it exists
+      // and is writable, else into data_path
+      const inCerts = path.join(dir, 'certs', `${domains[0]}.crt`);
+      if (fs.existsSync(inCerts)) {
+        certs.certFile = inCerts;
+        certs.keyFile = path.join(dir, 'certs', `${domains[0]}.key`);
+        fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+      }
+      certs.caFile = certs.certFile;
+    }
 
     // Fail early and clearly on a config Prosody does not accept.
     await run(PROSODYCTL_BIN, ['--config', configFile, 'check', 'config']).catch((e) => {
