@@ -120,6 +120,9 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 c.server.listen,
                 c.admin.listen
             ));
+            for line in ucgate::certcheck::describe(&c) {
+                print_line(&line);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -558,7 +558,7 @@ fn verified_tls(
 ) -> BackendTls {
     let ca = ca_file.map(|c| resolve(base, &c.value));
     if let (Some(c), Some(p)) = (ca_file, &ca) {
-        if let Err(e) = crate::tls::load_ca_file(p) {
+        if let Err(e) = crate::certcheck::check_ca_file(p, crate::tls_explain::now_secs()) {
             ctx.error(c.span.clone(), &c.key, e);
         }
     }
