@@ -12,7 +12,7 @@ use std::path::Path;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use ucgate_proto::certs::{utc, Validity};
+use ucgate_proto::certs::{utc, TimeCheck, Validity};
 
 use crate::config::Config;
 
@@ -78,8 +78,20 @@ fn not_pem(bytes: &[u8], shown: &str, wanted: &str) -> String {
     }
 }
 
+/// What a certificate file is for: the wording of its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertFile {
+    /// A certificate chain with its key (`cert`, `tls_cert`).
+    Chain,
+    /// A CA bundle (`ca_file`, `backend_ca_file`, `core_ca_file`).
+    CaBundle,
+}
+
 /// The certificates of a PEM file, in order; at least one.
-pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certificates(
+    path: &Path,
+    kind: CertFile,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(path)?;
     let shown = path.display().to_string();
     let labels = pem_labels(&bytes);
@@ -91,7 +103,10 @@ pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'stati
         .any(|l| l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE")
     {
         return Err(if labels.iter().any(|l| is_key_label(l)) {
-            format!("`{shown}` holds a private key, not a certificate: are the certificate and the key swapped?")
+            match kind {
+                CertFile::Chain => format!("`{shown}` holds a private key, not a certificate: are the certificate and the key swapped?"),
+                CertFile::CaBundle => format!("`{shown}` holds a private key, not a certificate: give the CA's certificate (or the server's own certificate, to trust exactly it), never a key"),
+            }
         } else if labels.iter().any(|l| l.contains("CERTIFICATE REQUEST")) {
             format!("`{shown}` holds a certificate signing request (CSR), not a certificate: give the certificate the CA issued for it")
         } else {
@@ -178,9 +193,14 @@ pub(crate) fn leaf_time_problem(
     path: &Path,
     now: i64,
 ) -> Option<String> {
-    let p = validity(leaf)?.problem(now)?;
+    let v = validity(leaf)?;
+    let p = v.problem(now)?;
+    let fix = match v.at(now) {
+        TimeCheck::Expired => "; renew it (or let `[server.acme]` get one)",
+        _ => "",
+    };
     Some(format!(
-        "the certificate in `{}` cannot be served: {p}; renew it (or use `[server.acme]`)",
+        "the certificate in `{}` cannot be served: {p}{fix}",
         path.display()
     ))
 }
@@ -188,7 +208,7 @@ pub(crate) fn leaf_time_problem(
 /// Checks a CA bundle: readable, PEM, at least one certificate, each
 /// usable as a trust anchor, not all of them expired at `now`.
 pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<(), String> {
-    let certs = read_certificates(path)?;
+    let certs = read_certificates(path, CertFile::CaBundle)?;
     crate::tls::roots_of(path, &certs)?;
     let periods: Vec<Validity> = certs.iter().filter_map(validity).collect();
     if !periods.is_empty() && periods.iter().all(|v| v.problem(now).is_some()) {
@@ -213,7 +233,7 @@ pub fn describe(config: &Config) -> Vec<String> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let leaf = read_certificates(&c.cert).ok()?.into_iter().next()?;
+            let leaf = read_certificates(&c.cert, CertFile::Chain).ok()?.into_iter().next()?;
             let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
             let names = crate::tls_explain::san_names(&x);
             let until = x.validity().not_after.timestamp();
@@ -254,9 +274,9 @@ mod tests {
         let (cert, key) = (d.join("c.pem"), d.join("k.pem"));
         std::fs::write(&cert, ck.cert.pem()).unwrap();
         std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-        assert_eq!(read_certificates(&cert).unwrap().len(), 1);
+        assert_eq!(read_certificates(&cert, CertFile::Chain).unwrap().len(), 1);
         read_private_key(&key).unwrap();
-        let e = read_certificates(&key).unwrap_err();
+        let e = read_certificates(&key, CertFile::Chain).unwrap_err();
         assert!(
             e.ends_with(
                 "holds a private key, not a certificate: are the certificate and the key swapped?"
@@ -267,7 +287,7 @@ mod tests {
         assert!(e.contains("holds a certificate, not a private key"), "{e}");
         let der = d.join("c.der");
         std::fs::write(&der, ck.cert.der()).unwrap();
-        assert!(read_certificates(&der)
+        assert!(read_certificates(&der, CertFile::Chain)
             .unwrap_err()
             .contains("binary DER form"));
         let enc = d.join("enc.pem");
@@ -283,18 +303,18 @@ mod tests {
         );
         let empty = d.join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        assert!(read_certificates(&empty).unwrap_err().ends_with("is empty"));
-        assert!(read_certificates(&d.join("none.pem"))
+        assert!(read_certificates(&empty, CertFile::Chain).unwrap_err().ends_with("is empty"));
+        assert!(read_certificates(&d.join("none.pem"), CertFile::CaBundle)
             .unwrap_err()
             .ends_with("does not exist"));
-        assert!(read_certificates(&d)
+        assert!(read_certificates(&d, CertFile::Chain)
             .unwrap_err()
             .contains("is a directory"));
         let other = rcgen::generate_simple_self_signed(vec!["b.example".into()]).unwrap();
         let okey = d.join("other.key");
         std::fs::write(&okey, other.signing_key.serialize_pem()).unwrap();
         let e = certified_key(
-            read_certificates(&cert).unwrap(),
+            read_certificates(&cert, CertFile::Chain).unwrap(),
             read_private_key(&okey).unwrap(),
             &cert,
             &okey,

@@ -87,6 +87,40 @@ fn invalid_fixtures_report_every_error_with_position() {
 }
 
 #[test]
+fn check_config_lists_each_listener_certificate_with_its_names_and_end() {
+    let dir = common::tls::TempDir::new("cli-certs");
+    let certs = fixtures().join("invalid/certs");
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:8443\"\n[[server.tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+            certs.join("good.crt").display(),
+            certs.join("good.key").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("server.tls.certificate[0]: "))
+        .unwrap_or_else(|| panic!("no certificate line: {stdout}"));
+    assert!(
+        line.contains(&format!(
+            "`{}` for `chat.example.org`; valid until 21",
+            certs.join("good.crt").display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
 fn the_issue_example_and_the_shipped_example_load() {
     ucgate::Config::load(&fixtures().join("valid/minimal.toml")).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/ucgate.example.toml");
