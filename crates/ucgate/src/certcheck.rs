@@ -233,7 +233,10 @@ pub fn describe(config: &Config) -> Vec<String> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let leaf = read_certificates(&c.cert, CertFile::Chain).ok()?.into_iter().next()?;
+            let leaf = read_certificates(&c.cert, CertFile::Chain)
+                .ok()?
+                .into_iter()
+                .next()?;
             let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
             let names = crate::tls_explain::san_names(&x);
             let until = x.validity().not_after.timestamp();
@@ -303,7 +306,9 @@ mod tests {
         );
         let empty = d.join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        assert!(read_certificates(&empty, CertFile::Chain).unwrap_err().ends_with("is empty"));
+        assert!(read_certificates(&empty, CertFile::Chain)
+            .unwrap_err()
+            .ends_with("is empty"));
         assert!(read_certificates(&d.join("none.pem"), CertFile::CaBundle)
             .unwrap_err()
             .ends_with("does not exist"));

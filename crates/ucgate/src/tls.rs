@@ -61,7 +61,8 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemEr
         which: PemFile::Key,
         message,
     };
-    let chain = crate::certcheck::read_certificates(cert, crate::certcheck::CertFile::Chain).map_err(cert_err)?;
+    let chain = crate::certcheck::read_certificates(cert, crate::certcheck::CertFile::Chain)
+        .map_err(cert_err)?;
     webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
         cert_err(format!(
             "the first certificate in `{}` cannot be parsed: {e}",

@@ -50,8 +50,11 @@ pub(crate) fn explain(
     err: &std::io::Error,
     seen: Option<&[u8]>,
 ) -> Explained {
-    let failure = rustls_error(err).map(failure).unwrap_or(Failure::Other);
+    let mut failure = rustls_error(err).map(failure).unwrap_or(Failure::Other);
     let seen = seen.and_then(presented);
+    if let (Failure::NotValidForName { presented }, Some(p)) = (&mut failure, &seen) {
+        presented.clone_from(&p.names);
+    }
     let ca = ca_file.map(|p| p.display().to_string());
     Explained {
         message: ucgate_proto::certs::explain(
@@ -74,7 +77,7 @@ pub(crate) fn failure(e: &Error) -> Failure {
         Error::InvalidCertificate(c) => match c {
             C::NotValidForName => Failure::NotValidForName { presented: vec![] },
             C::NotValidForNameContext { presented, .. } => Failure::NotValidForName {
-                presented: presented.clone(),
+                presented: presented.iter().map(|n| unwrap_name(n)).collect(),
             },
             C::UnknownIssuer => Failure::UnknownIssuer,
             C::Expired => Failure::Expired { not_after: None },
@@ -107,6 +110,16 @@ pub(crate) fn failure(e: &Error) -> Failure {
         | Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion) => Failure::NotTls,
         _ => Failure::Other,
     }
+}
+
+/// `localhost` for webpki's `DnsName("localhost")` (and `IpAddress(…)`).
+fn unwrap_name(n: &str) -> String {
+    for prefix in ["DnsName(", "IpAddress(", "UriName("] {
+        if let Some(inner) = n.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')) {
+            return inner.trim_matches('"').to_string();
+        }
+    }
+    n.to_string()
 }
 
 /// An alert's name as in the TLS RFCs (`handshake_failure`).
@@ -206,6 +219,9 @@ mod tests {
                 not_after: Some(10)
             }
         );
+        assert_eq!(unwrap_name("DnsName(\"a.example\")"), "a.example");
+        assert_eq!(unwrap_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(unwrap_name("b.example"), "b.example");
         let plain = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
         let x = explain(
             Peer::Backend { route: "/t" },
