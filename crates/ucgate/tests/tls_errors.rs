@@ -213,3 +213,68 @@ async fn a_backend_with_an_expired_certificate() {
         "{line}"
     );
 }
+
+/// A SIP core presenting a self-signed `CA:TRUE` certificate (what
+/// `openssl req -x509` makes) that is not in `core_ca_file`.
+#[tokio::test]
+async fn a_sip_core_with_an_unpinned_self_signed_ca_certificate() {
+    let dir = TempDir::new("tlserr-sip");
+    write_cert(dir.path(), "gw", &["localhost"]);
+    let (ca, _) = ca_and_server(dir.path(), &["localhost"]);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let cert = params.self_signed(&key).unwrap();
+    let core_tls = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap(),
+    );
+    let core = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let core_addr = core.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = core.accept().await {
+            let acc = tokio_rustls::TlsAcceptor::from(core_tls.clone());
+            tokio::spawn(async move {
+                let _ = acc.accept(tcp).await;
+            });
+        }
+    });
+    let route = format!(
+        "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:{core_addr};transport=tls\"\ncore_server_name = \"localhost\"\ncore_ca_file = \"{}\"\n\n[sip]\nflow_token_key = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        ca.display(),
+        common::sip::KEY,
+        dir.path().join("gw.crt").display(),
+        dir.path().join("gw.key").display()
+    );
+    let (s, _guard) = start(dir.path(), &route);
+    wait_ready(s.admin).await;
+    let (mut ws, _) = ws_connect(&format!("ws://{}/sip", s.main), None, Some("sip"))
+        .await
+        .unwrap();
+    ws.send(Message::Text(common::sip::REGISTER.to_string().into()))
+        .await
+        .unwrap();
+    let line = log_line(&s, "CA:TRUE").await;
+    let msg = field(&line, "message");
+    assert_eq!(
+        msg,
+        format!("the SIP core of route `/sip` at {core_addr} presented a certificate for `localhost` that is a CA certificate (CA:TRUE), which is not accepted as a server's own certificate unless pinned; put this exact certificate into `core_ca_file` of route `/sip` to trust it as itself, or give the server a certificate signed by that CA")
+    );
+    assert!(
+        field(&line, "error").contains("CaUsedAsEndEntity"),
+        "{line}"
+    );
+    assert_eq!(field(&line, "expected"), "localhost");
+}
