@@ -205,21 +205,28 @@ pub(crate) fn leaf_time_problem(
     ))
 }
 
+/// A CA bundle that can be used but will not verify anything now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CaWarning(pub String);
+
 /// Checks a CA bundle: readable, PEM, at least one certificate, each
-/// usable as a trust anchor, not all of them expired at `now`.
-pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<(), String> {
+/// usable as a trust anchor (else `Err`); `Ok(Some(_))` when no certificate
+/// in it is valid at `now`, so every handshake through it will fail: a
+/// warning, not an error, so that one server's expired certificate does not
+/// stop the gateway's other routes.
+pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<Option<CaWarning>, String> {
     let certs = read_certificates(path, CertFile::CaBundle)?;
     crate::tls::roots_of(path, &certs)?;
     let periods: Vec<Validity> = certs.iter().filter_map(validity).collect();
     if !periods.is_empty() && periods.iter().all(|v| v.problem(now).is_some()) {
         let last = periods.iter().map(|v| v.not_after).max().unwrap_or(0);
-        return Err(format!(
-            "no certificate in `{}` is valid now (the last expired on {}): every TLS connection through it would fail; put the server's current CA (or certificate) there",
+        return Ok(Some(CaWarning(format!(
+            "no certificate in `{}` is valid now (the last expired on {}): every TLS connection through it will fail; put the server's current CA (or certificate) there",
             path.display(),
             utc(last)
-        ));
+        ))));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// One line per listener certificate of `config`: its file, names and end

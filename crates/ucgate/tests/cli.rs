@@ -121,6 +121,35 @@ fn check_config_lists_each_listener_certificate_with_its_names_and_end() {
 }
 
 #[test]
+fn a_ca_file_with_no_valid_certificate_is_a_warning() {
+    let dir = common::tls::TempDir::new("cli-ca-warn");
+    let expired = fixtures().join("invalid/certs/expired.crt");
+    let file = dir.path().join("ca.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[xmpp.domains.\"example.org\"]\naddress = \"127.0.0.1:5223\"\ntls = \"direct\"\nca_file = \"{}\"\n",
+            expired.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!(
+            "{}:4:11: `xmpp.domains.\"example.org\".ca_file`: warning: no certificate in `{}` is valid now (the last expired on 2021-01-01 00:00:00 UTC): every TLS connection through it will fail; put the server's current CA (or certificate) there",
+            file.display(),
+            expired.display()
+        )
+    );
+}
+
+#[test]
 fn the_issue_example_and_the_shipped_example_load() {
     ucgate::Config::load(&fixtures().join("valid/minimal.toml")).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/ucgate.example.toml");

@@ -126,7 +126,12 @@ pub(super) fn read_acme(
     if let Some(c) = t.string(ctx, "ca_file", "a path to a PEM CA bundle") {
         let p = resolve(base, &c.value);
         match crate::certcheck::check_ca_file(&p, crate::tls_explain::now_secs()) {
-            Ok(_) => ca_file = Some(p),
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    ctx.warning(c.span.clone(), &c.key, w.0);
+                }
+                ca_file = Some(p);
+            }
             Err(e) => {
                 ctx.error(c.span, &c.key, e);
                 ok = false;
