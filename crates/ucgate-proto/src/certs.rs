@@ -93,6 +93,8 @@ pub enum Peer<'a> {
         /// The route's `path`.
         route: &'a str,
     },
+    /// The ACME CA's server (`[server.acme]`).
+    AcmeServer,
 }
 
 impl Peer<'_> {
@@ -101,6 +103,7 @@ impl Peer<'_> {
             Peer::Backend { route } => format!("the backend of route `{route}`"),
             Peer::XmppServer { domain } => format!("the XMPP server for domain `{domain}`"),
             Peer::SipCore { route } => format!("the SIP core of route `{route}`"),
+            Peer::AcmeServer => "the ACME server of `server.acme.directory`".into(),
         }
     }
 
@@ -110,6 +113,7 @@ impl Peer<'_> {
             Peer::Backend { route } => format!("`backend_ca_file` of route `{route}`"),
             Peer::XmppServer { domain } => format!("`xmpp.domains.\"{domain}\".ca_file`"),
             Peer::SipCore { route } => format!("`core_ca_file` of route `{route}`"),
+            Peer::AcmeServer => "`server.acme.ca_file`".into(),
         }
     }
 
@@ -119,6 +123,7 @@ impl Peer<'_> {
             Peer::Backend { route } => format!("`backend_server_name` of route `{route}`"),
             Peer::XmppServer { domain } => format!("`xmpp.domains.\"{domain}\".server_name`"),
             Peer::SipCore { route } => format!("`core_server_name` of route `{route}`"),
+            Peer::AcmeServer => "`server.acme.directory` (the host in its URL)".into(),
         }
     }
 }
@@ -305,6 +310,9 @@ pub fn explain(
                 }
                 Peer::SipCore { .. } => {
                     "is it the core's TLS port (5061)? check `core` and its transport".into()
+                }
+                Peer::AcmeServer => {
+                    "check that `server.acme.directory` is the https:// URL of an ACME directory".into()
                 }
             };
             format!("{who} did not answer in TLS: {hint}")
@@ -501,5 +509,15 @@ mod tests {
             s.contains("CA:TRUE") && s.contains("`backend_ca_file` of route `/t`"),
             "{s}"
         );
+        let s = explain(
+            Peer::AcmeServer,
+            "127.0.0.1:14000",
+            "localhost",
+            Some("/etc/ucgate/pebble.minica.pem"),
+            &Failure::UnknownIssuer,
+            None,
+            0,
+        );
+        assert_eq!(s, "the ACME server of `server.acme.directory` at 127.0.0.1:14000 presented a certificate which no trusted CA vouches for (expected: a certificate for `localhost` from a CA in `server.acme.ca_file` (now `/etc/ucgate/pebble.minica.pem`)); add its CA, or the certificate itself if it is self-signed, to `server.acme.ca_file`");
     }
 }

@@ -318,12 +318,6 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// A verifying client configuration for TLS to a backend: the CA bundle if
-/// given, else the system's trusted roots.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    Ok(ClientTls::new(ca_file)?.config)
-}
-
 /// A verifying TLS client toward one kind of server (a backend, an XMPP
 /// domain's server, a SIP core) that can say in words why a handshake
 /// failed (`tls_explain.rs`).
@@ -373,6 +367,16 @@ impl ClientTls {
             verifier,
             ca_file: ca_file.map(Path::to_path_buf),
         })
+    }
+
+    /// The same client offering `alpn` (e.g. `http/1.1`).
+    pub fn with_alpn(&self, alpn: &[&[u8]]) -> ClientTls {
+        let mut cfg = (*self.config).clone();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        ClientTls {
+            config: Arc::new(cfg),
+            ..self.clone()
+        }
     }
 
     /// A connector using this configuration.
