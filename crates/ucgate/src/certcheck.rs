@@ -21,21 +21,24 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
     std::fs::read(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => format!("`{shown}` does not exist"),
-        ErrorKind::PermissionDenied => format!(
-            "`{shown}` cannot be read: permission denied to {}, which runs ucgate; let it read the file (e.g. `chgrp ucgate {shown} && chmod g+r {shown}`, and `x` on its directories)",
-            running_user()
-        ),
+        ErrorKind::PermissionDenied => {
+            let (who, name) = running_user();
+            let group = name.as_deref().unwrap_or("ucgate");
+            format!(
+                "`{shown}` cannot be read: permission denied to {who}, which runs ucgate; let it read the file (e.g. `chgrp {group} {shown} && chmod g+r {shown}`, and `x` on its directories)"
+            )
+        }
         ErrorKind::IsADirectory => format!("`{shown}` is a directory, not a PEM file"),
         _ => format!("`{shown}` cannot be read: {e}"),
     })
 }
 
 /// `user `name` (uid N)` for the user this process runs as (the owner of
-/// `/proc/self`), or `the user running ucgate` where that is unknown.
-fn running_user() -> String {
+/// `/proc/self`), and the name when `/etc/passwd` has it.
+fn running_user() -> (String, Option<String>) {
     use std::os::unix::fs::MetadataExt;
     let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return "the user running ucgate".into();
+        return ("the user running ucgate".into(), None);
     };
     let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
         p.lines().find_map(|l| {
@@ -45,8 +48,8 @@ fn running_user() -> String {
         })
     });
     match name {
-        Some(n) => format!("user `{n}` (uid {uid})"),
-        None => format!("uid {uid}"),
+        Some(n) => (format!("user `{n}` (uid {uid})"), Some(n)),
+        None => (format!("uid {uid}"), None),
     }
 }
 
@@ -339,7 +342,7 @@ mod tests {
 
     #[test]
     fn running_user_is_named() {
-        let u = running_user();
+        let (u, _) = running_user();
         assert!(u.contains("uid "), "{u}");
     }
 }
