@@ -53,6 +53,16 @@ impl Validity {
     }
 }
 
+/// When none of a CA bundle's `periods` is valid at `now` (and there is at
+/// least one), the latest `notAfter` among them: every handshake through
+/// that bundle will fail.
+pub fn none_valid(periods: &[Validity], now: i64) -> Option<i64> {
+    if periods.is_empty() || periods.iter().any(|v| v.at(now) == TimeCheck::Valid) {
+        return None;
+    }
+    periods.iter().map(|v| v.not_after).max()
+}
+
 /// `secs` since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic
 /// Gregorian calendar; H. Hinnant's days-to-civil algorithm).
 pub fn utc(secs: i64) -> String {
@@ -367,6 +377,26 @@ mod tests {
             v.problem(0).unwrap(),
             "it is not valid before 1970-01-01 00:01:40 UTC (is this machine's clock right?)"
         );
+    }
+
+    #[test]
+    fn a_bundle_is_dead_only_when_no_certificate_is_valid() {
+        let old = Validity {
+            not_before: 0,
+            not_after: 10,
+        };
+        let older = Validity {
+            not_before: 0,
+            not_after: 5,
+        };
+        let current = Validity {
+            not_before: 0,
+            not_after: 100,
+        };
+        assert_eq!(none_valid(&[], 50), None);
+        assert_eq!(none_valid(&[old, current], 50), None);
+        assert_eq!(none_valid(&[older, old], 50), Some(10));
+        assert_eq!(none_valid(&[current], 200), Some(100));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! certificate, a CSR, an encrypted key), a key that does not belong to its
 //! certificate, a certificate out of its validity period. `check-config`,
 //! `run` (before it starts anything) and the SIGHUP reload use these; the
-//! time decisions are `ucgate_proto::certs`.
+//! decisions (which problem a file has, is a certificate expired) and
+//! their wording are `ucgate_proto::certfile` and `ucgate_proto::certs`.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -12,6 +13,7 @@ use std::path::Path;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use ucgate_proto::certfile::{self, Wanted};
 use ucgate_proto::certs::{utc, TimeCheck, Validity};
 
 use crate::config::Config;
@@ -53,71 +55,15 @@ fn running_user() -> (String, Option<String>) {
     }
 }
 
-/// The labels of the PEM blocks in `bytes` (`CERTIFICATE`, `PRIVATE KEY`…).
-fn pem_labels(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|l| {
-            l.trim()
-                .strip_prefix("-----BEGIN ")?
-                .strip_suffix("-----")
-                .map(str::to_string)
-        })
-        .collect()
-}
-
-fn is_key_label(l: &str) -> bool {
-    l.ends_with("PRIVATE KEY")
-}
-
-/// What a file without the expected PEM block holds instead.
-fn not_pem(bytes: &[u8], shown: &str, wanted: &str) -> String {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        format!("`{shown}` is empty")
-    } else if bytes.first() == Some(&0x30) {
-        format!("`{shown}` is in binary DER form, not PEM; convert it with `openssl x509 -inform der -in {shown} -out {shown}.pem` (for a key: `openssl pkey -inform der …`)")
-    } else {
-        format!("`{shown}` is not a PEM file: it has no `-----BEGIN {wanted}-----` line")
-    }
-}
-
-/// What a certificate file is for: the wording of its errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CertFile {
-    /// A certificate chain with its key (`cert`, `tls_cert`).
-    Chain,
-    /// A CA bundle (`ca_file`, `backend_ca_file`, `core_ca_file`).
-    CaBundle,
-}
-
 /// The certificates of a PEM file, in order; at least one.
 pub(crate) fn read_certificates(
     path: &Path,
-    kind: CertFile,
+    kind: Wanted,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(path)?;
     let shown = path.display().to_string();
-    let labels = pem_labels(&bytes);
-    if labels.is_empty() {
-        return Err(not_pem(&bytes, &shown, "CERTIFICATE"));
-    }
-    if !labels
-        .iter()
-        .any(|l| l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE")
-    {
-        return Err(if labels.iter().any(|l| is_key_label(l)) {
-            match kind {
-                CertFile::Chain => format!("`{shown}` holds a private key, not a certificate: are the certificate and the key swapped?"),
-                CertFile::CaBundle => format!("`{shown}` holds a private key, not a certificate: give the CA's certificate (or the server's own certificate, to trust exactly it), never a key"),
-            }
-        } else if labels.iter().any(|l| l.contains("CERTIFICATE REQUEST")) {
-            format!("`{shown}` holds a certificate signing request (CSR), not a certificate: give the certificate the CA issued for it")
-        } else {
-            format!(
-                "`{shown}` holds no certificate (its PEM blocks: {})",
-                labels.join(", ")
-            )
-        });
+    if let Some(p) = certfile::inspect(&bytes, kind) {
+        return Err(p.message(&shown, kind));
     }
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -137,24 +83,8 @@ pub(crate) fn read_certificates(
 pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = read(path)?;
     let shown = path.display().to_string();
-    let labels = pem_labels(&bytes);
-    if labels.iter().any(|l| l == "ENCRYPTED PRIVATE KEY")
-        || String::from_utf8_lossy(&bytes).contains("Proc-Type: 4,ENCRYPTED")
-    {
-        return Err(format!("`{shown}` holds an encrypted private key; encrypted keys are not supported: decrypt it with `openssl pkey -in {shown} -out {shown}.plain` and keep the result readable only by ucgate"));
-    }
-    if labels.is_empty() {
-        return Err(not_pem(&bytes, &shown, "PRIVATE KEY"));
-    }
-    if !labels.iter().any(|l| is_key_label(l)) {
-        return Err(if labels.iter().any(|l| l.contains("CERTIFICATE")) {
-            format!("`{shown}` holds a certificate, not a private key: are the certificate and the key swapped?")
-        } else {
-            format!(
-                "`{shown}` holds no private key (its PEM blocks: {})",
-                labels.join(", ")
-            )
-        });
+    if let Some(p) = certfile::inspect(&bytes, Wanted::Key) {
+        return Err(p.message(&shown, Wanted::Key));
     }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
         format!("`{shown}` holds no private key ucgate can read (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted): {e}")
@@ -218,11 +148,10 @@ pub(crate) struct CaWarning(pub String);
 /// warning, not an error, so that one server's expired certificate does not
 /// stop the gateway's other routes.
 pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<Option<CaWarning>, String> {
-    let certs = read_certificates(path, CertFile::CaBundle)?;
+    let certs = read_certificates(path, Wanted::CaBundle)?;
     crate::tls::roots_of(path, &certs)?;
     let periods: Vec<Validity> = certs.iter().filter_map(validity).collect();
-    if !periods.is_empty() && periods.iter().all(|v| v.problem(now).is_some()) {
-        let last = periods.iter().map(|v| v.not_after).max().unwrap_or(0);
+    if let Some(last) = ucgate_proto::certs::none_valid(&periods, now) {
         return Ok(Some(CaWarning(format!(
             "no certificate in `{}` is valid now (the last expired on {}): every TLS connection through it will fail; put the server's current CA (or certificate) there",
             path.display(),
@@ -243,7 +172,7 @@ pub fn describe(config: &Config) -> Vec<String> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let leaf = read_certificates(&c.cert, CertFile::Chain)
+            let leaf = read_certificates(&c.cert, Wanted::Chain)
                 .ok()?
                 .into_iter()
                 .next()?;
@@ -287,9 +216,9 @@ mod tests {
         let (cert, key) = (d.join("c.pem"), d.join("k.pem"));
         std::fs::write(&cert, ck.cert.pem()).unwrap();
         std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-        assert_eq!(read_certificates(&cert, CertFile::Chain).unwrap().len(), 1);
+        assert_eq!(read_certificates(&cert, Wanted::Chain).unwrap().len(), 1);
         read_private_key(&key).unwrap();
-        let e = read_certificates(&key, CertFile::Chain).unwrap_err();
+        let e = read_certificates(&key, Wanted::Chain).unwrap_err();
         assert!(
             e.ends_with(
                 "holds a private key, not a certificate: are the certificate and the key swapped?"
@@ -300,7 +229,7 @@ mod tests {
         assert!(e.contains("holds a certificate, not a private key"), "{e}");
         let der = d.join("c.der");
         std::fs::write(&der, ck.cert.der()).unwrap();
-        assert!(read_certificates(&der, CertFile::Chain)
+        assert!(read_certificates(&der, Wanted::Chain)
             .unwrap_err()
             .contains("binary DER form"));
         let enc = d.join("enc.pem");
@@ -316,20 +245,20 @@ mod tests {
         );
         let empty = d.join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        assert!(read_certificates(&empty, CertFile::Chain)
+        assert!(read_certificates(&empty, Wanted::Chain)
             .unwrap_err()
             .ends_with("is empty"));
-        assert!(read_certificates(&d.join("none.pem"), CertFile::CaBundle)
+        assert!(read_certificates(&d.join("none.pem"), Wanted::CaBundle)
             .unwrap_err()
             .ends_with("does not exist"));
-        assert!(read_certificates(&d, CertFile::Chain)
+        assert!(read_certificates(&d, Wanted::Chain)
             .unwrap_err()
             .contains("is a directory"));
         let other = rcgen::generate_simple_self_signed(vec!["b.example".into()]).unwrap();
         let okey = d.join("other.key");
         std::fs::write(&okey, other.signing_key.serialize_pem()).unwrap();
         let e = certified_key(
-            read_certificates(&cert, CertFile::Chain).unwrap(),
+            read_certificates(&cert, Wanted::Chain).unwrap(),
             read_private_key(&okey).unwrap(),
             &cert,
             &okey,

@@ -61,7 +61,7 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemEr
         which: PemFile::Key,
         message,
     };
-    let chain = crate::certcheck::read_certificates(cert, crate::certcheck::CertFile::Chain)
+    let chain = crate::certcheck::read_certificates(cert, ucgate_proto::certfile::Wanted::Chain)
         .map_err(cert_err)?;
     webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
         cert_err(format!(
@@ -89,7 +89,8 @@ pub fn load_listener_key(cert: &Path, key: &Path, now: i64) -> Result<CertifiedK
 
 /// Loads a PEM CA bundle into a root store.
 pub fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
-    let certs = crate::certcheck::read_certificates(path, crate::certcheck::CertFile::CaBundle)?;
+    let certs =
+        crate::certcheck::read_certificates(path, ucgate_proto::certfile::Wanted::CaBundle)?;
     roots_of(path, &certs)
 }
 
@@ -408,5 +409,5 @@ impl ClientTls {
 /// The certificates of a `ca_file`, each trusted as itself when a server
 /// presents exactly it (`tls_pin.rs`).
 fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    crate::certcheck::read_certificates(path, crate::certcheck::CertFile::CaBundle)
+    crate::certcheck::read_certificates(path, ucgate_proto::certfile::Wanted::CaBundle)
 }
