@@ -78,7 +78,7 @@ impl PinnedOrWebPki {
     /// The certificate last refused for `server_name`, if any.
     pub(crate) fn refused(&self, server_name: &str) -> Option<CertificateDer<'static>> {
         let r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        r.get(server_name).cloned()
+        r.get(&server_name.to_ascii_lowercase()).cloned()
     }
 
     fn verify(
@@ -118,7 +118,7 @@ impl ServerCertVerifier for PinnedOrWebPki {
                 refused.clear();
             }
             refused.insert(
-                server_name.to_str().into_owned(),
+                server_name.to_str().to_ascii_lowercase(),
                 end_entity.clone().into_owned(),
             );
         }
