@@ -295,4 +295,55 @@ describe(`XMPP over WebSocket through ucgate to Prosody (${UCGATE_BIN})`, { time
       await expectActiveConnections(0);
     });
   });
+
+  it("Prosody's certificate checked for another name: the gateway's log says who, what was expected, what was seen, and the key to change", async () => {
+    await step(async () => {
+      // A second gateway whose example.test expects a name Prosody's
+      // certificate does not carry.
+      const dir = makeTempDir('ucgate-e2e-xmpp-name-');
+      const [port, adminPort] = await freePorts(2);
+      const config = `[server]
+listen = ${toml(`127.0.0.1:${port}`)}
+[admin]
+listen = ${toml(`127.0.0.1:${adminPort}`)}
+[[route]]
+path = ${toml(ROUTE)}
+kind = "xmpp-websocket"
+[xmpp.domains."example.test"]
+address = ${toml(`127.0.0.1:${env.prosody.port}`)}
+tls = "starttls"
+ca_file = ${toml(env.prosody.caFile)}
+server_name = "wrong.example"
+`;
+      const gw = await startGateway({ dir, adminPort, config });
+      try {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}${ROUTE}`, 'xmpp');
+        const closed = new Promise((resolve) => {
+          ws.onclose = resolve;
+          ws.onerror = resolve;
+        });
+        await withTimeout(new Promise((resolve, reject) => {
+          ws.onopen = resolve;
+          ws.onerror = reject;
+        }), 10_000, 'WebSocket open');
+        ws.send(`<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.test' version='1.0'/>`);
+        const want = `the XMPP server for domain \`example.test\` at 127.0.0.1:${env.prosody.port} presented a certificate for `;
+        const deadline = Date.now() + 15_000;
+        let line;
+        while (!(line = gw.log().split('\n').find((l) => l.includes(want)))) {
+          if (Date.now() > deadline) assert.fail(`no explained TLS failure in the log:\n${gw.log()}`);
+          await sleep(100);
+        }
+        assert.match(line, /WARN/);
+        assert.ok(line.includes('`localhost`'), line);
+        assert.ok(line.includes("but `wrong.example` was expected; set `xmpp.domains.\"example.test\".server_name` to a name in its certificate"), line);
+        assert.match(line, /error=.*certificate not valid for name "wrong\.example"/);
+        ws.close();
+        await withTimeout(closed, 10_000, 'WebSocket close');
+      } finally {
+        await gw.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
 });

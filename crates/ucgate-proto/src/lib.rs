@@ -13,6 +13,8 @@
 //! | module | owns |
 //! |---|---|
 //! | [`acme`] | ACME certificates (RFC 8555, RFC 8737): orderable names, renewal timing, retry back-off, TLS-ALPN-01 hello detection |
+//! | [`certfile`] | what a PEM file holds and what is wrong with it for its purpose (DER, swapped certificate and key, CSR, encrypted key), in words |
+//! | [`certs`] | certificate validity checks and the operator-facing explanation of a failed TLS handshake (server, expected name, presented names, key to change) |
 //! | [`route`] | path → configured route lookup |
 //! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
 //! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
@@ -32,6 +34,8 @@
 
 pub mod acme;
 pub mod bosh;
+pub mod certfile;
+pub mod certs;
 pub mod forwarded;
 pub mod hostmeta;
 pub mod keepalive;

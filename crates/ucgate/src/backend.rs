@@ -3,7 +3,6 @@
 //! The target always comes from configuration; nothing a client sends can
 //! change host or port.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -38,12 +37,12 @@ pub enum ConnectError {
         source: std::io::Error,
     },
     /// The TLS handshake or certificate verification failed.
-    #[error("TLS to {target} failed: {source}")]
+    #[error("{explained}")]
     Tls {
         /// host:port
         target: String,
-        /// The TLS error.
-        source: std::io::Error,
+        /// What went wrong, in words, with the TLS library's error.
+        explained: crate::tls_explain::Explained,
     },
 }
 
@@ -66,8 +65,10 @@ impl ConnectError {
 /// A ready-to-use dialer for one backend.
 #[derive(Clone)]
 pub struct Connector {
+    route: String,
     backend: Backend,
     tls: Option<(
+        crate::tls::ClientTls,
         tokio_rustls::TlsConnector,
         rustls_pki_types::ServerName<'static>,
     )>,
@@ -83,18 +84,20 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// Prepares TLS settings once.
-    pub fn new(backend: &Backend, timeout: Duration) -> Result<Connector, String> {
+    /// Prepares TLS settings once, for the route at `route`.
+    pub fn new(route: &str, backend: &Backend, timeout: Duration) -> Result<Connector, String> {
         let tls = match &backend.tls {
             Some(t) => {
-                let cfg = crate::tls::client_config(t.ca_file.as_deref())?;
+                let client = crate::tls::ClientTls::new(t.ca_file.as_deref())?;
                 let name = rustls_pki_types::ServerName::try_from(t.server_name.clone())
                     .map_err(|e| format!("bad backend TLS name `{}`: {e}", t.server_name))?;
-                Some((tokio_rustls::TlsConnector::from(Arc::clone(&cfg)), name))
+                let connector = client.connector();
+                Some((client, connector, name))
             }
             None => None,
         };
         Ok(Connector {
+            route: route.to_string(),
             backend: backend.clone(),
             tls,
             timeout,
@@ -124,13 +127,18 @@ impl Connector {
             let _ = tcp.set_nodelay(true);
             match &self.tls {
                 None => Ok(Box::new(tcp) as BoxIo),
-                Some((connector, name)) => connector
+                Some((client, connector, name)) => connector
                     .connect(name.clone(), tcp)
                     .await
                     .map(|s| Box::new(s) as BoxIo)
-                    .map_err(|source| ConnectError::Tls {
+                    .map_err(|e| ConnectError::Tls {
                         target: target.clone(),
-                        source,
+                        explained: client.explain(
+                            ucgate_proto::certs::Peer::Backend { route: &self.route },
+                            &target,
+                            &name.to_str(),
+                            &e,
+                        ),
                     }),
             }
         };

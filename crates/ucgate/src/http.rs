@@ -142,7 +142,17 @@ pub(crate) async fn websocket_route(
                 let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
                 shared.metrics.error(rpath, Side::Backend, e.kind());
                 shared.metrics.response(rpath, status);
-                tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade");
+                match &e {
+                    crate::backend::ConnectError::Tls { explained, .. } => tracing::warn!(
+                        route = rpath,
+                        %peer,
+                        error = %explained.detail,
+                        "{explained}; refusing the upgrade"
+                    ),
+                    _ => {
+                        tracing::warn!(route = rpath, %peer, error = %e, "backend unreachable; refusing the upgrade")
+                    }
+                }
                 return text(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                     "the backend service is unreachable",

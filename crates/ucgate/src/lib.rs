@@ -18,6 +18,8 @@
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
 //! | [`tls`] | certificates, SNI, reload, backend TLS configs |
+//! | [`tls_explain`] | a failed TLS handshake toward a backend, XMPP server or SIP core, in words |
+//! | [`certcheck`] | `check-config`'s reading of every certificate, key and CA file |
 //! | `admin` | `/metrics`, `/live`, `/ready` |
 //! | [`metrics`] | every metric |
 //! | [`lifecycle`] | phases, shutdown and reload triggers |
@@ -31,12 +33,14 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod tls;
+pub mod tls_explain;
 pub mod xmpp;
 
 mod accept;
 mod access;
 mod admin;
 mod bosh;
+pub mod certcheck;
 mod client;
 mod conn;
 mod http;
@@ -247,7 +251,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     for r in &config.routes {
         let service = match &r.kind {
             RouteKind::Tcp(b) => Service::WebSocket(WsService::Tcp(
-                Connector::new(b, r.connect_timeout)
+                Connector::new(&r.path, b, r.connect_timeout)
                     .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
             )),
             RouteKind::XmppWebSocket => {

@@ -120,6 +120,12 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 c.server.listen,
                 c.admin.listen
             ));
+            for line in ucgate::certcheck::describe(&c) {
+                print_line(&line);
+            }
+            for w in &c.warnings {
+                eprint_line(w);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -157,6 +163,9 @@ fn run(args: RunArgs) -> ExitCode {
         .clone()
         .unwrap_or_else(|| config.log.level.clone());
     let _log = ucgate::logging::init(format, &level, config.log.access);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

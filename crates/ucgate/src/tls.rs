@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 use ucgate_proto::acme::{is_validation_hello, ACME_TLS_ALPN};
 
 /// The crypto provider used everywhere (ring: smaller build than aws-lc-rs,
@@ -51,68 +50,64 @@ pub struct PemError {
     pub message: String,
 }
 
-/// Loads a PEM certificate chain and private key and checks they match.
+/// Loads a PEM certificate chain and private key and checks they match
+/// (no time check: see [`load_listener_key`]).
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemError> {
-    let cert_err = |m: String| PemError {
+    let cert_err = |message| PemError {
         which: PemFile::Cert,
-        message: m,
+        message,
     };
-    let key_err = |m: String| PemError {
+    let key_err = |message| PemError {
         which: PemFile::Key,
-        message: m,
+        message,
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| cert_err(format!("cannot read `{}`: {e}", cert.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            cert_err(format!(
-                "`{}` is not a valid PEM certificate chain: {e}",
-                cert.display()
-            ))
-        })?;
-    if chain.is_empty() {
-        return Err(cert_err(format!(
-            "`{}` holds no `BEGIN CERTIFICATE` block",
-            cert.display()
-        )));
-    }
+    let chain = crate::certcheck::read_certificates(cert, ucgate_proto::certfile::Wanted::Chain)
+        .map_err(cert_err)?;
     webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
         cert_err(format!(
             "the first certificate in `{}` cannot be parsed: {e}",
             cert.display()
         ))
     })?;
-    let pk = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        key_err(format!(
-            "`{}` is not a readable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
-            key.display()
-        ))
-    })?;
-    CertifiedKey::from_der(chain, pk, &provider()).map_err(|e| {
-        key_err(format!(
-            "the key in `{}` does not fit the certificate in `{}`: {e}",
-            key.display(),
-            cert.display()
-        ))
-    })
+    let pk = crate::certcheck::read_private_key(key).map_err(key_err)?;
+    crate::certcheck::certified_key(chain, pk, cert, key).map_err(key_err)
+}
+
+/// [`load_certified_key`], refusing a certificate that is expired or not
+/// yet valid at `now` (seconds since the epoch): the listener's
+/// certificates, at start, in `check-config` and on reload.
+pub fn load_listener_key(cert: &Path, key: &Path, now: i64) -> Result<CertifiedKey, PemError> {
+    let k = load_certified_key(cert, key)?;
+    match crate::certcheck::leaf_time_problem(&k.cert[0], cert, now) {
+        Some(message) => Err(PemError {
+            which: PemFile::Cert,
+            message,
+        }),
+        None => Ok(k),
+    }
 }
 
 /// Loads a PEM CA bundle into a root store.
 pub fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let certs =
+        crate::certcheck::read_certificates(path, ucgate_proto::certfile::Wanted::CaBundle)?;
+    roots_of(path, &certs)
+}
+
+/// The certificates of `path` as trust anchors.
+pub(crate) fn roots_of(
+    path: &Path,
+    certs: &[CertificateDer<'static>],
+) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    for c in certs {
-        let c = c.map_err(|e| format!("`{}` is not a valid PEM bundle: {e}", path.display()))?;
-        roots.add(c).map_err(|e| {
+    for (i, c) in certs.iter().enumerate() {
+        roots.add(c.clone()).map_err(|e| {
             format!(
-                "a certificate in `{}` is not usable as a CA: {e}",
+                "certificate {} of `{}` is not usable as a CA: {e}",
+                i + 1,
                 path.display()
             )
         })?;
-    }
-    if roots.is_empty() {
-        return Err(format!("`{}` holds no certificate", path.display()));
     }
     Ok(roots)
 }
@@ -198,8 +193,9 @@ impl std::fmt::Debug for CertStore {
 
 fn load_set(sources: &[(PathBuf, PathBuf)], acme: bool) -> Result<CertSet, String> {
     let mut keys = Vec::new();
+    let now = crate::tls_explain::now_secs();
     for (cert, key) in sources {
-        let k = load_certified_key(cert, key).map_err(|e| e.message)?;
+        let k = load_listener_key(cert, key, now).map_err(|e| e.message)?;
         keys.push(Arc::new(k));
     }
     if keys.is_empty() && !acme {
@@ -323,35 +319,95 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// A verifying client configuration for TLS to a backend: the CA bundle if
-/// given, else the system's trusted roots.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let (roots, pinned) = match ca_file {
-        Some(p) => (load_ca_file(p)?, ca_file_certs(p)?),
-        None => {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
+/// A verifying TLS client toward one kind of server (a backend, an XMPP
+/// domain's server, a SIP core) that can say in words why a handshake
+/// failed (`tls_explain.rs`).
+#[derive(Clone)]
+pub struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+    verifier: Arc<crate::tls_pin::PinnedOrWebPki>,
+    ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl ClientTls {
+    /// Trusts the CA bundle `ca_file` (each of its certificates also as
+    /// itself), else the system's trusted roots.
+    pub fn new(ca_file: Option<&Path>) -> Result<ClientTls, String> {
+        let (roots, pinned) = match ca_file {
+            Some(p) => (load_ca_file(p)?, ca_file_certs(p)?),
+            None => {
+                let mut roots = rustls::RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                for c in found.certs {
+                    let _ = roots.add(c);
+                }
+                (roots, Vec::new())
             }
-            (roots, Vec::new())
+        };
+        let verifier = Arc::new(crate::tls_pin::PinnedOrWebPki::new(
+            roots,
+            pinned,
+            provider(),
+        )?);
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        Ok(ClientTls {
+            config: Arc::new(cfg),
+            verifier,
+            ca_file: ca_file.map(Path::to_path_buf),
+        })
+    }
+
+    /// The same client offering `alpn` (e.g. `http/1.1`).
+    pub fn with_alpn(&self, alpn: &[&[u8]]) -> ClientTls {
+        let mut cfg = (*self.config).clone();
+        cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+        ClientTls {
+            config: Arc::new(cfg),
+            ..self.clone()
         }
-    };
-    let verifier = crate::tls_pin::PinnedOrWebPki::new(roots, pinned, provider())?;
-    let cfg = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    }
+
+    /// A connector using this configuration.
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
+        tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
+    }
+
+    /// Says in words why the handshake with `peer` at `addr`, expected to
+    /// present a certificate for `expected`, failed with `err`.
+    pub(crate) fn explain(
+        &self,
+        peer: ucgate_proto::certs::Peer<'_>,
+        addr: &str,
+        expected: &str,
+        err: &std::io::Error,
+    ) -> crate::tls_explain::Explained {
+        let seen = self.verifier.refused(expected);
+        crate::tls_explain::explain(
+            peer,
+            addr,
+            expected,
+            self.ca_file.as_deref(),
+            err,
+            seen.as_ref().map(|c| c.as_ref()),
+        )
+    }
 }
 
 /// The certificates of a `ca_file`, each trusted as itself when a server
 /// presents exactly it (`tls_pin.rs`).
 fn ca_file_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?
-        .map(|c| c.map_err(|e| format!("`{}` is not a valid PEM bundle: {e}", path.display())))
-        .collect()
+    crate::certcheck::read_certificates(path, ucgate_proto::certfile::Wanted::CaBundle)
 }

@@ -12,7 +12,8 @@
 //! such a pinned certificate. The exact match is compared byte for byte;
 //! the certificate must still be valid now and name the server.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -25,7 +26,12 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 pub(crate) struct PinnedOrWebPki {
     webpki: Arc<WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
+    /// The last certificate refused per expected server name, so that the
+    /// log can say what the server presented (`tls_explain.rs`); bounded.
+    refused: Mutex<HashMap<String, CertificateDer<'static>>>,
 }
+
+const REFUSED_MAX: usize = 64;
 
 impl PinnedOrWebPki {
     /// `pinned`: the certificates of the operator's `ca_file` (empty with
@@ -38,7 +44,11 @@ impl PinnedOrWebPki {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(PinnedOrWebPki { webpki, pinned })
+        Ok(PinnedOrWebPki {
+            webpki,
+            pinned,
+            refused: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -64,8 +74,14 @@ fn check_pinned(
         .map_err(|_| Error::InvalidCertificate(CertificateError::NotValidForName))
 }
 
-impl ServerCertVerifier for PinnedOrWebPki {
-    fn verify_server_cert(
+impl PinnedOrWebPki {
+    /// The certificate last refused for `server_name`, if any.
+    pub(crate) fn refused(&self, server_name: &str) -> Option<CertificateDer<'static>> {
+        let r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        r.get(&server_name.to_ascii_lowercase()).cloned()
+    }
+
+    fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -83,6 +99,30 @@ impl ServerCertVerifier for PinnedOrWebPki {
         }
         self.webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let r = self.verify(end_entity, intermediates, server_name, ocsp_response, now);
+        if r.is_err() {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            if refused.len() >= REFUSED_MAX {
+                refused.clear();
+            }
+            refused.insert(
+                server_name.to_str().to_ascii_lowercase(),
+                end_entity.clone().into_owned(),
+            );
+        }
+        r
     }
 
     fn verify_tls12_signature(

@@ -87,6 +87,135 @@ fn invalid_fixtures_report_every_error_with_position() {
 }
 
 #[test]
+fn check_config_lists_each_listener_certificate_with_its_names_and_end() {
+    let dir = common::tls::TempDir::new("cli-certs");
+    let certs = fixtures().join("invalid/certs");
+    let file = dir.path().join("tls.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:8443\"\n[[server.tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\n",
+            certs.join("good.crt").display(),
+            certs.join("good.key").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("server.tls.certificate[0]: "))
+        .unwrap_or_else(|| panic!("no certificate line: {stdout}"));
+    assert!(
+        line.contains(&format!(
+            "`{}` for `chat.example.org`; valid until 21",
+            certs.join("good.crt").display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_ca_file_with_no_valid_certificate_is_a_warning() {
+    let dir = common::tls::TempDir::new("cli-ca-warn");
+    let expired = fixtures().join("invalid/certs/expired.crt");
+    let file = dir.path().join("ca.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[xmpp.domains.\"example.org\"]\naddress = \"127.0.0.1:5223\"\ntls = \"direct\"\nca_file = \"{}\"\n",
+            expired.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!(
+            "{}:4:11: `xmpp.domains.\"example.org\".ca_file`: warning: no certificate in `{}` is valid now (the last expired on 2021-01-01 00:00:00 UTC): every TLS connection through it will fail; put the server's current CA (or certificate) there",
+            file.display(),
+            expired.display()
+        )
+    );
+}
+
+/// A key the service user may not read: the message names the user. As
+/// root (CI), check-config runs as `nobody` through `setpriv`.
+#[test]
+fn an_unreadable_key_names_the_user_that_runs_ucgate() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = common::tls::TempDir::new("cli-perm");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::tls::write_cert(dir.path(), "gw", &["localhost"]);
+    let key = dir.path().join("gw.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let file = dir.path().join("perm.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:8443\"\n[[server.tls.certificate]]\ncert = \"gw.crt\"\nkey = \"gw.key\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        dir.path().join("gw.crt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let (mut cmd, user) = if root {
+        let nobody = |exe: &Path| {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(exe);
+            c
+        };
+        // `nobody` may not reach the build directory (e.g. under /root):
+        // then a link (or copy) of the binary in the 0755 test directory.
+        let mut exe = PathBuf::from(bin());
+        if !nobody(&exe)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            let local = dir.path().join("ucgate");
+            if std::fs::hard_link(&exe, &local).is_err() {
+                std::fs::copy(&exe, &local).unwrap();
+            }
+            exe = local;
+        }
+        let c = nobody(&exe);
+        (c, "user `nobody` (uid 65534)".to_string())
+    } else {
+        let uid = std::fs::metadata("/proc/self").unwrap().uid();
+        (Command::new(bin()), format!("(uid {uid})"))
+    };
+    let out = cmd.arg("check-config").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!(
+        "{}:5:7: `server.tls.certificate[0].key`: `{}` cannot be read: permission denied to ",
+        file.display(),
+        key.display()
+    );
+    assert!(stderr.starts_with(&want), "{stderr}");
+    assert!(stderr.contains(&user), "{stderr}");
+    assert!(
+        stderr.contains("which runs ucgate; let it read the file (e.g. `chgrp "),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_issue_example_and_the_shipped_example_load() {
     ucgate::Config::load(&fixtures().join("valid/minimal.toml")).unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/ucgate.example.toml");

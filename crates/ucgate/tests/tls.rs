@@ -157,6 +157,42 @@ async fn sighup_reload_is_seen_by_new_connections_and_keeps_old_ones() {
     assert_eq!(presented(&gw, "localhost").await, new.to_vec());
 }
 
+/// An expired certificate put in place before SIGHUP is refused: the
+/// current one stays (an expired certificate would fail every client).
+#[tokio::test]
+async fn a_reload_refuses_an_expired_certificate_and_keeps_the_current_one() {
+    let dir = TempDir::new("reload-expired");
+    let current = write_cert(dir.path(), "a", &["localhost"]);
+    let echo = echo_backend().await;
+    let gw = TestGateway::start(&format!(
+        "{}{}",
+        tls_section(dir.path(), &["a"]),
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("a.crt"), expired.pem()).unwrap();
+    std::fs::write(dir.path().join("a.key"), key.serialize_pem()).unwrap();
+    gw.control.reload.notify_one();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while gw
+        .metric("ucgate_tls_reloads_total", &[("result", "error")])
+        .await
+        < 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired certificate was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(presented(&gw, "localhost").await, current.to_vec());
+}
+
 #[tokio::test]
 async fn a_stalled_tls_handshake_times_out_without_blocking_others() {
     let dir = TempDir::new("hs");

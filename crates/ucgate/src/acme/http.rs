@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,15 +18,13 @@ use rustls_pki_types::ServerName;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) struct AcmeHttp {
-    tls: tokio_rustls::TlsConnector,
+    tls: crate::tls::ClientTls,
 }
 
 impl AcmeHttp {
-    pub(super) fn new(tls: Arc<rustls::ClientConfig>) -> Self {
-        let mut cfg = (*tls).clone();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    pub(super) fn new(tls: &crate::tls::ClientTls) -> Self {
         AcmeHttp {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            tls: tls.with_alpn(&[b"http/1.1"]),
         }
     }
 }
@@ -37,7 +34,7 @@ fn other(msg: String) -> Error {
 }
 
 async fn send(
-    tls: tokio_rustls::TlsConnector,
+    tls: crate::tls::ClientTls,
     mut req: Request<BodyWrapper<Bytes>>,
 ) -> Result<BytesResponse, Error> {
     let uri = req.uri().clone();
@@ -64,13 +61,17 @@ async fn send(
     .map_err(|e| other(format!("cannot connect to {host}:{port}: {e}")))?;
     let name = ServerName::try_from(bare.clone())
         .map_err(|e| other(format!("`{host}` is not a valid TLS server name: {e}")))?;
-    let stream = tokio::time::timeout(TIMEOUT, tls.connect(name, tcp))
+    let stream = tokio::time::timeout(TIMEOUT, tls.connector().connect(name, tcp))
         .await
         .map_err(|_| other(format!("the TLS handshake with {host}:{port} timed out")))?
         .map_err(|e| {
-            other(format!(
-                "TLS with the ACME server {host}:{port} failed: {e}"
-            ))
+            let x = tls.explain(
+                ucgate_proto::certs::Peer::AcmeServer,
+                &format!("{host}:{port}"),
+                &bare,
+                &e,
+            );
+            other(format!("{x} (error: {})", x.detail))
         })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

@@ -52,7 +52,7 @@ pub(crate) struct AcmeManager {
     files: StateFiles,
     store: Arc<CertStore>,
     metrics: Arc<Metrics>,
-    http_tls: Arc<rustls::ClientConfig>,
+    http_tls: crate::tls::ClientTls,
     account: Option<Account>,
     served: Option<Served>,
 }
@@ -67,7 +67,7 @@ impl AcmeManager {
     ) -> Result<AcmeManager, String> {
         let files = StateFiles::new(&cfg.state_dir, &cfg.directory);
         files.ensure_dir()?;
-        let http_tls = crate::tls::client_config(cfg.ca_file.as_deref())
+        let http_tls = crate::tls::ClientTls::new(cfg.ca_file.as_deref())
             .map_err(|e| format!("server.acme.ca_file: {e}"))?;
         let mut m = AcmeManager {
             cfg,
@@ -195,7 +195,7 @@ impl AcmeManager {
         if let Some(a) = &self.account {
             return Ok(a.clone());
         }
-        let http = || Box::new(http::AcmeHttp::new(Arc::clone(&self.http_tls)));
+        let http = || Box::new(http::AcmeHttp::new(&self.http_tls));
         let path = self.files.account();
         let account = match std::fs::read(&path) {
             Ok(bytes) => {

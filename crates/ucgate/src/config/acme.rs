@@ -125,8 +125,13 @@ pub(super) fn read_acme(
     let mut ca_file = None;
     if let Some(c) = t.string(ctx, "ca_file", "a path to a PEM CA bundle") {
         let p = resolve(base, &c.value);
-        match crate::tls::load_ca_file(&p) {
-            Ok(_) => ca_file = Some(p),
+        match crate::certcheck::check_ca_file(&p, crate::tls_explain::now_secs()) {
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    ctx.warning(c.span.clone(), &c.key, w.0);
+                }
+                ca_file = Some(p);
+            }
             Err(e) => {
                 ctx.error(c.span, &c.key, e);
                 ok = false;
@@ -230,10 +235,11 @@ mod tests {
                 "6:16: server.acme.renew_before: expected a duration from 1s to 87600h",
             ]
         );
-        // The file's own wording is tls.rs's; it names the file.
+        // The file's own wording is certcheck.rs's; it names the file.
         assert!(
-            e.iter().any(|l| l
-                .starts_with("5:11: server.acme.ca_file: cannot read `/nonexistent/missing.pem`")),
+            e.iter().any(
+                |l| l == "5:11: server.acme.ca_file: `/nonexistent/missing.pem` does not exist"
+            ),
             "{e:?}"
         );
     }

@@ -74,7 +74,7 @@ pub(super) fn cert_pair(
 ) -> Option<CertificateConfig> {
     let cp = resolve(base, &cert.value);
     let kp = resolve(base, &key.value);
-    match crate::tls::load_certified_key(&cp, &kp) {
+    match crate::tls::load_listener_key(&cp, &kp, crate::tls_explain::now_secs()) {
         Ok(_) => Some(CertificateConfig { cert: cp, key: kp }),
         Err(e) => {
             let (span, k) = match e.which {

@@ -55,6 +55,9 @@ pub struct Config {
     pub bosh: BoshConfig,
     /// `[sip]`: SIP edge proxy settings (defaults when absent).
     pub sip: SipConfig,
+    /// Problems that do not stop the gateway, as `FILE:LINE:COL: `key`:
+    /// warning: …` lines (`check-config` prints them, `run` logs them).
+    pub warnings: Vec<String>,
 }
 
 /// `[server]`: the one public listener.
@@ -247,7 +250,10 @@ impl Config {
         let cfg = read_config(&mut ctx, &mut top, base);
         top.finish(&mut ctx);
         match cfg {
-            Some(cfg) if ctx.is_ok() => Ok(cfg),
+            Some(mut cfg) if ctx.is_ok() => {
+                cfg.warnings = ctx.warning_lines(file);
+                Ok(cfg)
+            }
             _ => Err(fail(ctx.into_errors())),
         }
     }
@@ -375,6 +381,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         xmpp,
         bosh,
         sip,
+        warnings: Vec::new(),
     })
 }
 

@@ -65,6 +65,7 @@ impl std::error::Error for ConfigErrors {}
 pub struct Ctx<'s> {
     src: &'s str,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'s> Ctx<'s> {
@@ -73,6 +74,7 @@ impl<'s> Ctx<'s> {
         Ctx {
             src,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -94,6 +96,32 @@ impl<'s> Ctx<'s> {
             key: key.to_string(),
             message: message.into(),
         });
+    }
+
+    /// Reports something that does not stop the gateway but will fail at
+    /// run time (e.g. a CA file whose every certificate has expired).
+    pub fn warning(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        let (line, column) = self.position(span.start);
+        self.warnings.push(ConfigError {
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The warnings as `FILE:LINE:COL: `key`: warning: …` lines, in order.
+    pub fn warning_lines(&self, file: &str) -> Vec<String> {
+        let mut w = self.warnings.clone();
+        w.sort_by_key(|e| (e.line, e.column));
+        w.iter()
+            .map(|e| {
+                format!(
+                    "{file}:{}:{}: `{}`: warning: {}",
+                    e.line, e.column, e.key, e.message
+                )
+            })
+            .collect()
     }
 
     /// Finishes, sorting errors by position.

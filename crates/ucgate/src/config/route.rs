@@ -558,8 +558,10 @@ fn verified_tls(
 ) -> BackendTls {
     let ca = ca_file.map(|c| resolve(base, &c.value));
     if let (Some(c), Some(p)) = (ca_file, &ca) {
-        if let Err(e) = crate::tls::load_ca_file(p) {
-            ctx.error(c.span.clone(), &c.key, e);
+        match crate::certcheck::check_ca_file(p, crate::tls_explain::now_secs()) {
+            Ok(None) => {}
+            Ok(Some(w)) => ctx.warning(c.span.clone(), &c.key, w.0),
+            Err(e) => ctx.error(c.span.clone(), &c.key, e),
         }
     }
     let name = server_name.map_or_else(|| host.to_string(), |s| s.value.clone());

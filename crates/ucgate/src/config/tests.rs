@@ -238,12 +238,12 @@ fn xmpp_domain_errors() {
             "6:7: xmpp.domains.\"c.example\".tls: unknown TLS mode `quic`; expected \"starttls\", \"direct\" or \"none\"",
             "7:1: xmpp.domains.\"c.example\".port: unknown key; expected one of: `address`, `tls`, `ca_file`, `server_name`, `allow_insecure`",
             "9:7: xmpp.domains.\"d.example\".tls: `tls = \"none\"` sends passwords in clear text: only allowed when `address` is a loopback address (127.0.0.0/8, ::1 or localhost), or with `allow_insecure = true`",
-            "10:11: xmpp.domains.\"d.example\".ca_file: cannot read `/nonexistent/ca.pem`: I/O error: No such file or directory (os error 2)",
+            "10:11: xmpp.domains.\"d.example\".ca_file: `/nonexistent/ca.pem` does not exist",
             "10:11: xmpp.domains.\"d.example\".ca_file: only meaningful with `tls = \"starttls\"` or `tls = \"direct\"`",
             "11:15: xmpp.domains.\"d.example\".server_name: only meaningful with `tls = \"starttls\"` or `tls = \"direct\"`",
             "14:7: xmpp.domains.\"e.example\".tls: `tls = \"none\"` sends passwords in clear text: only allowed when `address` is a loopback address (127.0.0.0/8, ::1 or localhost), or with `allow_insecure = true`",
             "16:18: xmpp.domains.\"f.example\".allow_insecure: only meaningful with `tls = \"none\"`",
-            "17:11: xmpp.domains.\"f.example\".ca_file: cannot read `/nonexistent/missing.pem`: I/O error: No such file or directory (os error 2)",
+            "17:11: xmpp.domains.\"f.example\".ca_file: `/nonexistent/missing.pem` does not exist",
             "18:15: xmpp.domains.\"f.example\".server_name: expected a DNS name or IP address for certificate verification",
         ]
     );

@@ -238,8 +238,10 @@ fn read_domain(
     let allow_insecure = t.bool(ctx, "allow_insecure");
     let ca_path = ca_file.as_ref().map(|c| resolve(base, &c.value));
     if let (Some(c), Some(p)) = (&ca_file, &ca_path) {
-        if let Err(e) = crate::tls::load_ca_file(p) {
-            ctx.error(c.span.clone(), &c.key, e);
+        match crate::certcheck::check_ca_file(p, crate::tls_explain::now_secs()) {
+            Ok(None) => {}
+            Ok(Some(w)) => ctx.warning(c.span.clone(), &c.key, w.0),
+            Err(e) => ctx.error(c.span.clone(), &c.key, e),
         }
     }
     if let Some(s) = &server_name {

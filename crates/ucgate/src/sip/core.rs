@@ -96,7 +96,7 @@ pub(crate) type Notice = (u64, Vec<u8>);
 enum Dial {
     Tcp,
     Tls {
-        connector: tokio_rustls::TlsConnector,
+        client: crate::tls::ClientTls,
         name: rustls_pki_types::ServerName<'static>,
     },
 }
@@ -160,7 +160,7 @@ impl SipRuntime {
                     .tls
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("a TLS core needs its certificate settings"))?;
-                let cfg = crate::tls::client_config(tls.ca_file.as_deref())
+                let client = crate::tls::ClientTls::new(tls.ca_file.as_deref())
                     .map_err(|e| anyhow::anyhow!("TLS toward the SIP core: {e}"))?;
                 let name = rustls_pki_types::ServerName::try_from(tls.server_name.clone())
                     .map_err(|e| anyhow::anyhow!("core server name: {e}"))?;
@@ -174,10 +174,7 @@ impl SipRuntime {
                 server.alpn_protocols.clear();
                 (
                     CoreTransport::Tls,
-                    Dial::Tls {
-                        connector: tokio_rustls::TlsConnector::from(cfg),
-                        name,
-                    },
+                    Dial::Tls { client, name },
                     Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
                 )
             }
@@ -464,9 +461,21 @@ impl SipRuntime {
         let _ = stream.set_nodelay(true);
         match &self.dial {
             Dial::Tcp => Ok(self.spawn_stream(stream, None)),
-            Dial::Tls { connector, name } => {
-                let tls = connector.connect(name.clone(), stream).await?;
-                Ok(self.spawn_stream(tls, None))
+            Dial::Tls { client, name } => {
+                match client.connector().connect(name.clone(), stream).await {
+                    Ok(tls) => Ok(self.spawn_stream(tls, None)),
+                    Err(e) => {
+                        let expected = name.to_str();
+                        let x = client.explain(
+                            ucgate_proto::certs::Peer::SipCore { route: &self.route },
+                            &self.core_addr.to_string(),
+                            &expected,
+                            &e,
+                        );
+                        tracing::warn!(route = %self.route, core = %self.core_addr, expected = %expected, error = %x.detail, "{x}");
+                        Err(std::io::Error::other(x.message))
+                    }
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use ucgate_proto::certs::Peer;
 use ucgate_proto::side::Side;
 use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Unavailable};
 
@@ -108,7 +109,7 @@ impl ServerIo {
 /// Verified TLS settings per configured domain, built once at start.
 pub(crate) struct XmppRuntime {
     pub(crate) resolver: super::resolve::Resolver,
-    tls: std::collections::HashMap<String, tokio_rustls::TlsConnector>,
+    tls: std::collections::HashMap<String, crate::tls::ClientTls>,
 }
 
 impl XmppRuntime {
@@ -117,27 +118,50 @@ impl XmppRuntime {
         let mut tls = std::collections::HashMap::new();
         for (name, d) in &cfg.domains {
             if d.tls != XmppTls::None {
-                let c = crate::tls::client_config(d.ca_file.as_deref())
+                let c = crate::tls::ClientTls::new(d.ca_file.as_deref())
                     .map_err(|e| format!("xmpp.domains.\"{name}\": {e}"))?;
-                tls.insert(name.clone(), tokio_rustls::TlsConnector::from(c));
+                tls.insert(name.clone(), c);
             }
         }
         let resolver = super::resolve::Resolver::system(cfg.connect_timeout)?;
         Ok(XmppRuntime { resolver, tls })
     }
 
-    async fn tls_connect(&self, domain: &XmppDomain, tcp: TcpStream) -> Result<ServerIo, String> {
-        let connector = self
+    /// The TLS handshake with the server for `domain` at `addr` (for the
+    /// log); a failure is explained in words (`tls_explain.rs`).
+    async fn tls_connect(
+        &self,
+        domain: &XmppDomain,
+        addr: &str,
+        tcp: TcpStream,
+    ) -> Result<ServerIo, String> {
+        let client = self
             .tls
             .get(&domain.name)
             .ok_or_else(|| "no TLS settings for the domain".to_string())?;
         let name = rustls_pki_types::ServerName::try_from(domain.server_name.clone())
             .map_err(|e| format!("bad server name `{}`: {e}", domain.server_name))?;
-        connector
-            .connect(name, tcp)
-            .await
-            .map(|s| ServerIo::Tls(Box::new(s)))
-            .map_err(|e| format!("TLS with the XMPP server for `{}` failed: {e}", domain.name))
+        match client.connector().connect(name, tcp).await {
+            Ok(s) => Ok(ServerIo::Tls(Box::new(s))),
+            Err(e) => {
+                let x = client.explain(
+                    Peer::XmppServer {
+                        domain: &domain.name,
+                    },
+                    addr,
+                    &domain.server_name,
+                    &e,
+                );
+                tracing::warn!(
+                    domain = %domain.name,
+                    server = addr,
+                    expected = %domain.server_name,
+                    error = %x.detail,
+                    "{x}"
+                );
+                Err(x.message)
+            }
+        }
     }
 }
 
@@ -158,7 +182,7 @@ async fn connect(
             Ok(Ok(tcp)) => {
                 let _ = tcp.set_nodelay(true);
                 if c.direct_tls {
-                    return tokio::time::timeout(timeout, x.tls_connect(domain, tcp))
+                    return tokio::time::timeout(timeout, x.tls_connect(domain, &target, tcp))
                         .await
                         .map_err(|_| format!("TLS to {target} timed out"))?;
                 }
@@ -435,7 +459,13 @@ impl ServerSide {
                     return (Some(ServerEvent::Eof), Some("server_closed"));
                 }
                 match self.take_io() {
-                    Some(ServerIo::Plain(tcp)) => match Box::pin(x.tls_connect(&dom, tcp)).await {
+                    Some(ServerIo::Plain(tcp)) => match Box::pin(x.tls_connect(
+                        &dom,
+                        &tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+                        tcp,
+                    ))
+                    .await
+                    {
                         Ok(io) => {
                             self.set_io(io);
                             (Some(ServerEvent::TlsReady), None)
