@@ -16,8 +16,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use ucgate_proto::certfile::{self, Wanted};
 use ucgate_proto::certs::{utc, TimeCheck, Validity};
 
-use crate::config::Config;
-
 /// Reads `path`, saying why it cannot be.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
@@ -98,9 +96,10 @@ pub(crate) fn certified_key(
     key: PrivateKeyDer<'static>,
     cert_path: &Path,
     key_path: &Path,
+    provider: &rustls::crypto::CryptoProvider,
 ) -> Result<CertifiedKey, String> {
     let (c, k) = (cert_path.display(), key_path.display());
-    CertifiedKey::from_der(chain, key, &crate::tls::provider()).map_err(|e| match e {
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => format!(
             "the private key in `{k}` does not belong to the certificate in `{c}` (it is another key pair); give the key the certificate was issued for"
         ),
@@ -149,7 +148,7 @@ pub(crate) struct CaWarning(pub String);
 /// stop the gateway's other routes.
 pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<Option<CaWarning>, String> {
     let certs = read_certificates(path, Wanted::CaBundle)?;
-    crate::tls::roots_of(path, &certs)?;
+    roots_of(path, &certs)?;
     let periods: Vec<Validity> = certs.iter().filter_map(validity).collect();
     if let Some(last) = ucgate_proto::certs::none_valid(&periods, now) {
         return Ok(Some(CaWarning(format!(
@@ -161,42 +160,22 @@ pub(crate) fn check_ca_file(path: &Path, now: i64) -> Result<Option<CaWarning>, 
     Ok(None)
 }
 
-/// One line per listener certificate of `config`: its file, names and end
-/// of validity (what `check-config` prints after `OK`).
-pub fn describe(config: &Config) -> Vec<String> {
-    let Some(tls) = &config.server.tls else {
-        return Vec::new();
-    };
-    let now = crate::tls_explain::now_secs();
-    tls.certificates
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let leaf = read_certificates(&c.cert, Wanted::Chain)
-                .ok()?
-                .into_iter()
-                .next()?;
-            let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-            let names = crate::tls_explain::san_names(&x);
-            let until = x.validity().not_after.timestamp();
-            let days = (until - now) / 86_400;
-            let names = if names.is_empty() {
-                "no DNS name (browsers will refuse it)".to_string()
-            } else {
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let soon = if days < 14 { " (renew it soon)" } else { "" };
-            Some(format!(
-                "server.tls.certificate[{i}]: `{}` for {names}; valid until {} ({days} days){soon}",
-                c.cert.display(),
-                utc(until)
-            ))
-        })
-        .collect()
+/// The certificates of `path` as trust anchors.
+pub(crate) fn roots_of(
+    path: &Path,
+    certs: &[CertificateDer<'static>],
+) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, c) in certs.iter().enumerate() {
+        roots.add(c.clone()).map_err(|e| {
+            format!(
+                "certificate {} of `{}` is not usable as a CA: {e}",
+                i + 1,
+                path.display()
+            )
+        })?;
+    }
+    Ok(roots)
 }
 
 #[cfg(test)]
@@ -262,6 +241,7 @@ mod tests {
             read_private_key(&okey).unwrap(),
             &cert,
             &okey,
+            &rustls::crypto::ring::default_provider(),
         )
         .err()
         .unwrap();

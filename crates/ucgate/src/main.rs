@@ -120,7 +120,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 c.server.listen,
                 c.admin.listen
             ));
-            for line in ucgate::certcheck::describe(&c) {
+            for line in c.describe_certificates() {
                 print_line(&line);
             }
             for w in &c.warnings {

@@ -70,7 +70,7 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, PemEr
         ))
     })?;
     let pk = crate::certcheck::read_private_key(key).map_err(key_err)?;
-    crate::certcheck::certified_key(chain, pk, cert, key).map_err(key_err)
+    crate::certcheck::certified_key(chain, pk, cert, key, &provider()).map_err(key_err)
 }
 
 /// [`load_certified_key`], refusing a certificate that is expired or not
@@ -91,25 +91,7 @@ pub fn load_listener_key(cert: &Path, key: &Path, now: i64) -> Result<CertifiedK
 pub fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
     let certs =
         crate::certcheck::read_certificates(path, ucgate_proto::certfile::Wanted::CaBundle)?;
-    roots_of(path, &certs)
-}
-
-/// The certificates of `path` as trust anchors.
-pub(crate) fn roots_of(
-    path: &Path,
-    certs: &[CertificateDer<'static>],
-) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for (i, c) in certs.iter().enumerate() {
-        roots.add(c.clone()).map_err(|e| {
-            format!(
-                "certificate {} of `{}` is not usable as a CA: {e}",
-                i + 1,
-                path.display()
-            )
-        })?;
-    }
-    Ok(roots)
+    crate::certcheck::roots_of(path, &certs)
 }
 
 /// The current set of server certificates.

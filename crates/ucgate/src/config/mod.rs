@@ -9,6 +9,7 @@
 mod acme;
 mod bosh;
 mod common;
+mod describe;
 pub mod reader;
 mod route;
 mod sip;
