@@ -42,6 +42,7 @@ pub mod keepalive;
 pub mod netset;
 pub mod origin;
 pub mod proxy_protocol;
+pub mod recent;
 pub mod route;
 pub mod side;
 pub mod sip;

@@ -1,7 +1,9 @@
-//! The admin listener: `/metrics` (Prometheus/OpenMetrics text), `/live`
-//! (the process answers) and `/ready` (200 while running, 503 otherwise).
-//! Loopback by default; it keeps answering during the drain so that load
-//! balancers see `/ready` fail.
+//! The admin listener: `/` (the status page) and `/status` (its data as
+//! JSON, [`crate::status`]), `/metrics` (Prometheus/OpenMetrics text),
+//! `/live` (the process answers) and `/ready` (200 while running, 503
+//! otherwise). Loopback by default; it keeps answering during the drain so
+//! that load balancers see `/ready` fail. With `admin.token`, every path but
+//! `/live` and `/ready` needs `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +41,30 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "use GET\n",
         );
     }
-    match req.uri().path() {
+    let path = req.uri().path();
+    if !matches!(path, "/live" | "/ready") && !authorized(shared, req) {
+        let mut r = respond(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "this admin endpoint needs `Authorization: Bearer <admin.token>`\n",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"ucgate admin\""),
+        );
+        return r;
+    }
+    match path {
+        "/" => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::html(shared),
+        ),
+        "/status" => respond(
+            StatusCode::OK,
+            "application/json",
+            crate::status::json(shared),
+        ),
         "/metrics" => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -61,9 +86,24 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "admin endpoints: /metrics /live /ready\n",
+            "admin endpoints: / /status /metrics /live /ready\n",
         ),
     }
+}
+
+/// True without `admin.token`, or when the request carries it as a bearer
+/// token (compared in constant time).
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let Some(token) = &shared.config.admin.token else {
+        return true;
+    };
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| {
+            ucgate_proto::sip::hmac::constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+        })
 }
 
 /// Serves the admin endpoints until `stop` fires.

@@ -17,7 +17,8 @@ use ucgate_proto::websocket::{self, Decision, HandshakeRequest, HttpVersion, Pol
 
 use crate::client::RequestClient;
 use crate::conn::{BusyGuard, ConnState};
-use crate::metrics::{ReasonLabels, RouteLabels, UpgradeLabels};
+use crate::metrics::{RouteLabels, UpgradeLabels};
+use crate::status::TargetKind;
 // Until the BOSH glue names crate::response itself.
 use crate::response::{text, Body};
 use crate::{RouteRuntime, Shared, WsService};
@@ -99,14 +100,7 @@ pub(crate) async fn websocket_route(
     let (subprotocol, key) = match decision {
         Decision::Refuse(refusal) => {
             let status = refusal.status();
-            shared
-                .metrics
-                .ws_refusals
-                .get_or_create(&ReasonLabels {
-                    route: rpath.to_string(),
-                    reason: refusal.label().to_string(),
-                })
-                .inc();
+            shared.metrics.ws_refusal(rpath, refusal.label());
             shared.metrics.response(rpath, status);
             shared.refusals.log(crate::refusal::Refusal {
                 route: rpath,
@@ -136,9 +130,18 @@ pub(crate) async fn websocket_route(
         WsService::Tcp(connector) => match connector.connect().await {
             Ok((io, took)) => {
                 route.connect_seconds.observe(took.as_secs_f64());
+                shared
+                    .status
+                    .connected(TargetKind::Backend, rpath, took, None);
                 Adapter::Tunnel(io)
             }
             Err(e) => {
+                shared.status.connected(
+                    TargetKind::Backend,
+                    rpath,
+                    std::time::Duration::ZERO,
+                    Some(e.to_string()),
+                );
                 let status = ucgate_proto::tunnel::backend_unreachable_status(e.timed_out());
                 shared.metrics.error(rpath, Side::Backend, e.kind());
                 shared.metrics.response(rpath, status);

@@ -52,6 +52,7 @@ mod response;
 mod router;
 mod server;
 mod sip;
+mod status;
 mod tls_pin;
 mod tunnel;
 mod ws;
@@ -195,6 +196,8 @@ pub(crate) struct Shared {
     pub(crate) bosh: bosh::BoshRuntime,
     /// The log throttle for refusals the client caused.
     pub(crate) refusals: refusal::Refusals,
+    /// What the status page shows beyond the metrics.
+    pub(crate) status: status::StatusState,
 }
 
 /// Runs the gateway until `control.shutdown` is cancelled and the drain has
@@ -287,6 +290,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
         refusals: Default::default(),
+        status: status::StatusState::new(&config),
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
         per_ip: client::PerIpLimit::new(config.server.max_connections_per_ip),
@@ -336,6 +340,11 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
 
     let acme_task = acme.map(|m| tokio::spawn(m.run(admin_stop.clone())));
+    let probe_task = tokio::spawn(status::probe_loop(
+        Arc::clone(&shared),
+        shared.config.admin.probe_interval,
+        admin_stop.clone(),
+    ));
 
     let accept_stop = CancellationToken::new();
     let accept_task = tokio::spawn(server::accept_loop(
@@ -394,6 +403,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     admin_stop.cancel();
     sip_stop.cancel();
     let _ = admin_task.await;
+    let _ = probe_task.await;
     let _ = reload_task.await;
     if let Some(t) = acme_task {
         let _ = t.await;
@@ -423,6 +433,9 @@ fn reload(shared: &Shared) -> String {
     match &shared.certs {
         None => {
             tracing::info!("reload requested; no TLS certificates to reload");
+            shared
+                .status
+                .reloaded(true, "no TLS certificates to reload".into());
             "reload: no TLS certificates to reload".into()
         }
         Some(store) => match store.reload() {
@@ -440,7 +453,9 @@ fn reload(shared: &Shared) -> String {
                 } else {
                     tracing::info!(certificates = n, "certificates reloaded");
                 }
-                format!("certificates reloaded ({n})")
+                let outcome = format!("certificates reloaded ({n})");
+                shared.status.reloaded(true, outcome.clone());
+                outcome
             }
             Err(e) => {
                 shared
@@ -449,7 +464,10 @@ fn reload(shared: &Shared) -> String {
                     .get_or_create(&labels("error"))
                     .inc();
                 tracing::error!(error = %e, "certificate reload failed; keeping the previous certificates");
-                format!("certificate reload failed, keeping the previous certificates: {e}")
+                let outcome =
+                    format!("certificate reload failed, keeping the previous certificates: {e}");
+                shared.status.reloaded(false, outcome.clone());
+                outcome
             }
         },
     }

@@ -16,7 +16,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use ucgate_proto::recent::{Counts, Recent};
 use ucgate_proto::side::Side;
+
+/// An error's cause: route, side, kind (the labels of `ucgate_errors_total`).
+pub type ErrorKey = (String, &'static str, String);
+
+/// Causes the status page remembers (the metrics keep them all).
+const RECENT_ERROR_CAUSES: usize = 256;
 
 /// `{listener}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,6 +171,10 @@ fn latency() -> Histogram {
 /// All metric families.
 pub struct Metrics {
     registry: Registry,
+    /// `ucgate_errors_total` by cause over the last minutes, for the status
+    /// page, with the time base it counts from.
+    recent_errors: std::sync::Mutex<Recent<ErrorKey>>,
+    started: std::time::Instant,
     /// TCP connections accepted.
     pub connections_accepted: Family<ListenerLabels, Counter>,
     /// TCP connections open.
@@ -229,6 +240,8 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("ucgate");
         let m = Metrics {
+            recent_errors: std::sync::Mutex::new(Recent::new(RECENT_ERROR_CAUSES)),
+            started: std::time::Instant::now(),
             connections_accepted: Family::default(),
             connections_active: Family::default(),
             accept_errors: Family::default(),
@@ -397,6 +410,7 @@ impl Metrics {
 
     /// Counts an error of `side` (its label comes from [`Side::label`]).
     pub fn error(&self, route: &str, side: Side, kind: &str) {
+        self.note_recent(route, side, kind);
         self.errors
             .get_or_create(&ErrorLabels {
                 route: route.to_string(),
@@ -404,6 +418,43 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a refused WebSocket handshake (`ucgate_ws_refusals_total`),
+    /// which the status page lists with the errors, as the client's.
+    pub fn ws_refusal(&self, route: &str, reason: &str) {
+        self.note_recent(route, Side::Client, reason);
+        self.ws_refusals
+            .get_or_create(&ReasonLabels {
+                route: route.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    fn note_recent(&self, route: &str, side: Side, kind: &str) {
+        let now = self.started.elapsed().as_secs();
+        self.recent_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record((route.to_string(), side.label(), kind.to_string()), now);
+    }
+
+    /// The errors by cause (route, side, kind): counts in the last
+    /// [`ucgate_proto::recent::WINDOW_MINUTES`] minutes and since the start,
+    /// and seconds since the last one; the most frequent first.
+    pub fn recent_errors(&self) -> Vec<(ErrorKey, Counts, u64)> {
+        let now = self.started.elapsed().as_secs();
+        self.recent_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot(now)
+            .into_iter()
+            .map(|(k, c)| {
+                let ago = now.saturating_sub(c.last_secs);
+                (k, c, ago)
+            })
+            .collect()
     }
 
     /// Counts an HTTP response.

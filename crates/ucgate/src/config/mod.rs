@@ -59,6 +59,8 @@ pub struct Config {
     /// Problems that do not stop the gateway, as `FILE:LINE:COL: `key`:
     /// warning: …` lines (`check-config` prints them, `run` logs them).
     pub warnings: Vec<String>,
+    /// The file it was read from (`<embedded default>` for that one).
+    pub source: String,
 }
 
 /// `[server]`: the one public listener.
@@ -135,6 +137,11 @@ impl TlsConfig {
 pub struct AdminConfig {
     /// Address of the admin listener.
     pub listen: SocketAddr,
+    /// A bearer token required for `/`, `/status` and `/metrics` (not for
+    /// `/live` and `/ready`).
+    pub token: Option<String>,
+    /// How often the status page's probes reach each backend; zero: never.
+    pub probe_interval: Duration,
 }
 
 /// Log output format.
@@ -181,7 +188,7 @@ const SERVER_KEYS: &[&str] = &[
 ];
 const TLS_KEYS: &[&str] = &["certificate"];
 const CERT_KEYS: &[&str] = &["cert", "key"];
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "token", "probe_interval"];
 const LOG_KEYS: &[&str] = &["format", "level", "access"];
 /// Every key, as documented in docs/config.md (used by a test).
 pub fn all_keys() -> Vec<String> {
@@ -253,6 +260,7 @@ impl Config {
         match cfg {
             Some(mut cfg) if ctx.is_ok() => {
                 cfg.warnings = ctx.warning_lines(file);
+                cfg.source = file.to_string();
                 Ok(cfg)
             }
             _ => Err(fail(ctx.into_errors())),
@@ -276,10 +284,39 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             .and_then(|t| t.socket_addr(ctx, "listen"))
             .map(|a| a.value)
             .unwrap_or_else(|| "127.0.0.1:9280".parse().expect("literal"));
+        let mut token = None;
+        let mut probe_interval = 30 * SEC;
+        if let Some(t) = t.as_mut() {
+            if let Some(v) = t.string(
+                ctx,
+                "token",
+                "a bearer token (16 to 512 visible ASCII characters)",
+            ) {
+                let ok = (16..=512).contains(&v.value.len())
+                    && v.value.bytes().all(|b| b.is_ascii_graphic());
+                if ok {
+                    token = Some(v.value);
+                } else {
+                    ctx.error(
+                        v.span,
+                        &v.key,
+                        "expected 16 to 512 visible ASCII characters (no spaces): a token \
+                         Prometheus and browsers send as `Authorization: Bearer …`",
+                    );
+                }
+            }
+            if let Some(d) = t.duration(ctx, "probe_interval", Duration::ZERO..=(24 * 3600 * SEC)) {
+                probe_interval = d;
+            }
+        }
         if let Some(t) = t {
             t.finish(ctx);
         }
-        AdminConfig { listen }
+        AdminConfig {
+            listen,
+            token,
+            probe_interval,
+        }
     };
     let log = {
         let mut t = top.table(ctx, "log", LOG_KEYS);
@@ -383,6 +420,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         bosh,
         sip,
         warnings: Vec::new(),
+        source: String::new(),
     })
 }
 

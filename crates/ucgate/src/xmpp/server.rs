@@ -21,6 +21,7 @@ use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Unavailable};
 
 use crate::config::{XmppDomain, XmppTls};
 use crate::inbound::{Inbound, FIRST_READ};
+use crate::status::TargetKind;
 use crate::{RouteRuntime, Shared};
 
 /// The connection to the XMPP server: plain TCP (before STARTTLS, or with
@@ -428,6 +429,12 @@ impl ServerSide {
                 match Box::pin(connect(shared, x, &dom)).await {
                     Ok(io) => {
                         route.connect_seconds.observe(t0.elapsed().as_secs_f64());
+                        shared.status.connected(
+                            TargetKind::XmppServer,
+                            &dom.name,
+                            t0.elapsed(),
+                            None,
+                        );
                         self.set_io(io);
                         let tls = if dom.tls == XmppTls::StartTls {
                             ServerTls::StartTls
@@ -438,6 +445,12 @@ impl ServerSide {
                         (Some(ServerEvent::Connected(tls)), None)
                     }
                     Err(e) => {
+                        shared.status.connected(
+                            TargetKind::XmppServer,
+                            &dom.name,
+                            t0.elapsed(),
+                            Some(e.clone()),
+                        );
                         tracing::warn!(route = rpath, %peer, domain = %dom.name, error = %e, "cannot reach the XMPP server");
                         (
                             unavailable(Unavailable::RemoteConnectionFailed, e),
