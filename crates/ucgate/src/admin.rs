@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus/OpenMetrics text), `/live`
-//! (the process answers) and `/ready` (200 while running, 503 otherwise).
+//! (the process answers), `/ready` (200 while running, 503 otherwise) and
+//! `/refused-origins` (JSON: the browser origins each route refused lately).
 //! Loopback by default; it keeps answering during the drain so that load
 //! balancers see `/ready` fail.
 
@@ -45,6 +46,7 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             shared.metrics.render(),
         ),
+        "/refused-origins" => respond(StatusCode::OK, "application/json", refused_origins(shared)),
         "/live" => respond(StatusCode::OK, "text/plain; charset=utf-8", "live\n"),
         "/ready" => {
             let phase = shared.control.current();
@@ -61,9 +63,42 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "admin endpoints: /metrics /live /ready\n",
+            "admin endpoints: /metrics /live /ready /refused-origins\n",
         ),
     }
+}
+
+/// `{"routes": [{"route": PATH, "refused_origins": [{"origin", "count",
+/// "first_seen_unix", "last_seen_unix"}, …]}, …]}`: every route in
+/// configuration order, its refused origins most recent first.
+fn refused_origins(shared: &Shared) -> String {
+    let mut refused = shared.refusals.refused_origins();
+    let routes: Vec<serde_json::Value> = shared
+        .routes
+        .iter()
+        .map(|r| {
+            let path = r.config.path.as_str();
+            let origins = match refused.iter().position(|(p, _)| p == path) {
+                Some(i) => refused.swap_remove(i).1,
+                None => Vec::new(),
+            };
+            let origins: Vec<serde_json::Value> = origins
+                .into_iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "origin": o.origin,
+                        "count": o.count,
+                        "first_seen_unix": o.first_seen,
+                        "last_seen_unix": o.last_seen,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "route": path, "refused_origins": origins })
+        })
+        .collect();
+    let mut body = serde_json::json!({ "routes": routes }).to_string();
+    body.push('\n');
+    body
 }
 
 /// Serves the admin endpoints until `stop` fires.

@@ -157,10 +157,10 @@ pub enum Unusual {
 impl Unusual {
     fn why(self) -> &'static str {
         match self {
-            Unusual::Whitespace => "no spaces",
-            Unusual::Uppercase => "scheme and host in lower case",
-            Unusual::DefaultPort => "no default port (80 for http, 443 for https)",
-            Unusual::TrailingSlash => "no trailing `/`",
+            Unusual::Whitespace => "without spaces",
+            Unusual::Uppercase => "in lower case",
+            Unusual::DefaultPort => "without the scheme's default port",
+            Unusual::TrailingSlash => "without a trailing `/`",
         }
     }
 }
@@ -203,15 +203,19 @@ pub fn check_entry(entry: &str) -> Result<Entry, EntryError> {
     if s.eq_ignore_ascii_case("null") {
         return Err(EntryError::Null);
     }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(EntryError::Whitespace);
-    }
+    let spaced = s.chars().any(|c| c.is_whitespace() || c.is_control());
     let Some((scheme, rest)) = s.split_once("://") else {
+        if spaced {
+            return Err(EntryError::Malformed);
+        }
         let fix = (!s.contains(':') || s.starts_with('['))
             .then(|| canonical(&format!("https://{s}")))
             .flatten();
         return Err(EntryError::NoScheme { fix });
     };
+    if spaced {
+        return Err(EntryError::Whitespace);
+    }
     if scheme.is_empty()
         || !scheme
             .chars()

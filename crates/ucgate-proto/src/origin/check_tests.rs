@@ -145,6 +145,7 @@ fn schemes_null_files_and_whitespace() {
         check_entry("https://a\t.example"),
         Err(EntryError::Whitespace)
     );
+    assert_eq!(check_entry("not an origin"), Err(EntryError::Malformed));
     assert_eq!(err("   "), "an empty entry matches no origin; remove it");
     assert_eq!(
         err("https://bücher.example"),
@@ -189,14 +190,14 @@ fn forms_that_match_only_after_normalising_are_warnings() {
         ok("https://example.com:443"),
         (
             "https://example.com".into(),
-            Some("matches, but browsers send `https://example.com` (no default port (80 for http, 443 for https)): write it that way".into())
+            Some("matches, but browsers send `https://example.com` (without the scheme's default port): write it that way".into())
         )
     );
     assert_eq!(
         ok(" HTTPS://Chat.Example.com/ "),
         (
             "https://chat.example.com".into(),
-            Some("matches, but browsers send `https://chat.example.com` (no spaces, scheme and host in lower case, no trailing `/`): write it that way".into())
+            Some("matches, but browsers send `https://chat.example.com` (without spaces, in lower case, without a trailing `/`): write it that way".into())
         )
     );
     assert_eq!(
