@@ -262,6 +262,19 @@ pub fn check_entry(entry: &str) -> Result<Entry, EntryError> {
     if !host.is_ascii() {
         return Err(EntryError::NonAscii);
     }
+    // What a browser's serialised host can hold: a DNS name or IPv4 address,
+    // or an IPv6 address in brackets (and the `*` checked next).
+    let host_chars = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._*".contains(&b)),
+    };
+    if !host_chars {
+        return Err(EntryError::Malformed);
+    }
     check_wildcard(&lower, host, port)?;
     if host.bytes().any(|b| b.is_ascii_uppercase()) && !unusual.contains(&Unusual::Uppercase) {
         unusual.push(Unusual::Uppercase);

@@ -180,6 +180,17 @@ fn ports_and_malformed_entries() {
         assert!(check_entry(entry).is_err(), "{entry}");
     }
     assert_eq!(check_entry("https://"), Err(EntryError::Malformed));
+    for entry in [
+        "https://a\"b.example",
+        "https://a<b>",
+        "https://[::g]",
+        "https://a,b.example",
+        "https://a%2eb",
+    ] {
+        assert_eq!(check_entry(entry), Err(EntryError::Malformed), "{entry}");
+    }
+    assert!(check_entry("https://my_host.example").is_ok());
+    assert!(check_entry("http://[::ffff:127.0.0.1]:8080").is_ok());
     assert_eq!(check_entry("https://[::1"), Err(EntryError::Malformed));
     assert_eq!(check_entry("ht_tp://a"), Err(EntryError::Malformed));
 }

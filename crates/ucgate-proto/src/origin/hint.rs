@@ -21,12 +21,18 @@ pub struct RouteAt<'a> {
 pub fn own_origin(host: Option<&str>, secure: bool) -> Option<Origin> {
     let scheme = if secure { "https" } else { "http" };
     let (host, port) = split_host_port(host?)?;
-    Some(Origin {
+    let own = Origin {
         scheme: scheme.to_string(),
         host,
         port: port.filter(|p| Some(*p) != default_port(scheme)),
-    })
+    };
+    // Only a host a browser could have in its Origin (the client wrote it).
+    let valid = !own.host.contains('*') && check_entry(&own.as_string()).is_ok();
+    valid.then_some(own)
 }
+
+/// Longer than any browser's Origin (a host name has at most 253 bytes).
+const MAX_ORIGIN: usize = 300;
 
 fn toml_list(list: &[String]) -> String {
     let quoted: Vec<String> = list.iter().map(|s| format!("\"{s}\"")).collect();
@@ -46,6 +52,12 @@ pub fn allow_hint(
     if sent.trim().eq_ignore_ascii_case("null") {
         return format!(
             "the Origin `null` (a file:// page, a sandboxed iframe) cannot be allowed by name on the [[route]] with path = \"{path}\": serve the page from http(s):// (only origins = [\"*\"], which lets every page in, would allow it)"
+        );
+    }
+    if sent.len() > MAX_ORIGIN {
+        return format!(
+            "this Origin ({} bytes) is longer than any browser's; nothing to add",
+            sent.len()
         );
     }
     let origin = match check_entry(sent) {
@@ -133,6 +145,8 @@ mod tests {
             "http://127.0.0.1:5280"
         );
         assert_eq!(own_origin(Some("a:b:c"), false), None);
+        assert_eq!(own_origin(Some("a\"b"), false), None);
+        assert_eq!(own_origin(Some("*.gw.example"), false), None);
         assert_eq!(own_origin(None, false), None);
     }
 
@@ -146,6 +160,11 @@ mod tests {
         assert_eq!(
             allow_hint("wss://gw.example", &p, None, at(Some(12))),
             "this Origin cannot be listed in `origins` (never matches: browsers send the origin of the page that opens the socket (http:// or https://), not the WebSocket URL (ws:// or wss://); did you mean `https://gw.example`?); a client that is not a browser should send no Origin"
+        );
+        let long = format!("https://{}.example", "a".repeat(300));
+        assert_eq!(
+            allow_hint(&long, &p, None, at(Some(12))),
+            "this Origin (316 bytes) is longer than any browser's; nothing to add"
         );
         assert!(allow_hint("garbage", &p, None, at(Some(12))).starts_with(
             "this Origin cannot be listed in `origins` (an origin starts with its scheme"
