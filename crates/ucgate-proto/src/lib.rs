@@ -16,7 +16,7 @@
 //! | [`certfile`] | what a PEM file holds and what is wrong with it for its purpose (DER, swapped certificate and key, CSR, encrypted key), in words |
 //! | [`certs`] | certificate validity checks and the operator-facing explanation of a failed TLS handshake (server, expected name, presented names, key to change) |
 //! | [`route`] | path → configured route lookup |
-//! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454) |
+//! | [`origin`] | `Origin` header normalisation and allowlist / same-origin checks (RFC 6454); which configured `origins` entries can never match what browsers send, the `origins` line to write for a refused origin, the bounded record of refused origins |
 //! | [`websocket`] | the server side of the WebSocket opening handshake over HTTP/1.1 (RFC 6455 §4.2) and HTTP/2 extended CONNECT (RFC 8441 §5): accept or refuse, and with which HTTP status |
 //! | [`proxy_protocol`] | the PROXY protocol v1/v2 header a trusted load balancer sends first on a connection |
 //! | [`forwarded`] | the client behind trusted HTTP proxies: `Forwarded` (RFC 7239) and `X-Forwarded-For/-Proto/-Host` |

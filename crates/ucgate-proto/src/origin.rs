@@ -15,6 +15,14 @@
 //!
 //! Comparison is on normalised origins: scheme and host lower-cased, default
 //! ports (80 for http/ws, 443 for https/wss) removed.
+//!
+//! [`check`] decides which configured entries can never match what a
+//! browser sends, [`hint`] what to tell the operator when an origin is
+//! refused, [`refused`] keeps the recently refused origins of a route.
+
+pub mod check;
+pub mod hint;
+pub mod refused;
 
 /// A normalised origin: `scheme://host[:port]`, lower-case, no default port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,19 +142,21 @@ pub enum OriginPolicy {
 
 impl OriginPolicy {
     /// Builds a policy from the configured list: empty means same-origin,
-    /// `["*"]` means any.
-    pub fn from_list<S: AsRef<str>>(list: &[S]) -> Result<OriginPolicy, (usize, OriginError)> {
-        if list.is_empty() {
-            return Ok(OriginPolicy::SameOrigin);
+    /// `["*"]` means any; the first entry that can never match is the error
+    /// ([`check::check_list`] reports them all, with warnings).
+    pub fn from_list<S: AsRef<str>>(
+        list: &[S],
+    ) -> Result<OriginPolicy, (usize, check::EntryError)> {
+        match check::check_list(list) {
+            (Some(p), _) => Ok(p),
+            (None, findings) => Err(findings
+                .into_iter()
+                .find_map(|(i, f)| match f {
+                    check::Finding::Error(e) => Some((i, e)),
+                    check::Finding::Warning(_) => None,
+                })
+                .unwrap_or((0, check::EntryError::Malformed))),
         }
-        if list.len() == 1 && list[0].as_ref().trim() == "*" {
-            return Ok(OriginPolicy::Any);
-        }
-        list.iter()
-            .enumerate()
-            .map(|(i, s)| Origin::parse(s.as_ref()).map_err(|e| (i, e)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(OriginPolicy::List)
     }
 
     /// Decides whether a handshake may proceed.

@@ -95,7 +95,7 @@ impl<K: Hash + Eq + Clone> Recent<K> {
                 )
             })
             .collect();
-        out.sort_by(|a, b| (b.1.recent, b.1.last_secs).cmp(&(a.1.recent, a.1.last_secs)));
+        out.sort_by_key(|(_, c)| core::cmp::Reverse((c.recent, c.last_secs)));
         out
     }
 }

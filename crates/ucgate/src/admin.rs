@@ -1,9 +1,10 @@
 //! The admin listener: `/` (the status page) and `/status` (its data as
 //! JSON, [`crate::status`]), `/metrics` (Prometheus/OpenMetrics text),
-//! `/live` (the process answers) and `/ready` (200 while running, 503
-//! otherwise). Loopback by default; it keeps answering during the drain so
-//! that load balancers see `/ready` fail. With `admin.token`, every path but
-//! `/live` and `/ready` needs `Authorization: Bearer <token>`.
+//! `/live` (the process answers), `/ready` (200 while running, 503
+//! otherwise) and `/refused-origins` (JSON: the browser origins each route
+//! refused lately). Loopback by default; it keeps answering during the
+//! drain so that load balancers see `/ready` fail. With `admin.token`,
+//! every path but `/live` and `/ready` needs `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             shared.metrics.render(),
         ),
+        "/refused-origins" => respond(StatusCode::OK, "application/json", refused_origins(shared)),
         "/live" => respond(StatusCode::OK, "text/plain; charset=utf-8", "live\n"),
         "/ready" => {
             let phase = shared.control.current();
@@ -86,7 +88,7 @@ fn handle(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "admin endpoints: / /status /metrics /live /ready\n",
+            "admin endpoints: / /status /metrics /live /ready /refused-origins\n",
         ),
     }
 }
@@ -104,6 +106,39 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
         .is_some_and(|given| {
             ucgate_proto::sip::hmac::constant_time_eq(given.trim().as_bytes(), token.as_bytes())
         })
+}
+
+/// `{"routes": [{"route": PATH, "refused_origins": [{"origin", "count",
+/// "first_seen_unix", "last_seen_unix"}, …]}, …]}`: every route in
+/// configuration order, its refused origins most recent first.
+fn refused_origins(shared: &Shared) -> String {
+    let mut refused = shared.refusals.refused_origins();
+    let routes: Vec<serde_json::Value> = shared
+        .routes
+        .iter()
+        .map(|r| {
+            let path = r.config.path.as_str();
+            let origins = match refused.iter().position(|(p, _)| p == path) {
+                Some(i) => refused.swap_remove(i).1,
+                None => Vec::new(),
+            };
+            let origins: Vec<serde_json::Value> = origins
+                .into_iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "origin": o.origin,
+                        "count": o.count,
+                        "first_seen_unix": o.first_seen,
+                        "last_seen_unix": o.last_seen,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "route": path, "refused_origins": origins })
+        })
+        .collect();
+    let mut body = serde_json::json!({ "routes": routes }).to_string();
+    body.push('\n');
+    body
 }
 
 /// Serves the admin endpoints until `stop` fires.

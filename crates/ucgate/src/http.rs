@@ -102,13 +102,21 @@ pub(crate) async fn websocket_route(
             let status = refusal.status();
             shared.metrics.ws_refusal(rpath, refusal.label());
             shared.metrics.response(rpath, status);
-            shared.refusals.log(crate::refusal::Refusal {
+            let logged = crate::refusal::Refusal {
                 route: rpath,
                 client: peer,
                 cause: refusal.label(),
                 detail: origin.as_deref().unwrap_or(""),
                 what: "WebSocket handshake refused",
-            });
+            };
+            match refusal {
+                websocket::Refusal::OriginForbidden => {
+                    shared
+                        .refusals
+                        .origin_refused(logged, &route.config, host, client.secure)
+                }
+                _ => shared.refusals.log(logged),
+            }
             let mut r = text(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
                 refusal.message(version),

@@ -130,6 +130,9 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprint_line(&e.to_string());
+            for w in &e.warnings {
+                eprint_line(w);
+            }
             eprint_line(&format!(
                 "{}: {} error{}",
                 file.display(),

@@ -4,12 +4,21 @@
 //! route and minute, with `side=client` and the number left out since the
 //! last line of that cause (`ucgate_proto::throttle`), so that one
 //! misconfigured page cannot fill the log or alarm anyone.
+//!
+//! A refused browser origin also gets the exact `origins` line that would
+//! allow it (`hint`), and is kept in a bounded per-route record
+//! ([`Refusals::refused_origins`], served at the admin `/refused-origins`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use ucgate_proto::origin::hint::{self, RouteAt};
+use ucgate_proto::origin::refused::{RefusedOrigin, RefusedOrigins};
 use ucgate_proto::throttle::{Throttle, Verdict};
+
+use crate::config::RouteConfig;
 
 /// One line per cause and route in this window.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -17,6 +26,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 const MAX_KEYS: usize = 1024;
 /// Longest detail kept in a key or written (a client chooses it).
 const MAX_DETAIL: usize = 200;
+/// Refused origins remembered per route.
+const MAX_ORIGINS: usize = 100;
 
 type Key = (String, &'static str, String);
 
@@ -24,6 +35,8 @@ type Key = (String, &'static str, String);
 pub(crate) struct Refusals {
     started: Instant,
     throttle: Mutex<Throttle<Key>>,
+    /// Per route path: the origins it refused recently.
+    origins: Mutex<BTreeMap<String, RefusedOrigins>>,
 }
 
 /// One refusal to log.
@@ -44,6 +57,7 @@ impl Default for Refusals {
         Refusals {
             started: Instant::now(),
             throttle: Mutex::new(Throttle::new(WINDOW, MAX_KEYS)),
+            origins: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -52,6 +66,52 @@ impl Refusals {
     /// Logs `r` unless a line of the same cause, detail and route was
     /// written less than a minute ago.
     pub(crate) fn log(&self, r: Refusal<'_>) {
+        self.log_with(r, || None);
+    }
+
+    /// A browser refused for its `Origin` (`r.detail`) on `route`: recorded,
+    /// and logged like [`Refusals::log`] with the line to add to the
+    /// configuration. `host` and `secure` are the request's, for the
+    /// gateway's own origin that a same-origin route allows.
+    pub(crate) fn origin_refused(
+        &self,
+        r: Refusal<'_>,
+        route: &RouteConfig,
+        host: Option<&str>,
+        secure: bool,
+    ) {
+        let sent = r.detail;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.path.clone())
+            .or_insert_with(|| RefusedOrigins::new(MAX_ORIGINS))
+            .record(cut(sent), now);
+        self.log_with(r, || {
+            let at = RouteAt {
+                path: &route.path,
+                origins_line: route.origins_line,
+                route_line: route.line,
+            };
+            let own = hint::own_origin(host, secure);
+            Some(hint::allow_hint(sent, &route.origins, own.as_ref(), at))
+        });
+    }
+
+    /// The origins refused recently, per route path, most recent first.
+    pub(crate) fn refused_origins(&self) -> Vec<(String, Vec<RefusedOrigin>)> {
+        self.origins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(route, r)| (route.clone(), r.entries().to_vec()))
+            .collect()
+    }
+
+    fn log_with(&self, r: Refusal<'_>, hint: impl FnOnce() -> Option<String>) {
         let detail = cut(r.detail);
         let key = (r.route.to_string(), r.cause, detail.to_string());
         let verdict = self
@@ -60,6 +120,7 @@ impl Refusals {
             .unwrap_or_else(|e| e.into_inner())
             .check(key, self.started.elapsed());
         if let Verdict::Write { suppressed } = verdict {
+            let hint = hint();
             tracing::info!(
                 side = "client",
                 route = r.route,
@@ -67,6 +128,7 @@ impl Refusals {
                 cause = r.cause,
                 detail,
                 suppressed,
+                hint,
                 "{} (the client's doing; more of the same this minute are counted, not logged)",
                 r.what
             );

@@ -154,9 +154,9 @@ async fn begin(
             if !allowed {
                 origin_refused(
                     shared,
-                    rpath,
-                    peer,
-                    req.headers(),
+                    route,
+                    client,
+                    &req,
                     "BOSH preflight refused: Origin not allowed on this route",
                 );
                 crate::response::text(
@@ -202,9 +202,9 @@ async fn begin(
         Method::POST if !allowed => {
             origin_refused(
                 shared,
-                rpath,
-                peer,
-                req.headers(),
+                route,
+                client,
+                &req,
                 "BOSH request refused: Origin not allowed on this route",
             );
             crate::response::text(
@@ -234,25 +234,34 @@ async fn begin(
 /// the gateway's: at `info`).
 fn origin_refused(
     shared: &Shared,
-    rpath: &str,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    route: &RouteRuntime,
+    client: &RequestClient,
+    req: &Request<Incoming>,
     what: &'static str,
 ) {
+    let rpath = route.config.path.as_str();
     shared
         .metrics
         .error(rpath, Side::Client, "origin_forbidden");
-    let origin = headers
+    let origin = req
+        .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    shared.refusals.log(crate::refusal::Refusal {
-        route: rpath,
-        client: peer,
-        cause: "origin_forbidden",
-        detail: origin,
-        what,
-    });
+    let host = crate::http::request_host(req);
+    let host = client.host.as_deref().or(host);
+    shared.refusals.origin_refused(
+        crate::refusal::Refusal {
+            route: rpath,
+            client: client.addr,
+            cause: "origin_forbidden",
+            detail: origin,
+            what,
+        },
+        &route.config,
+        host,
+        client.secure,
+    );
 }
 
 /// A request handed to its session, waiting for the answer.

@@ -224,6 +224,7 @@ impl Config {
                 key: String::new(),
                 message: format!("cannot read the file: {e}"),
             }],
+            warnings: Vec::new(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, &name, base)
@@ -237,9 +238,10 @@ impl Config {
 
     /// Parses and validates `text`; relative file paths are resolved against `base`.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let fail = |errors| ConfigErrors {
+        let fail = |ctx: Ctx<'_>| ConfigErrors {
             file: file.to_string(),
-            errors,
+            warnings: ctx.warning_lines(file),
+            errors: ctx.into_errors(),
         };
         let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
         let mut ctx = Ctx::new(text);
@@ -252,7 +254,7 @@ impl Config {
                     format!("TOML syntax error: {}", e.message().trim()),
                 );
             }
-            return Err(fail(ctx.into_errors()));
+            return Err(fail(ctx));
         }
         let mut top = Table::new("", doc.span(), doc.get_ref(), TOP_KEYS);
         let cfg = read_config(&mut ctx, &mut top, base);
@@ -263,7 +265,7 @@ impl Config {
                 cfg.source = file.to_string();
                 Ok(cfg)
             }
-            _ => Err(fail(ctx.into_errors())),
+            _ => Err(fail(ctx)),
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct ConfigErrors {
     pub file: String,
     /// The problems, in file order.
     pub errors: Vec<ConfigError>,
+    /// The warnings found as well, as `FILE:LINE:COL: `key`: warning: …`
+    /// lines (`check-config` shows them with the errors).
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for ConfigErrors {
@@ -85,6 +88,11 @@ impl<'s> Ctx<'s> {
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let column = before[line_start..].chars().count() + 1;
         (line, column)
+    }
+
+    /// The 1-based line of byte `offset`.
+    pub fn line(&self, offset: usize) -> usize {
+        self.position(offset).0
     }
 
     /// Records an error at `span`.

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ucgate_proto::origin::OriginPolicy;
+use ucgate_proto::origin::{check, OriginPolicy};
 
 use super::common::{parse_host_port, resolve, BackendTls, DAY, SEC};
 use super::reader::{self, Ctx, Table};
@@ -88,6 +88,10 @@ pub struct RouteConfig {
     pub kind: RouteKind,
     /// Browser origins allowed to open WebSockets.
     pub origins: OriginPolicy,
+    /// The line of `origins` in the file, if the route has the key.
+    pub origins_line: Option<usize>,
+    /// The line of the route's `[[route]]` header.
+    pub line: usize,
     /// Subprotocols accepted.
     pub subprotocols: Vec<String>,
     /// Refuse clients that offer none of `subprotocols`.
@@ -275,29 +279,8 @@ pub(super) fn read_route(
     } else {
         read_backend(ctx, t, base)
     };
-    let origins = match t.string_list(ctx, "origins") {
-        Some(list) => {
-            let strs: Vec<&str> = list.iter().map(|a| a.value.as_str()).collect();
-            if strs.len() > 1 && strs.contains(&"*") {
-                let a = &list[strs.iter().position(|s| *s == "*").unwrap_or(0)];
-                ctx.error(
-                    a.span.clone(),
-                    &a.key,
-                    "\"*\" allows every origin and must be the only entry",
-                );
-                None
-            } else {
-                match OriginPolicy::from_list(&strs) {
-                    Ok(p) => Some(p),
-                    Err((i, e)) => {
-                        ctx.error(list[i].span.clone(), &list[i].key, e.to_string());
-                        None
-                    }
-                }
-            }
-        }
-        None => Some(OriginPolicy::SameOrigin),
-    };
+    let origins_line = t.value_span("origins").map(|s| ctx.line(s.start));
+    let origins = read_origins(ctx, t);
     let subprotocols = match t.string_list(ctx, "subprotocols") {
         Some(list) => {
             for a in &list {
@@ -437,6 +420,8 @@ pub(super) fn read_route(
                 _ => return None,
             },
             origins: origins?,
+            origins_line,
+            line: ctx.line(t.span().start),
             subprotocols,
             require_subprotocol,
             max_message_size,
@@ -450,6 +435,25 @@ pub(super) fn read_route(
         })
     })();
     (route, path, kind)
+}
+
+/// `origins`: every entry that can never match a browser's `Origin` is an
+/// error at that entry, every entry that matches only once normalised a
+/// warning (`ucgate_proto::origin::check`). `None`: an error was reported.
+fn read_origins(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<OriginPolicy> {
+    let Some(list) = t.string_list(ctx, "origins") else {
+        return Some(OriginPolicy::SameOrigin);
+    };
+    let strs: Vec<&str> = list.iter().map(|a| a.value.as_str()).collect();
+    let (policy, findings) = check::check_list(&strs);
+    for (i, finding) in findings {
+        let a = &list[i];
+        match finding {
+            check::Finding::Error(e) => ctx.error(a.span.clone(), &a.key, e.to_string()),
+            check::Finding::Warning(w) => ctx.warning(a.span.clone(), &a.key, w),
+        }
+    }
+    policy
 }
 
 /// `backend`, `backend_server_name` and `backend_ca_file` of a `tcp` route
