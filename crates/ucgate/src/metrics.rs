@@ -18,6 +18,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use ucgate_proto::side::Side;
 
+use crate::config::Config;
+
 /// `{listener}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
@@ -86,6 +88,28 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// `{name}` of a configured limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The limit's configuration key, e.g. `server.max_connections`.
+    pub name: String,
+}
+
+/// Reads one limit from the configuration.
+pub type LimitOf = fn(&Config) -> usize;
+
+/// The limits exported as `ucgate_limit{name}` (their configuration keys),
+/// so that dashboards and alerts can compare the matching gauges with them.
+pub const LIMITS: &[(&str, LimitOf)] = &[
+    ("server.max_connections", |c| c.server.max_connections),
+    ("server.max_connections_per_ip", |c| {
+        c.server.max_connections_per_ip
+    }),
+    ("bosh.max_sessions", |c| c.bosh.max_sessions),
+    ("bosh.max_sessions_per_ip", |c| c.bosh.max_sessions_per_ip),
+    ("sip.core_max_connections", |c| c.sip.core_max_connections),
+];
+
 /// Every family as exposed: (name with `_total` for counters, type).
 /// Families without samples are not printed by the exporter, so this list is
 /// what tests check docs/metrics.md against.
@@ -108,6 +132,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_acme_orders_total", "counter"),
     ("ucgate_acme_cert_expiry_timestamp_seconds", "gauge"),
     ("ucgate_ready", "gauge"),
+    ("ucgate_limit", "gauge"),
     ("ucgate_bosh_sessions_active", "gauge"),
     ("ucgate_bosh_sessions_created_total", "counter"),
     ("ucgate_bosh_bad_sid_total", "counter"),
@@ -200,6 +225,8 @@ pub struct Metrics {
     pub acme_cert_expiry: Gauge,
     /// 1 while the gateway accepts traffic, 0 once draining.
     pub ready: Gauge,
+    /// The configured limits ([`LIMITS`]).
+    pub limit: Family<LimitLabels, Gauge>,
     /// BOSH sessions open.
     pub bosh_sessions_active: Gauge,
     /// BOSH sessions created.
@@ -247,6 +274,7 @@ impl Metrics {
             acme_orders: Family::default(),
             acme_cert_expiry: Gauge::default(),
             ready: Gauge::default(),
+            limit: Family::default(),
             bosh_sessions_active: Gauge::default(),
             bosh_sessions_created: Counter::default(),
             bosh_bad_sid: Counter::default(),
@@ -383,7 +411,23 @@ impl Metrics {
             "1 while accepting traffic, 0 while draining",
             m.ready.clone(),
         );
+        registry.register(
+            "limit",
+            "Configured limits, by configuration key (0: no limit)",
+            m.limit.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Exports the configured limits as `ucgate_limit{name}`.
+    pub fn set_limits(&self, c: &Config) {
+        for (name, value) in LIMITS {
+            self.limit
+                .get_or_create(&LimitLabels {
+                    name: name.to_string(),
+                })
+                .set(i64::try_from(value(c)).unwrap_or(i64::MAX));
+        }
     }
 
     /// Renders the registry in the OpenMetrics text format (which Prometheus scrapes).

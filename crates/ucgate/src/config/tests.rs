@@ -558,3 +558,40 @@ fn trusted_proxies_and_proxy_protocol() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_admin_listen_clash_is_reported_where_the_address_is_written() {
+    let text = "[server]\nlisten = \"127.0.0.1:5290\"\n\n[admin]\n  listen = \"127.0.0.1:5290\"\n";
+    assert_eq!(
+        errors(text),
+        ["5:12: admin.listen: the admin listener must not use the same address as server.listen (127.0.0.1:5290); change one of them"]
+    );
+    // admin.listen left at its default: the clash is at server.listen
+    assert_eq!(
+        errors("[server]\nlisten = \"127.0.0.1:9280\"\n"),
+        ["2:10: server.listen: the admin listener must not use the same address as server.listen (127.0.0.1:9280); change one of them"]
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_only_xmpp_domain_is_the_only_error() {
+    let e = errors(&format!(
+        "{XMPP_ROUTE}\n[xmpp.domains.\"localhost\"]\naddress = \"127.0.0.1:5222\"\ntls = \"sometimes\"\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("7:7: xmpp.domains.\"localhost\".tls: "),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_fraction_is_refused_as_a_fraction() {
+    let e = errors("[server]\nidle_timeout = \"0.5s\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("2:16: server.idle_timeout: "), "{e:?}");
+    assert!(
+        e[0].contains("fractions are not accepted (`0.5s`)") && !e[0].contains("unknown unit"),
+        "{e:?}"
+    );
+}
