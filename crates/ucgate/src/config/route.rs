@@ -273,7 +273,7 @@ pub(super) fn read_route(
     } else if xmpp_route || bosh_route {
         read_no_backend(ctx, t)
     } else {
-        read_backend(ctx, t, base)
+        read_backend(ctx, t, base, kind.is_some())
     };
     let origins = match t.string_list(ctx, "origins") {
         Some(list) => {
@@ -453,9 +453,15 @@ pub(super) fn read_route(
 }
 
 /// `backend`, `backend_server_name` and `backend_ca_file` of a `tcp` route
-/// (and of a route whose kind is missing or unknown). `None`: an error was
-/// reported.
-fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<Option<Backend>> {
+/// (and of a route whose kind is missing or unknown: checked when present,
+/// not required, as the kind's own error says what is wrong). `None`: an
+/// error was reported.
+fn read_backend(
+    ctx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    base: &Path,
+    tcp: bool,
+) -> Option<Option<Backend>> {
     let backend = match t.string(ctx, "backend", "\"host:port\"") {
         Some(b) => match parse_backend(&b.value) {
             Ok(v) => Some(v),
@@ -464,7 +470,7 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
                 None
             }
         },
-        None => {
+        None if tcp => {
             ctx.error(
                 t.span(),
                 &t.key("backend"),
@@ -472,6 +478,7 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
             );
             None
         }
+        None => None,
     };
     let server_name = t.string(ctx, "backend_server_name", "a DNS name");
     let ca_file = t.string(ctx, "backend_ca_file", "a path to a PEM CA bundle");

@@ -185,12 +185,12 @@ fn xmpp_route_errors() {
         e[0].starts_with("4:17: route[0].subprotocols[0]: "),
         "{e:?}"
     );
-    // A tcp route still needs its backend; the kind list names both kinds.
+    // An unknown kind is the route's error (not also a missing `tcp`
+    // backend); the kind list names every kind.
     let e = errors("[[route]]\npath = \"/a\"\nkind = \"sip\"\n");
     assert_eq!(
         e,
         [
-            "1:1: route[0].backend: missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
             "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"",
         ]
     );
@@ -593,5 +593,13 @@ fn a_fraction_is_refused_as_a_fraction() {
     assert!(
         e[0].contains("fractions are not accepted (`0.5s`)") && !e[0].contains("unknown unit"),
         "{e:?}"
+    );
+}
+
+#[test]
+fn an_unknown_route_kind_is_the_only_error_of_its_route() {
+    assert_eq!(
+        errors("[[route]]\npath = \"/vnc\"\nkind = \"udp\"\n"),
+        ["3:8: route[0].kind: unknown route kind `udp`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\""]
     );
 }
