@@ -214,3 +214,30 @@ fn split_labels(s: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The label names docs/metrics.md gives `name` (the fourth cell of its
+/// `| \`name\` | …` row, values in parentheses left out), or `None`
+/// without a row.
+pub fn documented_labels(doc: &str, name: &str) -> Option<Vec<String>> {
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{name}` |")))?;
+    let cell = row.split('|').map(str::trim).nth(4)?;
+    let (mut depth, mut plain) = (0, String::new());
+    for c in cell.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            c if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    Some(
+        plain
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect(),
+    )
+}
