@@ -510,3 +510,66 @@ fn promtool_accepts_the_rules_their_unit_tests_and_the_dashboard_queries() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.contains("SUCCESS"), "{out}");
 }
+
+#[test]
+fn the_dashboard_is_well_formed() {
+    let d: serde_json::Value = serde_json::from_str(&repo_file(DASHBOARD)).unwrap();
+    assert_eq!(d["uid"], "ucgate");
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 36);
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    for v in ["datasource", "instance", "route"] {
+        assert!(vars.contains(&v), "variable {v} missing: {vars:?}");
+    }
+    // every $variable a query names is defined (or Grafana's own)
+    for q in dashboard_exprs(&d) {
+        for part in q.split('$').skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                vars.contains(&name.as_str()) || name == "__rate_interval",
+                "${name} is not a dashboard variable: {q}"
+            );
+        }
+    }
+    let panels = d["panels"].as_array().unwrap();
+    let mut ids = BTreeSet::new();
+    let mut boxes: Vec<(u64, u64, u64, u64, String)> = Vec::new();
+    for p in panels {
+        let title = p["title"].as_str().unwrap().to_string();
+        assert!(
+            ids.insert(p["id"].as_u64().unwrap()),
+            "id of {title} reused"
+        );
+        let g = &p["gridPos"];
+        let (x, y, w, h) = (
+            g["x"].as_u64().unwrap(),
+            g["y"].as_u64().unwrap(),
+            g["w"].as_u64().unwrap(),
+            g["h"].as_u64().unwrap(),
+        );
+        assert!(x + w <= 24 && w > 0 && h > 0, "{title}: {g}");
+        for (bx, by, bw, bh, other) in &boxes {
+            let apart = x + w <= *bx || *bx + bw <= x || y + h <= *by || *by + bh <= y;
+            assert!(apart, "{title} overlaps {other}");
+        }
+        boxes.push((x, y, w, h, title.clone()));
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} has no query");
+        let refs: BTreeSet<&str> = targets
+            .iter()
+            .map(|t| t["refId"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs.len(), targets.len(), "{title}: refIds repeat");
+    }
+}
