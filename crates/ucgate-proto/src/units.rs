@@ -22,6 +22,14 @@ pub enum UnitError {
         /// The list of accepted units.
         expected: &'static str,
     },
+    /// A fraction such as `1.5s` or `.5s`: only whole numbers are read.
+    #[error("fractions are not accepted (`{written}`); write a whole number of a smaller unit, e.g. {example}")]
+    Fraction {
+        /// The value as written.
+        written: String,
+        /// The same kind of value in whole numbers.
+        example: &'static str,
+    },
     /// The value does not fit.
     #[error("value is too large")]
     Overflow,
@@ -29,6 +37,20 @@ pub enum UnitError {
 
 const DURATION_UNITS: &str = "ms, s, m, h";
 const SIZE_UNITS: &str = "B, KiB, MiB, GiB, kB, MB, GB (or no unit for bytes)";
+
+/// `Fraction` when `s` is a decimal number (`1.5s`, `.5s`, `0,5s`).
+fn refuse_fraction(s: &str, example: &'static str) -> Result<(), UnitError> {
+    let t = s.trim();
+    let digits = t.trim_start_matches(|c: char| c.is_ascii_digit());
+    let mut rest = digits.chars();
+    if matches!(rest.next(), Some('.' | ',')) && rest.next().is_some_and(|c| c.is_ascii_digit()) {
+        return Err(UnitError::Fraction {
+            written: t.to_string(),
+            example,
+        });
+    }
+    Ok(())
+}
 
 fn split_number(s: &str) -> Option<(u64, &str)> {
     let s = s.trim();
@@ -43,6 +65,7 @@ fn split_number(s: &str) -> Option<(u64, &str)> {
 /// Parses a duration such as `"10s"`, `"250ms"`, `"5m"` or `"1h"`.
 /// A bare number is refused: the unit must be explicit.
 pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
+    refuse_fraction(s, "\"500ms\" rather than \"0.5s\"")?;
     let (n, unit) = split_number(s).ok_or(UnitError::NoNumber { example: "\"10s\"" })?;
     let ms: u64 = match unit {
         "ms" => 1,
@@ -68,6 +91,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
 
 /// Parses a byte size such as `"4096"`, `"64KiB"`, `"1MiB"` or `"16kB"`.
 pub fn parse_size(s: &str) -> Result<u64, UnitError> {
+    refuse_fraction(s, "\"1536KiB\" rather than \"1.5MiB\"")?;
     let (n, unit) = split_number(s).ok_or(UnitError::NoNumber {
         example: "\"64KiB\"",
     })?;
@@ -130,6 +154,33 @@ mod tests {
             parse_duration("99999999999999999h"),
             Err(UnitError::Overflow)
         );
+    }
+
+    #[test]
+    fn fractions_are_refused_as_fractions() {
+        for (s, written) in [(".5s", ".5s"), ("1.5s", "1.5s"), (" 0,25h", "0,25h")] {
+            let e = parse_duration(s).unwrap_err();
+            assert_eq!(
+                e,
+                UnitError::Fraction {
+                    written: written.into(),
+                    example: "\"500ms\" rather than \"0.5s\""
+                }
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("fractions are not accepted (`{written}`); write a whole number of a smaller unit, e.g. \"500ms\" rather than \"0.5s\"")
+            );
+        }
+        assert!(matches!(
+            parse_size("1.5MiB"),
+            Err(UnitError::Fraction { .. })
+        ));
+        // a dot that is not a decimal point stays an unknown unit
+        assert!(matches!(
+            parse_duration("5.s"),
+            Err(UnitError::UnknownUnit { .. })
+        ));
     }
 
     #[test]

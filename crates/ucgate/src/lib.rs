@@ -204,6 +204,7 @@ pub(crate) struct Shared {
 /// finished. Returns an error only for start-up failures.
 pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyhow::Result<()> {
     let metrics = Metrics::new();
+    metrics.set_limits(&config);
     let (main_addr, admin_addr) = (listeners.main_addr(), listeners.admin_addr());
     // `[server.tls]`'s files, and room for `[server.acme]`'s certificate.
     let (tls_acceptor, certs, server_tls) = match config.server.is_tls() {

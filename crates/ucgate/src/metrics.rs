@@ -19,6 +19,8 @@ use prometheus_client::registry::Registry;
 use ucgate_proto::recent::{Counts, Recent};
 use ucgate_proto::side::Side;
 
+use crate::config::Config;
+
 /// An error's cause: route, side, kind (the labels of `ucgate_errors_total`).
 pub type ErrorKey = (String, &'static str, String);
 
@@ -93,6 +95,28 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// `{name}` of a configured limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The limit's configuration key, e.g. `server.max_connections`.
+    pub name: String,
+}
+
+/// Reads one limit from the configuration.
+pub type LimitOf = fn(&Config) -> usize;
+
+/// The limits exported as `ucgate_limit{name}` (their configuration keys),
+/// so that dashboards and alerts can compare the matching gauges with them.
+pub const LIMITS: &[(&str, LimitOf)] = &[
+    ("server.max_connections", |c| c.server.max_connections),
+    ("server.max_connections_per_ip", |c| {
+        c.server.max_connections_per_ip
+    }),
+    ("bosh.max_sessions", |c| c.bosh.max_sessions),
+    ("bosh.max_sessions_per_ip", |c| c.bosh.max_sessions_per_ip),
+    ("sip.core_max_connections", |c| c.sip.core_max_connections),
+];
+
 /// Every family as exposed: (name with `_total` for counters, type).
 /// Families without samples are not printed by the exporter, so this list is
 /// what tests check docs/metrics.md against.
@@ -115,6 +139,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_acme_orders_total", "counter"),
     ("ucgate_acme_cert_expiry_timestamp_seconds", "gauge"),
     ("ucgate_ready", "gauge"),
+    ("ucgate_limit", "gauge"),
     ("ucgate_bosh_sessions_active", "gauge"),
     ("ucgate_bosh_sessions_created_total", "counter"),
     ("ucgate_bosh_bad_sid_total", "counter"),
@@ -211,6 +236,8 @@ pub struct Metrics {
     pub acme_cert_expiry: Gauge,
     /// 1 while the gateway accepts traffic, 0 once draining.
     pub ready: Gauge,
+    /// The configured limits ([`LIMITS`]).
+    pub limit: Family<LimitLabels, Gauge>,
     /// BOSH sessions open.
     pub bosh_sessions_active: Gauge,
     /// BOSH sessions created.
@@ -260,6 +287,7 @@ impl Metrics {
             acme_orders: Family::default(),
             acme_cert_expiry: Gauge::default(),
             ready: Gauge::default(),
+            limit: Family::default(),
             bosh_sessions_active: Gauge::default(),
             bosh_sessions_created: Counter::default(),
             bosh_bad_sid: Counter::default(),
@@ -396,7 +424,23 @@ impl Metrics {
             "1 while accepting traffic, 0 while draining",
             m.ready.clone(),
         );
+        registry.register(
+            "limit",
+            "Configured limits, by configuration key (0: no limit)",
+            m.limit.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Exports the configured limits as `ucgate_limit{name}`.
+    pub fn set_limits(&self, c: &Config) {
+        for (name, value) in LIMITS {
+            self.limit
+                .get_or_create(&LimitLabels {
+                    name: name.to_string(),
+                })
+                .set(i64::try_from(value(c)).unwrap_or(i64::MAX));
+        }
     }
 
     /// Renders the registry in the OpenMetrics text format (which Prometheus scrapes).

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,6 +31,15 @@ struct Client {
     h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
     sid: String,
     rid: u64,
+    counts: Counts,
+}
+
+/// POSTs made, their body bytes and the response body bytes.
+#[derive(Default)]
+struct Counts {
+    posts: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
 }
 
 impl Client {
@@ -50,10 +60,15 @@ impl Client {
             h2,
             sid: String::new(),
             rid: 4000,
+            counts: Counts::default(),
         }
     }
 
     async fn post_raw(&self, body: String) -> (u16, String) {
+        self.counts.posts.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .sent
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         let req = http::Request::post(format!("http://{}/http-bind", self.addr))
             .header("content-type", "text/xml; charset=utf-8")
             .body(Full::new(Bytes::from(body)))
@@ -74,6 +89,9 @@ impl Client {
         };
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
+        self.counts
+            .received
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
@@ -396,6 +414,7 @@ async fn shutdown_answers_held_requests_with_system_shutdown() {
                 h2: None,
                 sid,
                 rid,
+                counts: Counts::default(),
             };
             c.send_rid(rid, "", "").await
         })
@@ -533,6 +552,43 @@ async fn a_lost_server_connection_is_remote_connection_failed() {
 }
 
 #[tokio::test]
+async fn a_whole_session_counts_its_messages_and_bytes() {
+    let dir = TempDir::new("bosh-counters");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let gw = TestGateway::start(&config(server, &ca, "")).await;
+    let mut c = login(&gw, true).await;
+    c.send(
+        "",
+        "<message xmlns='jabber:client' to='bob@localhost' id='m1'><body>hi</body></message>",
+    )
+    .await;
+    let end = c.send("type='terminate'", "").await;
+    assert!(end.contains("type='terminate'"), "{end}");
+    let posts = c.counts.posts.load(Ordering::Relaxed) as f64;
+    assert!(posts >= 6.0, "{posts}");
+    let text = gw.metrics().await;
+    let v = |name: &str, direction: &str| {
+        metric_value(
+            &text,
+            name,
+            &[("route", "/http-bind"), ("direction", direction)],
+        )
+    };
+    // one message per <body/> each way, bytes as on the wire
+    assert_eq!(v("ucgate_messages_total", "client_to_backend"), Some(posts));
+    assert_eq!(v("ucgate_messages_total", "backend_to_client"), Some(posts));
+    assert_eq!(
+        v("ucgate_bytes_total", "client_to_backend"),
+        Some(c.counts.sent.load(Ordering::Relaxed) as f64)
+    );
+    assert_eq!(
+        v("ucgate_bytes_total", "backend_to_client"),
+        Some(c.counts.received.load(Ordering::Relaxed) as f64)
+    );
+}
+
+#[tokio::test]
 async fn the_servers_own_stream_error_reaches_the_client_whole() {
     let dir = TempDir::new("bosh-server-error");
     let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
@@ -586,6 +642,7 @@ async fn a_superseded_request_gets_an_empty_body() {
                 h2: None,
                 sid,
                 rid,
+                counts: Counts::default(),
             };
             c.send_rid(rid, "", "").await
         })
@@ -599,6 +656,7 @@ async fn a_superseded_request_gets_an_empty_body() {
                 h2: None,
                 sid,
                 rid,
+                counts: Counts::default(),
             };
             c.send_rid(rid, "", "").await
         })

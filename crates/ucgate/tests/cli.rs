@@ -657,3 +657,44 @@ fn a_taken_port_is_named_with_the_key_to_change() {
         );
     }
 }
+
+/// The fenced block of `doc` that follows `opening` (its first line).
+fn block_after<'d>(doc: &'d str, opening: &str) -> &'d str {
+    let start = doc
+        .find(opening)
+        .unwrap_or_else(|| panic!("docs/config.md lacks {opening:?}"))
+        + opening.len();
+    &doc[start..start + doc[start..].find("```").unwrap()]
+}
+
+#[test]
+fn the_check_config_outputs_in_docs_config_md_are_the_binarys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/config.md")).unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "config/ucgate.example.toml"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        block_after(
+            &doc,
+            "```console\n$ ucgate check-config config/ucgate.example.toml\n"
+        ),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let dir = fixtures().join("docs");
+    let bad = std::fs::read_to_string(dir.join("bad.toml")).unwrap();
+    assert_eq!(block_after(&doc, "For this `bad.toml`:\n\n```toml\n"), bad);
+    let out = Command::new(bin())
+        .args(["check-config", "bad.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        block_after(&doc, "```console\n$ ucgate check-config bad.toml\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -145,3 +145,164 @@ fn the_embedded_default_is_shown_verbatim_in_the_docs() {
         "docs/config.md must show crates/ucgate/src/config/default.toml exactly"
     );
 }
+
+/// The row of `name` in a docs/metrics.md table (`| \`name\` | …`).
+fn metric_row<'d>(doc: &'d str, name: &str) -> Option<&'d str> {
+    doc.lines()
+        .find(|l| l.starts_with(&format!("| `{name}` |")))
+}
+
+/// Rows of the "Labels are bounded" table for `label`.
+fn label_rows<'d>(doc: &'d str, label: &str) -> Vec<&'d str> {
+    doc.lines()
+        .filter(|l| {
+            l.starts_with(&format!("| `{label}` |")) || l.starts_with(&format!("| `{label}` ("))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_family_label_and_label_value_exported_is_documented() {
+    let busy = traffic::busy_gateway().await;
+    let doc = repo_file("docs/metrics.md");
+    // the pages metrics.md sends readers to for XMPP and BOSH reasons and conditions
+    let linked: String = [
+        "docs/lifecycle-websocket.md",
+        "docs/lifecycle-xmpp-websocket.md",
+        "docs/bosh.md",
+    ]
+    .iter()
+    .map(|f| repo_file(f))
+    .collect();
+    let families = traffic::families(&busy.metrics);
+    let routes = ["/echo", "/dead", "/http-bind", "/xmpp-websocket", "/sip"];
+    // every route kind carried traffic, each way
+    for route in ["/echo", "/http-bind", "/xmpp-websocket", "/sip"] {
+        for direction in ["client_to_backend", "backend_to_client"] {
+            let n = metric_value(
+                &busy.metrics,
+                "ucgate_messages_total",
+                &[("route", route), ("direction", direction)],
+            );
+            assert!(n.is_some_and(|n| n > 0.0), "{route} {direction}: {n:?}");
+        }
+    }
+    let mut problems = Vec::new();
+    for (name, f) in &families {
+        let (Some(row), Some(documented)) = (
+            metric_row(&doc, name),
+            traffic::documented_labels(&doc, name),
+        ) else {
+            problems.push(format!("`{name}` has no row in docs/metrics.md"));
+            continue;
+        };
+        let exported: Vec<String> = f.labels.keys().cloned().collect();
+        let mut d = documented.clone();
+        d.sort();
+        if d != exported {
+            problems.push(format!(
+                "`{name}`: exported labels {exported:?}, documented {documented:?}"
+            ));
+        }
+        for (label, values) in &f.labels {
+            for v in values {
+                let shown = match label.as_str() {
+                    "listener" => v.replace("sip:/sip", "sip:ROUTE"),
+                    _ => v.clone(),
+                };
+                let tick = format!("`{shown}`");
+                let in_rows = label_rows(&doc, label).iter().any(|r| r.contains(&tick))
+                    || row.contains(&tick);
+                let ok = match label.as_str() {
+                    "route" => routes.contains(&v.as_str()) || in_rows,
+                    "kind" | "reason" | "condition" => {
+                        in_rows || doc.contains(&tick) || linked.contains(&tick)
+                    }
+                    _ => in_rows,
+                };
+                if !ok {
+                    problems.push(format!(
+                        "`{name}{{{label}=\"{v}\"}}`: the value `{shown}` is not documented in docs/metrics.md"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}\n{}", busy.metrics);
+}
+
+/// Every key the example configuration shows, set or commented out, as
+/// `table.key` (`xmpp.domains."x".tls` → `xmpp.domains.tls`, the form of
+/// `ucgate::config::all_keys`).
+fn example_keys(text: &str) -> Vec<String> {
+    let mut table = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let l = line
+            .trim_start_matches(|c: char| c == '#' || c.is_whitespace())
+            .trim_end();
+        // a table header: `[a.b]`, `[[a]]`, `[a."x.y"]` (not a prose `["…"]`)
+        let header = l
+            .strip_prefix('[')
+            .map(|n| n.trim_start_matches('['))
+            .and_then(|n| n.find(']').map(|end| &n[..end]))
+            .filter(|n| n.starts_with(|c: char| c.is_ascii_lowercase()));
+        if let Some(name) = header {
+            // quoted parts (a domain name) left out
+            table = name
+                .split('"')
+                .step_by(2)
+                .flat_map(|p| p.split('.'))
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(".");
+            if table.contains('.') {
+                keys.push(table.clone());
+            }
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        let k = k.trim();
+        let v = v.trim();
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || v.is_empty()
+            || table.is_empty()
+        {
+            continue;
+        }
+        keys.push(format!("{table}.{k}"));
+    }
+    keys
+}
+
+#[test]
+fn the_example_config_shows_every_key_documented_and_loads() {
+    let example = repo_file("config/ucgate.example.toml");
+    let doc = repo_file("docs/config.md");
+    let keys = example_keys(&example);
+    let all = ucgate::config::all_keys();
+    let unknown: Vec<&String> = keys.iter().filter(|k| !all.contains(k)).collect();
+    assert!(unknown.is_empty(), "not configuration keys: {unknown:?}");
+    let undocumented: Vec<&String> = keys
+        .iter()
+        .filter(|k| !doc.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "in the example, not in docs/config.md: {undocumented:?}"
+    );
+    let absent: Vec<&String> = all.iter().filter(|k| !keys.contains(k)).collect();
+    assert!(
+        absent.is_empty(),
+        "config/ucgate.example.toml claims every key but lacks: {absent:?}"
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/ucgate.example.toml");
+    if let Err(e) = ucgate::Config::load(&path) {
+        panic!("{e}");
+    }
+}

@@ -96,6 +96,8 @@ pub(crate) async fn run(
                 } => {
                     if let Some(tx) = replies.remove(&request) {
                         bytes.to_client += body.len() as u64;
+                        route.metrics.messages_out.inc();
+                        route.metrics.bytes_out.inc_by(body.len() as u64);
                         let _ = tx.send((status, body, content_type));
                     }
                 }
@@ -163,6 +165,8 @@ pub(crate) async fn run(
                     replies.insert(id, reply);
                     requests += 1;
                     bytes.from_client += body_len as u64;
+                    route.metrics.messages_in.inc();
+                    route.metrics.bytes_in.inc_by(body_len as u64);
                     // (the creation request's `to`, for its `route`)
                     let to = if bridge.session().is_none() { req.to.clone() } else { None };
                     steps.extend(bridge.on_request(req, id, now(), &|r| {

@@ -271,19 +271,22 @@ impl Config {
 }
 
 fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Option<Config> {
+    let mut server_listen_at = None;
     let server = {
         let mut t = top.table(ctx, "server", SERVER_KEYS);
-        let s = read_server(ctx, t.as_mut(), base);
+        let s = read_server(ctx, t.as_mut(), base, &mut server_listen_at);
         if let Some(t) = t {
             t.finish(ctx);
         }
         s
     };
+    // Where `admin.listen` is written, for the clash with `server.listen`.
+    let admin_listen_at;
     let admin = {
         let mut t = top.table(ctx, "admin", ADMIN_KEYS);
-        let listen = t
-            .as_mut()
-            .and_then(|t| t.socket_addr(ctx, "listen"))
+        admin_listen_at = t.as_mut().and_then(|t| t.socket_addr(ctx, "listen"));
+        let listen = admin_listen_at
+            .as_ref()
             .map(|a| a.value)
             .unwrap_or_else(|| "127.0.0.1:9280".parse().expect("literal"));
         let mut token = None;
@@ -356,7 +359,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             access,
         }
     };
-    let xmpp = xmpp::read_xmpp(ctx, top, base);
+    let (xmpp, domains_written) = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
     let (sip, sip_listen) = sip::read_sip(ctx, top, base);
     let mut routes = Vec::new();
@@ -371,7 +374,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             paths.push(p);
         }
         if let Some(k) = kind {
-            if k.value.is_xmpp() && xmpp.domains.is_empty() {
+            if k.value.is_xmpp() && !domains_written {
                 ctx.error(
                     k.span.clone(),
                     &k.key,
@@ -403,10 +406,17 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     }
     if let Some(s) = &server {
         if s.listen == admin.listen && s.listen.port() != 0 {
+            // At `admin.listen` when written, else (the default clashes)
+            // at `server.listen`, which is then the one to change.
+            let (span, key) = match (&admin_listen_at, &server_listen_at) {
+                (Some(a), _) => (a.span.clone(), "admin.listen"),
+                (None, Some(l)) => (l.clone(), "server.listen"),
+                (None, None) => (top.span(), "admin.listen"),
+            };
             ctx.error(
-                top.span(),
-                "admin.listen",
-                "the admin listener must not use the same address as server.listen",
+                span,
+                key,
+                format!("the admin listener must not use the same address as server.listen ({}); change one of them", s.listen),
             );
         }
     }
@@ -430,6 +440,7 @@ fn read_server(
     ctx: &mut Ctx<'_>,
     t: Option<&mut Table<'_, '_>>,
     base: &Path,
+    listen_at: &mut Option<std::ops::Range<usize>>,
 ) -> Option<ServerConfig> {
     let mut s = ServerConfig {
         listen: "127.0.0.1:5290".parse().expect("literal"),
@@ -457,6 +468,7 @@ fn read_server(
     };
     if let Some(a) = t.socket_addr(ctx, "listen") {
         s.listen = a.value;
+        *listen_at = Some(a.span);
     }
     if let Some(n) = t.integer(ctx, "max_connections", 1..=10_000_000) {
         s.max_connections = n as usize;

@@ -277,7 +277,7 @@ pub(super) fn read_route(
     } else if xmpp_route || bosh_route {
         read_no_backend(ctx, t)
     } else {
-        read_backend(ctx, t, base)
+        read_backend(ctx, t, base, kind.is_some())
     };
     let origins_line = t.value_span("origins").map(|s| ctx.line(s.start));
     let origins = read_origins(ctx, t);
@@ -457,9 +457,15 @@ fn read_origins(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>) -> Option<OriginPolicy
 }
 
 /// `backend`, `backend_server_name` and `backend_ca_file` of a `tcp` route
-/// (and of a route whose kind is missing or unknown). `None`: an error was
-/// reported.
-fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option<Option<Backend>> {
+/// (and of a route whose kind is missing or unknown: checked when present,
+/// not required, as the kind's own error says what is wrong). `None`: an
+/// error was reported.
+fn read_backend(
+    ctx: &mut Ctx<'_>,
+    t: &mut Table<'_, '_>,
+    base: &Path,
+    tcp: bool,
+) -> Option<Option<Backend>> {
     let backend = match t.string(ctx, "backend", "\"host:port\"") {
         Some(b) => match parse_backend(&b.value) {
             Ok(v) => Some(v),
@@ -468,7 +474,7 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
                 None
             }
         },
-        None => {
+        None if tcp => {
             ctx.error(
                 t.span(),
                 &t.key("backend"),
@@ -476,6 +482,7 @@ fn read_backend(ctx: &mut Ctx<'_>, t: &mut Table<'_, '_>, base: &Path) -> Option
             );
             None
         }
+        None => None,
     };
     let server_name = t.string(ctx, "backend_server_name", "a DNS name");
     let ca_file = t.string(ctx, "backend_ca_file", "a path to a PEM CA bundle");

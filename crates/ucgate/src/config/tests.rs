@@ -185,12 +185,12 @@ fn xmpp_route_errors() {
         e[0].starts_with("4:17: route[0].subprotocols[0]: "),
         "{e:?}"
     );
-    // A tcp route still needs its backend; the kind list names both kinds.
+    // An unknown kind is the route's error (not also a missing `tcp`
+    // backend); the kind list names every kind.
     let e = errors("[[route]]\npath = \"/a\"\nkind = \"sip\"\n");
     assert_eq!(
         e,
         [
-            "1:1: route[0].backend: missing: a `tcp` route needs a `backend` such as \"127.0.0.1:7000\"",
             "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"",
         ]
     );
@@ -556,5 +556,50 @@ fn trusted_proxies_and_proxy_protocol() {
         e.iter().any(|e| e.contains("server.proxy_protocol")
             && e.contains("`server.trusted_proxies`, which is empty")),
         "{e:?}"
+    );
+}
+
+#[test]
+fn the_admin_listen_clash_is_reported_where_the_address_is_written() {
+    let text = "[server]\nlisten = \"127.0.0.1:5290\"\n\n[admin]\n  listen = \"127.0.0.1:5290\"\n";
+    assert_eq!(
+        errors(text),
+        ["5:12: admin.listen: the admin listener must not use the same address as server.listen (127.0.0.1:5290); change one of them"]
+    );
+    // admin.listen left at its default: the clash is at server.listen
+    assert_eq!(
+        errors("[server]\nlisten = \"127.0.0.1:9280\"\n"),
+        ["2:10: server.listen: the admin listener must not use the same address as server.listen (127.0.0.1:9280); change one of them"]
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_only_xmpp_domain_is_the_only_error() {
+    let e = errors(&format!(
+        "{XMPP_ROUTE}\n[xmpp.domains.\"localhost\"]\naddress = \"127.0.0.1:5222\"\ntls = \"sometimes\"\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("7:7: xmpp.domains.\"localhost\".tls: "),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_fraction_is_refused_as_a_fraction() {
+    let e = errors("[server]\nidle_timeout = \"0.5s\"\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("2:16: server.idle_timeout: "), "{e:?}");
+    assert!(
+        e[0].contains("fractions are not accepted (`0.5s`)") && !e[0].contains("unknown unit"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_unknown_route_kind_is_the_only_error_of_its_route() {
+    assert_eq!(
+        errors("[[route]]\npath = \"/vnc\"\nkind = \"udp\"\n"),
+        ["3:8: route[0].kind: unknown route kind `udp`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\""]
     );
 }

@@ -106,11 +106,18 @@ pub(super) const DOMAINS_KEYS: &[&str] = &[];
 pub(super) const DOMAIN_KEYS: &[&str] =
     &["address", "tls", "ca_file", "server_name", "allow_insecure"];
 
-/// Reads `[xmpp]` from the top-level table (defaults when absent).
-pub(super) fn read_xmpp(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> XmppConfig {
+/// Reads `[xmpp]` from the top-level table (defaults when absent), and
+/// whether any `[xmpp.domains."…"]` table is written, valid or not (a domain
+/// with a bad value is reported as such, not as a missing domain).
+pub(super) fn read_xmpp(
+    ctx: &mut Ctx<'_>,
+    top: &mut Table<'_, '_>,
+    base: &Path,
+) -> (XmppConfig, bool) {
     let mut x = XmppConfig::default();
+    let mut domains_written = false;
     let Some(mut t) = top.table(ctx, "xmpp", XMPP_KEYS) else {
-        return x;
+        return (x, domains_written);
     };
     if let Some(u) = t.string(
         ctx,
@@ -163,6 +170,7 @@ pub(super) fn read_xmpp(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path)
     if let Some(mut domains) = t.table(ctx, "domains", DOMAINS_KEYS) {
         let mut seen: Vec<At<String>> = Vec::new();
         for (name, mut d) in domains.named_tables(ctx, DOMAIN_KEYS) {
+            domains_written = true;
             let domain = read_domain(ctx, &name, &mut d, base);
             d.finish(ctx);
             let lower = name.value.to_ascii_lowercase();
@@ -188,7 +196,7 @@ pub(super) fn read_xmpp(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path)
         domains.finish(ctx);
     }
     t.finish(ctx);
-    x
+    (x, domains_written)
 }
 
 fn read_domain(

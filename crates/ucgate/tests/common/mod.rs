@@ -4,6 +4,7 @@
 pub mod process;
 pub mod sip;
 pub mod tls;
+pub mod traffic;
 pub mod xmpp_server;
 
 use std::net::SocketAddr;
