@@ -4,7 +4,7 @@
 //! the configuration file and the last reload, each route's open sessions
 //! and totals, each backend, XMPP domain and SIP core with its last
 //! connection and its last probe, the recent errors by cause, and the
-//! drain state.
+//! drain state, and the browser origins each route refused.
 //!
 //! A probe is a TCP connect (no TLS, no protocol), every
 //! `admin.probe_interval`, to each target with a fixed address: it says
@@ -269,6 +269,15 @@ struct ErrorView {
     last_seen_secs_ago: u64,
 }
 
+/// A browser origin a route refused.
+#[derive(Debug, Serialize)]
+struct RefusedView {
+    route: String,
+    origin: String,
+    count: u64,
+    last_seen: u64,
+}
+
 /// Everything `/status` answers.
 #[derive(Debug, Serialize)]
 pub(crate) struct Snapshot {
@@ -285,6 +294,7 @@ pub(crate) struct Snapshot {
     targets: Vec<Target>,
     errors_window_minutes: u64,
     errors: Vec<ErrorView>,
+    refused_origins: Vec<RefusedView>,
 }
 
 /// The page's data now.
@@ -326,7 +336,21 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
             last_seen_secs_ago: ago,
         })
         .collect();
+    let refused_origins = shared
+        .refusals
+        .refused_origins()
+        .into_iter()
+        .flat_map(|(route, list)| {
+            list.into_iter().map(move |o| RefusedView {
+                route: route.clone(),
+                origin: o.origin,
+                count: o.count,
+                last_seen: o.last_seen,
+            })
+        })
+        .collect();
     Snapshot {
+        refused_origins,
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: st.started.elapsed().as_secs(),
         started_at: st.started_at,
@@ -462,6 +486,23 @@ pub(crate) fn html(shared: &Shared) -> String {
             );
         }
         h.push_str("</table></div>");
+    }
+    h.push_str("<h2>Refused browser origins</h2>");
+    if s.refused_origins.is_empty() {
+        h.push_str("<p class=dim>none</p>");
+    } else {
+        h.push_str("<div class=t><table><tr><th>route<th>origin<th>times<th>last</tr>");
+        for o in &s.refused_origins {
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code><td><code>{}</code><td>{}<td>{}</tr>",
+                escape(&o.route),
+                escape(&o.origin),
+                o.count,
+                when(o.last_seen)
+            );
+        }
+        h.push_str("</table></div><p class=dim>The log line of each refusal says which <code>origins</code> line would allow it.</p>");
     }
     h.push_str("<p class=dim>The same data as JSON: <a href=/status>/status</a>; Prometheus: <a href=/metrics>/metrics</a>. This page refreshes every 5 s.</p></body></html>");
     h

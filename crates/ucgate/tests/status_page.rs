@@ -101,6 +101,11 @@ async fn the_status_page_shows_routes_targets_and_errors_behind_the_token() {
     };
     assert!(has("/echo", "client", "origin_forbidden"), "{s}");
     assert!(has("/dead", "backend", "connect"), "{s}");
+    assert_eq!(
+        s["refused_origins"][0]["origin"], "https://evil.example",
+        "{s}"
+    );
+    assert_eq!(s["refused_origins"][0]["route"], "/echo");
 
     // the page: the same facts, no script, nothing from elsewhere
     let (code, page) = get(g.admin, "/", Some(TOKEN)).await;
@@ -110,12 +115,21 @@ async fn the_status_page_shows_routes_targets_and_errors_behind_the_token() {
         "/echo",
         &echo.to_string(),
         "origin_forbidden",
+        "https://evil.example",
         "failed",
         "running",
     ] {
         assert!(page.contains(want), "`{want}` not on the page:\n{page}");
     }
-    for never in ["<script", "src=", "http://", "https://", "@import"] {
+    // (the refused origin is text on the page, not a link)
+    for never in [
+        "<script",
+        "src=",
+        "href=\"http",
+        "href=http",
+        "url(",
+        "@import",
+    ] {
         assert!(!page.contains(never), "`{never}` on the page");
     }
     ws.close(None).await.unwrap();

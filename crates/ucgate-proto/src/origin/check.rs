@@ -9,7 +9,7 @@
 //! `/`, spaces around it); the first is a configuration error, the second a
 //! warning with the form to write, so that a file that worked keeps working.
 
-use super::{default_port, Origin, OriginPolicy};
+use super::policy::{default_port, Origin, OriginPolicy};
 
 /// Why an `origins` entry can never match a browser's `Origin`.
 #[derive(Debug, Clone, PartialEq, Eq)]

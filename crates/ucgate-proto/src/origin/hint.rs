@@ -3,7 +3,7 @@
 //! current list, or why it cannot be allowed by name.
 
 use super::check::check_entry;
-use super::{default_port, split_host_port, Origin, OriginPolicy};
+use super::policy::{default_port, split_host_port, Origin, OriginPolicy};
 
 /// Where the route is in the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
