@@ -156,9 +156,11 @@ function portAccepts(port) {
   });
 }
 
-export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug', httpPort = null, modules = [] }) {
+export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug', httpPort = null, modules = [], s2s = null }) {
   const ssl = `{ certificate = ${lua(certFile)}; key = ${lua(keyFile)}; }`;
   const bosh = httpPort != null;
+  const peers = Object.entries(s2s?.peers ?? {});
+  if (peers.length > 1) throw new Error('prosodyConfig: one s2s peer at most (one unbound local-data option)');
   return `-- written by e2e/lib/prosody.mjs: a throwaway Prosody for the tests
 -- Tests may run as root (CI does): without this prosodyctl would switch to the
 -- "prosody" user and mod_posix would refuse to start. Harmless otherwise.
@@ -173,14 +175,28 @@ log = {
   { levels = { min = ${lua(logLevel)} }, to = "file", filename = ${lua(path.join(dir, 'prosody.log'))} };
 }
 
--- Only loopback, only c2s on the test's port.
+-- Only loopback, only c2s on the test's port (and s2s on its own, if asked).
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_interfaces = { "127.0.0.1" }
 c2s_ports = { ${Number(port)} }
 c2s_direct_tls_ports = {}
-s2s_ports = {}
-s2s_direct_tls_ports = {}
+${
+    s2s
+      ? `s2s_ports = { ${Number(s2s.port)} }
+s2s_interfaces = { "127.0.0.1" }
+use_ipv6 = false`
+      : 's2s_ports = {}'
+  }
+s2s_direct_tls_ports = {}${
+    peers.length
+      ? `
+-- The peer server's domain resolves to its s2s port on loopback: an SRV
+-- record served by libunbound itself ("localhost." is one of its built-in
+-- local zones).
+unbound = { options = { ["local-data:"] = ${lua(`_xmpp-server._tcp.${peers[0][0]}. 60 IN SRV 0 0 ${Number(peers[0][1])} localhost.`)} } }`
+      : ''
+  }
 ${
     bosh
       ? `-- Prosody's own BOSH (mod_bosh over mod_http) on a loopback HTTP port, for
@@ -195,9 +211,9 @@ https_ports = {}
 component_ports = {}
 
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";${bosh ? ' "bosh";' : ''}${modules.map((m) => ` ${lua(m)};`).join('')}
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";${bosh ? ' "bosh";' : ''}${s2s ? ' "dialback";' : ''}${modules.map((m) => ` ${lua(m)};`).join('')}
 }
-modules_disabled = { "s2s"; "offline"; }
+modules_disabled = { ${s2s ? '' : '"s2s"; '}"offline"; }
 
 -- Every client login must go through TLS (for the gateway: its STARTTLS).
 c2s_require_encryption = true
@@ -219,6 +235,10 @@ ${domains.map((d) => `VirtualHost ${lua(d)}\n  ssl = ${ssl}\n`).join('\n')}`;
  *   bosh      also serve Prosody's own BOSH at http://127.0.0.1:HTTPPORT/http-bind
  *             (plain HTTP, `consider_bosh_secure`; default false)
  *   modules   extra modules_enabled entries (e.g. ['blocklist'])
+ *   s2s       server-to-server on 127.0.0.1 (default null: no s2s at all):
+ *             { port, peers: { 'ejabberd.test': PORT } } listens on `port`
+ *             (STARTTLS required, dialback) and reaches the one peer domain
+ *             at 127.0.0.1:PORT
  *   selfSigned  Prosody's own self-signed certificate for the first domain,
  *             made by `prosodyctl cert generate` (CA:TRUE, as operators get
  *             it), instead of one from a test CA; `caFile` is then that
@@ -236,6 +256,7 @@ export async function startProsody({
   port,
   bosh = false,
   modules = [],
+  s2s = null,
   selfSigned = false,
   dir,
   startTimeoutMs = 15_000,
@@ -301,7 +322,7 @@ export async function startProsody({
       while (httpPort === port);
     }
     const configFile = path.join(dir, 'prosody.cfg.lua');
-    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, s2s, ...certs }));
     if (selfSigned) {
       fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
       await prosodyctlCertGenerate(configFile, domains[0]);
@@ -311,7 +332,7 @@ export async function startProsody({
       if (fs.existsSync(inCerts)) {
         certs.certFile = inCerts;
         certs.keyFile = path.join(dir, 'certs', `${domains[0]}.key`);
-        fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+        fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, s2s, ...certs }));
       }
       certs.caFile = certs.certFile;
     }
