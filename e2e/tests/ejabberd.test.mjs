@@ -1,7 +1,7 @@
 // End-to-end: ucgate in front of two real XMPP servers at once, Debian's
 // ejabberd 23.01 (domain ejabberd.test, lib/ejabberd.mjs, run from
 // config/pairing/ejabberd.yml) and Prosody (domain localhost,
-// lib/prosody.mjs), both requiring STARTTLS on c2s. One gateway, two
+// lib/prosody.mjs, run from config/pairing/prosody.cfg.lua), both requiring STARTTLS on c2s. One gateway, two
 // [xmpp.domains] tables, a WebSocket route and a BOSH route:
 //  * Strophe.js over BOSH and @xmpp/client over WebSocket log in to
 //    ejabberd through ucgate and chat both ways; ejabberd sees both
@@ -80,7 +80,7 @@ describe(`ucgate (${UCGATE_BIN}) in front of ejabberd and Prosody`, { timeout: 1
         startEjabberd({ domain: EJ_DOMAIN, s2sPort: ejS2s, s2sOutPort: prosodyS2s, startTimeoutMs: 25_000 }),
         startProsody({
           domains: ['localhost'],
-          modules: ['blocklist'],
+          pairing: true, // config/pairing/prosody.cfg.lua
           s2s: { port: prosodyS2s, peers: { [EJ_DOMAIN]: ejS2s } },
         }),
       ]);
