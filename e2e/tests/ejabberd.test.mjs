@@ -9,8 +9,8 @@
 //  * a Prosody user (through the same gateway) and an ejabberd user chat
 //    both ways over server-to-server between the two (loopback, STARTTLS +
 //    dialback; each resolves the other's domain to its free s2s port);
-//  * Converse.js in headless Chromium logs in to ejabberd through ucgate
-//    over WebSocket and chats with a user there.
+//  * Converse.js in headless Chromium logs in to ejabberd through ucgate,
+//    over WebSocket and over BOSH, and chats with a user there.
 //
 //   UCGATE_BIN=/path/to/ucgate node --test tests/ejabberd.test.mjs
 //
@@ -256,40 +256,61 @@ describe(`ucgate (${UCGATE_BIN}) in front of ejabberd and Prosody`, { timeout: 1
     });
   });
 
-  it('Converse.js in headless Chromium logs in to ejabberd through ucgate over WebSocket and chats', { timeout: 60_000 }, async (t) => {
-    await step(async ({ track }) => {
-      const bob = track(await wsLogin(env.ejabberd, 'bob', 'node-bob'));
-      await bob.xmpp.send(xml('presence'));
-      const browser = await launchChromium();
-      let c;
-      try {
-        const context = await browser.newContext({ permissions: ['local-network-access'] });
-        const origin = `http://localhost:${env.port}`;
-        const wsUrl = `ws://localhost:${env.port}${WS_ROUTE}`;
-        c = await openConversePage(context, { origin, passPaths: [WS_ROUTE] });
-        await c.start({ websocket_url: wsUrl, jid: `alice@${EJ_DOMAIN}/converse`, password: env.ejabberd.users.alice.password });
-        const aliceJid = await c.waitConnected();
-        assert.equal(aliceJid, `alice@${EJ_DOMAIN}/converse`);
-        const { sockets, xhrs } = await c.state();
-        assert.deepEqual(sockets.map((s) => [s.url, s.opened, s.protocol]), [[wsUrl, true, 'xmpp']]);
+  const transports = {
+    WebSocket: {
+      passPaths: [WS_ROUTE],
+      settings: () => ({ websocket_url: `ws://localhost:${env.port}${WS_ROUTE}` }),
+      check({ sockets, xhrs }) {
+        assert.deepEqual(sockets.map((s) => [s.url, s.opened, s.protocol]), [[`ws://localhost:${env.port}${WS_ROUTE}`, true, 'xmpp']]);
         assert.deepEqual(xhrs, [], 'no BOSH');
+      },
+    },
+    BOSH: {
+      passPaths: [BOSH_ROUTE],
+      settings: () => ({ bosh_service_url: `http://localhost:${env.port}${BOSH_ROUTE}` }),
+      check({ sockets, xhrs }) {
+        assert.deepEqual(sockets, [], 'no WebSocket');
+        const done = xhrs.filter((x) => x.url === `http://localhost:${env.port}${BOSH_ROUTE}` && x.status !== null);
+        assert.ok(done.length >= 2 && done.every((x) => x.method === 'POST' && x.status === 200), JSON.stringify(xhrs));
+      },
+    },
+  };
 
-        const body = `hello bob, from Converse.js through ucgate to ejabberd ${process.pid}`;
-        const atBob = bob.nextMessage((m) => m.getChildText('body') === body, STEP_MS);
-        atBob.catch(() => {});
-        assert.equal(await c.send(`bob@${EJ_DOMAIN}`, body), body);
-        assert.equal((await atBob).attrs.from, aliceJid);
-        const reply = `hi alice — bob on ejabberd ${process.pid}`;
-        await bob.xmpp.send(xml('message', { to: aliceJid, type: 'chat' }, xml('body', {}, reply)));
-        await c.waitMessage(`bob@${EJ_DOMAIN}`, reply);
-        await c.logout();
-        t.diagnostic(`Converse.js ${aliceJid} over ${wsUrl}`);
-      } catch (e) {
-        if (c) console.error(`[e2e] browser console:\n  ${c.consoleLines.join('\n  ')}\n${JSON.stringify(await c.state().catch(() => null))}`);
-        throw e;
-      } finally {
-        await browser.close().catch(() => {});
-      }
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`Converse.js in headless Chromium logs in to ejabberd through ucgate over ${name} and chats`, { timeout: 60_000 }, async (t) => {
+      await step(async ({ track }) => {
+        const bob = track(await wsLogin(env.ejabberd, 'bob', `node-bob-${name}`));
+        await bob.xmpp.send(xml('presence'));
+        const browser = await launchChromium();
+        let c;
+        try {
+          // The page is on the gateway's own origin (Playwright serves it):
+          // the routes' default same-origin policy admits it.
+          const context = await browser.newContext({ permissions: ['local-network-access'] });
+          c = await openConversePage(context, { origin: `http://localhost:${env.port}`, passPaths: transport.passPaths });
+          const resource = `converse-${name.toLowerCase()}`;
+          await c.start({ ...transport.settings(), jid: `alice@${EJ_DOMAIN}/${resource}`, password: env.ejabberd.users.alice.password });
+          const aliceJid = await c.waitConnected();
+          assert.equal(aliceJid, `alice@${EJ_DOMAIN}/${resource}`);
+          transport.check(await c.state());
+
+          const body = `hello bob, from Converse.js over ${name} through ucgate to ejabberd ${process.pid}`;
+          const atBob = bob.nextMessage((m) => m.getChildText('body') === body, STEP_MS);
+          atBob.catch(() => {});
+          assert.equal(await c.send(`bob@${EJ_DOMAIN}`, body), body);
+          assert.equal((await atBob).attrs.from, aliceJid);
+          const reply = `hi alice — bob on ejabberd (${name}) ${process.pid}`;
+          await bob.xmpp.send(xml('message', { to: aliceJid, type: 'chat' }, xml('body', {}, reply)));
+          await c.waitMessage(`bob@${EJ_DOMAIN}`, reply);
+          await c.logout();
+          t.diagnostic(`Converse.js ${aliceJid} over ${name}`);
+        } catch (e) {
+          if (c) console.error(`[e2e] browser console:\n  ${c.consoleLines.join('\n  ')}\n${JSON.stringify(await c.state().catch(() => null))}`);
+          throw e;
+        } finally {
+          await browser.close().catch(() => {});
+        }
+      });
     });
-  });
+  }
 });
