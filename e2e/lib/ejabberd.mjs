@@ -100,8 +100,10 @@ const shq = (s) => `"${String(s).replace(/["\\$`]/g, '\\$&')}"`;
  *              node's inetrc: 'localhost' is 127.0.0.1). Default: its own
  *              s2s port (no peer).
  *   startTimeoutMs  (default 20 s)
+ *   logLevel   ejabberd's `loglevel` (default 'info')
+ *   keepDir    keep the temp dir after stop() (default: E2E_KEEP_TMP set)
  * Returns { domain, port, s2sPort, caFile, certFile, keyFile, users, dir,
- *   configFile, node, log(), ctl(...args), stop() }. `users` maps each name
+ *   configFile, node, log(), ctl([args], ms), stop() }. `users` maps each name
  *   to { username, password, jid }. stop() is idempotent and never throws.
  */
 export async function startEjabberd({
