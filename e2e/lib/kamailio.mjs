@@ -1,5 +1,5 @@
 // A private Kamailio (Debian's `kamailio` package) for the SIP end-to-end
-// tests: the project's own config (e2e/kamailio/kamailio.cfg, a template)
+// tests: the project's own config (config/pairing/kamailio.cfg, a template)
 // written with free 127.0.0.1 ports into a temp dir, run in the foreground
 // (`kamailio -f FILE -DD -E`, log on stderr, kept in memory), ready when an
 // OPTIONS over UDP is answered and the TCP port(s) accept, stopped by its PID
@@ -43,7 +43,7 @@ import { freePort } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
 export const KAMAILIO_BIN = process.env.KAMAILIO_BIN ?? '/usr/sbin/kamailio';
-export const KAMAILIO_CFG_TEMPLATE = path.resolve(__dirname, '../kamailio/kamailio.cfg');
+export const KAMAILIO_CFG_TEMPLATE = path.resolve(__dirname, '../../config/pairing/kamailio.cfg');
 /** The SIP domain Kamailio serves (AORs are sip:USER@SIP_DOMAIN). */
 export const SIP_DOMAIN = '127.0.0.1';
 

@@ -1,7 +1,9 @@
 // A private Prosody (Debian's `prosody` package) for the XMPP end-to-end tests:
 // its own config, data directory, log, pidfile and test CA in a temp dir, c2s
 // on a free 127.0.0.1 port with TLS *required* (so every login proves that
-// STARTTLS happened), no s2s, no HTTP (unless `bosh`), users registered with prosodyctl.
+// STARTTLS happened), no s2s (unless `s2s`), no HTTP (unless `bosh`), users
+// registered with prosodyctl. With `pairing`, the config is
+// config/pairing/prosody.cfg.lua, the documented example, filled in.
 // Stopped by its PID, always.
 //
 //   const p = await startProsody();           // { port, caFile, domain, users, stop() }
@@ -28,12 +30,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { renderTemplate } from './proxy-process.mjs';
 
 const execFileP = promisify(execFile);
 
 export const PROSODY_BIN = process.env.PROSODY_BIN ?? '/usr/bin/prosody';
 export const PROSODYCTL_BIN = process.env.PROSODYCTL_BIN ?? '/usr/bin/prosodyctl';
+export const PAIRING_TEMPLATE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config/pairing/prosody.cfg.lua');
 
 const LOG_LIMIT = 1 << 20;
 
@@ -156,7 +161,47 @@ function portAccepts(port) {
   });
 }
 
-export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug', httpPort = null, modules = [] }) {
+/**
+ * Where the one s2s peer's domain is: an SRV record served by libunbound
+ * itself (lua-unbound's `options` become ub_ctx_set_option calls; one
+ * `local-data:` each, hence one peer), pointing at "localhost.", one of
+ * libunbound's built-in local zones (127.0.0.1).
+ */
+function s2sPeerLines(s2s) {
+  const peers = Object.entries(s2s?.peers ?? {});
+  if (peers.length > 1) throw new Error('prosody: one s2s peer at most (one unbound local-data option)');
+  if (!peers.length) return '';
+  const [domain, port] = peers[0];
+  const record = `_xmpp-server._tcp.${domain}. 60 IN SRV 0 0 ${Number(port)} localhost.`;
+  return `-- The peer server's domain resolves to its s2s port on loopback.
+unbound = { options = { ["local-data:"] = ${lua(record)} } }`;
+}
+
+/**
+ * config/pairing/prosody.cfg.lua filled in, behind the test's own global
+ * settings (paths, loopback, no IPv6, the s2s peer's address).
+ */
+export function pairingConfig({ dir, port, s2sPort, domain, certFile, keyFile, s2s = null, logLevel = 'debug' }) {
+  return `-- written by e2e/lib/prosody.mjs: the test's own settings, then config/pairing/prosody.cfg.lua
+run_as_root = true -- see prosodyConfig()
+pidfile = ${lua(path.join(dir, 'prosody.pid'))}
+data_path = ${lua(path.join(dir, 'data'))}
+certificates = ${lua(path.join(dir, 'certs'))}
+plugin_paths = {}
+log = {
+  { levels = { min = ${lua(logLevel)} }, to = "file", filename = ${lua(path.join(dir, 'prosody.log'))} };
+}
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+s2s_direct_tls_ports = {}
+component_ports = {}
+use_ipv6 = false
+${s2sPeerLines(s2s)}
+
+${renderTemplate(PAIRING_TEMPLATE, { DOMAIN: domain, C2S_PORT: port, S2S_PORT: s2sPort, CERT_FILE: certFile, KEY_FILE: keyFile })}`;
+}
+
+export function prosodyConfig({ dir, port, domains, certFile, keyFile, logLevel = 'debug', httpPort = null, modules = [], s2s = null }) {
   const ssl = `{ certificate = ${lua(certFile)}; key = ${lua(keyFile)}; }`;
   const bosh = httpPort != null;
   return `-- written by e2e/lib/prosody.mjs: a throwaway Prosody for the tests
@@ -173,14 +218,21 @@ log = {
   { levels = { min = ${lua(logLevel)} }, to = "file", filename = ${lua(path.join(dir, 'prosody.log'))} };
 }
 
--- Only loopback, only c2s on the test's port.
+-- Only loopback, only c2s on the test's port (and s2s on its own, if asked).
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 c2s_interfaces = { "127.0.0.1" }
 c2s_ports = { ${Number(port)} }
 c2s_direct_tls_ports = {}
-s2s_ports = {}
+${
+    s2s
+      ? `s2s_ports = { ${Number(s2s.port)} }
+s2s_interfaces = { "127.0.0.1" }
+use_ipv6 = false`
+      : 's2s_ports = {}'
+  }
 s2s_direct_tls_ports = {}
+${s2sPeerLines(s2s)}
 ${
     bosh
       ? `-- Prosody's own BOSH (mod_bosh over mod_http) on a loopback HTTP port, for
@@ -195,9 +247,9 @@ https_ports = {}
 component_ports = {}
 
 modules_enabled = {
-  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";${bosh ? ' "bosh";' : ''}${modules.map((m) => ` ${lua(m)};`).join('')}
+  "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";${bosh ? ' "bosh";' : ''}${s2s ? ' "dialback";' : ''}${modules.map((m) => ` ${lua(m)};`).join('')}
 }
-modules_disabled = { "s2s"; "offline"; }
+modules_disabled = { ${s2s ? '' : '"s2s"; '}"offline"; }
 
 -- Every client login must go through TLS (for the gateway: its STARTTLS).
 c2s_require_encryption = true
@@ -219,6 +271,14 @@ ${domains.map((d) => `VirtualHost ${lua(d)}\n  ssl = ${ssl}\n`).join('\n')}`;
  *   bosh      also serve Prosody's own BOSH at http://127.0.0.1:HTTPPORT/http-bind
  *             (plain HTTP, `consider_bosh_secure`; default false)
  *   modules   extra modules_enabled entries (e.g. ['blocklist'])
+ *   s2s       server-to-server on 127.0.0.1 (default null: no s2s at all):
+ *             { port, peers: { 'ejabberd.test': PORT } } listens on `port`
+ *             (STARTTLS required, dialback) and reaches the one peer domain
+ *             at 127.0.0.1:PORT
+ *   pairing   run config/pairing/prosody.cfg.lua (the example of docs/deploy.md)
+ *             for the one domain instead of the generated config; s2s on
+ *             `s2s.port` (default: a free port); not with bosh, modules,
+ *             selfSigned (default false)
  *   selfSigned  Prosody's own self-signed certificate for the first domain,
  *             made by `prosodyctl cert generate` (CA:TRUE, as operators get
  *             it), instead of one from a test CA; `caFile` is then that
@@ -236,6 +296,8 @@ export async function startProsody({
   port,
   bosh = false,
   modules = [],
+  s2s = null,
+  pairing = false,
   selfSigned = false,
   dir,
   startTimeoutMs = 15_000,
@@ -301,7 +363,16 @@ export async function startProsody({
       while (httpPort === port);
     }
     const configFile = path.join(dir, 'prosody.cfg.lua');
-    fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+    if (pairing) {
+      if (bosh || selfSigned || modules.length || domains.length !== 1) {
+        throw new Error('startProsody: pairing takes one domain and no bosh, modules or selfSigned');
+      }
+      let s2sPort = s2s?.port;
+      while (s2sPort == null || s2sPort === port) s2sPort = await freePort();
+      fs.writeFileSync(configFile, pairingConfig({ dir, port, s2sPort, domain: domains[0], s2s, ...certs }));
+    } else {
+      fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, s2s, ...certs }));
+    }
     if (selfSigned) {
       fs.mkdirSync(path.join(dir, 'certs'), { recursive: true });
       await prosodyctlCertGenerate(configFile, domains[0]);
@@ -311,7 +382,7 @@ export async function startProsody({
       if (fs.existsSync(inCerts)) {
         certs.certFile = inCerts;
         certs.keyFile = path.join(dir, 'certs', `${domains[0]}.key`);
-        fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, ...certs }));
+        fs.writeFileSync(configFile, prosodyConfig({ dir, port, domains, httpPort, modules, s2s, ...certs }));
       }
       certs.caFile = certs.certFile;
     }

@@ -19,13 +19,22 @@ const LOG_LIMIT = 1 << 20;
  * `vars[KEY]`; throws if a placeholder is left or a variable is unused.
  */
 export function renderExample(name, vars) {
-  let text = fs.readFileSync(path.join(EXAMPLES_DIR, name), 'utf8');
+  return renderTemplate(path.join(EXAMPLES_DIR, name), vars);
+}
+
+/**
+ * The file `file` with every `@KEY@` replaced by `vars[KEY]`; throws if a
+ * placeholder outside a comment (`#`, `--`) is left or a variable is unused.
+ */
+export function renderTemplate(file, vars) {
+  const name = path.basename(file);
+  let text = fs.readFileSync(file, 'utf8');
   for (const [k, v] of Object.entries(vars)) {
     const token = `@${k}@`;
     if (!text.includes(token)) throw new Error(`${name} has no ${token}`);
     text = text.split(token).join(String(v));
   }
-  const left = /@[A-Z_]+@/.exec(text.replace(/^\s*#.*$/gm, ''));
+  const left = /@[A-Z_]+@/.exec(text.replace(/^\s*(#|--).*$/gm, ''));
   if (left) throw new Error(`${name}: ${left[0]} not given`);
   return text;
 }

@@ -1,5 +1,5 @@
 // The SIP harness alone, no gateway: a private Kamailio (lib/kamailio.mjs,
-// e2e/kamailio/kamailio.cfg) with its OWN WebSocket listener (xhttp +
+// config/pairing/kamailio.cfg) with its OWN WebSocket listener (xhttp +
 // websocket modules), JsSIP and SIP.js in node (lib/sipua.mjs, static SDP,
 // no WebRTC) and SIPp over UDP (lib/sipp.mjs, e2e/sipp/*.xml). Proves that
 // the flows tests/sip-websocket.test.mjs runs through ucgate work against a

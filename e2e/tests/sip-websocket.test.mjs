@@ -1,5 +1,5 @@
 // End-to-end: SIP over WebSocket (RFC 7118) through ucgate as the edge proxy
-// in front of a private Kamailio (lib/kamailio.mjs, e2e/kamailio/kamailio.cfg:
+// in front of a private Kamailio (lib/kamailio.mjs, config/pairing/kamailio.cfg:
 // registrar with in-memory location and Path, record-routing proxy) that
 // speaks only UDP and TCP. Clients: JsSIP and SIP.js in node (lib/sipua.mjs,
 // static SDP, no WebRTC), SIPp over UDP next to Kamailio (lib/sipp.mjs), and
