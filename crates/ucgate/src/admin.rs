@@ -113,7 +113,8 @@ fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
 /// configuration order, its refused origins most recent first.
 fn refused_origins(shared: &Shared) -> String {
     let mut refused = shared.refusals.refused_origins();
-    let routes: Vec<serde_json::Value> = shared
+    let live = shared.live.get();
+    let routes: Vec<serde_json::Value> = live
         .routes
         .iter()
         .map(|r| {

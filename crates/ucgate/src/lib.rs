@@ -20,7 +20,11 @@
 //! | [`tls`] | certificates, SNI, reload, backend TLS configs |
 //! | [`tls_explain`] | a failed TLS handshake toward a backend, XMPP server or SIP core, in words |
 //! | [`certcheck`] | `check-config`'s reading of every certificate, key and CA file |
-//! | `admin` | `/metrics`, `/live`, `/ready` |
+//! | `admin` | the status page, `/status`, `/metrics`, `/live`, `/ready`, `/refused-origins` |
+//! | `status` | the status page's data: targets and probes, last reload |
+//! | `live` | what a reload changes: the current routes and settings, the reload itself |
+//! | `access` | the access log |
+//! | `refusal` | client-caused refusals: logged once per cause and minute |
 //! | [`metrics`] | every metric |
 //! | [`lifecycle`] | phases, shutdown and reload triggers |
 //! | `notify` | `sd_notify` to systemd: ready, reloading, stopping |
@@ -45,6 +49,7 @@ mod client;
 mod conn;
 mod http;
 mod inbound;
+mod live;
 mod notify;
 mod proxy_header;
 mod refusal;
@@ -67,7 +72,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
-use config::RouteKind;
+
 pub use lifecycle::{Control, Phase};
 
 use backend::Connector;
@@ -180,7 +185,8 @@ pub(crate) struct RouteRuntime {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) routes: Vec<Arc<RouteRuntime>>,
+    /// The routes and settings a reload can change (see [`live`]).
+    pub(crate) live: live::LiveCell,
     pub(crate) permits: Arc<Semaphore>,
     /// `server.max_connections_per_ip`.
     pub(crate) per_ip: Arc<client::PerIpLimit>,
@@ -247,47 +253,12 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         }
         None => server_tls,
     };
-    // Stops the SIP runtimes' socket tasks at the very end.
-    let sip_stop = CancellationToken::new();
-    // Built with the first XMPP route, shared by all of them.
-    let mut xmpp = None;
-    let mut routes = Vec::new();
-    for r in &config.routes {
-        let service = match &r.kind {
-            RouteKind::Tcp(b) => Service::WebSocket(WsService::Tcp(
-                Connector::new(&r.path, b, r.connect_timeout)
-                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
-            )),
-            RouteKind::XmppWebSocket => {
-                Service::WebSocket(WsService::Xmpp(xmpp_runtime(&mut xmpp, &config.xmpp)?))
-            }
-            RouteKind::Bosh => Service::Bosh(xmpp_runtime(&mut xmpp, &config.xmpp)?),
-            RouteKind::SipWebSocket(core) => Service::WebSocket(WsService::Sip(
-                sip::SipRuntime::start(
-                    r,
-                    core,
-                    &config.sip,
-                    server_tls.clone(),
-                    Arc::clone(&metrics),
-                    sip_stop.clone(),
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
-            )),
-        };
-        let connect_seconds =
-            metrics
-                .backend_connect_seconds
-                .get_or_create_owned(&metrics::RouteLabels {
-                    route: r.path.clone(),
-                });
-        routes.push(Arc::new(RouteRuntime {
-            config: r.clone(),
-            service,
-            metrics: metrics.route(&r.path),
-            connect_seconds,
-        }));
-    }
+    let deps = live::RouteDeps {
+        metrics: Arc::clone(&metrics),
+        sip_tls: server_tls,
+        sip_stop: CancellationToken::new(),
+    };
+    let routes = live::build_routes(&config, &deps, &[]).await?;
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::default(),
         refusals: Default::default(),
@@ -295,9 +266,12 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         http: server::HttpBuilders::new(&config.server),
         permits: Arc::new(Semaphore::new(config.server.max_connections)),
         per_ip: client::PerIpLimit::new(config.server.max_connections_per_ip),
+        live: live::LiveCell::new(live::Live {
+            config: config.clone(),
+            routes,
+        }),
         config,
         metrics,
-        routes,
         tls: tls_acceptor,
         certs,
         conn_cancel: CancellationToken::new(),
@@ -315,9 +289,14 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let serving = format!(
         "serving on {main_addr}{}, admin {admin_addr}, {} route{}",
         if shared.tls.is_some() { " (TLS)" } else { "" },
-        shared.routes.len(),
-        if shared.routes.len() == 1 { "" } else { "s" },
+        shared.live.get().routes.len(),
+        if shared.live.get().routes.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     );
+    let sip_stop = deps.sip_stop.clone();
     let reload_task = {
         let shared = Arc::clone(&shared);
         let stop = admin_stop.clone();
@@ -329,12 +308,33 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                     _ = stop.cancelled() => return,
                 }
                 // During the drain systemd has STOPPING=1: no READY=1 then.
-                if shared.control.current() == Phase::Running {
-                    notify::reloading("reloading certificates");
-                    let outcome = reload(&shared);
+                let running = shared.control.current() == Phase::Running;
+                if running {
+                    notify::reloading("reloading the configuration and certificates");
+                }
+                let config = live::reload(&shared, &deps).await;
+                let (certs_ok, certs) = reload(&shared);
+                let outcome = match &config {
+                    live::Outcome::Applied { kept } if kept.is_empty() => {
+                        format!("configuration reloaded; {certs}")
+                    }
+                    live::Outcome::Applied { kept } => format!(
+                        "configuration reloaded (needs a restart: {}); {certs}",
+                        kept.join(", ")
+                    ),
+                    live::Outcome::Refused(e) => format!(
+                        "configuration reload refused ({} errors, nothing changed); {certs}",
+                        e.len()
+                    ),
+                    live::Outcome::NoFile => certs,
+                };
+                shared.status.reloaded(
+                    certs_ok && !matches!(config, live::Outcome::Refused(_)),
+                    outcome.clone(),
+                );
+                // During the drain systemd has STOPPING=1: no READY=1 then.
+                if running {
                     notify::ready(&format!("{serving}; {outcome}"));
-                } else {
-                    reload(&shared);
                 }
             }
         })
@@ -361,7 +361,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     tracing::info!(
         listen = %shared.config.server.listen,
         tls = shared.tls.is_some(),
-        routes = shared.routes.len(),
+        routes = shared.live.get().routes.len(),
         "ucgate is serving"
     );
 
@@ -412,32 +412,16 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     Ok(())
 }
 
-/// The XMPP runtime in `slot`, built on first use.
-fn xmpp_runtime(
-    slot: &mut Option<Arc<xmpp::server::XmppRuntime>>,
-    cfg: &config::XmppConfig,
-) -> anyhow::Result<Arc<xmpp::server::XmppRuntime>> {
-    if let Some(x) = slot {
-        return Ok(Arc::clone(x));
-    }
-    let x =
-        Arc::new(xmpp::server::XmppRuntime::new(cfg).map_err(|e| anyhow::anyhow!("XMPP: {e}"))?);
-    *slot = Some(Arc::clone(&x));
-    Ok(x)
-}
-
-/// Reloads the certificates; what happened, for the service manager's status.
-fn reload(shared: &Shared) -> String {
+/// Reloads the certificates; whether that worked and what happened, for the
+/// service manager's status and the status page.
+fn reload(shared: &Shared) -> (bool, String) {
     let labels = |r: &str| metrics::ResultLabels {
         result: r.to_string(),
     };
     match &shared.certs {
         None => {
             tracing::info!("reload requested; no TLS certificates to reload");
-            shared
-                .status
-                .reloaded(true, "no TLS certificates to reload".into());
-            "reload: no TLS certificates to reload".into()
+            (true, "no TLS certificates to reload".into())
         }
         Some(store) => match store.reload() {
             Ok(n) => {
@@ -454,9 +438,7 @@ fn reload(shared: &Shared) -> String {
                 } else {
                     tracing::info!(certificates = n, "certificates reloaded");
                 }
-                let outcome = format!("certificates reloaded ({n})");
-                shared.status.reloaded(true, outcome.clone());
-                outcome
+                (true, format!("certificates reloaded ({n})"))
             }
             Err(e) => {
                 shared
@@ -465,10 +447,10 @@ fn reload(shared: &Shared) -> String {
                     .get_or_create(&labels("error"))
                     .inc();
                 tracing::error!(error = %e, "certificate reload failed; keeping the previous certificates");
-                let outcome =
-                    format!("certificate reload failed, keeping the previous certificates: {e}");
-                shared.status.reloaded(false, outcome.clone());
-                outcome
+                (
+                    false,
+                    format!("certificate reload failed, keeping the previous certificates: {e}"),
+                )
             }
         },
     }

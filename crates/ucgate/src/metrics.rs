@@ -136,6 +136,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_ws_closes_total", "counter"),
     ("ucgate_errors_total", "counter"),
     ("ucgate_tls_reloads_total", "counter"),
+    ("ucgate_config_reloads_total", "counter"),
     ("ucgate_acme_orders_total", "counter"),
     ("ucgate_acme_cert_expiry_timestamp_seconds", "gauge"),
     ("ucgate_ready", "gauge"),
@@ -230,6 +231,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Certificate reloads.
     pub tls_reloads: Family<ResultLabels, Counter>,
+    /// Configuration reloads.
+    pub config_reloads: Family<ResultLabels, Counter>,
     /// ACME orders by result.
     pub acme_orders: Family<ResultLabels, Counter>,
     /// Unix time at which the served ACME certificate expires (0: none yet).
@@ -284,6 +287,7 @@ impl Metrics {
             ws_closes: Family::default(),
             errors: Family::default(),
             tls_reloads: Family::default(),
+            config_reloads: Family::default(),
             acme_orders: Family::default(),
             acme_cert_expiry: Gauge::default(),
             ready: Gauge::default(),
@@ -368,6 +372,11 @@ impl Metrics {
             "tls_reloads",
             "Certificate reloads by result",
             m.tls_reloads.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP) by result",
+            m.config_reloads.clone(),
         );
         registry.register(
             "acme_orders",

@@ -14,7 +14,7 @@ use crate::client::{request_client, RequestClient};
 use crate::conn::{BusyGuard, ConnState};
 use crate::http::websocket_route;
 use crate::response::{text, Body};
-use crate::{Service, Shared};
+use crate::{RouteRuntime, Service, Shared};
 
 /// Handles one request on the public listener, and writes its access line
 /// (an accepted WebSocket gets its line when it ends).
@@ -35,7 +35,6 @@ pub(crate) async fn handle(
     let from_client = hyper::body::Body::size_hint(req.body()).lower();
     let client = request_client(&shared, peer, conn.secure, req.headers());
     let addr = client.addr;
-    let shared2 = Arc::clone(&shared);
     let (resp, route) = route_request(shared, conn, &client, req).await;
     let status = resp.status();
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS
@@ -45,7 +44,7 @@ pub(crate) async fn handle(
             client: addr,
             method: method.as_str(),
             path: &path,
-            route: route.map_or("none", |i| shared2.routes[i].config.path.as_str()),
+            route: route.as_ref().map_or("none", |r| r.config.path.as_str()),
             http,
             status: status.as_u16(),
             took: started.elapsed(),
@@ -58,13 +57,13 @@ pub(crate) async fn handle(
     resp
 }
 
-/// The response to one request, and the index of the route that served it.
+/// The response to one request, and the route that served it.
 async fn route_request(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
     client: &RequestClient,
     mut req: Request<Incoming>,
-) -> (Response<Body>, Option<usize>) {
+) -> (Response<Body>, Option<Arc<RouteRuntime>>) {
     let _busy = BusyGuard::new(&conn);
     let path = req.uri().path().to_string();
     if path == "/.well-known/host-meta" || path == "/.well-known/host-meta.json" {
@@ -72,7 +71,10 @@ async fn route_request(
             return (r, None);
         }
     }
-    let Some(idx) = shared.config.route_table.lookup(&path) else {
+    // The routes current now serve this request to its end (a reload
+    // swaps them for later requests).
+    let live = shared.live.get();
+    let Some(idx) = live.config.route_table.lookup(&path) else {
         shared.metrics.response("unmatched", 404);
         let r = text(
             StatusCode::NOT_FOUND,
@@ -80,7 +82,7 @@ async fn route_request(
         );
         return (r, None);
     };
-    let route = &shared.routes[idx];
+    let route = &live.routes[idx];
     // Boxed: hyper keeps room for this future on every connection, so it
     // stays small and each kind of request pays only for its own state.
     let resp = match &route.service {
@@ -92,14 +94,15 @@ async fn route_request(
             .await
         }
     };
-    (resp, Some(idx))
+    (resp, Some(Arc::clone(route)))
 }
 
 /// XEP-0156 discovery: the configured public WebSocket (and BOSH) URLs as
 /// XRD or JRD, readable from any origin. `None` (→ normal routing, so 404)
 /// when no URL is configured.
 fn host_meta(shared: &Shared, req: &Request<Incoming>, json: bool) -> Option<Response<Body>> {
-    let x = &shared.config.xmpp;
+    let live = shared.live.get();
+    let x = &live.config.xmpp;
     if x.websocket_url.is_none() && x.bosh_url.is_none() {
         return None;
     }

@@ -140,6 +140,26 @@ impl StatusState {
         self.targets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The targets of a reloaded `config`; a target still there keeps its
+    /// last connection and probe.
+    pub(crate) fn set_targets(&self, config: &Config) {
+        let mut fresh = StatusState::new(config)
+            .targets
+            .into_inner()
+            .unwrap_or_default();
+        let mut old = self.lock_targets();
+        for t in &mut fresh {
+            if let Some(o) = old
+                .iter()
+                .find(|o| o.kind == t.kind && o.name == t.name && o.address == t.address)
+            {
+                t.last_connection = o.last_connection.clone();
+                t.last_probe = o.last_probe.clone();
+            }
+        }
+        *old = fresh;
+    }
+
     /// A connection the gateway made for a client to the target `name` of
     /// `kind`: its outcome and how long it took.
     pub(crate) fn connected(
@@ -225,7 +245,8 @@ impl Target {
     }
 }
 
-/// Probes until `stop`, every `interval` (the first at once).
+/// Probes until `stop`, every `interval`, the first one interval after the
+/// start (a backend's first connections are the clients').
 pub(crate) async fn probe_loop(
     shared: std::sync::Arc<Shared>,
     interval: Duration,
@@ -236,11 +257,11 @@ pub(crate) async fn probe_loop(
     }
     loop {
         tokio::select! {
-            _ = shared.status.probe_all() => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => return,
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = shared.status.probe_all() => {}
             _ = stop.cancelled() => return,
         }
     }
@@ -301,7 +322,8 @@ pub(crate) struct Snapshot {
 pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
     let st = &shared.status;
     let max = shared.config.server.max_connections;
-    let routes = shared
+    let live = shared.live.get();
+    let routes = live
         .routes
         .iter()
         .map(|r| {
@@ -354,7 +376,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: st.started.elapsed().as_secs(),
         started_at: st.started_at,
-        config: shared.config.source.clone(),
+        config: live.config.source.clone(),
         phase: shared.control.current().as_str(),
         last_reload: st.reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         connections_open: max.saturating_sub(shared.permits.available_permits()),

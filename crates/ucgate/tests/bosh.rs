@@ -5,172 +5,21 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::bosh_client::*;
 use common::tls::*;
 use common::xmpp_server::*;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-
-const NS: &str = "http://jabber.org/protocol/httpbind";
+use http_body_util::Full;
 
 fn config(server: std::net::SocketAddr, ca: &std::path::Path, extra: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nh2c = true\n{extra}\n[[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n[xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n",
         ca.display()
     )
-}
-
-/// A BOSH client over HTTP/1.1 (one connection per request) or HTTP/2 (one
-/// connection for everything).
-struct Client {
-    addr: std::net::SocketAddr,
-    h2: Option<hyper::client::conn::http2::SendRequest<Full<Bytes>>>,
-    sid: String,
-    rid: u64,
-    counts: Counts,
-}
-
-/// POSTs made, their body bytes and the response body bytes.
-#[derive(Default)]
-struct Counts {
-    posts: AtomicU64,
-    sent: AtomicU64,
-    received: AtomicU64,
-}
-
-impl Client {
-    async fn new(addr: std::net::SocketAddr, h2: bool) -> Client {
-        let h2 = if h2 {
-            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            Some(sender)
-        } else {
-            None
-        };
-        Client {
-            addr,
-            h2,
-            sid: String::new(),
-            rid: 4000,
-            counts: Counts::default(),
-        }
-    }
-
-    async fn post_raw(&self, body: String) -> (u16, String) {
-        self.counts.posts.fetch_add(1, Ordering::Relaxed);
-        self.counts
-            .sent
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        let req = http::Request::post(format!("http://{}/http-bind", self.addr))
-            .header("content-type", "text/xml; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let resp = match &self.h2 {
-            Some(s) => {
-                let mut s = s.clone();
-                s.send_request(req).await.unwrap()
-            }
-            None => {
-                let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-                let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                s.send_request(req).await.unwrap()
-            }
-        };
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        self.counts
-            .received
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        (status, String::from_utf8(body.to_vec()).unwrap())
-    }
-
-    /// Sends `<body rid=… sid=… attrs>payload</body>` with the next rid.
-    async fn send(&mut self, attrs: &str, payload: &str) -> String {
-        self.rid += 1;
-        self.send_rid(self.rid, attrs, payload).await
-    }
-
-    async fn send_rid(&self, rid: u64, attrs: &str, payload: &str) -> String {
-        let sid = if self.sid.is_empty() {
-            String::new()
-        } else {
-            format!(" sid='{}'", self.sid)
-        };
-        let body = format!("<body xmlns='{NS}' xmlns:xmpp='urn:xmpp:xbosh' rid='{rid}'{sid} {attrs}>{payload}</body>");
-        let (status, text) = tokio::time::timeout(Duration::from_secs(20), self.post_raw(body))
-            .await
-            .expect("BOSH answer in time");
-        assert_eq!(status, 200, "{text}");
-        text
-    }
-}
-
-fn attr(body: &str, name: &str) -> Option<String> {
-    let pat = format!(" {name}='");
-    let pat2 = format!(" {name}=\"");
-    for p in [pat, pat2] {
-        if let Some(i) = body.find(&p) {
-            let rest = &body[i + p.len()..];
-            let q = p.chars().last().unwrap();
-            return rest.split(q).next().map(str::to_string);
-        }
-    }
-    None
-}
-
-/// Creates a session and logs in as alice; returns the client after bind.
-async fn login(gw: &TestGateway, h2: bool) -> Client {
-    let mut c = Client::new(gw.addr, h2).await;
-    let created = c
-        .send(
-            "to='localhost' xml:lang='en' wait='10' hold='1' ver='1.11' xmpp:version='1.0'",
-            "",
-        )
-        .await;
-    c.sid = attr(&created, "sid").unwrap_or_else(|| panic!("no sid in {created}"));
-    assert_eq!(
-        attr(&created, "xmpp:restartlogic").as_deref(),
-        Some("true"),
-        "{created}"
-    );
-    assert_eq!(
-        attr(&created, "requests").as_deref(),
-        Some("2"),
-        "{created}"
-    );
-    // features may be in the creation response or the next one
-    let mut seen = created.clone();
-    while !seen.contains("<mechanisms") {
-        seen = c.send("", "").await;
-    }
-    assert!(!seen.contains("starttls"), "{seen}");
-    let r = c.send("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>").await;
-    let mut r = r;
-    while !r.contains("<success") {
-        r = c.send("", "").await;
-    }
-    let mut r = c
-        .send("xml:lang='en' to='localhost' xmpp:restart='true'", "")
-        .await;
-    while !r.contains("urn:ietf:params:xml:ns:xmpp-bind") {
-        r = c.send("", "").await;
-    }
-    let mut r = c.send("", "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>").await;
-    while !r.contains("alice@localhost/web") {
-        r = c.send("", "").await;
-    }
-    c
 }
 
 fn bodies(text: &str) -> Vec<String> {

@@ -24,9 +24,10 @@ use ucgate_proto::side::Side;
 /// Most bytes read from the server at once.
 const SERVER_CHUNK: usize = 8192;
 
-pub(crate) fn limits(shared: &Shared) -> SessionLimits {
-    let b = &shared.config.bosh;
-    let x = &shared.config.xmpp;
+pub(crate) fn limits(
+    b: &crate::config::BoshConfig,
+    x: &crate::config::XmppConfig,
+) -> SessionLimits {
     SessionLimits {
         max_wait: b.max_wait,
         max_hold: b.max_hold,
@@ -49,8 +50,8 @@ pub(crate) fn limits(shared: &Shared) -> SessionLimits {
 /// `address`); anything else is refused (`host-unknown`), so a client can
 /// never make the gateway connect to a host and port of its choosing. An
 /// allowed route changes nothing: the domain's own settings are used.
-fn route_allowed(shared: &Shared, to: Option<&str>, r: &ucgate_proto::bosh::Route) -> bool {
-    let Some(d) = to.and_then(|t| shared.config.xmpp.domains.get(&t.to_ascii_lowercase())) else {
+fn route_allowed(x: &XmppRuntime, to: Option<&str>, r: &ucgate_proto::bosh::Route) -> bool {
+    let Some(d) = to.and_then(|t| x.config.domains.get(&t.to_ascii_lowercase())) else {
         return false;
     };
     match &d.address {
@@ -74,7 +75,7 @@ pub(crate) async fn run(
     let _active = GaugeGuard::new(shared.metrics.bosh_sessions_active.clone());
     let started = Instant::now();
     let now = || started.elapsed();
-    let mut bridge = Bridge::new(sid, limits(&shared));
+    let mut bridge = Bridge::new(sid, limits(&shared.live.get().config.bosh, &x.config));
     let mut server = ServerSide::default();
     let mut replies: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
     let mut steps: VecDeque<Step> = VecDeque::new();
@@ -170,7 +171,7 @@ pub(crate) async fn run(
                     // (the creation request's `to`, for its `route`)
                     let to = if bridge.session().is_none() { req.to.clone() } else { None };
                     steps.extend(bridge.on_request(req, id, now(), &|r| {
-                        route_allowed(&shared, to.as_deref(), r)
+                        route_allowed(&x, to.as_deref(), r)
                     }));
                 }
                 Some(Command::Bad { id, condition, reply }) => {

@@ -60,7 +60,7 @@ fn cors(
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
     out.insert(header::VARY, HeaderValue::from_static("Origin"));
-    if shared.config.bosh.cors_credentials {
+    if shared.live.get().config.bosh.cors_credentials {
         out.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
@@ -296,7 +296,8 @@ async fn submit(
     req: Request<Incoming>,
 ) -> Result<Waiting, Response<Body>> {
     let rpath = route.config.path.as_str();
-    let b = &shared.config.bosh;
+    let live = shared.live.get();
+    let b = &live.config.bosh;
     let version = req.version();
     let body = match crate::response::read_body(shared, req.into_body(), b.max_body_size).await {
         Ok(body) => body,
@@ -321,7 +322,7 @@ async fn submit(
             ));
         }
     };
-    let xc = &shared.config.xmpp;
+    let xc = &x.config;
     let limits = ucgate_proto::xml::Limits {
         max_bytes: b.max_body_size,
         max_depth: xc.max_depth + 1,

@@ -37,6 +37,9 @@ pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 /// The configuration used when `ucgate run` is given no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
+/// The [`Config::source`] of the embedded default.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,7 +67,7 @@ pub struct Config {
 }
 
 /// `[server]`: the one public listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Address to bind.
     pub listen: SocketAddr,
@@ -116,7 +119,7 @@ impl ServerConfig {
 }
 
 /// `[server.tls]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {
     /// Certificates; the first is the default, the others are chosen by SNI.
     pub certificates: Vec<CertificateConfig>,
@@ -133,7 +136,7 @@ impl TlsConfig {
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdminConfig {
     /// Address of the admin listener.
     pub listen: SocketAddr,
@@ -154,7 +157,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Output format.
     pub format: LogFormat,
@@ -232,7 +235,7 @@ impl Config {
 
     /// The embedded default configuration.
     pub fn embedded_default() -> Config {
-        Config::parse(EMBEDDED_DEFAULT, "<embedded default>", Path::new("."))
+        Config::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new("."))
             .expect("the embedded default configuration is valid (tested)")
     }
 

@@ -80,7 +80,7 @@ pub struct Backend {
 }
 
 /// `[[route]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     /// Exact request path.
     pub path: String,

@@ -46,7 +46,7 @@ pub(crate) async fn run<S>(
     let _active = GaugeGuard::new(m.active.clone());
     let ws = WsConn::new(ws, &shared, &route, peer);
     let x = &*x;
-    let xc = &shared.config.xmpp;
+    let xc = &x.config;
     let limits = Limits {
         max_bytes: xc.max_stanza_size,
         max_depth: xc.max_depth,

@@ -109,6 +109,9 @@ impl ServerIo {
 
 /// Verified TLS settings per configured domain, built once at start.
 pub(crate) struct XmppRuntime {
+    /// The `[xmpp]` settings of the sessions this runtime serves (a reload
+    /// builds a new runtime; open sessions keep theirs).
+    pub(crate) config: crate::config::XmppConfig,
     pub(crate) resolver: super::resolve::Resolver,
     tls: std::collections::HashMap<String, crate::tls::ClientTls>,
 }
@@ -125,7 +128,11 @@ impl XmppRuntime {
             }
         }
         let resolver = super::resolve::Resolver::system(cfg.connect_timeout)?;
-        Ok(XmppRuntime { resolver, tls })
+        Ok(XmppRuntime {
+            config: cfg.clone(),
+            resolver,
+            tls,
+        })
     }
 
     /// The TLS handshake with the server for `domain` at `addr` (for the
@@ -167,12 +174,8 @@ impl XmppRuntime {
 }
 
 /// Resolves and connects to the server for `domain` (direct TLS done here).
-async fn connect(
-    shared: &Shared,
-    x: &XmppRuntime,
-    domain: &XmppDomain,
-) -> Result<ServerIo, String> {
-    let timeout = shared.config.xmpp.connect_timeout;
+async fn connect(x: &XmppRuntime, domain: &XmppDomain) -> Result<ServerIo, String> {
+    let timeout = x.config.connect_timeout;
     let candidates = super::resolve::candidates(domain, &x.resolver)
         .await
         .map_err(|e| format!("resolving `{}`: {e}", domain.name))?;
@@ -409,7 +412,7 @@ impl ServerSide {
     ) -> (Option<ServerEvent>, Option<&'static str>) {
         let unavailable = |why, detail: String| Some(ServerEvent::Unavailable(why, detail));
         let rpath = route.config.path.as_str();
-        let xc = &shared.config.xmpp;
+        let xc = &x.config;
         match o {
             Output::Connect { domain: d } => {
                 let Some(dom) = xc.domains.get(&d).cloned() else {
@@ -426,7 +429,7 @@ impl ServerSide {
                 // TCP, TLS) are large and run once, while the caller's
                 // state machine holds room for them for the session's whole
                 // life (idle memory, docs/performance.md).
-                match Box::pin(connect(shared, x, &dom)).await {
+                match Box::pin(connect(x, &dom)).await {
                     Ok(io) => {
                         route.connect_seconds.observe(t0.elapsed().as_secs_f64());
                         shared.status.connected(

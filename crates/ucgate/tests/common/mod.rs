@@ -1,6 +1,7 @@
 //! Test helpers: a real gateway on 127.0.0.1:0 with in-process backends.
 #![allow(dead_code)]
 
+pub mod bosh_client;
 pub mod process;
 pub mod sip;
 pub mod tls;
@@ -61,6 +62,17 @@ impl TestGateway {
             admin,
             control,
             task: Some(task),
+        }
+    }
+
+    /// A handle on a gateway running in another process, for helpers that
+    /// take a [`TestGateway`] (stopping it is the caller's business).
+    pub fn at(addr: SocketAddr, admin: SocketAddr) -> TestGateway {
+        TestGateway {
+            addr,
+            admin,
+            control: Control::new(),
+            task: None,
         }
     }
 
