@@ -14,6 +14,7 @@
 //! | `router` | host-meta, route lookup, dispatch on the route's `Service` |
 //! | `response` | text responses, the body type, reading request bodies |
 //! | `http` | WebSocket handshakes (HTTP/1.1 and RFC 8441), backend dial, upgrade |
+//! | `staticfiles` | `static` routes: files from a directory, inside it only |
 //! | `ws` | the client WebSocket every WebSocket route uses: limits, keepalive, closing |
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
@@ -52,6 +53,7 @@ mod response;
 mod router;
 mod server;
 mod sip;
+mod staticfiles;
 mod tls_pin;
 mod tunnel;
 mod ws;
@@ -155,6 +157,8 @@ pub(crate) enum Service {
     Bosh(Arc<xmpp::server::XmppRuntime>),
     /// The WebSocket kinds.
     WebSocket(WsService),
+    /// `static`: files from a directory.
+    Static(staticfiles::StaticService),
 }
 
 /// What serves a WebSocket route.
@@ -270,6 +274,10 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
                 .await
                 .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
             )),
+            RouteKind::Static(files) => Service::Static(
+                staticfiles::StaticService::new(files)
+                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
+            ),
         };
         let connect_seconds =
             metrics

@@ -91,6 +91,9 @@ async fn route_request(
             ))
             .await
         }
+        Service::Static(x) => {
+            Box::pin(crate::staticfiles::handle(&shared, route, x, client, &req)).await
+        }
     };
     (resp, Some(idx))
 }

@@ -12,6 +12,7 @@ mod common;
 pub mod reader;
 mod route;
 mod sip;
+mod static_route;
 mod xmpp;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use reader::{Ctx, Table};
 use route::{read_route, ROUTE_KEYS};
 pub use route::{Backend, RouteConfig, RouteKind};
 pub use sip::{Secret, SipConfig, SipCore, SipTransport};
+pub use static_route::StaticFiles;
 pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 
 /// The configuration used when `ucgate run` is given no `--config`.
@@ -371,7 +373,12 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         }
     }
     let server = server?;
-    let route_table = RouteTable::new(routes.iter().map(|r: &RouteConfig| r.path.as_str())).ok()?;
+    let route_table = RouteTable::with_prefixes(
+        routes
+            .iter()
+            .map(|r: &RouteConfig| (r.path.as_str(), r.kind.is_prefix())),
+    )
+    .ok()?;
     Some(Config {
         server,
         admin,
