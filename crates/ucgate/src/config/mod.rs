@@ -323,9 +323,26 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let (sip, sip_listen) = sip::read_sip(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
+    let mut prefixes: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
         let server_tls = server.as_ref().is_some_and(|s| s.is_tls()) || sip.tls.is_some();
         let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp, server_tls);
+        if let (Some(r), Some(p)) = (&r, &p) {
+            if r.kind.is_prefix() {
+                let twin = prefixes.iter().find(|q: &&reader::At<String>| {
+                    q.value != p.value
+                        && q.value.trim_end_matches('/') == p.value.trim_end_matches('/')
+                });
+                if let Some(q) = twin {
+                    ctx.error(
+                        p.span.clone(),
+                        &p.key,
+                        format!("`{}` and `{}` are the same `static` route path (it covers the path with and without its final `/`); keep one", q.value, p.value),
+                    );
+                }
+                prefixes.push(p.clone());
+            }
+        }
         if let Some(r) = r {
             routes.push(r);
         }

@@ -238,6 +238,16 @@ mod tests {
             assert!(errs.iter().any(|e| e.contains(want)), "{route}: {errs:?}");
             assert_eq!(errs.len(), 1, "{route}: {errs:?}");
         }
+        let text = "[[route]]\npath = \"/c\"\nkind = \"static\"\nroot = \"/tmp\"\n[[route]]\npath = \"/c/\"\nkind = \"static\"\nroot = \"/tmp\"\n";
+        let e = Config::parse(text, "t.toml", Path::new("/")).unwrap_err();
+        assert_eq!(e.errors.len(), 1);
+        assert_eq!(
+            (e.errors[0].line, e.errors[0].key.as_str()),
+            (6, "route[1].path")
+        );
+        assert!(e.errors[0]
+            .message
+            .contains("are the same `static` route path"));
         let text = "[[route]]\npath = \"/e\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:1\"\nroot = \"/tmp\"\n";
         let e = Config::parse(text, "t.toml", Path::new("/")).unwrap_err();
         assert_eq!(e.errors.len(), 1);
