@@ -3,7 +3,8 @@
 //! `ucgate_proto::staticfiles`; here are the file system and the response.
 //!
 //! Every file is opened by its canonical path (symlinks resolved) after
-//! checking that the path is inside the canonical root, and read whole
+//! checking that the path is inside the root, itself resolved at each
+//! request (a deployment may swap a `current` symlink), and read whole
 //! (files over `max_file_size` are refused, so a response holds at most
 //! that much memory); nothing is cached between requests.
 
@@ -92,7 +93,15 @@ async fn respond<B>(
             return not_found();
         }
     };
-    let root = &svc.files.root;
+    // Resolved at each request: a deployment may swap a symlink.
+    let root = match tokio::fs::canonicalize(&svc.files.root).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(route = %route.config.path, root = %svc.files.root.display(), error = %e, "a static route's root directory cannot be read; answered 404");
+            return not_found();
+        }
+    };
+    let root = &root;
     let mut wanted = root.clone();
     wanted.extend(&segments);
     if directory {

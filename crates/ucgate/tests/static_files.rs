@@ -482,6 +482,35 @@ async fn exact_routes_win_over_a_static_prefix() {
     gw.stop().await;
 }
 
+/// A root that is a symlink (`current` → a release) follows the symlink
+/// when it is swapped; files of the old release are then outside the root.
+#[tokio::test]
+async fn a_swapped_root_symlink_takes_effect_at_once() {
+    let dir = TempDir::new("static-swap");
+    for (rel, text) in [("r1", "release one"), ("r2", "release two")] {
+        std::fs::create_dir(dir.path().join(rel)).unwrap();
+        std::fs::write(dir.path().join(rel).join("index.html"), text).unwrap();
+    }
+    std::fs::write(dir.path().join("r1").join("only-in-r1.txt"), "old").unwrap();
+    let current = dir.path().join("current");
+    std::os::unix::fs::symlink(dir.path().join("r1"), &current).unwrap();
+    let mut gw = TestGateway::start(&format!(
+        "[[route]]\npath = \"/\"\nkind = \"static\"\nroot = \"{}\"\n",
+        current.display()
+    ))
+    .await;
+    let r = h1(gw.addr, "GET", "/", &[]).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"release one"[..]));
+    assert_eq!(h1(gw.addr, "GET", "/only-in-r1.txt", &[]).await.status, 200);
+    let next = dir.path().join("next");
+    std::os::unix::fs::symlink(dir.path().join("r2"), &next).unwrap();
+    std::fs::rename(&next, &current).unwrap();
+    let r = h1(gw.addr, "GET", "/", &[]).await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"release two"[..]));
+    assert_eq!(h1(gw.addr, "GET", "/only-in-r1.txt", &[]).await.status, 404);
+    gw.stop().await;
+}
+
 async fn metrics(admin: std::net::SocketAddr) -> String {
     let r = h1(admin, "GET", "/metrics", &[]).await;
     String::from_utf8(r.body).unwrap()

@@ -9,7 +9,9 @@ use super::reader::{Ctx, Table};
 /// What a `static` route serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticFiles {
-    /// The directory, canonical (symlinks resolved) at load.
+    /// The directory (relative paths resolved against the config file's
+    /// directory); its symlinks are resolved at each request, so that a
+    /// `current` symlink swapped by a deployment takes effect at once.
     pub root: PathBuf,
     /// The file served for a directory (`index.html`).
     pub index: String,
@@ -71,8 +73,8 @@ pub(super) fn read_static(
     let root = match t.string(ctx, "root", "a path to a directory") {
         Some(r) => {
             let path = resolve(base, &r.value);
-            match std::fs::metadata(&path).and_then(|m| Ok((m, path.canonicalize()?))) {
-                Ok((m, canonical)) if m.is_dir() => Some(canonical),
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => Some(path),
                 Ok(_) => {
                     ctx.error(
                         r.span,
@@ -175,7 +177,7 @@ mod tests {
         let RouteKind::Static(f) = &c.routes[0].kind else {
             panic!("not static")
         };
-        assert_eq!(f.root, Path::new("/tmp").canonicalize().unwrap());
+        assert_eq!(f.root, Path::new("/tmp"));
         assert_eq!(f.index, "index.html");
         assert_eq!(f.cache_control, "no-cache");
         assert_eq!(f.max_file_size, 16 << 20);
