@@ -9,7 +9,12 @@
 // answers 404 for every other path of ORIGIN except `passPaths` (the XMPP
 // endpoints, which reach the real network) and for every other origin.
 //
+// With `url`, the page is the gateway's own (a `static` route serving
+// CONVERSE_HTML and the dist/ at /dist/, tests/static-converse.test.mjs):
+// nothing of ORIGIN is fulfilled by Playwright, every request reaches it.
+//
 //   const p = await openConversePage(context, { origin, passPaths: ['/http-bind'] });
+//   const p = await openConversePage(context, { origin, url: `${origin}/chat/` });
 //   await p.start({ bosh_service_url }) / p.start({ websocket_url })
 //   await p.waitConnected(); await p.send(to, body); await p.waitMessage(from, body); await p.logout();
 
@@ -38,7 +43,7 @@ const CONTENT_TYPES = {
 
 // Records the page's XHRs (method, URL, status) and WebSockets (URL), loads
 // Converse and exposes its API and connection events on window.e2e.
-const CONVERSE_HTML = `<!doctype html>
+export const CONVERSE_HTML = `<!doctype html>
 <html><head><meta charset="utf-8"><title>ucgate e2e: Converse.js</title>
 <link rel="stylesheet" href="/dist/converse.min.css">
 <script>
@@ -111,11 +116,11 @@ const BASE_SETTINGS = {
 };
 
 /**
- * A page in `context` at ORIGIN/e2e/converse.html with Converse loaded.
+ * A page in `context` at ORIGIN/e2e/converse.html (or `url`) with Converse loaded.
  * Returns { page, consoleLines, notFound, start(settings), waitConnected(ms),
  * send(to, body), waitMessage(from, body, ms), logout(ms), state() }.
  */
-export async function openConversePage(context, { origin, passPaths, timeoutMs = 20_000 }) {
+export async function openConversePage(context, { origin, passPaths = [], url: pageUrl = null, timeoutMs = 20_000 }) {
   const page = await context.newPage();
   page.setDefaultTimeout(timeoutMs);
   const consoleLines = [];
@@ -130,7 +135,7 @@ export async function openConversePage(context, { origin, passPaths, timeoutMs =
       return route.fulfill({ status: 404, contentType: 'text/plain', body: 'no network in the test' });
     },
   );
-  await page.route(
+  if (!pageUrl) await page.route(
     (url) => url.origin === origin && !passPaths.includes(url.pathname),
     (route) => {
       const { pathname } = new URL(route.request().url());
@@ -148,7 +153,7 @@ export async function openConversePage(context, { origin, passPaths, timeoutMs =
       return route.fulfill({ status: 404, contentType: 'text/plain', body: 'not part of the test' });
     },
   );
-  await page.goto(`${origin}/e2e/converse.html`, { waitUntil: 'load' });
+  await page.goto(pageUrl ?? `${origin}/e2e/converse.html`, { waitUntil: 'load' });
   if (!(await page.evaluate(() => window.e2e?.loaded === true))) {
     throw new Error(`Converse did not load:\n${consoleLines.join('\n')}`);
   }

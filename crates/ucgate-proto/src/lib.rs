@@ -25,6 +25,7 @@
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
 //! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy; close causes, codes and end reasons of every WebSocket route |
 //! | [`units`] | human-readable durations and byte sizes used in configuration |
+//! | [`staticfiles`] | `static` routes: safe request paths (no way out of the directory), content types, precompressed siblings from `Accept-Encoding`, ETags and conditional requests |
 //! | [`srv`] | DNS SRV answers: "no service", fallback, RFC 2782 priority and weighted ordering (randomness as input) |
 //! | [`hostmeta`] | XEP-0156 host-meta documents (XRD and JRD) advertising the XMPP WebSocket and BOSH URLs |
 //! | [`sip`] | SIP over WebSocket (RFC 7118) edge proxy: byte-preserving SIP scanner and editor, stream framing, RFC 5626 flow tokens, the client gate (rate window, CRLF keep-alive, unparseable messages, 503s), the edge's rewrites (Via, Max-Forwards, Route, Path, Record-Route) |
@@ -47,6 +48,7 @@ pub mod route;
 pub mod side;
 pub mod sip;
 pub mod srv;
+pub mod staticfiles;
 pub mod throttle;
 pub mod tunnel;
 pub mod units;

@@ -5,6 +5,11 @@
 //! case-sensitive, as URI paths are (RFC 3986 §6.2.2.1); `/echo` and `/echo/`
 //! are different routes, so an operator sees exactly what is exposed.
 //!
+//! A prefix route (a `static` route) also covers every path below it:
+//! `/chat` and `/chat/` both cover `/chat` and `/chat/…`, and `/` covers
+//! everything. An exact route wins over a prefix route; of two prefix
+//! routes the longer wins.
+//!
 //! No I/O here: the HTTP layer passes the path string in.
 
 /// Why a route path was refused when building the table.
@@ -40,32 +45,57 @@ pub fn validate_path(path: &str) -> Result<(), RoutePathError> {
 pub struct RouteTable {
     // Sorted by path for binary search; the usize is the caller's route index.
     entries: Vec<(String, usize)>,
+    // Prefix routes: the path without its final `/`, longest first.
+    prefixes: Vec<(String, usize)>,
 }
 
 impl RouteTable {
     /// Builds a table from paths in configuration order. The index of each
     /// path in `paths` is what [`RouteTable::lookup`] returns.
     pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<Self, RoutePathError> {
+        Self::with_prefixes(paths.into_iter().map(|p| (p, false)))
+    }
+
+    /// Like [`RouteTable::new`], with a flag per path: `true` for a prefix
+    /// route that also covers every path below it.
+    pub fn with_prefixes<'a>(
+        paths: impl IntoIterator<Item = (&'a str, bool)>,
+    ) -> Result<Self, RoutePathError> {
         let mut entries: Vec<(String, usize)> = Vec::new();
-        for (i, p) in paths.into_iter().enumerate() {
+        let mut prefixes: Vec<(String, usize)> = Vec::new();
+        for (i, (p, prefix)) in paths.into_iter().enumerate() {
             validate_path(p)?;
             entries.push((p.to_string(), i));
+            if prefix {
+                prefixes.push((p.trim_end_matches('/').to_string(), i));
+            }
         }
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         entries.sort();
         for w in entries.windows(2) {
             if w[0].0 == w[1].0 {
                 return Err(RoutePathError::Duplicate(w[0].0.clone()));
             }
         }
-        Ok(RouteTable { entries })
+        Ok(RouteTable { entries, prefixes })
     }
 
     /// Finds the route for a request path (without the query string).
     pub fn lookup(&self, path: &str) -> Option<usize> {
-        self.entries
+        let exact = self
+            .entries
             .binary_search_by(|(p, _)| p.as_str().cmp(path))
             .ok()
-            .map(|i| self.entries[i].1)
+            .map(|i| self.entries[i].1);
+        exact.or_else(|| {
+            self.prefixes
+                .iter()
+                .find(|(base, _)| {
+                    path.strip_prefix(base.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                })
+                .map(|(_, i)| *i)
+        })
     }
 
     /// Number of routes.
@@ -94,6 +124,31 @@ mod tests {
         assert_eq!(t.lookup("/a"), None);
         assert_eq!(t.lookup(""), None);
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn prefix_lookup() {
+        let t = RouteTable::with_prefixes([
+            ("/chat/", true),
+            ("/chat/ws", false),
+            ("/", true),
+            ("/a", true),
+            ("/a/b", true),
+        ])
+        .unwrap();
+        assert_eq!(t.lookup("/chat/ws"), Some(1));
+        assert_eq!(t.lookup("/chat/ws/x"), Some(0));
+        assert_eq!(t.lookup("/chat/"), Some(0));
+        assert_eq!(t.lookup("/chat"), Some(0));
+        assert_eq!(t.lookup("/chat/x/y.js"), Some(0));
+        assert_eq!(t.lookup("/chatty"), Some(2));
+        assert_eq!(t.lookup("/a/b/c"), Some(4));
+        assert_eq!(t.lookup("/a/bc"), Some(3));
+        assert_eq!(t.lookup("/"), Some(2));
+        assert_eq!(t.lookup("/x"), Some(2));
+        let t = RouteTable::with_prefixes([("/s", true), ("/e", false)]).unwrap();
+        assert_eq!(t.lookup("/e/x"), None);
+        assert_eq!(t.lookup("/s"), Some(0));
     }
 
     #[test]

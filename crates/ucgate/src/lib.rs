@@ -14,6 +14,7 @@
 //! | `router` | host-meta, route lookup, dispatch on the route's `Service` |
 //! | `response` | text responses, the body type, reading request bodies |
 //! | `http` | WebSocket handshakes (HTTP/1.1 and RFC 8441), backend dial, upgrade |
+//! | `staticfiles` | `static` routes: files from a directory, inside it only |
 //! | `ws` | the client WebSocket every WebSocket route uses: limits, keepalive, closing |
 //! | `tunnel` | the WebSocket ⇄ TCP bridge |
 //! | [`backend`] | dialing backends (TCP, verified TLS) |
@@ -57,6 +58,7 @@ mod response;
 mod router;
 mod server;
 mod sip;
+mod staticfiles;
 mod status;
 mod tls_pin;
 mod tunnel;
@@ -161,6 +163,8 @@ pub(crate) enum Service {
     Bosh(Arc<xmpp::server::XmppRuntime>),
     /// The WebSocket kinds.
     WebSocket(WsService),
+    /// `static`: files from a directory.
+    Static(staticfiles::StaticService),
 }
 
 /// What serves a WebSocket route.

@@ -91,6 +91,10 @@ pub(crate) async fn build_routes(
                 .await
                 .map_err(|e| anyhow::anyhow!("route {}: SIP: {e}", r.path))?,
             )),
+            RouteKind::Static(files) => Service::Static(
+                crate::staticfiles::StaticService::new(files)
+                    .map_err(|e| anyhow::anyhow!("route {}: {e}", r.path))?,
+            ),
         };
         let connect_seconds =
             deps.metrics

@@ -93,6 +93,9 @@ async fn route_request(
             ))
             .await
         }
+        Service::Static(x) => {
+            Box::pin(crate::staticfiles::handle(&shared, route, x, client, &req)).await
+        }
     };
     (resp, Some(Arc::clone(route)))
 }

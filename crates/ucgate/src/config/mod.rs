@@ -13,6 +13,7 @@ mod describe;
 pub mod reader;
 mod route;
 mod sip;
+mod static_route;
 mod xmpp;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use reader::{Ctx, Table};
 use route::{read_route, ROUTE_KEYS};
 pub use route::{Backend, RouteConfig, RouteKind};
 pub use sip::{Secret, SipConfig, SipCore, SipTransport};
+pub use static_route::StaticFiles;
 pub use xmpp::{XmppConfig, XmppDomain, XmppTls};
 
 /// The configuration used when `ucgate run` is given no `--config`.
@@ -367,9 +369,26 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let (sip, sip_listen) = sip::read_sip(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
+    let mut prefixes: Vec<reader::At<String>> = Vec::new();
     for mut t in top.table_array(ctx, "route", ROUTE_KEYS) {
         let server_tls = server.as_ref().is_some_and(|s| s.is_tls()) || sip.tls.is_some();
         let (r, p, kind) = read_route(ctx, &mut t, base, &xmpp, server_tls);
+        if let (Some(r), Some(p)) = (&r, &p) {
+            if r.kind.is_prefix() {
+                let twin = prefixes.iter().find(|q: &&reader::At<String>| {
+                    q.value != p.value
+                        && q.value.trim_end_matches('/') == p.value.trim_end_matches('/')
+                });
+                if let Some(q) = twin {
+                    ctx.error(
+                        p.span.clone(),
+                        &p.key,
+                        format!("`{}` and `{}` are the same `static` route path (it covers the path with and without its final `/`); keep one", q.value, p.value),
+                    );
+                }
+                prefixes.push(p.clone());
+            }
+        }
         if let Some(r) = r {
             routes.push(r);
         }
@@ -424,7 +443,12 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         }
     }
     let server = server?;
-    let route_table = RouteTable::new(routes.iter().map(|r: &RouteConfig| r.path.as_str())).ok()?;
+    let route_table = RouteTable::with_prefixes(
+        routes
+            .iter()
+            .map(|r: &RouteConfig| (r.path.as_str(), r.kind.is_prefix())),
+    )
+    .ok()?;
     Some(Config {
         server,
         admin,

@@ -411,6 +411,12 @@ impl<'t, 'i> Table<'t, 'i> {
         Some(out)
     }
 
+    /// Marks `key` as read without reading it: for a key the caller refuses
+    /// in this context with an error of its own.
+    pub fn skip(&mut self, key: &'static str) {
+        let _ = self.raw(key);
+    }
+
     /// Where the value of `key` is, if the table has it (without marking the
     /// key as used): for errors about a value that is valid on its own but
     /// not allowed in this context.

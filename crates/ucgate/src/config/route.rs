@@ -10,6 +10,7 @@ use ucgate_proto::origin::{check, OriginPolicy};
 use super::common::{parse_host_port, resolve, BackendTls, DAY, SEC};
 use super::reader::{self, Ctx, Table};
 use super::sip::{self, SipCore, SipTransport};
+use super::static_route::{read_static, StaticFiles};
 use super::xmpp::XmppConfig;
 
 /// What a route does, with what only that kind needs: the one place a
@@ -28,6 +29,9 @@ pub enum RouteKind {
     Bosh,
     /// SIP over WebSocket (RFC 7118) to the route's SIP `core`.
     SipWebSocket(SipCore),
+    /// Files from a directory, over plain HTTP GET and HEAD; the route's
+    /// path covers every path below it.
+    Static(StaticFiles),
 }
 
 impl RouteKind {
@@ -38,7 +42,12 @@ impl RouteKind {
 
     /// True for the kinds served over WebSocket.
     pub fn is_websocket(&self) -> bool {
-        !matches!(self, RouteKind::Bosh)
+        !matches!(self, RouteKind::Bosh | RouteKind::Static(_))
+    }
+
+    /// True for the kinds whose path also covers every path below it.
+    pub fn is_prefix(&self) -> bool {
+        matches!(self, RouteKind::Static(_))
     }
 
     /// The name used in config and metrics.
@@ -48,6 +57,7 @@ impl RouteKind {
             RouteKind::XmppWebSocket => "xmpp-websocket",
             RouteKind::Bosh => "bosh",
             RouteKind::SipWebSocket(_) => "sip-websocket",
+            RouteKind::Static(_) => "static",
         }
     }
 
@@ -135,6 +145,10 @@ pub(super) const ROUTE_KEYS: &[&str] = &[
     "idle_timeout",
     "connect_timeout",
     "close_timeout",
+    "root",
+    "index",
+    "cache_control",
+    "max_file_size",
 ];
 
 pub(super) fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
@@ -163,6 +177,7 @@ pub(super) enum KindName {
     XmppWebSocket,
     Bosh,
     SipWebSocket,
+    Static,
 }
 
 impl KindName {
@@ -191,13 +206,14 @@ pub(super) fn read_route(
             ctx.error(p.span.clone(), &p.key, e.to_string());
         }
     }
-    let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"";
+    let kinds = "\"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\", \"static\"";
     let kind = match t.string(ctx, "kind", kinds) {
         Some(k) => match k.value.as_str() {
             "tcp" => Some(KindName::Tcp),
             "xmpp-websocket" => Some(KindName::XmppWebSocket),
             "bosh" => Some(KindName::Bosh),
             "sip-websocket" => Some(KindName::SipWebSocket),
+            "static" => Some(KindName::Static),
             other => {
                 ctx.error(
                     k.span.clone(),
@@ -224,6 +240,8 @@ pub(super) fn read_route(
     let xmpp_route = matches!(&kind, Some(k) if k.value == KindName::XmppWebSocket);
     let bosh_route = matches!(&kind, Some(k) if k.value == KindName::Bosh);
     let sip_route = matches!(&kind, Some(k) if k.value == KindName::SipWebSocket);
+    let static_route = matches!(&kind, Some(k) if k.value == KindName::Static);
+    let files = read_static(ctx, t, base, static_route);
     let core = match t.string(ctx, "core", "\"sip:host:port;transport=udp|tcp|tls\"") {
         Some(c) if sip_route => match sip::parse_core(&c.value) {
             Ok(core) => Some(Some(core)),
@@ -272,7 +290,9 @@ pub(super) fn read_route(
             }
         }
     }
-    let backend = if sip_route {
+    let backend = if static_route {
+        Some(None)
+    } else if sip_route {
         read_no_backend_sip(ctx, t)
     } else if xmpp_route || bosh_route {
         read_no_backend(ctx, t)
@@ -412,11 +432,12 @@ pub(super) fn read_route(
     let route = (|| {
         Some(RouteConfig {
             path: path.as_ref()?.value.clone(),
-            kind: match (kind.as_ref()?.value, backend?, core?) {
-                (KindName::Tcp, Some(b), None) => RouteKind::Tcp(b),
-                (KindName::XmppWebSocket, None, None) => RouteKind::XmppWebSocket,
-                (KindName::Bosh, None, None) => RouteKind::Bosh,
-                (KindName::SipWebSocket, None, Some(c)) => RouteKind::SipWebSocket(c),
+            kind: match (kind.as_ref()?.value, backend?, core?, files?) {
+                (KindName::Tcp, Some(b), None, None) => RouteKind::Tcp(b),
+                (KindName::XmppWebSocket, None, None, None) => RouteKind::XmppWebSocket,
+                (KindName::Bosh, None, None, None) => RouteKind::Bosh,
+                (KindName::SipWebSocket, None, Some(c), None) => RouteKind::SipWebSocket(c),
+                (KindName::Static, None, None, Some(f)) => RouteKind::Static(f),
                 _ => return None,
             },
             origins: origins?,

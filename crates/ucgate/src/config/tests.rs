@@ -36,6 +36,7 @@ fn embedded_default_is_valid_and_safe() {
             RouteKind::Tcp(b) => assert!(loopback(&b.host)),
             RouteKind::XmppWebSocket | RouteKind::Bosh => assert!(r.kind.backend().is_none()),
             RouteKind::SipWebSocket(core) => assert!(loopback(&core.host)),
+            RouteKind::Static(_) => panic!("the embedded default serves no files"),
         }
         assert_eq!(r.origins, OriginPolicy::SameOrigin);
     }
@@ -191,7 +192,7 @@ fn xmpp_route_errors() {
     assert_eq!(
         e,
         [
-            "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\"",
+            "3:8: route[0].kind: unknown route kind `sip`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\", \"static\"",
         ]
     );
 }
