@@ -601,6 +601,6 @@ fn a_fraction_is_refused_as_a_fraction() {
 fn an_unknown_route_kind_is_the_only_error_of_its_route() {
     assert_eq!(
         errors("[[route]]\npath = \"/vnc\"\nkind = \"udp\"\n"),
-        ["3:8: route[0].kind: unknown route kind `udp`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\""]
+        ["3:8: route[0].kind: unknown route kind `udp`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\", \"static\""]
     );
 }
