@@ -274,6 +274,9 @@ async fn apply(shared: &Shared, deps: &RouteDeps) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::Refused(e.to_string().lines().map(str::to_string).collect()),
     };
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
     let old = shared.live.get();
     let kept = restart_only_changes(&old.config, &new);
     let new = match keep_restart_only(&old.config, new) {
