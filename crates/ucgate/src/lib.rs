@@ -264,7 +264,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
     let routes = live::build_routes(&config, &deps, &[]).await?;
     let shared = Arc::new(Shared {
-        bosh: bosh::BoshRuntime::default(),
+        bosh: bosh::BoshRuntime::new(&config),
         refusals: Default::default(),
         status: status::StatusState::new(&config),
         http: server::HttpBuilders::new(&config.server),

@@ -181,6 +181,7 @@ pub(crate) fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         old.sip != new.sip || sip_routes(old) != sip_routes(new),
         "[sip] and the sip-websocket routes",
     );
+    note(old.cluster != new.cluster, "[cluster]");
     kept
 }
 
@@ -206,6 +207,7 @@ fn keep_restart_only(old: &Config, mut new: Config) -> Result<Config, String> {
     new.admin = old.admin.clone();
     new.log = old.log.clone();
     new.sip = old.sip.clone();
+    new.cluster = old.cluster.clone();
     new.routes
         .retain(|r| !matches!(r.kind, RouteKind::SipWebSocket(_)));
     for r in old
@@ -294,4 +296,35 @@ async fn apply(shared: &Shared, deps: &RouteDeps) -> Outcome {
         routes,
     });
     Outcome::Applied { kept }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cluster: &str) -> Config {
+        Config::parse(
+            &format!("[server]\nlisten = \"127.0.0.1:5290\"\n{cluster}"),
+            "t.toml",
+            std::path::Path::new("/"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cluster_needs_a_restart() {
+        let node = |n: &str| {
+            format!(
+                "[cluster]\nnode = \"{n}\"\nsecret = \"{}\"\nlisten = \"127.0.0.1:5291\"\n",
+                "s".repeat(32)
+            )
+        };
+        let (old, new) = (config(&node("a")), config(&node("b")));
+        assert_eq!(restart_only_changes(&old, &new), ["[cluster]"]);
+        let kept = keep_restart_only(&old, new).unwrap();
+        assert_eq!(kept.cluster.unwrap().node.as_str(), "a");
+        let single = config("");
+        assert_eq!(restart_only_changes(&single, &old), ["[cluster]"]);
+        assert!(restart_only_changes(&old, &config(&node("a"))).is_empty());
+    }
 }

@@ -10,6 +10,9 @@
 //!   cache for re-sent requests, overactivity and polling, inactivity and
 //!   pause, termination, stream restarts, keys.
 //! * [`sha1`]: SHA-1 for the §15 key sequence.
+//! * [`sid`]: session ids that name their owning node in a cluster.
+//! * [`forward`]: the HMAC that authenticates a request one cluster node
+//!   forwards to another.
 //!
 //! * [`bridge`]: the session joined to the RFC 7395 translator of
 //!   `crate::xmpp_ws` through typed events: what a BOSH actor carries out
@@ -25,9 +28,11 @@
 pub mod body;
 pub mod bridge;
 pub mod condition;
+pub mod forward;
 mod ridmap;
 pub mod session;
 pub mod sha1;
+pub mod sid;
 
 #[cfg(test)]
 mod tests;

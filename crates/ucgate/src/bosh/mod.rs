@@ -24,13 +24,25 @@ use crate::response::{Body, BodyError};
 use crate::xmpp::server::XmppRuntime;
 use crate::{RouteRuntime, Shared};
 use mailbox::{Command, Inbox, Mailbox, Refused, Reply};
-use registry::{Full as RegistryFull, Handle, Registry};
+use registry::{Full as RegistryFull, Handle, Registry, SidForm};
 
 /// Process-wide BOSH state.
-#[derive(Default)]
 pub(crate) struct BoshRuntime {
     pub(crate) registry: Registry,
     next_request: AtomicU64,
+    /// How new sessions are named (fixed for the process: `[cluster]`
+    /// needs a restart).
+    sids: SidForm,
+}
+
+impl BoshRuntime {
+    pub(crate) fn new(config: &crate::config::Config) -> BoshRuntime {
+        BoshRuntime {
+            registry: Registry::default(),
+            next_request: AtomicU64::new(0),
+            sids: SidForm::new(config.cluster.as_ref()),
+        }
+    }
 }
 
 const INFO_PAGE: &str = "<!doctype html><meta charset=utf-8><title>ucgate BOSH</title><p>This is a BOSH connection manager (XEP-0124, XEP-0206). XMPP clients POST <code>&lt;body/&gt;</code> requests here with <code>Content-Type: text/xml; charset=utf-8</code>.\n";
@@ -368,7 +380,7 @@ async fn submit(
             }
         },
         None => {
-            let sid = registry::new_sid();
+            let sid = shared.bosh.sids.new_sid();
             let mailbox = Arc::new(Mailbox::default());
             let rx = Inbox(Arc::clone(&mailbox));
             let h = Handle { mailbox };

@@ -1,13 +1,17 @@
 //! The BOSH session registry: sid → session actor, with the global and
-//! per-client-address session limits. Session ids are 128 random bits from
+//! per-client-address session limits. Session ids hold 128 random bits from
 //! the operating system (ring's `SystemRandom`), hex-encoded: unguessable,
-//! because the sid is the only thing that names a session.
+//! because the sid is the only thing that names a session. In a cluster
+//! they also name this node and its start value ([`SidForm`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use ucgate_proto::bosh::sid::{ClusterSid, NodeName};
+
 use super::mailbox::Mailbox;
+use crate::config::ClusterConfig;
 
 /// A running session.
 #[derive(Clone)]
@@ -36,14 +40,55 @@ pub(crate) struct Registry {
     inner: Mutex<Inner>,
 }
 
-/// 128 random bits, hex.
-pub(crate) fn new_sid() -> String {
+fn random<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
+    let mut b = [0u8; N];
     ring::rand::SystemRandom::new()
         .fill(&mut b)
         .expect("the operating system's random number generator works");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b
+}
+
+/// How this process names its sessions.
+#[derive(Debug, Clone)]
+pub(crate) enum SidForm {
+    /// No `[cluster]`: 128 random bits, hex, as before clusters existed.
+    Single,
+    /// `[cluster]`: `<node>.<start>.<128 random bits>`
+    /// ([`ucgate_proto::bosh::sid`]), so that any node can tell the owner.
+    Cluster {
+        node: NodeName,
+        /// Drawn once per process: the sids of a previous life of this
+        /// node never match again.
+        start: u64,
+    },
+}
+
+impl SidForm {
+    /// The form for `[cluster]` (or its absence), with a fresh start value.
+    pub(crate) fn new(cluster: Option<&ClusterConfig>) -> SidForm {
+        match cluster {
+            None => SidForm::Single,
+            Some(c) => SidForm::Cluster {
+                node: c.node.clone(),
+                start: u64::from_be_bytes(random()),
+            },
+        }
+    }
+
+    /// A new, unpredictable sid.
+    pub(crate) fn new_sid(&self) -> String {
+        let bits: [u8; 16] = random();
+        match self {
+            SidForm::Single => bits.iter().map(|x| format!("{x:02x}")).collect(),
+            SidForm::Cluster { node, start } => ClusterSid {
+                node: node.clone(),
+                start: *start,
+                random: bits,
+            }
+            .encode(),
+        }
+    }
 }
 
 impl Registry {

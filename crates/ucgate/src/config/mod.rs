@@ -8,6 +8,7 @@
 
 mod acme;
 mod bosh;
+mod cluster;
 mod common;
 mod describe;
 pub mod reader;
@@ -25,6 +26,7 @@ use ucgate_proto::route::RouteTable;
 
 pub use acme::{AcmeConfig, LETS_ENCRYPT};
 pub use bosh::BoshConfig;
+pub use cluster::{ClusterConfig, Peer};
 pub(crate) use common::SEC;
 use common::{cert_pair, DAY};
 pub use common::{BackendTls, CertificateConfig};
@@ -61,6 +63,8 @@ pub struct Config {
     pub bosh: BoshConfig,
     /// `[sip]`: SIP edge proxy settings (defaults when absent).
     pub sip: SipConfig,
+    /// `[cluster]`: this gateway as a node of a cluster (`None`: a single node).
+    pub cluster: Option<ClusterConfig>,
     /// Problems that do not stop the gateway, as `FILE:LINE:COL: `key`:
     /// warning: …` lines (`check-config` prints them, `run` logs them).
     pub warnings: Vec<String>,
@@ -169,7 +173,9 @@ pub struct LogConfig {
     pub access: bool,
 }
 
-const TOP_KEYS: &[&str] = &["server", "admin", "log", "route", "xmpp", "bosh", "sip"];
+const TOP_KEYS: &[&str] = &[
+    "server", "admin", "log", "route", "xmpp", "bosh", "sip", "cluster",
+];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "tls",
@@ -214,6 +220,7 @@ pub fn all_keys() -> Vec<String> {
     add("xmpp.domains.", xmpp::DOMAIN_KEYS);
     add("bosh.", bosh::BOSH_KEYS);
     add("sip.", sip::SIP_KEYS);
+    add("cluster.", cluster::CLUSTER_KEYS);
     v
 }
 
@@ -367,6 +374,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     let (xmpp, domains_written) = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
     let (sip, sip_listen) = sip::read_sip(ctx, top, base);
+    let cluster = cluster::read_cluster(ctx, top, base);
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     let mut prefixes: Vec<reader::At<String>> = Vec::new();
@@ -442,6 +450,22 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
             );
         }
     }
+    if let Some((_, at)) = &cluster {
+        let others = [
+            server.as_ref().map(|s| ("server.listen", s.listen)),
+            Some(("admin.listen", admin.listen)),
+            sip.listen.map(|a| ("sip.listen", a)),
+        ];
+        for (key, addr) in others.into_iter().flatten() {
+            if addr == at.value && addr.port() != 0 {
+                ctx.error(
+                    at.span.clone(),
+                    &at.key,
+                    format!("the internal listener must have an address of its own, not that of {key} ({addr}): it takes only requests forwarded by the other nodes"),
+                );
+            }
+        }
+    }
     let server = server?;
     let route_table = RouteTable::with_prefixes(
         routes
@@ -458,6 +482,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         xmpp,
         bosh,
         sip,
+        cluster: cluster.map(|(c, _)| c),
         warnings: Vec::new(),
         source: String::new(),
     })

@@ -463,6 +463,49 @@ impl<'t, 'i> Table<'t, 'i> {
         out
     }
 
+    /// A table whose keys are names chosen by the user and whose values
+    /// are strings (such as `[cluster.peers]` `a = "10.0.0.1:7000"`), in file
+    /// order: each entry as its name and its value. Values that are not
+    /// strings are reported as errors.
+    pub fn string_table(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        key: &'static str,
+        expected: &str,
+    ) -> Option<Vec<(At<String>, At<String>)>> {
+        let v = self.raw(key)?;
+        let DeValue::Table(t) = v.get_ref() else {
+            self.wrong_type(ctx, key, v, "a table");
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, item) in t.iter() {
+            let name: &str = k.get_ref().as_ref();
+            let quoted = format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+            let dotted = format!("{}.{quoted}", self.key(key));
+            match item.get_ref() {
+                DeValue::String(s) => out.push((
+                    At {
+                        value: name.to_string(),
+                        span: k.span(),
+                        key: dotted.clone(),
+                    },
+                    At {
+                        value: s.to_string(),
+                        span: item.span(),
+                        key: dotted,
+                    },
+                )),
+                other => ctx.error(
+                    item.span(),
+                    &dotted,
+                    format!("expected {expected}, found {}", type_name(other)),
+                ),
+            }
+        }
+        Some(out)
+    }
+
     /// A sub-table.
     pub fn table(
         &mut self,

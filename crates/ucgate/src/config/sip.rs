@@ -12,6 +12,10 @@ use super::reader::{At, Ctx, Table};
 pub struct Secret(String);
 
 impl Secret {
+    pub(super) fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
     /// The secret bytes.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
