@@ -31,10 +31,7 @@ async fn status(g: &TestGateway) -> serde_json::Value {
 #[tokio::test]
 async fn the_status_page_shows_routes_targets_and_errors_behind_the_token() {
     let echo = echo_backend().await;
-    // a backend address nothing listens on
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_addr = dead.local_addr().unwrap();
-    drop(dead);
+    let dead_addr = dead_address().await;
     let g = TestGateway::start(&format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nprobe_interval = \"200ms\"\n{}{}",
         tunnel_route("/echo", echo, "origins = [\"https://good.example\"]"),

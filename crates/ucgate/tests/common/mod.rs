@@ -203,9 +203,13 @@ pub async fn manual_backend() -> (SocketAddr, tokio::sync::mpsc::Receiver<TcpStr
 
 /// An address nothing listens on.
 pub async fn dead_address() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
+    // Bound but not listening, and kept for the test's life: connecting is
+    // refused, and no other socket of a test running alongside can take the
+    // port (a dropped listener's port could be handed out again).
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let a = s.local_addr().unwrap();
+    std::mem::forget(s);
     a
 }
 
