@@ -37,6 +37,7 @@ pub mod acme;
 pub mod bosh;
 pub mod certfile;
 pub mod certs;
+pub mod drain;
 pub mod forwarded;
 pub mod hostmeta;
 pub mod keepalive;

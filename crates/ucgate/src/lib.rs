@@ -48,6 +48,7 @@ mod bosh;
 pub mod certcheck;
 mod client;
 mod conn;
+mod drain;
 mod http;
 mod inbound;
 mod live;
@@ -199,6 +200,8 @@ pub(crate) struct Shared {
     pub(crate) http: server::HttpBuilders,
     /// Fired when the drain starts: every connection says goodbye.
     pub(crate) conn_cancel: CancellationToken,
+    /// Each WebSocket's turn to close once `conn_cancel` has fired.
+    pub(crate) drain: drain::DrainTurns,
     /// Every connection and WebSocket task, to wait for at the end.
     pub(crate) tracker: TaskTracker,
     pub(crate) control: Control,
@@ -263,6 +266,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         sip_stop: CancellationToken::new(),
     };
     let routes = live::build_routes(&config, &deps, &[]).await?;
+    let shared_spread = config.server.drain_spread;
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::new(&config),
         refusals: Default::default(),
@@ -279,6 +283,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tls: tls_acceptor,
         certs,
         conn_cancel: CancellationToken::new(),
+        drain: drain::DrainTurns::new(shared_spread),
         tracker: TaskTracker::new(),
         control: control.clone(),
     });
@@ -385,6 +390,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     accept_stop.cancel();
     let _ = accept_task.await;
     tracing::info!("stopped accepting; closing connections");
+    shared.drain.start();
     shared.conn_cancel.cancel();
     shared.tracker.close();
     let open = shared.tracker.len();

@@ -8,8 +8,9 @@
 //! * **Draining**: `/ready` answers 503 and systemd gets `STOPPING=1` at
 //!   once; after `server.shutdown_delay` the listener stops accepting and
 //!   every connection gets its protocol's goodbye (WebSocket close 1001,
-//!   HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`); the gateway waits for
-//!   them up to `server.drain_timeout`.
+//!   HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`), WebSockets in batches
+//!   over `server.drain_spread` (`drain.rs`); the gateway waits for them up
+//!   to `server.drain_timeout`.
 //! * **Stopped**: whatever was left has been cut (and counted in the log);
 //!   `run` returns and the process exits 0.
 //!

@@ -140,6 +140,7 @@ pub(crate) async fn run<S>(
     let mut cause: Option<CloseCause> = None;
     let mut close_deadline: Option<tokio::time::Instant> = None;
     let mut shutdown_sent = false;
+    let ticket = shared.drain.ticket();
     let mut failed: Option<CloseCause> = None;
     let close_timeout = cfg.close_timeout;
     loop {
@@ -189,7 +190,7 @@ pub(crate) async fn run<S>(
                 close_deadline.get_or_insert(tokio::time::Instant::now() + close_timeout);
                 writer_end = Some(w);
             }
-            _ = shared.conn_cancel.cancelled(), if !shutdown_sent => {
+            _ = shared.drain.turn(&shared.conn_cancel, ticket), if !shutdown_sent => {
                 shutdown_sent = true;
                 if writer_end.is_none() {
                     let _ = ctrl_tx.try_send(CloseCause::Shutdown);

@@ -135,3 +135,90 @@ async fn idle_http_connections_are_closed_and_draining_closes_keepalive_connecti
         0.0
     );
 }
+
+#[tokio::test]
+async fn drain_spread_closes_websockets_in_batches_over_the_window() {
+    const N: usize = 20;
+    let echo = echo_backend().await;
+    let mut gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"3s\"\ndrain_spread = \"1s\"\n{}",
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap().0);
+    }
+    let start = tokio::time::Instant::now();
+    gw.control.shutdown.cancel();
+    // each client notes when its close 1001 arrives, and answers it
+    let waits = clients.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            let close = loop {
+                match tokio::time::timeout(Duration::from_secs(5), ws.next())
+                    .await
+                    .expect("close in time")
+                {
+                    Some(Ok(Message::Close(Some(f)))) => break f,
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected close 1001, got {other:?}"),
+                }
+            };
+            let at = start.elapsed();
+            assert_eq!(close.code, CloseCode::Away);
+            while ws.next().await.is_some() {}
+            at
+        })
+    });
+    let mut at = Vec::new();
+    for w in waits {
+        at.push(w.await.unwrap());
+    }
+    at.sort();
+    let early = at
+        .iter()
+        .filter(|t| **t < Duration::from_millis(150))
+        .count();
+    assert!(early <= N / 4, "{early} of {N} closed at once: {at:?}");
+    assert!(at[N / 2] >= Duration::from_millis(300), "{at:?}");
+    assert!(at[N - 1] >= Duration::from_millis(700), "{at:?}");
+    assert!(at[N - 1] < Duration::from_millis(1500), "{at:?}");
+    // every socket answered: the drain ends without waiting for its deadline
+    let stop_started = std::time::Instant::now();
+    gw.stop().await;
+    assert!(stop_started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn without_drain_spread_every_websocket_closes_at_once() {
+    const N: usize = 10;
+    let echo = echo_backend().await;
+    let mut gw = TestGateway::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"3s\"\n{}",
+        tunnel_route("/echo", echo, "")
+    ))
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        clients.push(ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap().0);
+    }
+    let start = tokio::time::Instant::now();
+    gw.control.shutdown.cancel();
+    for mut ws in clients {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("close in time")
+            {
+                Some(Ok(Message::Close(Some(f)))) => {
+                    assert_eq!(f.code, CloseCode::Away);
+                    break;
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected close 1001, got {other:?}"),
+            }
+        }
+    }
+    assert!(start.elapsed() < Duration::from_millis(500));
+    gw.stop().await;
+}

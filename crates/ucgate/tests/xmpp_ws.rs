@@ -266,10 +266,12 @@ async fn malformed_client_xml_gets_not_well_formed() {
 async fn shutdown_sends_system_shutdown_close_and_1001() {
     let dir = TempDir::new("xmpp-shutdown");
     let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
-    let (server, _) = scripted_server(server_tls).await;
-    let mut gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (server, seen) = scripted_server(server_tls).await;
+    let config =
+        gateway_config(server, &ca, "").replace("[xmpp]\n", "[xmpp]\ndrain_close_stream = true\n");
+    let mut gw = TestGateway::start(&config).await;
     let (mut ws, _) = open(&gw, "localhost").await;
-    next_text(&mut ws).await; // features
+    log_in(&mut ws).await;
     gw.control.shutdown.cancel();
     assert!(next_text(&mut ws).await.contains("<system-shutdown "));
     assert_eq!(
@@ -279,6 +281,47 @@ async fn shutdown_sends_system_shutdown_close_and_1001() {
     assert_eq!(expect_close(&mut ws).await, CloseCode::Away);
     while ws.next().await.is_some() {}
     gw.stop().await;
+    assert!(seen.lock().unwrap().closed_cleanly);
+}
+
+#[tokio::test]
+async fn the_drain_cuts_the_stream_without_closing_it_for_resumption() {
+    let dir = TempDir::new("xmpp-drain-cut");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, seen) = scripted_server(server_tls).await;
+    let mut gw = TestGateway::start(&gateway_config(server, &ca, "")).await;
+    let (mut ws, _) = open(&gw, "localhost").await;
+    log_in(&mut ws).await;
+    gw.control.shutdown.cancel();
+    // no stream error and no <close/>: the next frame is the close 1001
+    assert_eq!(expect_close(&mut ws).await, CloseCode::Away);
+    while ws.next().await.is_some() {}
+    gw.stop().await;
+    // the server saw its connection end, without </stream:stream>
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !seen.lock().unwrap().eof {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the server connection closed");
+    assert!(!seen.lock().unwrap().closed_cleanly);
+}
+
+/// SASL, restart and bind on a stream whose features were not read yet.
+async fn log_in(ws: &mut Ws) {
+    assert!(next_text(ws).await.contains("PLAIN"));
+    send(ws, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>").await;
+    assert!(next_text(ws).await.contains("<success "));
+    send(
+        ws,
+        &format!("<open xmlns='{FRAMING}' to='localhost' version='1.0'/>"),
+    )
+    .await;
+    assert!(next_text(ws).await.contains("id='s3'"));
+    assert!(next_text(ws).await.contains("xmpp-bind"));
+    send(ws, "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>").await;
+    assert!(next_text(ws).await.contains("alice@localhost/web"));
 }
 
 #[tokio::test]

@@ -592,6 +592,24 @@ impl Translator {
         out
     }
 
+    /// The gateway is draining and the session may live on (XEP-0198): an
+    /// open stream is cut, close 1001 to the client without `<close/>` and
+    /// the server connection closed without `</stream:stream>`, so that
+    /// both ends see a lost connection (which a server keeps for
+    /// resumption) rather than the end of the session. A stream not yet
+    /// open ends as with [`Translator::on_shutdown`].
+    pub fn on_drain_cut(&mut self) -> Vec<Output> {
+        if self.phase != Phase::Open || self.server_gone {
+            return self.on_shutdown();
+        }
+        self.phase = Phase::Closed;
+        self.end = Some(StreamEnd::GatewayError {
+            condition: "system-shutdown",
+            element: stream_error("system-shutdown", None),
+        });
+        vec![Output::CloseClient(1001), Output::CloseServer]
+    }
+
     /// No data either way for the route's idle timeout: RFC 6120
     /// `connection-timeout` stream error, then close both sides.
     pub fn on_idle(&mut self) -> Vec<Output> {

@@ -449,6 +449,36 @@ fn shutdown_sends_system_shutdown_and_1001() {
 }
 
 #[test]
+fn a_drain_cut_leaves_the_session_resumable() {
+    let mut t = opened(ServerTls::AlreadySecureOrNone);
+    let out = t.on_drain_cut();
+    // no stream error, no <close/>, no </stream:stream>: a lost connection
+    assert_eq!(out, vec![Output::CloseClient(1001), Output::CloseServer]);
+    assert_eq!(
+        t.end(),
+        Some(&StreamEnd::GatewayError {
+            condition: "system-shutdown",
+            element: stream_error("system-shutdown", None)
+        })
+    );
+    assert!(t
+        .on_client_text("<message xmlns='jabber:client'/>")
+        .is_empty());
+    assert!(t.on_server_eof().is_empty());
+    assert!(t.on_drain_cut().is_empty());
+}
+
+#[test]
+fn a_drain_cut_before_the_stream_is_open_is_a_shutdown() {
+    let mut t = Translator::new(limits(), ServerTls::AlreadySecureOrNone);
+    t.on_client_text(open_msg());
+    let out = t.on_drain_cut();
+    assert!(to_client(&out)[1].contains("<system-shutdown "));
+    assert!(out.contains(&Output::CloseClient(1001)));
+    assert_eq!(to_server(&out), "");
+}
+
+#[test]
 fn oversized_server_stanza_is_a_policy_violation() {
     let mut t = Translator::new(
         Limits {

@@ -98,6 +98,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Delay between `/ready` failing and the drain starting.
     pub shutdown_delay: Duration,
+    /// WebSockets are closed in batches spread over this much of the drain.
+    pub drain_spread: Duration,
     /// Maximum size of a request head (HTTP/1.1) or header list (HTTP/2).
     pub max_header_size: usize,
     /// Offer HTTP/2 by ALPN on TLS.
@@ -188,6 +190,7 @@ const SERVER_KEYS: &[&str] = &[
     "idle_timeout",
     "drain_timeout",
     "shutdown_delay",
+    "drain_spread",
     "max_header_size",
     "http2",
     "h2c",
@@ -506,6 +509,7 @@ fn read_server(
         idle_timeout: 120 * SEC,
         drain_timeout: 30 * SEC,
         shutdown_delay: Duration::ZERO,
+        drain_spread: Duration::ZERO,
         max_header_size: 16 * 1024,
         http2: true,
         h2c: false,
@@ -545,6 +549,20 @@ fn read_server(
     }
     if let Some(d) = t.duration(ctx, "shutdown_delay", Duration::ZERO..=DAY) {
         s.shutdown_delay = d;
+    }
+    if let Some(d) = t.duration(ctx, "drain_spread", Duration::ZERO..=DAY) {
+        s.drain_spread = d;
+        if d > s.drain_timeout {
+            let span = t.value_span("drain_spread").unwrap_or_else(|| t.span());
+            ctx.error(
+                span,
+                "server.drain_spread",
+                format!(
+                    "{d:?} is longer than server.drain_timeout ({:?}): the last WebSockets would be cut before their turn; make it at most the drain timeout (half of it leaves time for the goodbyes)",
+                    s.drain_timeout
+                ),
+            );
+        }
     }
     if let Some(n) = t.size(ctx, "max_header_size", 8192..=1 << 20) {
         s.max_header_size = n as usize;

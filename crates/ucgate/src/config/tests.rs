@@ -214,7 +214,7 @@ fn xmpp_section_errors() {
             "6:19: xmpp.max_stanza_size: expected a size from 1024 to 16777216 bytes (an integer, or a string such as \"64KiB\")",
             "7:13: xmpp.max_depth: expected an integer from 2 to 1000",
             "8:18: xmpp.max_attributes: expected an integer from 1 to 10000",
-            "9:1: xmpp.colour: unknown key; expected one of: `websocket_url`, `bosh_url`, `connect_timeout`, `negotiation_timeout`, `max_stanza_size`, `max_depth`, `max_attributes`, `domains`",
+            "9:1: xmpp.colour: unknown key; expected one of: `websocket_url`, `bosh_url`, `connect_timeout`, `negotiation_timeout`, `max_stanza_size`, `max_depth`, `max_attributes`, `drain_close_stream`, `domains`",
         ]
     );
 }
@@ -602,5 +602,16 @@ fn an_unknown_route_kind_is_the_only_error_of_its_route() {
     assert_eq!(
         errors("[[route]]\npath = \"/vnc\"\nkind = \"udp\"\n"),
         ["3:8: route[0].kind: unknown route kind `udp`; expected one of: \"tcp\", \"xmpp-websocket\", \"bosh\", \"sip-websocket\", \"static\""]
+    );
+}
+
+#[test]
+fn drain_spread_is_a_part_of_the_drain() {
+    assert_eq!(parse("").server.drain_spread, Duration::ZERO);
+    let c = parse("[server]\ndrain_timeout = \"20s\"\ndrain_spread = \"10s\"\n");
+    assert_eq!(c.server.drain_spread, Duration::from_secs(10));
+    assert_eq!(
+        errors("[server]\ndrain_timeout = \"5s\"\ndrain_spread = \"6s\"\n"),
+        ["3:16: server.drain_spread: 6s is longer than server.drain_timeout (5s): the last WebSockets would be cut before their turn; make it at most the drain timeout (half of it leaves time for the goodbyes)"]
     );
 }

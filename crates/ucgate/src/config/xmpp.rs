@@ -34,6 +34,10 @@ pub struct XmppConfig {
     pub max_depth: usize,
     /// Most attributes (namespace declarations included) on one element.
     pub max_attributes: usize,
+    /// At the drain, close an open stream toward the server with
+    /// `</stream:stream>` (the session ends) instead of cutting the
+    /// connection (a server with XEP-0198 keeps it for resumption).
+    pub drain_close_stream: bool,
     /// Allowed XMPP domains by lower-case name.
     pub domains: BTreeMap<String, XmppDomain>,
 }
@@ -48,6 +52,7 @@ impl Default for XmppConfig {
             max_stanza_size: 256 << 10,
             max_depth: 32,
             max_attributes: 64,
+            drain_close_stream: false,
             domains: BTreeMap::new(),
         }
     }
@@ -100,6 +105,7 @@ pub(super) const XMPP_KEYS: &[&str] = &[
     "max_stanza_size",
     "max_depth",
     "max_attributes",
+    "drain_close_stream",
     "domains",
 ];
 pub(super) const DOMAINS_KEYS: &[&str] = &[];
@@ -166,6 +172,9 @@ pub(super) fn read_xmpp(
     }
     if let Some(n) = t.integer(ctx, "max_attributes", 1..=10_000) {
         x.max_attributes = n as usize;
+    }
+    if let Some(b) = t.bool(ctx, "drain_close_stream") {
+        x.drain_close_stream = b;
     }
     if let Some(mut domains) = t.table(ctx, "domains", DOMAINS_KEYS) {
         let mut seen: Vec<At<String>> = Vec::new();

@@ -77,12 +77,13 @@ pub(crate) async fn run<S>(
     // INVITE branches this client sent over TCP (their CANCEL/ACK follow).
     let mut client_state = ClientState::new();
     let mut end = EndReason::ClientGone;
+    let ticket = shared.drain.ticket();
     let mut close: Option<Close> = None;
 
     loop {
         let deadline = ws.keepalive_deadline();
         tokio::select! {
-            _ = shared.conn_cancel.cancelled() => {
+            _ = shared.drain.turn(&shared.conn_cancel, ticket) => {
                 end = CloseCause::Shutdown.into();
                 close = Some(CloseCause::Shutdown.into());
                 break;

@@ -65,6 +65,7 @@ pub(crate) async fn run<S>(
     // its close (the stream error, the server's close) are carried out.
     let mut failing: Option<CloseCause> = None;
     let mut shutdown_seen = false;
+    let ticket = shared.drain.ticket();
     // How the connection ended; `None` until something says (the client went away).
     let mut ending: Option<EndReason> = None;
     let mut pending: VecDeque<Output> = VecDeque::new();
@@ -167,10 +168,14 @@ pub(crate) async fn run<S>(
         // Idle, a connection holds no buffer for the server's next data:
         // io_event makes room once there is something to read (inbound.rs).
         tokio::select! {
-            _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
+            _ = shared.drain.turn(&shared.conn_cancel, ticket), if !shutdown_seen => {
                 shutdown_seen = true;
                 ending = Some(CloseCause::Shutdown.into());
-                pending.extend(t.on_shutdown());
+                pending.extend(if xc.drain_close_stream {
+                    t.on_shutdown()
+                } else {
+                    t.on_drain_cut()
+                });
                 if pending.is_empty() && !client_close_sent {
                     pending.push_back(Output::CloseClient(1001));
                 }

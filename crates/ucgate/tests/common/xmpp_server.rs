@@ -49,6 +49,8 @@ pub struct Seen {
     pub headers: Vec<String>,
     pub stanzas: Vec<String>,
     pub closed_cleanly: bool,
+    /// The gateway closed the bound stream's connection (EOF).
+    pub eof: bool,
 }
 
 /// The text of the scripted server's `system-shutdown` stream error.
@@ -124,6 +126,7 @@ async fn after_tls(
             _ => return,
         };
         if n == 0 {
+            seen.lock().unwrap().eof = true;
             return;
         }
         acc.push_str(std::str::from_utf8(&b[..n]).unwrap());
