@@ -10,6 +10,8 @@
 //! session).
 
 use std::net::SocketAddr;
+
+use crate::logging::cut;
 use std::time::Duration;
 
 /// The target of every access line; [`crate::logging`] lets it through
@@ -41,7 +43,7 @@ pub(crate) struct HttpLine<'a> {
 }
 
 pub(crate) fn http(l: HttpLine<'_>) {
-    let path = cut(l.path);
+    let path = cut(l.path, MAX_PATH);
     tracing::info!(
         target: TARGET,
         client = %l.client,
@@ -122,27 +124,15 @@ impl std::fmt::Display for Code {
     }
 }
 
-/// `path` cut to [`MAX_PATH`] bytes on a character boundary.
-fn cut(path: &str) -> &str {
-    if path.len() <= MAX_PATH {
-        return path;
-    }
-    let mut end = MAX_PATH;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    &path[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn long_paths_are_cut_on_a_character_boundary() {
-        assert_eq!(cut("/x"), "/x");
+        assert_eq!(cut("/x", MAX_PATH), "/x");
         let long = format!("/{}", "é".repeat(200));
-        let c = cut(&long);
+        let c = cut(&long, MAX_PATH);
         assert!(c.len() <= MAX_PATH && long.starts_with(c));
         assert_eq!(Code(None).to_string(), "-");
         assert_eq!(Code(Some(1001)).to_string(), "1001");

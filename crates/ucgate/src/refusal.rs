@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ucgate_proto::origin::hint::{self, RouteAt};
 use ucgate_proto::origin::refused::{RefusedOrigin, RefusedOrigins};
 use ucgate_proto::throttle::{Throttle, Verdict};
 
 use crate::config::RouteConfig;
+use crate::logging::cut;
 
 /// One line per cause and route in this window.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -81,15 +82,13 @@ impl Refusals {
         secure: bool,
     ) {
         let sent = r.detail;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::tls_explain::now_secs().max(0) as u64;
         self.origins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(route.path.clone())
             .or_insert_with(|| RefusedOrigins::new(MAX_ORIGINS))
-            .record(cut(sent), now);
+            .record(cut(sent, MAX_DETAIL), now);
         self.log_with(r, || {
             let at = RouteAt {
                 path: &route.path,
@@ -112,7 +111,7 @@ impl Refusals {
     }
 
     fn log_with(&self, r: Refusal<'_>, hint: impl FnOnce() -> Option<String>) {
-        let detail = cut(r.detail);
+        let detail = cut(r.detail, MAX_DETAIL);
         let key = (r.route.to_string(), r.cause, detail.to_string());
         let verdict = self
             .throttle
@@ -134,15 +133,4 @@ impl Refusals {
             );
         }
     }
-}
-
-fn cut(s: &str) -> &str {
-    if s.len() <= MAX_DETAIL {
-        return s;
-    }
-    let mut end = MAX_DETAIL;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use ucgate_proto::xml::tag::escape;
@@ -80,9 +80,7 @@ pub(crate) struct Reload {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::tls_explain::now_secs().max(0) as u64
 }
 
 impl StatusState {

@@ -10,7 +10,7 @@ mod files;
 mod http;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
@@ -32,13 +32,6 @@ const RETRY_BASE: Duration = Duration::from_secs(60);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
 /// A whole order (account, challenges, issuance) is given up after this.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// The certificate being served, as the renewal rule sees it.
 struct Served {
@@ -114,7 +107,12 @@ impl AcmeManager {
     }
 
     fn judge(&self, cert: Option<(&[String], Validity)>) -> Stored {
-        judge(cert, &self.cfg.domains, self.cfg.renewal, unix_now())
+        judge(
+            cert,
+            &self.cfg.domains,
+            self.cfg.renewal,
+            crate::tls_explain::now_secs(),
+        )
     }
 
     fn install(&mut self, key: CertifiedKey, info: CertInfo) {
@@ -178,9 +176,11 @@ impl AcmeManager {
             } else {
                 let s = self.served.as_ref().map(|s| s.validity);
                 s.map(|v| {
-                    self.cfg
-                        .renewal
-                        .next_check(v, unix_now(), self.cfg.check_interval)
+                    self.cfg.renewal.next_check(
+                        v,
+                        crate::tls_explain::now_secs(),
+                        self.cfg.check_interval,
+                    )
                 })
                 .unwrap_or(self.cfg.check_interval)
             };
