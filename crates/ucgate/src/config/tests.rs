@@ -615,3 +615,24 @@ fn drain_spread_is_a_part_of_the_drain() {
         ["3:16: server.drain_spread: 6s is longer than server.drain_timeout (5s): the last WebSockets would be cut before their turn; make it at most the drain timeout (half of it leaves time for the goodbyes)"]
     );
 }
+
+#[test]
+fn admin_token_and_probe_interval_limits() {
+    let c = Config::parse(
+        "[admin]\ntoken = \"0123456789abcdef\"\nprobe_interval = \"0s\"\n[[route]]\npath = \"/e\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:7\"\n",
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef"));
+    assert!(c.admin.probe_interval.is_zero());
+    for bad in ["short", "has a space in it ok", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"] {
+        let e = errors(&format!("[admin]\ntoken = \"{bad}\"\n"));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(e[0].starts_with("2:9: admin.token: expected 16 to 512"), "{e:?}");
+    }
+    let e = errors(&format!("[admin]\ntoken = \"{}\"\n", "x".repeat(513)));
+    assert_eq!(e.len(), 1, "{e:?}");
+    let e = errors("[admin]\nprobe_interval = \"25h\"\n");
+    assert!(e[0].contains("admin.probe_interval"), "{e:?}");
+}
