@@ -20,6 +20,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use ucgate_proto::certs::{TimeCheck, Validity};
 
 /// WebPKI, or an exact match with a certificate of `ca_file`.
 #[derive(Debug)]
@@ -60,13 +61,17 @@ fn check_pinned(
 ) -> Result<(), Error> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    let now = now.as_secs() as i64;
-    let validity = parsed.validity();
-    if now < validity.not_before.timestamp() {
-        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
-    }
-    if now > validity.not_after.timestamp() {
-        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    let validity = Validity {
+        not_before: parsed.validity().not_before.timestamp(),
+        not_after: parsed.validity().not_after.timestamp(),
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    match validity.at(now) {
+        TimeCheck::Valid => {}
+        TimeCheck::NotYetValid => {
+            return Err(Error::InvalidCertificate(CertificateError::NotValidYet))
+        }
+        TimeCheck::Expired => return Err(Error::InvalidCertificate(CertificateError::Expired)),
     }
     let ee = webpki::EndEntityCert::try_from(cert)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
@@ -145,5 +150,45 @@ impl ServerCertVerifier for PinnedOrWebPki {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refused_certificates_kept_are_bounded() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let v = PinnedOrWebPki::new(
+            roots,
+            Vec::new(),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .unwrap();
+        let refuse = |i: usize| {
+            let name = ServerName::try_from(format!("S{i}.test")).unwrap();
+            let bad = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, i as u8]);
+            assert!(v
+                .verify_server_cert(&bad, &[], &name, &[], UnixTime::now())
+                .is_err());
+        };
+        for i in 0..REFUSED_MAX {
+            refuse(i);
+        }
+        // by name, case-insensitively, up to the bound
+        assert_eq!(v.refused("s0.TEST").unwrap().as_ref()[4], 0);
+        assert_eq!(v.refused.lock().unwrap().len(), REFUSED_MAX);
+        // one more: the map is emptied rather than grown
+        refuse(REFUSED_MAX);
+        assert_eq!(v.refused.lock().unwrap().len(), 1);
+        assert!(v.refused("s0.test").is_none());
+        assert!(v.refused(&format!("s{REFUSED_MAX}.test")).is_some());
     }
 }

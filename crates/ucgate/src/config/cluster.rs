@@ -359,23 +359,24 @@ mod tests {
             head("a", "short"),
             "cluster.secret: the secret is too short (5 characters)",
         );
+        let with = |line: &str| format!("{}{line}", head("a", SECRET));
         one(
-            format!("{}secret_file = \"x\"\n", head("a", SECRET)),
+            with("secret_file = \"x\"\n"),
             "cluster.secret: both `secret` and `secret_file` are set",
         );
         one(
-            format!("{}forward_timeout = \"1h\"\n", head("a", SECRET)),
+            with("forward_timeout = \"1h\"\n"),
             "cluster.forward_timeout: expected a duration from 100ms to",
         );
         one(
-            format!("{}nodes = 3\n", head("a", SECRET)),
+            with("nodes = 3\n"),
             "cluster.nodes: unknown key (did you mean `node`?)",
         );
         one(
-            format!("{}peers = [\"b\"]\n", head("a", SECRET)),
+            with("peers = [\"b\"]\n"),
             "cluster.peers: expected a table, found an array",
         );
-        let peers = |body: &str| format!("{}[cluster.peers]\n{body}", head("a", SECRET));
+        let peers = |body: &str| with(&format!("[cluster.peers]\n{body}"));
         one(
             peers("B = \"127.0.0.1:1\"\n"),
             "cluster.peers.\"B\": a node name uses only",

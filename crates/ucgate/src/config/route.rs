@@ -10,7 +10,7 @@ use ucgate_proto::origin::{check, OriginPolicy};
 use super::common::{parse_host_port, resolve, BackendTls, DAY, SEC};
 use super::reader::{self, Ctx, Table};
 use super::sip::{self, SipCore, SipTransport};
-use super::static_route::{read_static, StaticFiles};
+use super::static_route::{read_static, StaticFiles, NOT_STATIC, STATIC_KEYS};
 use super::xmpp::XmppConfig;
 
 /// What a route does, with what only that kind needs: the one place a
@@ -125,7 +125,8 @@ pub struct RouteConfig {
     pub close_timeout: Duration,
 }
 
-pub(super) const ROUTE_KEYS: &[&str] = &[
+/// The keys of a `[[route]]` other than `NOT_STATIC` and `STATIC_KEYS`.
+const KIND_AND_PEER_KEYS: [&str; 8] = [
     "path",
     "kind",
     "backend",
@@ -134,22 +135,30 @@ pub(super) const ROUTE_KEYS: &[&str] = &[
     "core",
     "core_server_name",
     "core_ca_file",
-    "origins",
-    "subprotocols",
-    "require_subprotocol",
-    "max_message_size",
-    "max_frame_size",
-    "buffer_size",
-    "ping_interval",
-    "ping_timeout",
-    "idle_timeout",
-    "connect_timeout",
-    "close_timeout",
-    "root",
-    "index",
-    "cache_control",
-    "max_file_size",
 ];
+
+/// Every key of a `[[route]]`, built from the lists `read_static` checks so
+/// that a key is written once.
+pub(super) const ROUTE_KEYS: &[&str] = &concat::<
+    { KIND_AND_PEER_KEYS.len() + NOT_STATIC.len() + STATIC_KEYS.len() },
+>(&[&KIND_AND_PEER_KEYS, &NOT_STATIC, &STATIC_KEYS]);
+
+/// `parts` one after the other; `N` must be their total length.
+const fn concat<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut p, mut i) = (0, 0);
+    while p < parts.len() {
+        let mut j = 0;
+        while j < parts[p].len() {
+            out[i] = parts[p][j];
+            i += 1;
+            j += 1;
+        }
+        p += 1;
+    }
+    assert!(i == N, "ROUTE_KEYS: wrong length");
+    out
+}
 
 pub(super) fn parse_backend(s: &str) -> Result<(String, u16, bool), String> {
     let expected = "expected \"host:port\" or \"tls://host:port\" (e.g. \"127.0.0.1:7000\", \"[::1]:7000\", \"tls://svc.internal:7001\")";

@@ -21,11 +21,12 @@ pub struct StaticFiles {
     pub max_file_size: u64,
 }
 
-/// The keys only a `static` route has (also in `ROUTE_KEYS`).
-const STATIC_KEYS: [&str; 4] = ["root", "index", "cache_control", "max_file_size"];
+/// The keys only a `static` route has (part of `ROUTE_KEYS`).
+pub(super) const STATIC_KEYS: [&str; 4] = ["root", "index", "cache_control", "max_file_size"];
 
-/// Keys of the WebSocket and backend kinds a `static` route has no use for.
-const NOT_STATIC: [&str; 11] = [
+/// Keys of the WebSocket and backend kinds a `static` route has no use for
+/// (part of `ROUTE_KEYS`).
+pub(super) const NOT_STATIC: [&str; 11] = [
     "origins",
     "subprotocols",
     "require_subprotocol",
