@@ -327,4 +327,31 @@ mod tests {
         assert_eq!(restart_only_changes(&single, &old), ["[cluster]"]);
         assert!(restart_only_changes(&old, &config(&node("a"))).is_empty());
     }
+
+    #[test]
+    fn sip_routes_stay_as_they_run_and_keep_their_paths() {
+        let sip =
+            "[[route]]\npath = \"/sip\"\nkind = \"sip-websocket\"\ncore = \"sip:127.0.0.1:5070\"\n";
+        let tcp = |p: &str| {
+            format!("[[route]]\npath = \"{p}\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:7\"\n")
+        };
+        let old = config(&format!("{sip}{}", tcp("/a")));
+        // the SIP route removed from the file: kept, and named as needing a restart
+        let new = config(&tcp("/b"));
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["[sip] and the sip-websocket routes"]
+        );
+        let kept = keep_restart_only(&old, new).unwrap();
+        let paths: Vec<&str> = kept.routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/b", "/sip"]);
+        assert!(kept.route_table.lookup("/sip").is_some());
+        assert!(kept.route_table.lookup("/a").is_none());
+        // moving the SIP route in the file changes nothing
+        assert!(restart_only_changes(&old, &config(&format!("{}{sip}", tcp("/a")))).is_empty());
+        // another kind on the SIP route's path cannot be applied
+        let clash = config(&tcp("/sip"));
+        let e = keep_restart_only(&old, clash).unwrap_err();
+        assert!(e.contains("`/sip`") && e.contains("until a restart"), "{e}");
+    }
 }
