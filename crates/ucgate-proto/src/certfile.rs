@@ -152,30 +152,25 @@ mod tests {
 
     #[test]
     fn swapped_encrypted_csr_der_and_empty_files_are_named() {
-        assert_eq!(
-            inspect(KEY, Wanted::Chain),
-            Some(FileProblem::KeyNotCertificate)
-        );
-        assert_eq!(
-            inspect(CERT, Wanted::Key),
-            Some(FileProblem::CertificateNotKey)
-        );
-        assert_eq!(inspect(ENC, Wanted::Key), Some(FileProblem::EncryptedKey));
-        assert_eq!(
-            inspect(OLD_ENC, Wanted::Key),
-            Some(FileProblem::EncryptedKey)
-        );
-        assert_eq!(
-            inspect(ENC, Wanted::Chain),
-            Some(FileProblem::KeyNotCertificate)
-        );
-        assert_eq!(inspect(CSR, Wanted::Chain), Some(FileProblem::Csr));
-        assert_eq!(
-            inspect(b"\x30\x82\x01\x0a", Wanted::Chain),
-            Some(FileProblem::Der)
-        );
-        assert_eq!(inspect(b" \n", Wanted::Key), Some(FileProblem::Empty));
-        assert_eq!(inspect(b"hello", Wanted::Key), Some(FileProblem::NotPem));
+        let cases: [(&[u8], Wanted, FileProblem); 9] = [
+            (KEY, Wanted::Chain, FileProblem::KeyNotCertificate),
+            (CERT, Wanted::Key, FileProblem::CertificateNotKey),
+            (ENC, Wanted::Key, FileProblem::EncryptedKey),
+            (OLD_ENC, Wanted::Key, FileProblem::EncryptedKey),
+            (ENC, Wanted::Chain, FileProblem::KeyNotCertificate),
+            (CSR, Wanted::Chain, FileProblem::Csr),
+            (b"\x30\x82\x01\x0a", Wanted::Chain, FileProblem::Der),
+            (b" \n", Wanted::Key, FileProblem::Empty),
+            (b"hello", Wanted::Key, FileProblem::NotPem),
+        ];
+        for (bytes, wanted, problem) in cases {
+            assert_eq!(
+                inspect(bytes, wanted),
+                Some(problem),
+                "{:?} as {wanted:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
         assert_eq!(
             inspect(b"-----BEGIN X509 CRL-----\n", Wanted::CaBundle),
             Some(FileProblem::Nothing(vec!["X509 CRL".into()]))
