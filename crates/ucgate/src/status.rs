@@ -83,53 +83,59 @@ fn unix_now() -> u64 {
     crate::tls_explain::now_secs().max(0) as u64
 }
 
+/// The targets of `config`, in file order.
+fn targets(config: &Config) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for r in &config.routes {
+        match &r.kind {
+            RouteKind::Tcp(b) => targets.push(Target::new(
+                TargetKind::Backend,
+                &r.path,
+                b.host.clone(),
+                b.port,
+            )),
+            RouteKind::SipWebSocket(core) => {
+                let t = Target::new(TargetKind::SipCore, &r.path, core.host.clone(), core.port);
+                targets.push(if core.transport == SipTransport::Udp {
+                    t.not_probed("UDP: not probed (connectionless)")
+                } else {
+                    t
+                });
+            }
+            _ => {}
+        }
+    }
+    for d in config.xmpp.domains.values() {
+        targets.push(match &d.address {
+            Some((host, port)) => Target::new(TargetKind::XmppServer, &d.name, host.clone(), *port),
+            None => Target {
+                address: format!("DNS SRV _xmpp-client._tcp.{}", d.name),
+                ..Target::new(TargetKind::XmppServer, &d.name, String::new(), 0)
+                    .not_probed("found by DNS SRV: not probed")
+            },
+        });
+    }
+    targets
+}
+
+impl Attempt {
+    /// An attempt that ended now after `took`, failed with `error` if any.
+    fn now(took: Duration, error: Option<String>) -> Attempt {
+        Attempt {
+            at: unix_now(),
+            ok: error.is_none(),
+            millis: took.as_secs_f64() * 1000.0,
+            error: error.unwrap_or_default(),
+        }
+    }
+}
+
 impl StatusState {
-    /// The targets of `config`, in file order.
     pub(crate) fn new(config: &Config) -> StatusState {
-        let mut targets = Vec::new();
-        for r in &config.routes {
-            match &r.kind {
-                RouteKind::Tcp(b) => targets.push(Target::new(
-                    TargetKind::Backend,
-                    &r.path,
-                    b.host.clone(),
-                    b.port,
-                )),
-                RouteKind::SipWebSocket(core) => {
-                    let mut t =
-                        Target::new(TargetKind::SipCore, &r.path, core.host.clone(), core.port);
-                    if core.transport == SipTransport::Udp {
-                        t.probe_at = None;
-                        t.probe_note = "UDP: not probed (connectionless)".into();
-                    }
-                    targets.push(t);
-                }
-                _ => {}
-            }
-        }
-        for d in config.xmpp.domains.values() {
-            match &d.address {
-                Some((host, port)) => targets.push(Target::new(
-                    TargetKind::XmppServer,
-                    &d.name,
-                    host.clone(),
-                    *port,
-                )),
-                None => targets.push(Target {
-                    kind: TargetKind::XmppServer,
-                    name: d.name.clone(),
-                    address: format!("DNS SRV _xmpp-client._tcp.{}", d.name),
-                    probe_at: None,
-                    probe_note: "found by DNS SRV: not probed".into(),
-                    last_connection: None,
-                    last_probe: None,
-                }),
-            }
-        }
         StatusState {
             started: Instant::now(),
             started_at: unix_now(),
-            targets: Mutex::new(targets),
+            targets: Mutex::new(targets(config)),
             reload: Mutex::new(None),
         }
     }
@@ -141,10 +147,7 @@ impl StatusState {
     /// The targets of a reloaded `config`; a target still there keeps its
     /// last connection and probe.
     pub(crate) fn set_targets(&self, config: &Config) {
-        let mut fresh = StatusState::new(config)
-            .targets
-            .into_inner()
-            .unwrap_or_default();
+        let mut fresh = targets(config);
         let mut old = self.lock_targets();
         for t in &mut fresh {
             if let Some(o) = old
@@ -167,12 +170,7 @@ impl StatusState {
         took: Duration,
         error: Option<String>,
     ) {
-        let attempt = Attempt {
-            at: unix_now(),
-            ok: error.is_none(),
-            millis: took.as_secs_f64() * 1000.0,
-            error: error.unwrap_or_default(),
-        };
+        let attempt = Attempt::now(took, error);
         if let Some(t) = self
             .lock_targets()
             .iter_mut()
@@ -211,12 +209,7 @@ impl StatusState {
                 Ok(Err(e)) => Some(e.to_string()),
                 Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
             };
-            let attempt = Attempt {
-                at: unix_now(),
-                ok: error.is_none(),
-                millis: t0.elapsed().as_secs_f64() * 1000.0,
-                error: error.unwrap_or_default(),
-            };
+            let attempt = Attempt::now(t0.elapsed(), error);
             if let Some(t) = self.lock_targets().get_mut(i) {
                 t.last_probe = Some(attempt);
             }
@@ -225,6 +218,13 @@ impl StatusState {
 }
 
 impl Target {
+    /// A target the probes leave alone, and why.
+    fn not_probed(mut self, why: &str) -> Target {
+        self.probe_at = None;
+        self.probe_note = why.into();
+        self
+    }
+
     fn new(kind: TargetKind, name: &str, host: String, port: u16) -> Target {
         let address = if host.contains(':') {
             format!("[{host}]:{port}")

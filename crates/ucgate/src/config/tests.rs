@@ -626,10 +626,17 @@ fn admin_token_and_probe_interval_limits() {
     .unwrap();
     assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef"));
     assert!(c.admin.probe_interval.is_zero());
-    for bad in ["short", "has a space in it ok", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"] {
+    for bad in [
+        "short",
+        "has a space in it ok",
+        "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+    ] {
         let e = errors(&format!("[admin]\ntoken = \"{bad}\"\n"));
         assert_eq!(e.len(), 1, "{bad}: {e:?}");
-        assert!(e[0].starts_with("2:9: admin.token: expected 16 to 512"), "{e:?}");
+        assert!(
+            e[0].starts_with("2:9: admin.token: expected 16 to 512"),
+            "{e:?}"
+        );
     }
     let e = errors(&format!("[admin]\ntoken = \"{}\"\n", "x".repeat(513)));
     assert_eq!(e.len(), 1, "{e:?}");
