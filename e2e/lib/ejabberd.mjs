@@ -28,12 +28,11 @@
 import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePorts, sleep, withTimeout } from './harness.mjs';
+import { freePorts, portAccepts, sleep, withTimeout } from './harness.mjs';
 import { makeTestCA } from './prosody.mjs';
 import { renderTemplate } from './proxy-process.mjs';
 
@@ -72,19 +71,6 @@ function chownTree(dir, { uid, gid }) {
     if (entry.isDirectory()) chownTree(p, { uid, gid });
     else fs.chownSync(p, uid, gid);
   }
-}
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
 }
 
 /** A double-quoted shell string for ejabberdctl.cfg (sourced by sh). */

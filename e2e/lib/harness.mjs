@@ -81,6 +81,41 @@ export async function freePort() {
 }
 
 /** Distinct free ports (the OS could hand the same one out twice after close). */
+/** True when 127.0.0.1:`port` accepts a TCP connection (within 1 s). */
+export function portAccepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1_000, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/**
+ * Keeps the last `limit` characters a spawned `child` writes (stdout and
+ * stderr together) and notes a spawn error: { text(), error(), exited },
+ * `exited` resolving with { code, signal }.
+ */
+export function capture(child, limit = 1 << 20) {
+  let text = '';
+  let error = null;
+  const append = (chunk) => {
+    text += chunk;
+    if (text.length > limit) text = text.slice(-limit);
+  };
+  child.stdout.setEncoding('utf8').on('data', append);
+  child.stderr.setEncoding('utf8').on('data', append);
+  child.on('error', (e) => {
+    error = e;
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { text: () => text, error: () => error, exited };
+}
+
 export async function freePorts(n) {
   const ports = new Set();
   while (ports.size < n) ports.add(await freePort());

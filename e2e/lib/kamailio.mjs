@@ -34,12 +34,11 @@
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort } from './harness.mjs';
+import { freePort, portAccepts } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
 export const KAMAILIO_BIN = process.env.KAMAILIO_BIN ?? '/usr/sbin/kamailio';
@@ -72,19 +71,6 @@ export async function freeUdpTcpPort() {
     if (ok) return port;
   }
   throw new Error('no port free for both UDP and TCP');
-}
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
 }
 
 /** Send one SIP OPTIONS over UDP to 127.0.0.1:port; resolves with the status line or null after `ms`. */

@@ -14,53 +14,14 @@
 //   PEBBLE_VA_ALWAYS_VALID=0   really validate (connect to the gateway)
 //   PEBBLE_WFE_NONCEREJECT=0   no random badNonce refusals (deterministic)
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { freePorts, makeCert, sleep, withTimeout } from './harness.mjs';
+import { freePorts, makeCert, sleep } from './harness.mjs';
+import { startProcess } from './proxy-process.mjs';
 
 export const PEBBLE = process.env.PEBBLE_BIN ?? '/usr/bin/pebble';
 export const CHALLTESTSRV = process.env.PEBBLE_CHALLTESTSRV_BIN ?? '/usr/bin/pebble-challtestsrv';
-const LOG_LIMIT = 1 << 20;
-
-function startProcess(name, bin, args, env) {
-  let log = '';
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  const append = (c) => {
-    log += c;
-    if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT);
-  };
-  child.stdout.setEncoding('utf8').on('data', append);
-  child.stderr.setEncoding('utf8').on('data', append);
-  let spawnError = null;
-  child.on('error', (e) => {
-    spawnError = e;
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  return {
-    log: () => log,
-    check() {
-      if (spawnError) throw new Error(`cannot run ${bin}: ${spawnError.message}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`${name} exited (code ${child.exitCode}, signal ${child.signalCode}):\n${log}`);
-      }
-    },
-    async close() {
-      process.removeListener('exit', killOnExit);
-      if (spawnError || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      try {
-        await withTimeout(exited, 3_000, `${name} exit`);
-      } catch {
-        child.kill('SIGKILL');
-        await withTimeout(exited, 3_000, `${name} exit after SIGKILL`);
-      }
-    },
-  };
-}
 
 /** GET over HTTPS, trusting only `ca` (a PEM string). */
 function httpsGet(url, ca) {
@@ -105,18 +66,31 @@ export async function startPebble({ dir, tlsPort }) {
       },
     }),
   );
-  const dns = startProcess('pebble-challtestsrv', CHALLTESTSRV, [
-    '-dns01', `127.0.0.1:${dnsPort}`,
-    '-management', `127.0.0.1:${dnsMgmtPort}`,
-    '-http01', '', '-https01', '', '-tlsalpn01', '',
-    '-defaultIPv4', '127.0.0.1',
-    '-defaultIPv6', '',
-  ]);
-  const pebble = startProcess('pebble', PEBBLE, ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`, '-strict=false'], {
-    PEBBLE_VA_NOSLEEP: '1',
-    PEBBLE_VA_ALWAYS_VALID: '0',
-    PEBBLE_WFE_NONCEREJECT: '0',
+  const dns = await startProcess({
+    name: 'pebble-challtestsrv',
+    bin: CHALLTESTSRV,
+    args: [
+      '-dns01', `127.0.0.1:${dnsPort}`,
+      '-management', `127.0.0.1:${dnsMgmtPort}`,
+      '-http01', '', '-https01', '', '-tlsalpn01', '',
+      '-defaultIPv4', '127.0.0.1',
+      '-defaultIPv6', '',
+    ],
+    port: dnsMgmtPort,
   });
+  let pebble;
+  try {
+    pebble = await startProcess({
+      name: 'pebble',
+      bin: PEBBLE,
+      args: ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`, '-strict=false'],
+      port: acmePort,
+      env: { PEBBLE_VA_NOSLEEP: '1', PEBBLE_VA_ALWAYS_VALID: '0', PEBBLE_WFE_NONCEREJECT: '0' },
+    });
+  } catch (e) {
+    await dns.stop();
+    throw e;
+  }
   const ca = fs.readFileSync(cert, 'utf8');
   const directory = `https://127.0.0.1:${acmePort}/dir`;
   const handle = {
@@ -126,16 +100,15 @@ export async function startPebble({ dir, tlsPort }) {
     root: async () => (await httpsGet(`https://127.0.0.1:${mgmtPort}/roots/0`, ca)).body,
     intermediate: async () => (await httpsGet(`https://127.0.0.1:${mgmtPort}/intermediates/0`, ca)).body,
     async close() {
-      await pebble.close();
-      await dns.close();
+      await pebble.stop();
+      await dns.stop();
     },
   };
   const deadline = Date.now() + 15_000;
   let last = 'no attempt';
   while (Date.now() < deadline) {
     try {
-      dns.check();
-      pebble.check();
+      if (!dns.alive() || !pebble.alive()) throw new Error('pebble or pebble-challtestsrv exited');
       const r = await httpsGet(directory, ca);
       if (r.status === 200 && r.body.includes('newOrder')) return handle;
       last = `HTTP ${r.status}`;

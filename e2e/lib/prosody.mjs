@@ -27,11 +27,11 @@
 
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort, portAccepts } from './harness.mjs';
 import { renderTemplate } from './proxy-process.mjs';
 
 const execFileP = promisify(execFile);
@@ -133,31 +133,6 @@ function prosodyctlCertGenerate(configFile, domain) {
       else reject(new Error(`prosodyctl cert generate ${domain} failed (${code}):\n${out}`));
     });
     child.stdin.end('\n'.repeat(20));
-  });
-}
-
-/** A free TCP port on 127.0.0.1 (bind :0, read, close). */
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1_000, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
   });
 }
 

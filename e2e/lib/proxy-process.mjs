@@ -5,10 +5,9 @@
 
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep, withTimeout } from './harness.mjs';
+import { capture, portAccepts, sleep, withTimeout } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
 export const EXAMPLES_DIR = path.resolve(__dirname, '../../config/proxies');
@@ -48,67 +47,45 @@ export function runCheck(bin, args, ms = 10_000) {
   });
 }
 
-function portAccepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
 /**
- * Spawn `bin args` in the foreground and wait until 127.0.0.1:`port`
- * accepts. Returns { pid, log(), stop() }; stop() is idempotent (SIGTERM,
- * SIGKILL after 5 s). A process that exits early fails the start with its
- * output.
+ * Spawn `bin args` (with `env` added to the environment) in the foreground
+ * and wait until 127.0.0.1:`port` accepts. Returns { pid, log(), alive(),
+ * stop() }; stop() is idempotent (SIGTERM, SIGKILL after 5 s). A process
+ * that exits early fails the start with its output.
  */
-export async function startProcess({ name, bin, args, port, startTimeoutMs = 10_000 }) {
+export async function startProcess({ name, bin, args, port, env = {}, startTimeoutMs = 10_000 }) {
   if (!fs.existsSync(bin)) throw new Error(`${bin} not found: run scripts/install-deps (Debian package ${name})`);
-  let output = '';
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const append = (chunk) => {
-    output += chunk;
-    if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
-  };
-  child.stdout.setEncoding('utf8').on('data', append);
-  child.stderr.setEncoding('utf8').on('data', append);
-  let spawnError = null;
-  child.on('error', (e) => {
-    spawnError = e;
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const out = capture(child, LOG_LIMIT);
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
+  const alive = () => !out.error() && child.exitCode === null && child.signalCode === null;
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     process.removeListener('exit', killOnExit);
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (!alive()) return;
     child.kill('SIGTERM');
     try {
-      await withTimeout(exited, 5_000, `${name} exit after SIGTERM`);
+      await withTimeout(out.exited, 5_000, `${name} exit after SIGTERM`);
     } catch {
       child.kill('SIGKILL');
-      await withTimeout(exited, 5_000, `${name} exit after SIGKILL`).catch(() => {});
+      await withTimeout(out.exited, 5_000, `${name} exit after SIGKILL`).catch(() => {});
     }
   };
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
-    if (spawnError || child.exitCode !== null || child.signalCode !== null) {
+    if (!alive()) {
       await stop();
-      throw new Error(`${name} did not start (${spawnError?.message ?? `exit ${child.exitCode}`}):\n${output}`);
+      throw new Error(`${name} did not start (${out.error()?.message ?? `exit ${child.exitCode}`}):\n${out.text()}`);
     }
     if (await portAccepts(port)) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`${name} did not listen on 127.0.0.1:${port} within ${startTimeoutMs} ms:\n${output}`);
+      throw new Error(`${name} did not listen on 127.0.0.1:${port} within ${startTimeoutMs} ms:\n${out.text()}`);
     }
     await sleep(50);
   }
-  return { pid: child.pid, log: () => output, stop };
+  return { pid: child.pid, log: out.text, alive, stop };
 }
