@@ -52,7 +52,7 @@ impl Phase {
 pub struct Control {
     /// Cancel to start the drain.
     pub shutdown: CancellationToken,
-    /// Notify to reload certificates.
+    /// Notify to reload the configuration and the certificates.
     pub reload: Arc<Notify>,
     phase: Arc<watch::Sender<Phase>>,
 }
