@@ -22,13 +22,6 @@ fn config(server: std::net::SocketAddr, ca: &std::path::Path, extra: &str) -> St
     )
 }
 
-fn bodies(text: &str) -> Vec<String> {
-    text.split("<body>")
-        .skip(1)
-        .map(|s| s.split('<').next().unwrap().to_string())
-        .collect()
-}
-
 async fn flood_exactly_once(h2: bool) {
     let dir = TempDir::new(if h2 { "bosh-h2" } else { "bosh-h1" });
     let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);

@@ -31,13 +31,6 @@ fn cluster(node: &str) -> String {
     )
 }
 
-fn bodies(text: &str) -> Vec<String> {
-    text.split("<body>")
-        .skip(1)
-        .map(|s| s.split('<').next().unwrap().to_string())
-        .collect()
-}
-
 /// Asks the scripted server for `n` messages; they arrive once, in order.
 async fn chat(c: &mut Client, n: usize) {
     let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;

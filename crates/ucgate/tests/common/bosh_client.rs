@@ -161,3 +161,11 @@ pub async fn login(gw: &TestGateway, h2: bool) -> Client {
     }
     c
 }
+
+/// The texts of the `<body>` elements of the chat messages in `text`.
+pub fn bodies(text: &str) -> Vec<String> {
+    text.split("<body>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect()
+}
