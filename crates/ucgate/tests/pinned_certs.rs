@@ -9,11 +9,10 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::tls::TempDir;
+use common::tls::{tls_echo, TempDir};
 use common::*;
 use futures_util::SinkExt;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A self-signed certificate with `CA:TRUE` for `names`: its PEM file in
@@ -50,29 +49,6 @@ fn ca_true_self_signed_with(
         .with_single_cert(vec![cert.der().clone()], der)
         .unwrap(),
     )
-}
-
-/// A TLS echo server on 127.0.0.1:0.
-async fn tls_echo(cfg: Arc<rustls::ServerConfig>) -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let acc = tokio_rustls::TlsAcceptor::from(cfg.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acc.accept(s).await else {
-                    return;
-                };
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = tls.read(&mut buf).await {
-                    if n == 0 || tls.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn route(backend: std::net::SocketAddr, ca: &Path, name: &str) -> String {

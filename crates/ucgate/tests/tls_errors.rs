@@ -16,7 +16,6 @@ use common::xmpp_server::scripted_server;
 use common::*;
 use futures_util::SinkExt;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -160,25 +159,7 @@ async fn expired_backend(dir: &Path) -> std::net::SocketAddr {
         .with_single_cert(vec![leaf.der().clone()], der)
         .unwrap(),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            let acc = tokio_rustls::TlsAcceptor::from(cfg.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acc.accept(s).await else {
-                    return;
-                };
-                let mut buf = [0u8; 64];
-                while let Ok(n) = tls.read(&mut buf).await {
-                    if n == 0 || tls.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
+    tls_echo(cfg).await
 }
 
 #[tokio::test]

@@ -175,3 +175,30 @@ pub fn ca_and_server(dir: &Path, names: &[&str]) -> (PathBuf, Arc<rustls::Server
     .unwrap();
     (ca_path, Arc::new(cfg))
 }
+
+/// A TLS echo server on 127.0.0.1:0.
+pub async fn tls_echo(cfg: Arc<rustls::ServerConfig>) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acc = tokio_rustls::TlsAcceptor::from(cfg.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acc.accept(s).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = tokio::io::AsyncReadExt::read(&mut tls, &mut buf).await {
+                    if n == 0
+                        || tokio::io::AsyncWriteExt::write_all(&mut tls, &buf[..n])
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
