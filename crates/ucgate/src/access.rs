@@ -11,7 +11,6 @@
 
 use std::net::SocketAddr;
 
-use crate::logging::cut;
 use std::time::Duration;
 
 /// The target of every access line; [`crate::logging`] lets it through
@@ -106,6 +105,19 @@ pub(crate) fn bosh(
         bytes_out = bytes.to_client,
         "bosh session ended"
     );
+}
+
+/// `s` cut to at most `max` bytes on a character boundary: what a client
+/// chose (a path, an Origin) goes into a log line bounded.
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn millis(d: Duration) -> u64 {

@@ -90,19 +90,6 @@ fn access_or(
         .or(is_access().and(tracing_subscriber::filter::filter_fn(move |_| access)))
 }
 
-/// `s` cut to at most `max` bytes on a character boundary: what a client
-/// chose (a path, an Origin) goes into a log line bounded.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Colour codes only on a terminal, and never with `NO_COLOR` set to a
 /// non-empty value (no-color.org): a log file or a journal keeps plain text.
 fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {

@@ -18,8 +18,8 @@ use ucgate_proto::origin::hint::{self, RouteAt};
 use ucgate_proto::origin::refused::{RefusedOrigin, RefusedOrigins};
 use ucgate_proto::throttle::{Throttle, Verdict};
 
+use crate::access::cut;
 use crate::config::RouteConfig;
-use crate::logging::cut;
 
 /// One line per cause and route in this window.
 const WINDOW: Duration = Duration::from_secs(60);
