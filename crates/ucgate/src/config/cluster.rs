@@ -27,6 +27,9 @@ pub struct ClusterConfig {
     pub peers: Vec<Peer>,
     /// How much longer than its BOSH `wait` a forwarded request may take.
     pub forward_timeout: Duration,
+    /// How far apart two nodes' clocks may be (a forwarded request signed
+    /// further away from the receiver's clock is refused).
+    pub max_clock_skew: Duration,
 }
 
 /// Another node of the cluster.
@@ -45,6 +48,7 @@ pub(super) const CLUSTER_KEYS: &[&str] = &[
     "listen",
     "peers",
     "forward_timeout",
+    "max_clock_skew",
 ];
 
 /// Reads `[cluster]` (`None` when absent: a single node). The span of
@@ -91,6 +95,10 @@ pub(super) fn read_cluster(
         Duration::from_millis(100)..=(600 * SEC),
     ) {
         forward_timeout = d;
+    }
+    let mut max_clock_skew = 30 * SEC;
+    if let Some(d) = t.duration(ctx, "max_clock_skew", SEC..=(3600 * SEC)) {
+        max_clock_skew = d;
     }
     let mut peers: Vec<(Peer, At<String>)> = Vec::new();
     let entries = t
@@ -153,6 +161,7 @@ pub(super) fn read_cluster(
             listen: listen.as_ref()?.value,
             peers: peers.into_iter().map(|(p, _)| p).collect(),
             forward_timeout,
+            max_clock_skew,
         },
         listen?,
     ))
@@ -252,6 +261,7 @@ mod tests {
         assert_eq!(c.secret.expose(), SECRET.as_bytes());
         assert_eq!(c.listen.to_string(), "127.0.0.11:5291");
         assert_eq!(c.forward_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(c.max_clock_skew, std::time::Duration::from_secs(30));
         let peers: Vec<(String, String)> = c
             .peers
             .iter()
