@@ -367,6 +367,18 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
 
     let acme_task = acme.map(|m| tokio::spawn(m.run(admin_stop.clone())));
+    let dns_task = match (&shared.cluster, &shared.config.cluster) {
+        (Some(c), Some(cfg)) => {
+            shared.metrics.cluster_peers.set(c.peer_count() as i64);
+            Some(tokio::spawn(cluster::dns::refresh_loop(
+                Arc::clone(c),
+                cfg.clone(),
+                Arc::clone(&shared.metrics),
+                admin_stop.clone(),
+            )))
+        }
+        _ => None,
+    };
     // Open until the process stops: through the drain, the other nodes
     // forward this node's sessions' requests here.
     let cluster_task = listeners
@@ -441,7 +453,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     if let Some(t) = acme_task {
         let _ = t.await;
     }
-    if let Some(t) = cluster_task {
+    for t in [cluster_task, dns_task].into_iter().flatten() {
         let _ = t.await;
     }
     Ok(())

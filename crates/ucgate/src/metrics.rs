@@ -152,6 +152,8 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_cluster_forwards_total", "counter"),
     ("ucgate_cluster_forward_seconds", "histogram"),
     ("ucgate_cluster_received_total", "counter"),
+    ("ucgate_cluster_peers", "gauge"),
+    ("ucgate_cluster_peer_lookups_total", "counter"),
 ];
 
 /// `{peer, result}` of requests forwarded between cluster nodes.
@@ -282,6 +284,10 @@ pub struct Metrics {
     pub cluster_forward_seconds: Family<PeerLabels, Histogram>,
     /// Requests other nodes forwarded to this one, by result.
     pub cluster_received: Family<ClusterLabels, Counter>,
+    /// The peers this node knows now.
+    pub cluster_peers: Gauge,
+    /// Lookups of `cluster.peers_srv`, by result.
+    pub cluster_peer_lookups: Family<ResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -328,6 +334,8 @@ impl Metrics {
             cluster_forwards: Family::default(),
             cluster_forward_seconds: Family::new_with_constructor(latency),
             cluster_received: Family::default(),
+            cluster_peers: Gauge::default(),
+            cluster_peer_lookups: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -472,6 +480,16 @@ impl Metrics {
             m.cluster_received.clone(),
         );
         registry.register(
+            "cluster_peers",
+            "The other cluster nodes this node knows now (static and found in DNS)",
+            m.cluster_peers.clone(),
+        );
+        registry.register(
+            "cluster_peer_lookups",
+            "DNS lookups of cluster.peers_srv, by result",
+            m.cluster_peer_lookups.clone(),
+        );
+        registry.register(
             "ready",
             "1 while accepting traffic, 0 while draining",
             m.ready.clone(),
@@ -551,6 +569,15 @@ impl Metrics {
                 (k, c, ago)
             })
             .collect()
+    }
+
+    /// Counts a lookup of `cluster.peers_srv` (`ok` or `error`).
+    pub fn cluster_peer_lookup(&self, result: &str) {
+        self.cluster_peer_lookups
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Counts an HTTP response.

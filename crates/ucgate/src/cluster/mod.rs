@@ -5,7 +5,9 @@
 //! go where is decided by `ucgate_proto::bosh::forward::destination`, from
 //! the sid alone.
 
-use std::collections::HashMap;
+pub(crate) mod dns;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -103,6 +105,27 @@ impl ClusterRuntime {
         let sid = ucgate_proto::bosh::peek_sid(body);
         let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
         forward::destination(&self.node, sid.as_deref(), hop, |n| peers.contains_key(n))
+    }
+
+    /// Replaces the peers (a new DNS answer), logging what changed.
+    pub(crate) fn set_peers(&self, new: BTreeMap<NodeName, SocketAddr>) {
+        let mut peers = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        for (name, addr) in &new {
+            match peers.get(name) {
+                Some(old) if old == addr => {}
+                Some(old) => tracing::info!(peer = %name, %addr, was = %old, "cluster peer moved"),
+                None => tracing::info!(peer = %name, %addr, "cluster peer found"),
+            }
+        }
+        for name in peers.keys().filter(|n| !new.contains_key(*n)) {
+            tracing::info!(peer = %name, "cluster peer gone (its sessions are now item-not-found)");
+        }
+        *peers = new.into_iter().collect();
+    }
+
+    /// How many peers this node knows now.
+    pub(crate) fn peer_count(&self) -> usize {
+        self.peers.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     fn peer_addr(&self, node: &NodeName) -> Option<SocketAddr> {
