@@ -7,8 +7,9 @@
 // clients register through the balancer; the node holding one of them is
 // restarted (SIGTERM, exit, start again); the client re-registers through
 // another node (its Path now names that node) and is called and messaged
-// again by a client on a third node. A token of the restarted node's
-// previous start gets 430 from it.
+// again by another client. A token of the restarted node's previous start
+// gets 430 from it; on every node a token of another node gets 430 and a
+// forged one 403.
 
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -165,6 +166,13 @@ async function statusFor(target, pathUri) {
   }
 }
 
+/** `uri` with one character of its flow token (the user part) changed. */
+function forge(uri) {
+  const at = uri.indexOf('@');
+  const i = Math.floor((4 + at) / 2);
+  return uri.slice(0, i) + (uri[i] === 'A' ? 'B' : 'A') + uri.slice(i + 1);
+}
+
 const SKIP = !fs.existsSync(UCGATE_BIN) ? `gateway binary ${UCGATE_BIN} not found (cargo build)` : !fs.existsSync(HAPROXY_BIN) ? `${HAPROXY_BIN} not found (scripts/install-deps)` : null;
 if (SKIP) console.error(`[e2e] cluster-sip: SKIPPED: ${SKIP}`);
 
@@ -263,6 +271,18 @@ describe('SIP across three cluster nodes behind HAProxy (TCP mode) and Kamailio'
 
       // Her old Path, now on the restarted node (another start): 430.
       assert.match(await statusFor('sip:alice@127.0.0.1', oldPath), /^SIP\/2\.0 430 Flow Failed$/);
+
+      // Every node: a token of another node gets 430 (as when a node's
+      // address is reused by another), a forged one 403.
+      const holder = nodes.find((n) => newPath.includes(`@${n.ip}:${n.sipPort};`));
+      assert.ok(holder, `alice's new Path names one of the nodes: ${newPath}`);
+      for (const n of nodes) {
+        const there = newPath.replace(/@[^;>]+/, `@${n.ip}:${n.sipPort}`);
+        assert.match(await statusFor('sip:alice@127.0.0.1', forge(there)), /^SIP\/2\.0 403 /, `a forged token on ${n.name}`);
+        if (n !== holder) {
+          assert.match(await statusFor('sip:alice@127.0.0.1', there), /^SIP\/2\.0 430 /, `${holder.name}'s token on ${n.name}`);
+        }
+      }
     } catch (e) {
       env.failed = true;
       throw e;
