@@ -756,7 +756,7 @@ impl SipRuntime {
         } else {
             self.sm.core_responses.inc();
         }
-        match edge::from_core(&msg, &cfg) {
+        let gone = match edge::from_core(&msg, &cfg) {
             FromCore::ToClient {
                 flow,
                 bytes,
@@ -765,26 +765,24 @@ impl SipRuntime {
                 if let Some(key) = reply_key {
                     self.remember_reply(key, reply);
                 }
-                if !self.to_flow(flow.flow_id, bytes) {
-                    self.sm.flow_gone.inc();
-                    if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480)
-                    {
-                        self.answer(reply, r).await;
-                    }
-                }
+                !self.to_flow(flow.flow_id, bytes)
             }
-            FromCore::FlowGone => {
-                // A flow of another node of the cluster, or of a previous
-                // start of this one.
-                self.sm.flow_gone.inc();
-                if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480) {
-                    self.answer(reply, r).await;
-                }
+            // A flow of another node of the cluster, or of a previous start.
+            FromCore::FlowGone => true,
+            FromCore::Respond(r) => {
+                self.answer(reply, r).await;
+                false
             }
-            FromCore::Respond(r) => self.answer(reply, r).await,
             FromCore::Drop(reason) => {
                 self.count(Side::Backend, "sip_dropped");
                 tracing::debug!(route = %self.route, reason, "message from the SIP core dropped");
+                false
+            }
+        };
+        if gone {
+            self.sm.flow_gone.inc();
+            if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480) {
+                self.answer(reply, r).await;
             }
         }
     }
