@@ -22,7 +22,7 @@
 use core::net::SocketAddr;
 use std::collections::BTreeMap;
 
-use crate::bosh::sid::{NodeName, NodeNameError};
+use crate::node::{NodeName, NodeNameError};
 
 /// One SRV record of the peers' name, with its target's address resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
