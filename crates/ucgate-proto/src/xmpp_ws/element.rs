@@ -76,10 +76,6 @@ fn contains_prefixed(hay: &[u8], lead: u8, prefix: &str) -> bool {
         .any(|w| w[0] == lead && &w[1..n - 1] == p && w[n - 1] == b':')
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Byte ranges of the direct children of an element (given as whole bytes).
 fn child_ranges(el: &[u8], tag: &StartTag) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
