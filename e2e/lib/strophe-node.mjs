@@ -65,10 +65,11 @@ export const statusName = (s) => Object.keys(Strophe.Status).find((k) => Strophe
 /** Statuses after which a login attempt is over, one way or the other. */
 export const SETTLED = ['CONNECTED', 'CONNFAIL', 'AUTHFAIL', 'ERROR', 'CONNTIMEOUT', 'DISCONNECTED'];
 
-/** Strophe's chat message element as a plain object. */
-function messageRecord(msg) {
+/** Strophe's chat message element as a plain object (`rid`: of the response that carried it). */
+function messageRecord(msg, rid) {
   const body = msg.getElementsByTagName('body')[0];
   return {
+    rid,
     from: msg.getAttribute('from'),
     to: msg.getAttribute('to'),
     type: msg.getAttribute('type'),
@@ -82,7 +83,14 @@ function messageRecord(msg) {
  * `options` go to Strophe.Connection. The handle:
  *   conn        the Strophe.Connection
  *   statuses    [{ status, name, condition, elem, t }] every status change
- *   messages    [{ from, to, type, id, body }] every chat message received
+ *   messages    [{ rid, from, to, type, id, body }] every chat message received,
+ *               in the order Strophe handled them; `rid`: the BOSH request
+ *               whose response carried it. Strophe handles responses as they
+ *               complete: two responses sent a moment apart on two HTTP
+ *               connections may complete in either order, so the order the
+ *               connection manager sent stanzas in is that of `rid`
+ *               (inOrder() sorts by it).
+ *   onStatus    null, or a function called with each new status record
  *   raw         [{ dir: 'in'|'out', data }] Strophe's raw XML (bounded)
  *   requests    number of BOSH HTTP requests Strophe made (xhr.send calls)
  *   connect(jid, password, ms)  resolves with the first settled status
@@ -105,6 +113,7 @@ export function stropheClient(service, options = {}) {
     consumed: new Set(),
     waiters: new Set(),
     jid: null,
+    onStatus: null,
   };
   const wake = () => {
     for (const w of [...h.waiters]) w();
@@ -114,6 +123,18 @@ export function stropheClient(service, options = {}) {
   };
   conn.rawInput = push('in');
   conn.rawOutput = push('out');
+  // Each request binds conn._dataRecv when it is made: note whose response
+  // is being handled (handlers run synchronously inside).
+  let rid = null;
+  const dataRecv = conn._dataRecv;
+  conn._dataRecv = function (req, raw) {
+    rid = req?.rid ?? null;
+    try {
+      return dataRecv.call(this, req, raw);
+    } finally {
+      rid = null;
+    }
+  };
 
   /** Resolve when `check()` returns a non-undefined value; reject after `ms`. */
   const until = (check, ms, what) =>
@@ -163,13 +184,20 @@ export function stropheClient(service, options = {}) {
       'matching chat message',
     );
 
+  /** `messages` in the order the connection manager sent them (by response rid, stable). */
+  h.inOrder = () =>
+    h.messages
+      .map((m, i) => [m, i])
+      .sort(([a, i], [b, j]) => (a.rid ?? 0) - (b.rid ?? 0) || i - j)
+      .map(([m]) => m);
+
   h.waitMessages = (n, ms = STEP_MS) => until(() => (h.messages.length >= n ? h.messages.length : undefined), ms, `${n} messages`);
 
   h.connect = (jid, password, ms = STEP_MS) => {
     const from = h.statuses.length;
     conn.addHandler(
       (msg) => {
-        h.messages.push(messageRecord(msg));
+        h.messages.push(messageRecord(msg, rid));
         wake();
         return true; // keep the handler
       },
@@ -186,6 +214,7 @@ export function stropheClient(service, options = {}) {
         t: Date.now(),
       });
       if (status === Strophe.Status.CONNECTED) h.jid = conn.jid;
+      h.onStatus?.(h.statuses.at(-1));
       wake();
     });
     return h.waitStatus(SETTLED, { from, ms });
