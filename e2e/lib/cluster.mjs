@@ -4,8 +4,8 @@
 // public listener, admin listener and internal listener (`cluster.listen`)
 // on the same three ports (as on three machines), one shared secret, each
 // other as `[cluster.peers]`, all in front of one XMPP server. Debian's
-// HAProxy in front of them, from the templates in config/cluster/ (the
-// documented examples, filled in with this run's addresses and ports).
+// HAProxy or nginx in front of them, from the templates in config/cluster/
+// (the documented examples, filled in with this run's addresses and ports).
 //
 //   const c = await startCluster({ dir, prosody });
 //   const lb = await startBalancer({ dir, cluster: c, template: 'haproxy-http.cfg' });
@@ -19,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startGateway, toml } from './gateway.mjs';
 import { startHaproxyTemplate } from './haproxy.mjs';
+import { startNginx } from './nginx.mjs';
 import { freePort, freePorts, parsePrometheus, withTimeout } from './harness.mjs';
 
 export const CLUSTER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config/cluster');
@@ -155,6 +156,14 @@ export async function startBalancer({ dir, cluster, template }) {
   const servedBy = (from = 0) =>
     [...lb.log().slice(from).matchAll(/ ucgate_in ucgate\/(gw-\d) .*"(\w+) (\S+) /g)].map((m) => ({ node: m[1], method: m[2], path: m[3] }));
   return { ...lb, port, servedBy };
+}
+
+/** nginx from config/cluster/nginx-cluster.conf in front of `cluster`'s nodes (round-robin). */
+export async function startNginxBalancer({ dir, cluster }) {
+  const port = await freePort();
+  const [g1, g2, g3] = cluster.nodes.map((n) => `${n.ip}:${n.ports.public}`);
+  const lb = await startNginx({ dir, port, template: path.join(CLUSTER_DIR, 'nginx-cluster.conf'), vars: { GW1: g1, GW2: g2, GW3: g3 } });
+  return { ...lb, port };
 }
 
 /** The node a cluster BOSH sid names (`<node>.<start>.<random>`), or null. */

@@ -5,8 +5,9 @@
 //   haproxy-http.cfg        HTTP mode, BOSH requests routed by the node in the sid
 //   haproxy-roundrobin.cfg  HTTP mode, every request to the next node (forwarding)
 //   haproxy-tcp.cfg         TCP mode, leastconn
+//   nginx-cluster.conf      nginx, round-robin (it cannot read the body)
 //
-// Strophe.js BOSH clients chat through the first two: every stanza once and
+// Strophe.js BOSH clients chat through the HTTP ones: every stanza once and
 // in order, sessions on several nodes. Through the TCP balancer, @xmpp/client
 // WebSocket clients with XEP-0198 and Strophe.js BOSH clients send numbered
 // messages to each other while the three nodes are restarted one after the
@@ -14,7 +15,7 @@
 //
 //   UCGATE_BIN=/path/to/ucgate node --test tests/cluster.test.mjs
 //
-// Needs Debian's haproxy and prosody (scripts/install-deps). See lib/cluster.mjs.
+// Needs Debian's haproxy, nginx and prosody (scripts/install-deps). See lib/cluster.mjs.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -29,6 +30,7 @@ import {
   sidNode,
   startBalancer,
   startCluster,
+  startNginxBalancer,
   terminateCondition,
   WS_ROUTE,
 } from '../lib/cluster.mjs';
@@ -40,7 +42,7 @@ import { boshChatter, checkStreams, wsChatter } from '../lib/cluster-chat.mjs';
 
 const USERS = Object.fromEntries(['u1', 'u2', 'u3', 'u4', 'u5', 'u6'].map((u) => [u, `${u}-Pa55-word`]));
 
-describe(`three ucgate nodes behind HAProxy (${UCGATE_BIN})`, { timeout: 175_000 }, () => {
+describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeout: 175_000 }, () => {
   const env = { teardown: [], failed: false };
 
   before(async () => {
@@ -77,6 +79,11 @@ describe(`three ucgate nodes behind HAProxy (${UCGATE_BIN})`, { timeout: 175_000
           await lb.stop();
         });
       }
+      env.nginx = await startNginxBalancer({ dir: env.dir, cluster: env.cluster });
+      env.teardown.push(async () => {
+        if (env.failed) console.error(`[e2e] nginx-cluster.conf output (tail):\n${env.nginx.log().slice(-4000)}`);
+        await env.nginx.stop();
+      });
     } catch (e) {
       env.failed = true;
       throw e;
@@ -148,10 +155,9 @@ describe(`three ucgate nodes behind HAProxy (${UCGATE_BIN})`, { timeout: 175_000
       const now = await sessionsCreated();
       const delta = Object.fromEntries(Object.keys(now).map((k) => [k, now[k] - created[k]]));
       for (const o of owners) assert.ok(delta[o] >= 1, `${o} counted the session it owns: ${JSON.stringify(delta)}`);
-      const served = lb.servedBy(mark).filter((r) => r.path === BOSH_ROUTE);
       const byNode = {};
-      for (const r of served) byNode[r.node] = (byNode[r.node] ?? 0) + 1;
-      assert.ok(Object.keys(byNode).length >= 2, `HAProxy spread BOSH requests over nodes: ${JSON.stringify(byNode)}`);
+      for (const r of lb.servedBy?.(mark) ?? []) if (r.path === BOSH_ROUTE) byNode[r.node] = (byNode[r.node] ?? 0) + 1;
+      if (lb.servedBy) assert.ok(Object.keys(byNode).length >= 2, `HAProxy spread BOSH requests over nodes: ${JSON.stringify(byNode)}`);
       t.diagnostic(`sessions on ${owners.join(', ')}; BOSH requests by node ${JSON.stringify(byNode)}`);
       for (const c of clients) assert.equal((await c.disconnect()).name, 'DISCONNECTED');
       return { owners, byNode };
@@ -167,6 +173,12 @@ describe(`three ucgate nodes behind HAProxy (${UCGATE_BIN})`, { timeout: 175_000
   it('HTTP mode, round-robin: requests of one session reach every node, stanzas once and in order', { timeout: 50_000 }, (t) =>
     step(async () => {
       await boshChat(env.rr, 'rr', t);
+    }),
+  );
+
+  it('nginx, round-robin: BOSH clients chat through any node, stanzas once and in order', { timeout: 50_000 }, (t) =>
+    step(async () => {
+      await boshChat(env.nginx, 'nginx', t);
     }),
   );
 
