@@ -204,7 +204,9 @@ export function boshChatter({ name, service, domain, username, password }) {
  * session began. `restarts`: [{ node, term, exit }].
  */
 function doomedAt(session, restarts) {
-  const r = restarts.filter((x) => x.node === session.node && x.exit > session.start).sort((a, b) => a.term - b.term)[0];
+  const r = restarts
+    .filter((x) => x.node === session.node && x.exit > session.start)
+    .sort((a, b) => a.term - b.term)[0];
   return r ? r.term : Infinity;
 }
 
@@ -257,7 +259,8 @@ export async function checkStreams({ clients, restarts, settleMs }) {
       if (seq <= (seen.get(m[1]) ?? 0)) problems.push(`${id} arrived after #${seen.get(m[1])}`);
       seen.set(m[1], Math.max(seq, seen.get(m[1]) ?? 0));
     }
-    for (const r of must) if (r.to === c.name && !ids.has(r.id)) problems.push(`${r.id} lost (sent at +${r.t - sent[0].t} ms)`);
+    for (const r of must)
+      if (r.to === c.name && !ids.has(r.id)) problems.push(`${r.id} lost (sent at +${r.t - sent[0].t} ms)`);
     for (const g of c.gaps) if (g.ms > MAX_OFFLINE_MS) problems.push(`${c.name} offline ${g.ms} ms before ${g.how}`);
     if (!c.online()) problems.push(`${c.name} not online at the end`);
     problems.push(...c.problems);

@@ -130,7 +130,8 @@ export async function startCluster({ dir, xmpp }) {
     ports,
     secret,
     node: (name) => nodes.find((n) => n.name === name),
-    logs: () => nodes.map((n) => `--- ${n.name} log (tail):\n${n.gw?.log().split('\n').slice(-60).join('\n')}`).join('\n'),
+    logs: () =>
+      nodes.map((n) => `--- ${n.name} log (tail):\n${n.gw?.log().split('\n').slice(-60).join('\n')}`).join('\n'),
     async stop() {
       await Promise.all(nodes.map((n) => withTimeout(n.gw?.close() ?? Promise.resolve(), 20_000, `${n.name} stop`)));
     },
@@ -153,8 +154,9 @@ export async function startBalancer({ dir, cluster, template }) {
     vars: { GW1: g1, GW2: g2, GW3: g3, ADMIN_PORT: cluster.ports.admin },
     port,
   });
+  const line = / ucgate_in ucgate\/(gw-\d) .*"(\w+) (\S+) /g;
   const servedBy = (from = 0) =>
-    [...lb.log().slice(from).matchAll(/ ucgate_in ucgate\/(gw-\d) .*"(\w+) (\S+) /g)].map((m) => ({ node: m[1], method: m[2], path: m[3] }));
+    [...lb.log().slice(from).matchAll(line)].map((m) => ({ node: m[1], method: m[2], path: m[3] }));
   return { ...lb, port, servedBy };
 }
 
@@ -162,7 +164,12 @@ export async function startBalancer({ dir, cluster, template }) {
 export async function startNginxBalancer({ dir, cluster }) {
   const port = await freePort();
   const [g1, g2, g3] = cluster.nodes.map((n) => `${n.ip}:${n.ports.public}`);
-  const lb = await startNginx({ dir, port, template: path.join(CLUSTER_DIR, 'nginx-cluster.conf'), vars: { GW1: g1, GW2: g2, GW3: g3 } });
+  const lb = await startNginx({
+    dir,
+    port,
+    template: path.join(CLUSTER_DIR, 'nginx-cluster.conf'),
+    vars: { GW1: g1, GW2: g2, GW3: g3 },
+  });
   return { ...lb, port };
 }
 

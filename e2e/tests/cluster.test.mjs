@@ -203,6 +203,10 @@ describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeou
         const report = await checkStreams({ clients: all, restarts, settleMs: 8_000 });
         t.diagnostic(report.summary);
         assert.deepEqual(report.problems, []);
+        // Each client's node went down under it at least once (a client
+        // moves only when cut), so each was really put to the test.
+        for (const c of ws) assert.ok(c.resumed >= 1, `${c.name} resumed its session at least once`);
+        for (const c of bosh) assert.ok(c.sessions.length >= 2, `${c.name} lost its node at least once`);
       } finally {
         await Promise.all(all.map((c) => c.stop().catch(() => {})));
       }
