@@ -126,9 +126,13 @@ describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeou
     const mark = lb.log().length;
     const clients = names.map(() => stropheClient(lb.url('http', BOSH_ROUTE)));
     try {
+      // All at once: the four session creation requests come first, one
+      // after the other, so a round-robin balancer spreads them over the nodes.
+      const statuses = await Promise.all(
+        clients.map((c, i) => c.connect(`${names[i]}@${env.prosody.domain}/${tag}`, USERS[names[i]])),
+      );
       for (const [i, c] of clients.entries()) {
-        const st = await c.connect(`${names[i]}@${env.prosody.domain}/${tag}`, USERS[names[i]]);
-        assert.equal(st.name, 'CONNECTED', `${names[i]}: ${JSON.stringify(c.statuses)}`);
+        assert.equal(statuses[i].name, 'CONNECTED', `${names[i]}: ${JSON.stringify(c.statuses)}`);
         c.send($pres().tree());
       }
       const jid = (i) => `${names[i]}@${env.prosody.domain}/${tag}`;
