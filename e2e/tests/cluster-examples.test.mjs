@@ -3,10 +3,10 @@
 //
 //  * docs/cluster.md shows config/cluster/haproxy-http.cfg, haproxy-tcp.cfg
 //    and nginx-cluster.conf as they are (every directive, in order);
-//  * contrib/kubernetes/ucgate.yaml parses (Debian's python3-yaml), its
-//    ucgate.toml rendered for a pod the way the pod's command renders it
-//    passes `ucgate check-config` (and its placeholder secret does not),
-//    the peer Services sit at the addresses [cluster.peers] names, the
+//  * contrib/kubernetes/ucgate.yaml parses (Debian's python3-yaml), the
+//    pods run its ConfigMap's ucgate.toml, which passes `ucgate
+//    check-config` (and its placeholder secret does not), its peers_srv
+//    names the SRV records of the StatefulSet's headless Service, the
 //    probes ask the admin listener, and the grace period covers preStop +
 //    shutdown_delay + drain_timeout.
 //
@@ -17,12 +17,10 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { checkConfig } from '../lib/gateway.mjs';
 import { makeTempDir } from '../lib/harness.mjs';
 
-const execFileP = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PYTHON = process.env.PYTHON3_BIN ?? '/usr/bin/python3';
 const read = (rel) => fs.readFileSync(path.join(ROOT, rel), 'utf8');
@@ -68,64 +66,52 @@ describe('cluster examples (docs/cluster.md, config/cluster/, contrib/kubernetes
     const [sts] = kind('StatefulSet');
     const [cm] = kind('ConfigMap');
     assert.ok(sts && cm, `a StatefulSet and a ConfigMap: ${docs.map((d) => d.kind)}`);
-    const template = cm.data['ucgate.toml.in'];
     const pod = sts.spec.template.spec;
     const [c] = pod.containers;
 
-    // The headless Service that governs the StatefulSet.
+    // The container runs the ConfigMap's file.
+    assert.deepEqual([...c.command, ...c.args], ['/usr/bin/ucgate', 'run', '--config', '/etc/ucgate/ucgate.toml']);
+    const mount = c.volumeMounts.find((m) => m.mountPath === '/etc/ucgate');
+    assert.equal(pod.volumes.find((v) => v.name === mount?.name)?.configMap?.name, cm.metadata.name);
+    const config = cm.data['ucgate.toml'];
+    assert.ok(config, 'the ConfigMap holds ucgate.toml');
+
+    // Peers: the SRV records of the StatefulSet's headless Service, whose
+    // port named `cluster` is cluster.listen's; each pod's node name is its
+    // host name (the pod's name).
     const headless = kind('Service').find((s) => s.metadata.name === sts.spec.serviceName);
     assert.equal(headless?.spec.clusterIP, 'None', 'the governing Service is headless');
-
-    // [cluster.peers]: every pod, at the address of the Service selecting it.
-    const peers = Object.fromEntries(
-      [...template.split('[cluster.peers]')[1].matchAll(/^(\S+)\s*=\s*"([^"]+)"/gm)].map((m) => [m[1], m[2]]),
+    const clusterPort = headless.spec.ports.find((p) => p.name === 'cluster')?.port;
+    const cluster = config.split('[cluster]')[1];
+    assert.equal(Number(tomlString(cluster, 'listen').split(':').pop()), clusterPort);
+    assert.equal(
+      tomlString(cluster, 'peers_srv'),
+      `_cluster._tcp.${headless.metadata.name}.${headless.metadata.namespace}.svc.cluster.local`,
     );
-    const names = Array.from({ length: sts.spec.replicas }, (_, i) => `${sts.metadata.name}-${i}`);
-    assert.deepEqual(Object.keys(peers), names, 'one peer line per pod');
-    const clusterPort = tomlString(template.split('[cluster]')[1], 'listen').split(':').pop();
-    for (const n of names) {
-      const svc = kind('Service').find((s) => s.spec.selector?.['statefulset.kubernetes.io/pod-name'] === n);
-      assert.ok(svc, `a Service for pod ${n}`);
-      assert.equal(peers[n], `${svc.spec.clusterIP}:${svc.spec.ports[0].port}`, `${n}'s peer address is its Service's`);
-      assert.equal(String(svc.spec.ports[0].port), clusterPort);
-    }
+    assert.equal(tomlString(cluster, 'node'), '@hostname');
+    assert.ok(`${sts.metadata.name}-${sts.spec.replicas - 1}`.length <= 16, 'pod names are valid node names');
 
-    // The pod's command, run here on the ConfigMap's file for pod -1 (paths
-    // moved to a temporary directory; the final exec checked, not run).
     const dir = makeTempDir('ucgate-e2e-k8s-');
     try {
-      const script = c.args[0];
-      const lines = script.trim().split('\n');
-      assert.equal(lines.at(-1), 'exec /usr/bin/ucgate run --config /run/ucgate/ucgate.toml');
-      const mounts = Object.fromEntries(c.volumeMounts.map((m) => [m.name, m.mountPath]));
-      assert.equal(mounts.run, '/run/ucgate');
-      fs.mkdirSync(path.join(dir, 'etc'));
-      fs.mkdirSync(path.join(dir, 'run'));
-      fs.writeFileSync(path.join(dir, 'etc', 'ucgate.toml.in'), template);
-      const local = lines
-        .slice(0, -1)
-        .join('\n')
-        .split(`${mounts.config}/`)
-        .join(`${dir}/etc/`)
-        .split('/run/ucgate/')
-        .join(`${dir}/run/`);
-      const pod1 = names[1];
-      await execFileP('/bin/sh', ['-c', local], { env: { ...process.env, POD_NAME: pod1 }, timeout: 10_000 });
-      let rendered = fs.readFileSync(path.join(dir, 'run', 'ucgate.toml'), 'utf8');
-      assert.equal(tomlString(rendered, 'node'), pod1);
-      assert.ok(!new RegExp(`^${pod1} =`, 'm').test(rendered), 'the pod is not its own peer');
-      const secretFile = tomlString(rendered, 'secret_file');
-      assert.equal(path.dirname(secretFile), mounts['cluster-secret']);
+      // check-config on the file as a pod reads it: this machine's host name
+      // stands for no pod, so the pod's own name replaces "@hostname"; the
+      // Secret's file is a temporary one.
+      const secretFile = tomlString(cluster, 'secret_file');
+      const secretMount = c.volumeMounts.find((m) => m.mountPath === path.dirname(secretFile));
       const [secret] = kind('Secret');
+      assert.equal(pod.volumes.find((v) => v.name === secretMount?.name)?.secret?.secretName, secret.metadata.name);
       assert.ok(path.basename(secretFile) in secret.stringData, 'the Secret holds the key secret_file names');
-      rendered = rendered.split(secretFile).join(path.join(dir, 'secret'));
+      const rendered = config
+        .split(secretFile)
+        .join(path.join(dir, 'secret'))
+        .replace('node = "@hostname"', `node = "${sts.metadata.name}-1"`);
       fs.writeFileSync(path.join(dir, 'ucgate.toml'), rendered);
       fs.writeFileSync(path.join(dir, 'secret'), `${'k'.repeat(64)}\n`);
       const ok = await checkConfig(path.join(dir, 'ucgate.toml'));
       assert.match(ok, /^exit 0\n/, ok);
       fs.writeFileSync(path.join(dir, 'secret'), secret.stringData[path.basename(secretFile)]);
       const placeholder = await checkConfig(path.join(dir, 'ucgate.toml'));
-      assert.match(placeholder, /^exit 1\n[\s\S]*too short/, `the example's placeholder secret is refused: ${placeholder}`);
+      assert.match(placeholder, /^exit 1\n[\s\S]*too short/, `the placeholder secret is refused: ${placeholder}`);
 
       // Probes on the admin listener.
       const adminPort = Number(tomlString(rendered.split('[admin]')[1], 'listen').split(':').pop());
