@@ -107,22 +107,37 @@ describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeou
 
   const user = (name) => ({ username: name, password: USERS[name], domain: env.prosody.domain });
 
-  /** ucgate_bosh_sessions_created_total of each node, by name. */
-  async function sessionsCreated() {
-    const out = {};
-    for (const n of env.cluster.nodes) out[n.name] = metricValue(await n.metrics(), 'ucgate_bosh_sessions_created_total');
-    return out;
+  /**
+   * Sessions each node created (ucgate_bosh_sessions_created_total, by
+   * node) and the BOSH requests the nodes forwarded
+   * (ucgate_cluster_forwards_total, by result, all nodes together).
+   */
+  async function counters() {
+    const created = {};
+    const forwards = {};
+    for (const n of env.cluster.nodes) {
+      const samples = await n.metrics();
+      created[n.name] = metricValue(samples, 'ucgate_bosh_sessions_created_total');
+      for (const s of samples.filter((x) => x.name === 'ucgate_cluster_forwards_total')) {
+        forwards[s.labels.result] = (forwards[s.labels.result] ?? 0) + s.value;
+      }
+    }
+    return { created, forwards };
   }
+
+  const delta = (now, then) => Object.fromEntries(Object.keys(now).map((k) => [k, now[k] - (then[k] ?? 0)]));
 
   /**
    * Four Strophe.js clients log in through `lb` and each sends N numbered
    * messages to each other one: every one arrives once and in order, and
-   * the sessions live on more than one node.
+   * the sessions live on more than one node. `forwarded`: whether the
+   * balancer's requests must reach nodes that do not own their session
+   * (round-robin) or never do (routing by the sid).
    */
-  async function boshChat(lb, tag, t) {
+  async function boshChat(lb, tag, t, { forwarded }) {
     const N = 15;
     const names = ['u1', 'u2', 'u3', 'u4'];
-    const created = await sessionsCreated();
+    const before = await counters();
     const mark = lb.log().length;
     const clients = names.map(() => stropheClient(lb.url('http', BOSH_ROUTE)));
     try {
@@ -156,14 +171,24 @@ describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeou
       const owners = clients.map((c) => sidNode(c.conn._proto.sid));
       assert.ok(owners.every(Boolean), `cluster sids: ${clients.map((c) => c.conn._proto.sid)}`);
       assert.ok(new Set(owners).size >= 2, `sessions on more than one node: ${owners}`);
-      const now = await sessionsCreated();
-      const delta = Object.fromEntries(Object.keys(now).map((k) => [k, now[k] - created[k]]));
-      for (const o of owners) assert.ok(delta[o] >= 1, `${o} counted the session it owns: ${JSON.stringify(delta)}`);
       const byNode = {};
       for (const r of lb.servedBy?.(mark) ?? []) if (r.path === BOSH_ROUTE) byNode[r.node] = (byNode[r.node] ?? 0) + 1;
-      if (lb.servedBy) assert.ok(Object.keys(byNode).length >= 2, `HAProxy spread BOSH requests over nodes: ${JSON.stringify(byNode)}`);
-      t.diagnostic(`sessions on ${owners.join(', ')}; BOSH requests by node ${JSON.stringify(byNode)}`);
+      if (lb.servedBy) {
+        assert.ok(Object.keys(byNode).length >= 2, `HAProxy spread BOSH requests over nodes: ${JSON.stringify(byNode)}`);
+      }
       for (const c of clients) assert.equal((await c.disconnect()).name, 'DISCONNECTED');
+
+      const after = await counters();
+      const created = delta(after.created, before.created);
+      for (const o of owners) assert.ok(created[o] >= 1, `${o} counted the session it owns: ${JSON.stringify(created)}`);
+      const fw = delta(after.forwards, before.forwards);
+      const { ok = 0, ...failed } = fw;
+      assert.deepEqual(Object.values(failed).filter((v) => v > 0), [], `no forwarding failed: ${JSON.stringify(fw)}`);
+      if (forwarded) assert.ok(ok > 0, `requests were forwarded to the owners: ${JSON.stringify(fw)}`);
+      else assert.equal(ok, 0, 'routed by the sid, every request reached its owner: nothing forwarded');
+      t.diagnostic(
+        `sessions on ${owners.join(', ')}; BOSH requests by node ${JSON.stringify(byNode)}; ${ok} forwarded`,
+      );
       return { owners, byNode };
     } finally {
       for (const c of clients) await c.close();
@@ -171,18 +196,18 @@ describe(`three ucgate nodes behind HAProxy and nginx (${UCGATE_BIN})`, { timeou
   }
 
   it('HTTP mode, routed by the node in the sid: BOSH clients chat, every stanza once and in order', { timeout: 50_000 }, (t) =>
-    step(() => boshChat(env.http, 'sid', t)),
+    step(() => boshChat(env.http, 'sid', t, { forwarded: false })),
   );
 
   it('HTTP mode, round-robin: requests of one session reach every node, stanzas once and in order', { timeout: 50_000 }, (t) =>
     step(async () => {
-      await boshChat(env.rr, 'rr', t);
+      await boshChat(env.rr, 'rr', t, { forwarded: true });
     }),
   );
 
   it('nginx, round-robin: BOSH clients chat through any node, stanzas once and in order', { timeout: 50_000 }, (t) =>
     step(async () => {
-      await boshChat(env.nginx, 'nginx', t);
+      await boshChat(env.nginx, 'nginx', t, { forwarded: true });
     }),
   );
 
