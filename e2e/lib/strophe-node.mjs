@@ -65,11 +65,10 @@ export const statusName = (s) => Object.keys(Strophe.Status).find((k) => Strophe
 /** Statuses after which a login attempt is over, one way or the other. */
 export const SETTLED = ['CONNECTED', 'CONNFAIL', 'AUTHFAIL', 'ERROR', 'CONNTIMEOUT', 'DISCONNECTED'];
 
-/** Strophe's chat message element as a plain object (`rid`: of the response that carried it). */
-function messageRecord(msg, rid) {
+/** Strophe's chat message element as a plain object. */
+function messageRecord(msg) {
   const body = msg.getElementsByTagName('body')[0];
   return {
-    rid,
     from: msg.getAttribute('from'),
     to: msg.getAttribute('to'),
     type: msg.getAttribute('type'),
@@ -83,13 +82,13 @@ function messageRecord(msg, rid) {
  * `options` go to Strophe.Connection. The handle:
  *   conn        the Strophe.Connection
  *   statuses    [{ status, name, condition, elem, t }] every status change
- *   messages    [{ rid, from, to, type, id, body }] every chat message received,
- *               in the order Strophe handled them; `rid`: the BOSH request
- *               whose response carried it. Strophe handles responses as they
- *               complete: two responses sent a moment apart on two HTTP
- *               connections may complete in either order, so the order the
- *               connection manager sent stanzas in is that of `rid`
- *               (inOrder() sorts by it).
+ *   messages    [{ from, to, type, id, body }] every chat message received,
+ *               in the order Strophe handled them
+ *   inOrder()   `messages` in the order the connection manager sent them:
+ *               by the rid of the BOSH request whose response carried each.
+ *               Strophe handles responses as they complete, and two
+ *               responses sent a moment apart on two HTTP connections may
+ *               complete in either order.
  *   onStatus    null, or a function called with each new status record
  *   raw         [{ dir: 'in'|'out', data }] Strophe's raw XML (bounded)
  *   requests    number of BOSH HTTP requests Strophe made (xhr.send calls)
@@ -126,6 +125,7 @@ export function stropheClient(service, options = {}) {
   // Each request binds conn._dataRecv when it is made: note whose response
   // is being handled (handlers run synchronously inside).
   let rid = null;
+  const rids = []; // of each of h.messages
   const dataRecv = conn._dataRecv;
   conn._dataRecv = function (req, raw) {
     rid = req?.rid ?? null;
@@ -184,11 +184,10 @@ export function stropheClient(service, options = {}) {
       'matching chat message',
     );
 
-  /** `messages` in the order the connection manager sent them (by response rid, stable). */
   h.inOrder = () =>
     h.messages
       .map((m, i) => [m, i])
-      .sort(([a, i], [b, j]) => (a.rid ?? 0) - (b.rid ?? 0) || i - j)
+      .sort(([, i], [, j]) => (rids[i] ?? 0) - (rids[j] ?? 0) || i - j)
       .map(([m]) => m);
 
   h.waitMessages = (n, ms = STEP_MS) => until(() => (h.messages.length >= n ? h.messages.length : undefined), ms, `${n} messages`);
@@ -197,7 +196,8 @@ export function stropheClient(service, options = {}) {
     const from = h.statuses.length;
     conn.addHandler(
       (msg) => {
-        h.messages.push(messageRecord(msg, rid));
+        h.messages.push(messageRecord(msg));
+        rids.push(rid);
         wake();
         return true; // keep the handler
       },
