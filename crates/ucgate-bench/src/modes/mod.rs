@@ -67,13 +67,27 @@ impl LoadArgs {
         Duration::from_secs_f64(self.timeout)
     }
 
-    /// The run's clock, starting now.
+    /// The run's clock, starting now. The measured window's start and end
+    /// are announced on stderr (`ucgate-bench: measuring`, `ucgate-bench:
+    /// measured`), so that whoever runs the tool can read the CPU use of
+    /// the peers over that window alone (scripts/bench does).
     pub fn clock(&self) -> Clock {
-        Clock::new(
+        let clock = Clock::new(
             Duration::from_secs_f64(self.warmup),
             Duration::from_secs_f64(self.duration),
             self.timeout(),
-        )
+        );
+        let (from, end) = (clock.measure_from.into_std(), clock.end.into_std());
+        std::thread::spawn(move || {
+            for (at, what) in [(from, "measuring"), (end, "measured")] {
+                let now = std::time::Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                eprintln!("ucgate-bench: {what}");
+            }
+        });
+        clock
     }
 
     /// One pacer per connection (`n` of them). Open loop: one scheduler
