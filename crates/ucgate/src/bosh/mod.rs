@@ -5,6 +5,7 @@
 //! the same code as the XMPP WebSocket route (`crate::xmpp`).
 
 mod actor;
+mod drain;
 pub(crate) mod mailbox;
 pub(crate) mod registry;
 
@@ -379,6 +380,9 @@ async fn submit(
                 return Err(xml_response(status, body));
             }
         },
+        None if drain::refuses_new_sessions(shared) => {
+            return Err(drain::new_session_refused(shared, rpath, peer, version));
+        }
         None => {
             let sid = shared.bosh.sids.new_sid();
             let mailbox = Arc::new(Mailbox::default());

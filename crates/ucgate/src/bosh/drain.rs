@@ -1,0 +1,39 @@
+//! BOSH in the drain: a creation request is refused with HTTP 503 once the
+//! drain has begun, so that the client (or the load balancer, with
+//! `retry-on 503` and `redispatch`) creates the session on another node.
+//! Why 503 and not a BOSH terminate condition: docs/cluster.md.
+
+use std::net::SocketAddr;
+
+use http::{header, HeaderValue, Response, StatusCode, Version};
+use ucgate_proto::side::Side;
+
+use crate::response::Body;
+use crate::{Phase, Shared};
+
+/// True once the drain has begun: no new session here.
+pub(super) fn refuses_new_sessions(shared: &Shared) -> bool {
+    shared.control.current() >= Phase::Draining
+}
+
+/// The answer to a creation request during the drain. Over HTTP/1.1 the
+/// connection is closed after it, so that the client's retry opens a new
+/// one, which the balancer sends to another node.
+pub(super) fn new_session_refused(
+    shared: &Shared,
+    rpath: &str,
+    peer: SocketAddr,
+    version: Version,
+) -> Response<Body> {
+    shared.metrics.error(rpath, Side::Gateway, "draining");
+    tracing::debug!(route = rpath, %peer, "new BOSH session refused: draining");
+    let mut r = crate::response::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this gateway is shutting down; create the session on another one",
+    );
+    if version < Version::HTTP_2 {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
