@@ -64,44 +64,38 @@ impl Calls {
             return;
         };
         let at = self.calls.iter().position(|(c, _)| c == call_id);
-        match (msg.method(), msg.status()) {
-            (Some("INVITE"), _) => {
-                if at.is_none() && self.calls.len() < MAX_CALLS {
-                    let state = match msg.to_tag() {
-                        Some(_) => State::Established,
-                        None => State::SettingUp,
-                    };
-                    self.calls.push((call_id.to_vec(), state));
-                }
+        let setting_up = at.is_some_and(|i| self.calls[i].1 == State::SettingUp);
+        let room = self.calls.len() < MAX_CALLS;
+        let invite_response = msg.cseq().is_some_and(|(_, m)| m == b"INVITE");
+        match (msg.method(), msg.status(), at) {
+            (Some("INVITE"), _, None) if room => {
+                let state = match msg.to_tag() {
+                    Some(_) => State::Established,
+                    None => State::SettingUp,
+                };
+                self.calls.push((call_id.to_vec(), state));
             }
-            (Some("BYE"), _) => self.forget(at),
-            (Some("CANCEL"), _) => {
-                if at.is_some_and(|i| self.calls[i].1 == State::SettingUp) {
-                    self.forget(at);
-                }
+            (Some("BYE"), _, Some(i)) => self.forget(i),
+            (Some("CANCEL"), _, Some(i)) if setting_up => self.forget(i),
+            (None, Some(200..=299), Some(i)) if invite_response => {
+                self.calls[i].1 = State::Established
             }
-            (None, Some(code)) if msg.cseq().is_some_and(|(_, m)| m == b"INVITE") => {
-                match (code, at) {
-                    (200..=299, Some(i)) => self.calls[i].1 = State::Established,
-                    (200..=299, None) if self.calls.len() < MAX_CALLS => {
-                        self.calls.push((call_id.to_vec(), State::Established))
-                    }
-                    (300.., Some(i)) => {
-                        if self.calls[i].1 == State::SettingUp || matches!(code, 408 | 481) {
-                            self.forget(at);
-                        }
-                    }
-                    _ => {}
-                }
+            (None, Some(200..=299), None) if invite_response && room => {
+                self.calls.push((call_id.to_vec(), State::Established))
+            }
+            // RFC 5057 §5.1: 481 and 408 end the dialog; another error
+            // only the INVITE transaction
+            (None, Some(300..), Some(i))
+                if invite_response && (setting_up || matches!(msg.status(), Some(408 | 481))) =>
+            {
+                self.forget(i)
             }
             _ => {}
         }
     }
 
-    fn forget(&mut self, at: Option<usize>) {
-        if let Some(i) = at {
-            self.calls.swap_remove(i);
-        }
+    fn forget(&mut self, i: usize) {
+        self.calls.swap_remove(i);
     }
 }
 
