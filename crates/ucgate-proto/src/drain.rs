@@ -9,10 +9,12 @@
 //! batches evenly), so a node whose first thousand connections are still
 //! open closes them evenly too.
 //!
-//! Connections that are let run past their turn (BOSH sessions of a
-//! cluster node, SIP connections with a call in progress) get their goodbye
-//! at [`goodbye_deadline`] at the latest: before `server.drain_timeout`, so
-//! that the last answers reach the clients before the process exits.
+//! BOSH sessions of a cluster node are served until [`goodbye_deadline`]:
+//! before `server.drain_timeout`, so that the last answers reach the
+//! clients before the process exits. SIP connections with a call in
+//! progress wait past their turn for the call's end, until
+//! [`call_deadline`] at the latest: the end of the window, after every
+//! connection without a call.
 //!
 //! Time is a [`Duration`] since the drain started, given by the caller.
 
@@ -34,6 +36,14 @@ pub const GOODBYE_MARGIN: Duration = Duration::from_secs(2);
 /// before the drain starts.
 pub fn goodbye_deadline(drain_timeout: Duration) -> Duration {
     drain_timeout - GOODBYE_MARGIN.min(drain_timeout / 4)
+}
+
+/// When, counted from the drain's start, a connection kept open past its
+/// turn for a call closes at the latest: at the end of the `window` (after
+/// every turn), and never after the [`goodbye_deadline`]. A zero window
+/// (a single node) closes it at once, like everything else.
+pub fn call_deadline(window: Duration, drain_timeout: Duration) -> Duration {
+    window.min(goodbye_deadline(drain_timeout))
 }
 
 /// 2^64 / φ, the step of the golden-ratio sequence.
@@ -148,6 +158,19 @@ mod tests {
             let g = goodbye_deadline(d);
             assert!(g < d && d - g <= GOODBYE_MARGIN, "{d:?} -> {g:?}");
         }
+    }
+
+    #[test]
+    fn calls_wait_until_the_end_of_the_window_before_the_goodbye_deadline() {
+        let s = |ms| ms * MS;
+        assert_eq!(call_deadline(s(0), s(30_000)), s(0));
+        assert_eq!(call_deadline(s(15_000), s(30_000)), s(15_000));
+        assert_eq!(call_deadline(s(3_000), s(4_000)), s(3_000));
+        assert_eq!(call_deadline(s(30_000), s(30_000)), s(28_000));
+        assert_eq!(call_deadline(s(4_000), s(4_000)), s(3_000));
+        // after every turn of the window
+        let spread = DrainSpread::new(s(3_000));
+        assert!((0..1000).all(|i| spread.delay(i) < call_deadline(s(3_000), s(4_000))));
     }
 
     #[test]

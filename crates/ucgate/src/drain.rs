@@ -1,10 +1,9 @@
 //! Each WebSocket's turn to close during the drain (`server.drain_spread`):
 //! the connection takes a ticket when it opens, and its turn is the delay
 //! the pure schedule ([`ucgate_proto::drain`]) gives that ticket, counted
-//! from the drain's start. No list of connections is kept. Connections
-//! let run past their turn (BOSH sessions of a cluster node, SIP connections
-//! with a call) end at the goodbye deadline at the latest
-//! ([`ucgate_proto::drain::goodbye_deadline`]).
+//! from the drain's start. No list of connections is kept. A SIP
+//! connection kept open past its turn for a call closes at the call
+//! deadline at the latest ([`ucgate_proto::drain::call_deadline`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -12,13 +11,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use ucgate_proto::drain::{goodbye_deadline, DrainSpread};
+use ucgate_proto::drain::{call_deadline, DrainSpread};
 
 /// The drain's start and the schedule.
 pub(crate) struct DrainTurns {
     spread: DrainSpread,
-    /// The goodbye deadline, counted from the start.
-    goodbye: Duration,
+    /// The call deadline, counted from the start.
+    calls: Duration,
     started: OnceLock<Instant>,
     next: AtomicU64,
 }
@@ -28,7 +27,7 @@ impl DrainTurns {
     pub(crate) fn new(window: Duration, timeout: Duration) -> Self {
         DrainTurns {
             spread: DrainSpread::new(window),
-            goodbye: goodbye_deadline(timeout),
+            calls: call_deadline(window, timeout),
             started: OnceLock::new(),
             next: AtomicU64::new(0),
         }
@@ -39,11 +38,11 @@ impl DrainTurns {
         self.started.get().copied()
     }
 
-    /// Resolves at the goodbye deadline once the drain has started.
-    pub(crate) async fn goodbye(&self, cancel: &CancellationToken) {
+    /// Resolves at the call deadline once the drain has started.
+    pub(crate) async fn calls_over(&self, cancel: &CancellationToken) {
         cancel.cancelled().await;
         if let Some(start) = self.started.get() {
-            tokio::time::sleep_until(*start + self.goodbye).await;
+            tokio::time::sleep_until(*start + self.calls).await;
         }
     }
 

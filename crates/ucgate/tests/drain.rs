@@ -213,12 +213,8 @@ async fn new_bosh_sessions_are_refused_with_503_once_the_drain_has_begun() {
     assert_eq!(bodies(&text), ["still here"], "{text}");
     assert_eq!(
         gw.metric(
-            "ucgate_errors_total",
-            &[
-                ("route", "/http-bind"),
-                ("side", "gateway"),
-                ("kind", "draining")
-            ]
+            "ucgate_http_responses_total",
+            &[("route", "/http-bind"), ("code", "503")]
         )
         .await,
         1.0
@@ -263,18 +259,21 @@ async fn closed(ws: &mut Ws, since: Instant) -> (CloseCode, Duration) {
     (code, since.elapsed())
 }
 
+/// With `drain_spread = 3s` the turns of the first four connections
+/// (tickets 0 to 3) are 0 s, 1.8 s, 0.7 s and 2.5 s after the drain starts
+/// (`ucgate_proto::drain`); the call deadline is the end of the spread, 3 s.
 #[tokio::test]
 async fn sip_websockets_without_a_call_close_first_those_with_one_when_it_ends() {
     let core = Core::start().await;
     let mut gw = TestGateway::start(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"4s\"\n{}",
+        "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"4s\"\ndrain_spread = \"3s\"\n{}",
         sipc::config(core.addr)
     ))
     .await;
-    let mut idle = sipc::open(&gw).await;
-    let mut ended = with_call(&gw, &core, "one").await;
-    let mut endless = with_call(&gw, &core, "two").await;
-    // a call that failed is no call
+    let mut idle = sipc::open(&gw).await; // turn 0 s
+    let mut endless = with_call(&gw, &core, "one").await; // turn 1.8 s
+    let mut ended = with_call(&gw, &core, "two").await; // turn 0.7 s
+                                                        // a call that failed is no call: turn 2.5 s
     let mut failed = sipc::open(&gw).await;
     sipc::send(&mut failed, &INVITE.replace("CALL", "three")).await;
     let (req, from) = core.recv().await;
@@ -286,36 +285,46 @@ async fn sip_websockets_without_a_call_close_first_those_with_one_when_it_ends()
 
     let drain = Instant::now();
     gw.control.shutdown.cancel();
-    for ws in [&mut idle, &mut failed] {
-        let (code, at) = closed(ws, drain).await;
-        assert_eq!(code, CloseCode::Away);
-        assert!(at < Duration::from_millis(500), "closed first: {at:?}");
-    }
-    // the calls go on
-    for ws in [&mut ended, &mut endless] {
-        let next = tokio::time::timeout(Duration::from_millis(700), ws.next()).await;
-        assert!(next.is_err(), "still open during the call: {next:?}");
-    }
-    // one call ends: its connection closes right after the BYE
-    sipc::send(&mut ended, &BYE.replace("CALL", "one")).await;
+    let (code, at) = closed(&mut idle, drain).await;
+    assert_eq!(code, CloseCode::Away);
+    assert!(at < Duration::from_millis(500), "at its turn: {at:?}");
+    // past its turn (0.7 s) the call goes on
+    let next =
+        tokio::time::timeout_at((drain + Duration::from_millis(1200)).into(), ended.next()).await;
+    assert!(next.is_err(), "still open during the call: {next:?}");
+    // the call ends: the connection closes right after the BYE
+    sipc::send(&mut ended, &BYE.replace("CALL", "two")).await;
     let (bye, _) = core.recv().await;
     assert!(bye.starts_with("BYE "), "{bye}");
     let (code, at) = closed(&mut ended, drain).await;
     assert_eq!(code, CloseCode::Away);
     assert!(
-        at < Duration::from_millis(2000),
+        at < Duration::from_millis(1800),
         "when the call ended: {at:?}"
     );
-    // the other at the goodbye deadline (4 s - 1 s)
+    // past its turn (1.8 s) the other call goes on
+    let next =
+        tokio::time::timeout_at((drain + Duration::from_millis(2300)).into(), endless.next()).await;
+    assert!(next.is_err(), "still open during the call: {next:?}");
+    // the connection without a call closes at its turn, before
+    let (code, at) = closed(&mut failed, drain).await;
+    assert_eq!(code, CloseCode::Away);
+    assert!(
+        at >= Duration::from_millis(2400) && at < Duration::from_millis(2900),
+        "at its turn (2.5 s): {at:?}"
+    );
+    // the call that does not end: at the end of the spread
     let (code, at) = closed(&mut endless, drain).await;
     assert_eq!(code, CloseCode::Away);
     assert!(
-        at >= Duration::from_millis(2900) && at < Duration::from_millis(3600),
-        "at the goodbye deadline: {at:?}"
+        at >= Duration::from_millis(2950) && at < Duration::from_millis(3500),
+        "at the end of the spread (3 s): {at:?}"
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while endless.next().await.is_some() {}
-    })
-    .await;
+    for ws in [&mut idle, &mut ended, &mut failed, &mut endless] {
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while ws.next().await.is_some() {}
+        })
+        .await;
+    }
     gw.stop().await;
 }

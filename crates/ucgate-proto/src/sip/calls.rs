@@ -18,7 +18,8 @@
 //! call). At most [`MAX_CALLS`] are kept: beyond, a new INVITE is not
 //! recorded, which the drain cannot tell from the calls already there
 //! (the flow has a call either way). A call whose BYE never passes
-//! through this flow keeps it open until the drain's deadline, no longer.
+//! through this flow keeps it open until the end of the drain spread, no
+//! longer.
 
 use super::message::Message;
 

@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 
 use http::{header, HeaderValue, Response, StatusCode, Version};
-use ucgate_proto::side::Side;
 
 use crate::response::Body;
 use crate::{Phase, Shared};
@@ -16,16 +15,15 @@ pub(super) fn refuses_new_sessions(shared: &Shared) -> bool {
     shared.control.current() >= Phase::Draining
 }
 
-/// The answer to a creation request during the drain. Over HTTP/1.1 the
+/// The answer to a creation request during the drain (counted as a `503`
+/// response, not as an error: nothing went wrong). Over HTTP/1.1 the
 /// connection is closed after it, so that the client's retry opens a new
 /// one, which the balancer sends to another node.
 pub(super) fn new_session_refused(
-    shared: &Shared,
     rpath: &str,
     peer: SocketAddr,
     version: Version,
 ) -> Response<Body> {
-    shared.metrics.error(rpath, Side::Gateway, "draining");
     tracing::debug!(route = rpath, %peer, "new BOSH session refused: draining");
     let mut r = crate::response::text(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -381,7 +381,7 @@ async fn submit(
             }
         },
         None if drain::refuses_new_sessions(shared) => {
-            return Err(drain::new_session_refused(shared, rpath, peer, version));
+            return Err(drain::new_session_refused(rpath, peer, version));
         }
         None => {
             let sid = shared.bosh.sids.new_sid();

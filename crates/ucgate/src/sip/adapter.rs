@@ -4,8 +4,9 @@
 //! core or answered. Messages for the flow arrive from the runtime's queue.
 //!
 //! In the drain a connection without a call in progress closes at its turn;
-//! one with a call closes when the call ends, at the goodbye deadline at the
-//! latest (`ucgate_proto::sip::calls` tells, from the messages both ways).
+//! one with a call closes when the call ends, at the end of the drain spread
+//! at the latest (`ucgate_proto::sip::calls` tells, from the messages both
+//! ways).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,7 +112,7 @@ pub(crate) async fn run<S>(
                     tracing::info!(route = rpath, %peer, flow = flow_id, calls = calls.len(), "drain: SIP WebSocket with a call in progress closes when the call ends");
                 }
             }
-            _ = shared.drain.goodbye(&shared.conn_cancel), if turn_come => {
+            _ = shared.drain.calls_over(&shared.conn_cancel), if turn_come => {
                 end = CloseCause::Shutdown.into();
                 close = Some(CloseCause::Shutdown.into());
                 break;
