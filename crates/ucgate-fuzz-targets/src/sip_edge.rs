@@ -2,10 +2,11 @@
 //! from a WebSocket client (`route_client`) or from the core (`from_core`).
 //!
 //! Input: a flags byte (direction, client transport, core transport,
-//! `require_path_support`, UDP threshold), then the message. A flow token
-//! cannot be forged by the fuzzer, so `{t7}` and `{t8}` in the message are
-//! replaced by valid tokens for flows 7 (wss) and 8 (ws), as in the
-//! module's tests.
+//! `require_path_support`, UDP threshold, single node or cluster node),
+//! then the message. A flow token cannot be forged by the fuzzer, so `{t7}`
+//! and `{t8}` in the message are replaced by valid tokens for flows 7 (wss)
+//! and 8 (ws), and `{t9}` by a valid token of another node (cluster) or of
+//! another start (single node), as in the module's tests.
 //!
 //! Invariants: whatever the edge sends (to the core, to a flow, as a
 //! response) parses; a request relayed from the core carries the
@@ -13,14 +14,15 @@
 //! again; and Via routing round-trips: the core's response to a relayed
 //! client request goes back to that client's flow with the client's
 //! branch, and a client's response to a request relayed from the core goes
-//! back toward the core.
+//! back toward the core; `FlowGone` only for requests other than ACK.
 
 use crate::input::Input;
+use ucgate_proto::node::NodeName;
 use ucgate_proto::sip::edge::{
     from_core, route_client, transaction_key, ClientAction, ClientState, EdgeConfig, FlowCtx,
     FromCore,
 };
-use ucgate_proto::sip::flow_token::{encode, Flow, WsTransport};
+use ucgate_proto::sip::flow_token::{cluster_key, Flow, Issuer, WsTransport};
 use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::message::{make_response, parse, Message, SipLimits};
 
@@ -66,9 +68,17 @@ pub fn run(data: &[u8]) {
     } else {
         WsTransport::Wss
     };
+    let (me, other) = (
+        NodeName::parse("gw-a").expect("a node name"),
+        NodeName::parse("gw-b").expect("a node name"),
+    );
+    let cluster = flags & 64 != 0;
+    let ckey = cluster_key(KEY);
+    let key: &[u8] = if cluster { &ckey } else { KEY };
     let cfg = EdgeConfig {
-        key: KEY,
+        key,
         boot: BOOT,
+        node: cluster.then_some(&me),
         ws_host: "gw.example.com",
         core_host: "10.0.0.1:5070",
         core_transport: [CoreTransport::Udp, CoreTransport::Tcp, CoreTransport::Tls]
@@ -82,15 +92,26 @@ pub fn run(data: &[u8]) {
         peer_ip: "192.0.2.9",
         peer_port: 51000,
     };
+    let tokens = cfg.tokens();
+    let elsewhere = Issuer {
+        node: cluster.then_some(&other),
+        start: BOOT + 1,
+        ..tokens
+    };
     let bytes = replace(
         input.rest(),
         b"{t7}",
-        encode(KEY, BOOT, 7, WsTransport::Wss).as_bytes(),
+        tokens.encode(7, WsTransport::Wss).as_bytes(),
     );
     let bytes = replace(
         &bytes,
         b"{t8}",
-        encode(KEY, BOOT, 8, WsTransport::Ws).as_bytes(),
+        tokens.encode(8, WsTransport::Ws).as_bytes(),
+    );
+    let bytes = replace(
+        &bytes,
+        b"{t9}",
+        elsewhere.encode(7, WsTransport::Wss).as_bytes(),
     );
     let Ok(msg) = parse(&bytes, &SipLimits::default()) else {
         return;
@@ -137,8 +158,16 @@ fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) {
         ClientAction::ToFlow { bytes, .. } | ClientAction::Respond(bytes) => {
             parsed(bytes);
         }
+        ClientAction::FlowGone => assert_gone_ok(msg),
         ClientAction::Drop(_) => {}
     }
+}
+
+fn assert_gone_ok(msg: &Message<'_>) {
+    assert!(
+        msg.is_request() && msg.method() != Some("ACK"),
+        "FlowGone for a response or an ACK"
+    );
 }
 
 fn core(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) {
@@ -182,6 +211,7 @@ fn core(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) {
         FromCore::Respond(bytes) => {
             parsed(bytes);
         }
+        FromCore::FlowGone => assert_gone_ok(msg),
         FromCore::Drop(_) => {}
     }
 }

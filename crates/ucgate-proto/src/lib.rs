@@ -21,6 +21,8 @@
 //! | [`proxy_protocol`] | the PROXY protocol v1/v2 header a trusted load balancer sends first on a connection |
 //! | [`forwarded`] | the client behind trusted HTTP proxies: `Forwarded` (RFC 7239) and `X-Forwarded-For/-Proto/-Host` |
 //! | [`netset`] | sets of IP networks (addresses and CIDR ranges) and membership of a peer address |
+//! | [`peers`] | a cluster node's peers: the static list and the SRV records found in DNS, merged |
+//! | [`node`] | a cluster node's short name (in BOSH sids and SIP flow tokens) |
 //! | [`side`] | the side a fault is attributed to (`ucgate_errors_total{side}`) |
 //! | [`keepalive`] | WebSocket ping, dead-peer and idle timers |
 //! | [`tunnel`] | the generic WebSocket ⇄ TCP tunnel's message policy; close causes, codes and end reasons of every WebSocket route |
@@ -42,7 +44,9 @@ pub mod forwarded;
 pub mod hostmeta;
 pub mod keepalive;
 pub mod netset;
+pub mod node;
 pub mod origin;
+pub mod peers;
 pub mod proxy_protocol;
 pub mod recent;
 pub mod route;

@@ -23,6 +23,8 @@
 //! | [`certcheck`] | `check-config`'s reading of every certificate, key and CA file |
 //! | `admin` | the status page, `/status`, `/metrics`, `/live`, `/ready`, `/refused-origins` |
 //! | `status` | the status page's data: targets and probes, last reload |
+//! | `cluster` | a cluster node: its peers, forwarding BOSH requests to their owner |
+//! | `internal` | a cluster node's internal listener: requests other nodes forward |
 //! | `live` | what a reload changes: the current routes and settings, the reload itself |
 //! | `access` | the access log |
 //! | `refusal` | client-caused refusals: logged once per cause and minute |
@@ -47,10 +49,12 @@ mod admin;
 mod bosh;
 pub mod certcheck;
 mod client;
+mod cluster;
 mod conn;
 mod drain;
 mod http;
 mod inbound;
+mod internal;
 mod live;
 mod notify;
 mod proxy_header;
@@ -89,6 +93,8 @@ pub struct Listeners {
     pub main: TcpListener,
     /// The admin listener.
     pub admin: TcpListener,
+    /// The internal listener of a cluster node (`cluster.listen`).
+    pub cluster: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -96,7 +102,15 @@ impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
         let main = bind_one(config.server.listen, "server.listen").await?;
         let admin = bind_one(config.admin.listen, "admin.listen").await?;
-        Ok(Listeners { main, admin })
+        let cluster = match &config.cluster {
+            Some(c) => Some(bind_one(c.listen, "cluster.listen").await?),
+            None => None,
+        };
+        Ok(Listeners {
+            main,
+            admin,
+            cluster,
+        })
     }
 
     /// Bound address of the public listener.
@@ -207,6 +221,8 @@ pub(crate) struct Shared {
     pub(crate) control: Control,
     /// BOSH sessions.
     pub(crate) bosh: bosh::BoshRuntime,
+    /// `[cluster]`: the peers and the forwarding to them.
+    pub(crate) cluster: Option<Arc<cluster::ClusterRuntime>>,
     /// The log throttle for refusals the client caused.
     pub(crate) refusals: refusal::Refusals,
     /// What the status page shows beyond the metrics.
@@ -270,6 +286,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         drain::DrainTurns::new(config.server.drain_spread, config.server.drain_timeout);
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::new(&config),
+        cluster: cluster::runtime(config.cluster.as_ref()),
         refusals: Default::default(),
         status: status::StatusState::new(&config),
         http: server::HttpBuilders::new(&config.server),
@@ -351,6 +368,23 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     };
 
     let acme_task = acme.map(|m| tokio::spawn(m.run(admin_stop.clone())));
+    let dns_task = match (&shared.cluster, &shared.config.cluster) {
+        (Some(c), Some(cfg)) => {
+            shared.metrics.cluster_peers.set(c.peer_count() as i64);
+            Some(tokio::spawn(cluster::dns::refresh_loop(
+                Arc::clone(c),
+                cfg.clone(),
+                Arc::clone(&shared.metrics),
+                admin_stop.clone(),
+            )))
+        }
+        _ => None,
+    };
+    // Open until the process stops: through the drain, the other nodes
+    // forward this node's sessions' requests here.
+    let cluster_task = listeners
+        .cluster
+        .map(|l| tokio::spawn(internal::serve(Arc::clone(&shared), l, admin_stop.clone())));
     let probe_task = tokio::spawn(status::probe_loop(
         Arc::clone(&shared),
         shared.config.admin.probe_interval,
@@ -418,6 +452,9 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
     let _ = probe_task.await;
     let _ = reload_task.await;
     if let Some(t) = acme_task {
+        let _ = t.await;
+    }
+    for t in [cluster_task, dns_task].into_iter().flatten() {
         let _ = t.await;
     }
     Ok(())

@@ -84,6 +84,7 @@ pub(crate) async fn build_routes(
                     r,
                     core,
                     &config.sip,
+                    config.cluster.as_ref(),
                     deps.sip_tls.clone(),
                     Arc::clone(&deps.metrics),
                     deps.sip_stop.clone(),

@@ -149,7 +149,28 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("ucgate_sip_core_connects_total", "counter"),
     ("ucgate_sip_core_connections", "gauge"),
     ("ucgate_sip_flow_gone_total", "counter"),
+    ("ucgate_cluster_forwards_total", "counter"),
+    ("ucgate_cluster_forward_seconds", "histogram"),
+    ("ucgate_cluster_received_total", "counter"),
+    ("ucgate_cluster_peers", "gauge"),
+    ("ucgate_cluster_peer_lookups_total", "counter"),
 ];
+
+/// `{peer, result}` of requests forwarded between cluster nodes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// The other node's `cluster.node` (`unverified` for a refused request).
+    pub peer: String,
+    /// The outcome.
+    pub result: String,
+}
+
+/// `{peer}` of the forwarding latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The owner's `cluster.node`.
+    pub peer: String,
+}
 
 /// `{route, from, type}` of SIP messages.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -257,6 +278,16 @@ pub struct Metrics {
     pub sip_core_connections: Family<OpenedByLabels, Gauge>,
     /// Core requests for flows that are gone (answered 430/480).
     pub sip_flow_gone: Family<RouteLabels, Counter>,
+    /// BOSH requests forwarded to the node owning their session, by result.
+    pub cluster_forwards: Family<ClusterLabels, Counter>,
+    /// What forwarding adds to a request (round trip minus the owner's time).
+    pub cluster_forward_seconds: Family<PeerLabels, Histogram>,
+    /// Requests other nodes forwarded to this one, by result.
+    pub cluster_received: Family<ClusterLabels, Counter>,
+    /// The peers this node knows now.
+    pub cluster_peers: Gauge,
+    /// Lookups of `cluster.peers_srv`, by result.
+    pub cluster_peer_lookups: Family<ResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -300,6 +331,11 @@ impl Metrics {
             sip_core_connects: Family::default(),
             sip_core_connections: Family::default(),
             sip_flow_gone: Family::default(),
+            cluster_forwards: Family::default(),
+            cluster_forward_seconds: Family::new_with_constructor(latency),
+            cluster_received: Family::default(),
+            cluster_peers: Gauge::default(),
+            cluster_peer_lookups: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -429,6 +465,31 @@ impl Metrics {
             m.sip_flow_gone.clone(),
         );
         registry.register(
+            "cluster_forwards",
+            "BOSH requests forwarded to the node owning their session, by peer and result",
+            m.cluster_forwards.clone(),
+        );
+        registry.register(
+            "cluster_forward_seconds",
+            "Time forwarding adds to a BOSH request: the round trip to the owner minus the owner's own time",
+            m.cluster_forward_seconds.clone(),
+        );
+        registry.register(
+            "cluster_received",
+            "BOSH requests other nodes forwarded to this one, by forwarding node and result",
+            m.cluster_received.clone(),
+        );
+        registry.register(
+            "cluster_peers",
+            "The other cluster nodes this node knows now (static and found in DNS)",
+            m.cluster_peers.clone(),
+        );
+        registry.register(
+            "cluster_peer_lookups",
+            "DNS lookups of cluster.peers_srv, by result",
+            m.cluster_peer_lookups.clone(),
+        );
+        registry.register(
             "ready",
             "1 while accepting traffic, 0 while draining",
             m.ready.clone(),
@@ -508,6 +569,15 @@ impl Metrics {
                 (k, c, ago)
             })
             .collect()
+    }
+
+    /// Counts a lookup of `cluster.peers_srv` (`ok` or `error`).
+    pub fn cluster_peer_lookup(&self, result: &str) {
+        self.cluster_peer_lookups
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Counts an HTTP response.

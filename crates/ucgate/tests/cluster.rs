@@ -2,7 +2,7 @@
 //! and its start value, sessions work as on a single node, and sids that
 //! are forged, of an unknown node or of a previous life of the node are
 //! `item-not-found`. Without `[cluster]` the sid keeps its single-node form.
-//! (Forwarding between nodes is not built yet: see docs/cluster.md.)
+//! Forwarding between nodes: cluster_forward.rs.
 
 mod common;
 
@@ -26,8 +26,11 @@ fn config(server: std::net::SocketAddr, ca: &std::path::Path, cluster: &str) -> 
 
 fn cluster(node: &str) -> String {
     format!(
-        "[cluster]\nnode = \"{node}\"\nsecret = \"{SECRET}\"\nlisten = \"127.0.0.1:45291\"\n\
-         [cluster.peers]\nother = \"127.0.0.2:45291\"\n"
+        "[cluster]\nnode = \"{node}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\n\
+         [cluster.peers]\nother = \"{}\"\n",
+        free_addr("127.0.0.1"),
+        // no request here names `other`: nothing is forwarded
+        free_addr("127.0.0.1"),
     )
 }
 

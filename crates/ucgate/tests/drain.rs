@@ -134,6 +134,78 @@ async fn a_cluster_node_sends_see_other_uri_at_the_end_of_the_drain_where_config
     .await;
 }
 
+/// Two nodes; `gw-a` owns the session and drains. Its public listener is
+/// closed, but the session goes on through `gw-b`, which forwards its
+/// requests over `gw-a`'s internal listener: messages both ways, then
+/// `system-shutdown` at `gw-a`'s goodbye deadline (2.25 s for a 3 s drain).
+#[tokio::test]
+async fn a_draining_nodes_session_goes_on_through_another_node() {
+    let dir = TempDir::new("drain-bosh-forward");
+    let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _) = scripted_server(tls).await;
+    let internal = [free_addr("127.0.0.1"), free_addr("127.0.0.1")];
+    let node = |name: &str, me: usize, other: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"3s\"\n\n\
+             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+             [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\n\
+             [cluster.peers]\n{other} = \"{}\"\n",
+            ca.display(),
+            internal[me],
+            internal[1 - me],
+        )
+    };
+    let mut a = TestGateway::start(&node("gw-a", 0, "gw-b")).await;
+    let mut b = TestGateway::start(&node("gw-b", 1, "gw-a")).await;
+    let mut c = login(&a, false).await;
+    assert!(c.sid.starts_with("gw-a."), "{}", c.sid);
+
+    let drain = Instant::now();
+    a.control.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while tokio::net::TcpStream::connect(a.addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("gw-a's public listener closes");
+    c.addr = b.addr;
+    for i in 0..3 {
+        let text = c.send("", &chat(&format!("through b {i}"))).await;
+        assert_eq!(bodies(&text), [format!("through b {i}")], "{text}");
+    }
+    let text = c.send("", &chat("flood 5")).await;
+    let mut got = bodies(&text);
+    while got.len() < 5 {
+        got.extend(bodies(&c.send("", "").await));
+    }
+    assert_eq!(got, ["m1", "m2", "m3", "m4", "m5"]);
+    assert!(
+        drain.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        drain.elapsed()
+    );
+    // held at gw-a through gw-b until gw-a's goodbye deadline
+    let text = c.send("", "").await;
+    let at = drain.elapsed();
+    assert_eq!(
+        text,
+        "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='system-shutdown'/>"
+    );
+    assert!(
+        at >= Duration::from_millis(2100) && at < Duration::from_millis(2900),
+        "{at:?}"
+    );
+    assert!(
+        b.metric("ucgate_cluster_forwards_total", &[("peer", "gw-a")])
+            .await
+            >= 6.0
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn a_single_node_ends_bosh_sessions_when_the_drain_starts() {
     let dir = TempDir::new("drain-bosh-single");

@@ -129,6 +129,59 @@ pub fn verify(
     }
 }
 
+/// Who handed a BOSH request to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// A client (or the balancer in front of the nodes).
+    Client,
+    /// Another node, forwarding a client's request: never forwarded again.
+    Peer,
+}
+
+/// Where a BOSH request is served, read from its `sid` alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Here: no sid (a new session), a sid of this node, or a sid that is
+    /// not a cluster sid (this node's sessions answer `item-not-found`).
+    Here,
+    /// At the owner, a configured peer: forward the request unchanged.
+    Peer(NodeName),
+    /// `item-not-found` at once, without asking anyone.
+    NotFound(NotHere),
+}
+
+/// Why a sid of another node is not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHere {
+    /// The sid names a node that is not among the configured peers (and
+    /// nothing is ever sent to an address taken from a request).
+    UnknownNode,
+    /// The request was already forwarded once (at most one hop).
+    SecondHop,
+}
+
+/// Where a request whose body names `sid` is served on node `me`;
+/// `is_peer` says whether a node name is a configured peer.
+pub fn destination(
+    me: &NodeName,
+    sid: Option<&str>,
+    hop: Hop,
+    is_peer: impl Fn(&NodeName) -> bool,
+) -> Destination {
+    let Some(owner) = sid.and_then(|s| super::sid::ClusterSid::parse(s).ok()) else {
+        return Destination::Here;
+    };
+    if owner.node == *me {
+        Destination::Here
+    } else if hop == Hop::Peer {
+        Destination::NotFound(NotHere::SecondHop)
+    } else if is_peer(&owner.node) {
+        Destination::Peer(owner.node)
+    } else {
+        Destination::NotFound(NotHere::UnknownNode)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +285,32 @@ mod tests {
                 Err(AuthError::Malformed),
                 "{h:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_sid_alone_says_where_a_request_goes() {
+        let me = NodeName::parse("gw-1").unwrap();
+        let gw2 = NodeName::parse("gw-2").unwrap();
+        let peers = |n: &NodeName| n.as_str() == "gw-2";
+        let of = |node: &str| format!("{node}.0123456789abcdef.fedcba987654321000112233445566ff");
+        let here = |sid: Option<&str>, hop| destination(&me, sid, hop, peers);
+        assert_eq!(here(None, Hop::Client), Destination::Here);
+        assert_eq!(here(Some(&of("gw-1")), Hop::Client), Destination::Here);
+        assert_eq!(here(Some(&of("gw-1")), Hop::Peer), Destination::Here);
+        assert_eq!(here(Some(&of("gw-2")), Hop::Client), Destination::Peer(gw2));
+        assert_eq!(
+            here(Some(&of("gw-2")), Hop::Peer),
+            Destination::NotFound(NotHere::SecondHop)
+        );
+        assert_eq!(
+            here(Some(&of("gw-9")), Hop::Client),
+            Destination::NotFound(NotHere::UnknownNode)
+        );
+        // Not a cluster sid (a single node's form, or garbage): served
+        // here, where no session has it.
+        for sid in ["0123456789abcdef0123456789abcdef", "gw-2", "gw-2.1.2", ""] {
+            assert_eq!(here(Some(sid), Hop::Client), Destination::Here, "{sid}");
         }
     }
 }

@@ -32,6 +32,9 @@
 //! * core request: our Route entries popped, the token verified (forged:
 //!   403, RFC 5626 §5.3); Record-Route pair on dialog-forming requests; our
 //!   Via on top. Flow gone: [`flow_gone_response`] (430 or 480; ACK dropped).
+//! * cluster (`EdgeConfig::node`): a valid token naming another node or a
+//!   previous start of this one, from the core or in a client's in-dialog
+//!   Route, is `FlowGone` (the same answer; ACK dropped).
 
 mod client_side;
 mod core_side;
@@ -52,3 +55,7 @@ pub use types::{
 #[cfg(test)]
 #[path = "edge_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "edge_cluster_tests.rs"]
+mod cluster_tests;

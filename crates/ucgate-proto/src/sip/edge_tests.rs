@@ -12,6 +12,7 @@ fn cfg() -> EdgeConfig<'static> {
     EdgeConfig {
         key: KEY,
         boot: BOOT,
+        node: None,
         ws_host: "gw.example.com",
         core_host: "10.0.0.1:5070",
         core_transport: CoreTransport::Udp,

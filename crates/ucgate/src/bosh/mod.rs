@@ -18,6 +18,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
+use ucgate_proto::bosh::forward::{Destination, Hop};
 use ucgate_proto::side::Side;
 
 use crate::client::RequestClient;
@@ -132,6 +133,7 @@ pub(crate) async fn handle(
     let (resp, cors_headers) = match Box::pin(begin(shared, route, x, client, req)).await {
         (Begun::Done(resp), cors_headers) => (resp, cors_headers),
         (Begun::Waiting(w), cors_headers) => (w.reply().await, cors_headers),
+        (Begun::Forwarded(f), cors_headers) => (f.await, cors_headers),
     };
     let mut resp = resp;
     resp.headers_mut().extend(cors_headers);
@@ -147,6 +149,38 @@ enum Begun {
     Done(Response<Body>),
     /// A POST handed to its session.
     Waiting(Waiting),
+    /// A POST handed to the node that owns its session.
+    Forwarded(Forwarding),
+}
+
+/// A request on its way to the owner of its session and back.
+type Forwarding = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+/// What [`submit`] ended with, short of an answer at once.
+enum Pending {
+    /// Handed to a session of this node.
+    Here(Waiting),
+    /// Handed to the owner.
+    Forwarded(Forwarding),
+}
+
+/// Serves a request another node forwarded (its body already read and its
+/// authentication checked by the internal listener): the same as a
+/// client's request, except that it is never forwarded again and creates no
+/// session.
+pub(crate) async fn serve_forwarded(
+    shared: &Arc<Shared>,
+    route: &Arc<RouteRuntime>,
+    x: &Arc<XmppRuntime>,
+    from: SocketAddr,
+    body: Bytes,
+) -> Response<Body> {
+    let pending = Box::pin(submit_body(shared, route, x, from, body, Hop::Peer)).await;
+    match pending {
+        Ok(Pending::Here(w)) => w.reply().await,
+        Ok(Pending::Forwarded(f)) => f.await,
+        Err(resp) => resp,
+    }
 }
 
 /// The first step of [`handle`]: the response's CORS headers, and the
@@ -226,7 +260,8 @@ async fn begin(
             )
         }
         Method::POST => match submit(shared, route, x, peer, req).await {
-            Ok(w) => return (Begun::Waiting(w), cors_headers),
+            Ok(Pending::Here(w)) => return (Begun::Waiting(w), cors_headers),
+            Ok(Pending::Forwarded(f)) => return (Begun::Forwarded(f), cors_headers),
             Err(resp) => resp,
         },
         _ => {
@@ -307,7 +342,7 @@ async fn submit(
     x: &Arc<XmppRuntime>,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Waiting, Response<Body>> {
+) -> Result<Pending, Response<Body>> {
     let rpath = route.config.path.as_str();
     let live = shared.live.get();
     let b = &live.config.bosh;
@@ -335,6 +370,54 @@ async fn submit(
             ));
         }
     };
+    submit_body(shared, route, x, peer, body, Hop::Client)
+        .await
+        .map_err(|r| drain::for_version(r, version))
+}
+
+/// Everything of a POST after its body is read: the response at once, or
+/// the request handed to its session, here or at the node that owns it.
+async fn submit_body(
+    shared: &Arc<Shared>,
+    route: &Arc<RouteRuntime>,
+    x: &Arc<XmppRuntime>,
+    peer: SocketAddr,
+    body: Bytes,
+    hop: Hop,
+) -> Result<Pending, Response<Body>> {
+    let rpath = route.config.path.as_str();
+    let live = shared.live.get();
+    let b = &live.config.bosh;
+    if let Some(cluster) = &shared.cluster {
+        match cluster.destination(&body, hop) {
+            Destination::Here => {}
+            Destination::Peer(owner) => {
+                let (shared, cluster, path) = (
+                    Arc::clone(shared),
+                    Arc::clone(cluster),
+                    route.config.path.clone(),
+                );
+                let (wait, max_answer) = (b.max_wait, b.max_pending_bytes + (1 << 20));
+                return Ok(Pending::Forwarded(Box::pin(async move {
+                    cluster
+                        .forward(&shared.metrics, owner, &path, body, wait, max_answer)
+                        .await
+                        .unwrap_or_else(|condition| {
+                            let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
+                            xml_response(status, body)
+                        })
+                })));
+            }
+            Destination::NotFound(why) => {
+                shared.metrics.bosh_bad_sid.inc();
+                tracing::debug!(route = rpath, %peer, ?why, "BOSH request for a session of another node, not forwarded");
+                let (status, body) = ucgate_proto::bosh::terminate_body(
+                    &ucgate_proto::bosh::Condition::ItemNotFound,
+                );
+                return Err(xml_response(status, body));
+            }
+        }
+    }
     let xc = &x.config;
     let limits = ucgate_proto::xml::Limits {
         max_bytes: b.max_body_size,
@@ -380,8 +463,14 @@ async fn submit(
                 return Err(xml_response(status, body));
             }
         },
+        None if hop == Hop::Peer => {
+            // Only requests naming a session are forwarded.
+            let (status, body) =
+                ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::BadRequest);
+            return Err(xml_response(status, body));
+        }
         None if drain::refuses_new_sessions(shared) => {
-            return Err(drain::new_session_refused(rpath, peer, version));
+            return Err(drain::new_session_refused(rpath, peer));
         }
         None => {
             let sid = shared.bosh.sids.new_sid();
@@ -437,12 +526,12 @@ async fn submit(
         let (status, body) = ucgate_proto::bosh::terminate_body(&condition);
         return Err(xml_response(status, body));
     }
-    Ok(Waiting {
+    Ok(Pending::Here(Waiting {
         rx: reply_rx,
         guard: GoneGuard {
             mailbox: Arc::clone(&handle.mailbox),
             id,
             armed: true,
         },
-    })
+    }))
 }

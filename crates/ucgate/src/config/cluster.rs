@@ -25,8 +25,17 @@ pub struct ClusterConfig {
     pub listen: SocketAddr,
     /// The other nodes, by name, in file order.
     pub peers: Vec<Peer>,
+    /// An SRV name whose records are more peers (re-resolved periodically).
+    pub peers_srv: Option<String>,
+    /// How often `peers_srv` is resolved again.
+    pub peers_refresh: Duration,
+    /// The DNS server asked for `peers_srv` (`None`: the system's).
+    pub dns_server: Option<SocketAddr>,
     /// How much longer than its BOSH `wait` a forwarded request may take.
     pub forward_timeout: Duration,
+    /// How far apart two nodes' clocks may be (a forwarded request signed
+    /// further away from the receiver's clock is refused).
+    pub max_clock_skew: Duration,
 }
 
 /// Another node of the cluster.
@@ -45,7 +54,19 @@ pub(super) const CLUSTER_KEYS: &[&str] = &[
     "listen",
     "peers",
     "forward_timeout",
+    "max_clock_skew",
+    "peers_srv",
+    "peers_refresh",
+    "dns_server",
 ];
+
+/// The value of `node` that stands for the machine's host name.
+pub const NODE_FROM_HOSTNAME: &str = "@hostname";
+
+/// This machine's host name (Linux).
+fn hostname() -> std::io::Result<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+}
 
 /// Reads `[cluster]` (`None` when absent: a single node). The span of
 /// `listen` comes back too, for the clash with the other listeners.
@@ -56,6 +77,26 @@ pub(super) fn read_cluster(
 ) -> Option<(ClusterConfig, At<SocketAddr>)> {
     let mut t = top.table(ctx, "cluster", CLUSTER_KEYS)?;
     let node = match t.string(ctx, "node", "a node name such as \"gw-1\"") {
+        Some(n) if n.value == NODE_FROM_HOSTNAME => {
+            match hostname().map_err(|e| e.to_string()).and_then(|h| {
+                ucgate_proto::peers::node_of_hostname(&h).map_err(|e| {
+                    format!(
+                        "the host name `{}` does not make a node name: {e}",
+                        h.trim()
+                    )
+                })
+            }) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    ctx.error(
+                        n.span,
+                        &n.key,
+                        format!("{e}; write the node's name instead of \"{NODE_FROM_HOSTNAME}\""),
+                    );
+                    None
+                }
+            }
+        }
         Some(n) => match NodeName::parse(&n.value) {
             Ok(name) => Some(name),
             Err(e) => {
@@ -92,6 +133,32 @@ pub(super) fn read_cluster(
     ) {
         forward_timeout = d;
     }
+    let mut max_clock_skew = 30 * SEC;
+    if let Some(d) = t.duration(ctx, "max_clock_skew", SEC..=(3600 * SEC)) {
+        max_clock_skew = d;
+    }
+    let peers_srv = t
+        .string(ctx, "peers_srv", "a DNS name such as \"_cluster._tcp.ucgate-peers.default.svc.cluster.local\"")
+        .and_then(|s| {
+            let ok = !s.value.is_empty()
+                && s.value.len() <= 253
+                && s.value.trim_end_matches('.').split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            if ok {
+                Some(s.value)
+            } else {
+                ctx.error(s.span, &s.key, "expected a DNS name whose SRV records are the peers, such as \"_cluster._tcp.ucgate-peers.default.svc.cluster.local\"");
+                None
+            }
+        });
+    let mut peers_refresh = 10 * SEC;
+    if let Some(d) = t.duration(ctx, "peers_refresh", SEC..=(3600 * SEC)) {
+        peers_refresh = d;
+    }
+    let dns_server = t.socket_addr(ctx, "dns_server").map(|a| a.value);
     let mut peers: Vec<(Peer, At<String>)> = Vec::new();
     let entries = t
         .string_table(ctx, "peers", "an address such as \"10.0.0.12:5291\"")
@@ -153,6 +220,10 @@ pub(super) fn read_cluster(
             listen: listen.as_ref()?.value,
             peers: peers.into_iter().map(|(p, _)| p).collect(),
             forward_timeout,
+            max_clock_skew,
+            peers_srv,
+            peers_refresh,
+            dns_server,
         },
         listen?,
     ))
@@ -252,6 +323,7 @@ mod tests {
         assert_eq!(c.secret.expose(), SECRET.as_bytes());
         assert_eq!(c.listen.to_string(), "127.0.0.11:5291");
         assert_eq!(c.forward_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(c.max_clock_skew, std::time::Duration::from_secs(30));
         let peers: Vec<(String, String)> = c
             .peers
             .iter()
@@ -417,6 +489,55 @@ mod tests {
                 e[0].starts_with(&format!("cluster.listen: the internal listener must have an address of its own, not that of {other}")),
                 "{e:?}"
             );
+        }
+    }
+
+    #[test]
+    fn peers_from_dns_and_the_node_from_the_host_name() {
+        let c = parse(
+            &format!(
+                "[cluster]\nnode = \"gw-1\"\nsecret = \"{SECRET}\"\nlisten = \"127.0.0.11:5291\"\n\
+                 peers_srv = \"_cluster._tcp.ucgate-peers.default.svc.cluster.local\"\n\
+                 peers_refresh = \"30s\"\ndns_server = \"10.96.0.10:53\"\n"
+            ),
+            Path::new("/"),
+        )
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(
+            c.peers_srv.as_deref(),
+            Some("_cluster._tcp.ucgate-peers.default.svc.cluster.local")
+        );
+        assert_eq!(c.peers_refresh, std::time::Duration::from_secs(30));
+        assert_eq!(c.dns_server.unwrap().to_string(), "10.96.0.10:53");
+        let e = errors(&format!(
+            "[cluster]\nnode = \"gw-1\"\nsecret = \"{SECRET}\"\nlisten = \"127.0.0.11:5291\"\n\
+             peers_srv = \"not a name\"\npeers_refresh = \"0s\"\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.starts_with("cluster.peers_srv: expected a DNS name")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.starts_with("cluster.peers_refresh:")),
+            "{e:?}"
+        );
+        // "@hostname": this machine's host name, as a node name if it is one.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let text = format!(
+            "[cluster]\nnode = \"@hostname\"\nsecret = \"{SECRET}\"\nlisten = \"127.0.0.11:5291\"\n"
+        );
+        match ucgate_proto::peers::node_of_hostname(&host) {
+            Ok(name) => assert_eq!(
+                parse(&text, Path::new("/")).unwrap().cluster.unwrap().node,
+                name
+            ),
+            Err(_) => assert!(
+                errors(&text)[0].contains("does not make a node name"),
+                "{host}"
+            ),
         }
     }
 }

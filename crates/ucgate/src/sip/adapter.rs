@@ -270,6 +270,14 @@ where
                 }
             }
         }
+        ClientAction::FlowGone => {
+            // A flow of another node or of a previous start.
+            let cfg = rt.edge();
+            if let Some(r) = edge::flow_gone_response(&msg, &cfg, rt.sip.flow_gone == 480) {
+                rt.sm.flow_gone.inc();
+                let _ = ws.send(ws_message(r)).await;
+            }
+        }
         ClientAction::Respond(r) => {
             note(calls, &r);
             let _ = ws.send(ws_message(r)).await;

@@ -25,12 +25,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use ucgate_proto::netset::{IpNet, NetSet};
+use ucgate_proto::node::NodeName;
 use ucgate_proto::side::Side;
 use ucgate_proto::sip::edge::{self, EdgeConfig, FromCore};
+use ucgate_proto::sip::flow_token;
 use ucgate_proto::sip::framing::{CoreTransport, Frame, StreamSplitter, PONG};
 use ucgate_proto::sip::message::{self, SipLimits};
 
-use crate::config::{RouteConfig, SipConfig, SipCore, SipTransport};
+use crate::config::{ClusterConfig, RouteConfig, SipConfig, SipCore, SipTransport};
 use crate::metrics::{Metrics, SipMetrics};
 
 /// Messages queued toward one WebSocket client before new ones are dropped.
@@ -105,8 +107,11 @@ enum Dial {
 pub(crate) struct SipRuntime {
     pub(crate) route: String,
     key: Vec<u8>,
-    /// Drawn at this start of the process, mixed into every flow token.
+    /// Drawn at this start of the process, mixed into every flow token
+    /// (carried in it in a cluster).
     boot: u64,
+    /// `cluster.node`: flow tokens name this node (`None`: a single node).
+    node: Option<NodeName>,
     /// Who may send to the core-facing port.
     sources: NetSet,
     /// Permits for connections the core opens (`sip.core_max_connections`).
@@ -145,6 +150,7 @@ impl SipRuntime {
         r: &RouteConfig,
         core: &SipCore,
         sip: &SipConfig,
+        cluster: Option<&ClusterConfig>,
         server_tls: Option<Arc<rustls::ServerConfig>>,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
@@ -217,32 +223,34 @@ impl SipRuntime {
             },
         };
         let core_host = format!("{host}:{}", local.port());
-        let key = match &sip.flow_token_key {
-            Some(k) => k.expose().to_vec(),
-            None => {
-                // A random key is enough: a token names a connection of
-                // this process, and only this process ever verifies it.
-                let mut k = vec![0u8; 32];
-                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
-                    .map_err(|_| anyhow::anyhow!("no randomness for the flow-token key"))?;
-                tracing::info!(
-                    route,
-                    "sip.flow_token_key not set: using a random key for this process"
-                );
-                k
-            }
-        };
         // A flow id names a connection of this process only: ids start
         // again at 1 after a restart, so a token from before it must not
-        // verify (even with a configured key).
+        // name the new connection (single node: its MAC fails; cluster: it
+        // names the previous start and gets 430).
         let mut boot = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut boot)
             .map_err(|_| anyhow::anyhow!("no randomness for the flow-token start value"))?;
+        let (key, node) = match cluster {
+            Some(c) => {
+                if sip.flow_token_key.is_some() {
+                    tracing::warn!(
+                        route,
+                        "sip.flow_token_key is not used with [cluster]: flow tokens are signed with a key derived from cluster.secret"
+                    );
+                }
+                (
+                    flow_token::cluster_key(c.secret.expose()).to_vec(),
+                    Some(c.node.clone()),
+                )
+            }
+            None => (single_node_key(route, sip)?, None),
+        };
         let rt = Arc::new_cyclic(|me| SipRuntime {
             me: me.clone(),
             route: route.to_string(),
             key,
             boot: u64::from_be_bytes(boot),
+            node,
             sources,
             core_conns: Arc::new(Semaphore::new(sip.core_max_connections)),
             epoch: Instant::now(),
@@ -281,6 +289,7 @@ impl SipRuntime {
         EdgeConfig {
             key: &self.key,
             boot: self.boot,
+            node: self.node.as_ref(),
             ws_host: &self.ws_host,
             core_host: &self.core_host,
             core_transport: self.core_transport,
@@ -747,7 +756,7 @@ impl SipRuntime {
         } else {
             self.sm.core_responses.inc();
         }
-        match edge::from_core(&msg, &cfg) {
+        let gone = match edge::from_core(&msg, &cfg) {
             FromCore::ToClient {
                 flow,
                 bytes,
@@ -756,18 +765,24 @@ impl SipRuntime {
                 if let Some(key) = reply_key {
                     self.remember_reply(key, reply);
                 }
-                if !self.to_flow(flow.flow_id, bytes) {
-                    self.sm.flow_gone.inc();
-                    if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480)
-                    {
-                        self.answer(reply, r).await;
-                    }
-                }
+                !self.to_flow(flow.flow_id, bytes)
             }
-            FromCore::Respond(r) => self.answer(reply, r).await,
+            // A flow of another node of the cluster, or of a previous start.
+            FromCore::FlowGone => true,
+            FromCore::Respond(r) => {
+                self.answer(reply, r).await;
+                false
+            }
             FromCore::Drop(reason) => {
                 self.count(Side::Backend, "sip_dropped");
                 tracing::debug!(route = %self.route, reason, "message from the SIP core dropped");
+                false
+            }
+        };
+        if gone {
+            self.sm.flow_gone.inc();
+            if let Some(r) = edge::flow_gone_response(&msg, &cfg, self.sip.flow_gone == 480) {
+                self.answer(reply, r).await;
             }
         }
     }
@@ -782,6 +797,23 @@ impl SipRuntime {
             }
         }
     }
+}
+
+/// A single node's flow-token key: `sip.flow_token_key`, or a random one.
+fn single_node_key(route: &str, sip: &SipConfig) -> anyhow::Result<Vec<u8>> {
+    if let Some(k) = &sip.flow_token_key {
+        return Ok(k.expose().to_vec());
+    }
+    // A random key is enough: a token names a connection of this process,
+    // and only this process ever verifies it.
+    let mut k = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+        .map_err(|_| anyhow::anyhow!("no randomness for the flow-token key"))?;
+    tracing::info!(
+        route,
+        "sip.flow_token_key not set: using a random key for this process"
+    );
+    Ok(k)
 }
 
 /// `sip.listen`: UDP and TCP on exactly this address, so that firewall rules

@@ -201,6 +201,14 @@ pub async fn manual_backend() -> (SocketAddr, tokio::sync::mpsc::Receiver<TcpStr
     (addr, rx)
 }
 
+/// A loopback address on `ip` whose port was free a moment ago, for a
+/// listener that must be named in a configuration before it is bound (a
+/// cluster node's `cluster.listen`, which its peers list).
+pub fn free_addr(ip: &str) -> SocketAddr {
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind a free port");
+    l.local_addr().unwrap()
+}
+
 /// An address nothing listens on.
 pub async fn dead_address() -> SocketAddr {
     // Bound but not listening, and kept for the test's life: connecting is

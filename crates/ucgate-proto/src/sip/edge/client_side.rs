@@ -8,7 +8,7 @@ use super::rewrite::{
 use super::types::{
     ClientAction, ClientState, EdgeConfig, FlowCtx, FromClient, FromCore, FLOW_PARAM,
 };
-use crate::sip::flow_token::{self, Flow};
+use crate::sip::flow_token::{Checked, Flow};
 use crate::sip::framing::{transport_for, CoreTransport};
 use crate::sip::message::{parse, parse_sip_uri, parse_via, Message, SipLimits, StartLine};
 
@@ -22,6 +22,7 @@ pub fn from_client(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
     match route_client(msg, cfg, flow, &mut ClientState::new()) {
         ClientAction::ToCore { bytes, transport } => FromClient::ToCore { bytes, transport },
         ClientAction::Respond(r) => FromClient::Respond(r),
+        ClientAction::FlowGone => FromClient::FlowGone,
         ClientAction::Drop(reason) => FromClient::Drop(reason),
         ClientAction::ToFlow { .. } if msg.is_request() && msg.method() != Some("ACK") => {
             FromClient::Respond(respond(cfg, msg, 403, "Forbidden", &[]))
@@ -52,15 +53,19 @@ enum TokenOf {
     Sender,
     /// Another flow ("incoming").
     Other(Flow),
+    /// A flow of another node of the cluster or of a previous start
+    /// (`430`).
+    Elsewhere,
     /// Fails the HMAC (`403`, RFC 5626 §5.3.1).
     Forged,
 }
 
 fn token_of(cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>, user: &[u8]) -> TokenOf {
-    match flow_token::verify(cfg.key, cfg.boot, user) {
-        None => TokenOf::Forged,
-        Some(f) if f.flow_id == flow.flow_id => TokenOf::Sender,
-        Some(f) => TokenOf::Other(f),
+    match cfg.tokens().check(user) {
+        Checked::Forged => TokenOf::Forged,
+        Checked::Elsewhere { .. } => TokenOf::Elsewhere,
+        Checked::Here(f) if f.flow_id == flow.flow_id => TokenOf::Sender,
+        Checked::Here(f) => TokenOf::Other(f),
     }
 }
 
@@ -81,6 +86,13 @@ fn client_request(
             ClientAction::Respond(respond(cfg, msg, code, reason, extra))
         }
     };
+    let gone = || {
+        if is_ack {
+            ClientAction::Drop("ACK for a flow of another node or start")
+        } else {
+            ClientAction::FlowGone
+        }
+    };
     let Some(via) = msg.top_via() else {
         return ClientAction::Drop("no top Via");
     };
@@ -91,7 +103,7 @@ fn client_request(
     }
 
     // REGISTER needs Path support (RFC 3327 §5.1).
-    let token = flow_token::encode(cfg.key, cfg.boot, flow.flow_id, flow.transport);
+    let token = cfg.tokens().encode(flow.flow_id, flow.transport);
     if method == "REGISTER" && cfg.require_path_support && !has_option(msg, "Supported", b"path") {
         return refuse(421, "Extension Required", &[("Require", "path")]);
     }
@@ -135,6 +147,7 @@ fn client_request(
             match token_of(cfg, flow, user) {
                 TokenOf::Sender => {}
                 TokenOf::Other(f) => other = Some(f),
+                TokenOf::Elsewhere => return gone(),
                 TokenOf::Forged => return refuse(403, "Forbidden", &[]),
             }
         }
@@ -166,6 +179,7 @@ fn client_request(
                 TokenOf::Other(f) => {
                     other.get_or_insert(f);
                 }
+                TokenOf::Elsewhere => return gone(),
                 TokenOf::Forged => return refuse(403, "Forbidden", &[]),
             }
         }
@@ -274,14 +288,14 @@ fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
         && next
             .param(FLOW_PARAM)
             .flatten()
-            .is_some_and(|t| flow_token::verify(cfg.key, cfg.boot, t).is_some());
+            .is_some_and(|t| matches!(cfg.tokens().check(t), Checked::Here(_)));
     if ours_next {
         let Ok(m) = parse(&bytes, &SipLimits::UNLIMITED) else {
             return ClientAction::Drop("response for another flow could not be rewritten");
         };
         return match from_core(&m, cfg) {
             FromCore::ToClient { flow, bytes, .. } => ClientAction::ToFlow { flow, bytes },
-            FromCore::Respond(_) | FromCore::Drop(_) => {
+            FromCore::Respond(_) | FromCore::FlowGone | FromCore::Drop(_) => {
                 ClientAction::Drop("response for another flow without our Via")
             }
         };

@@ -6,7 +6,7 @@ use super::rewrite::{
     strict_route, StrictRoute,
 };
 use super::types::{EdgeConfig, FromCore, FLOW_PARAM};
-use crate::sip::flow_token::{self, Flow};
+use crate::sip::flow_token::{Checked, Flow};
 use crate::sip::message::{parse_sip_uri, Message, SipLimits, StartLine};
 
 /// A request or response from the core (spec 3 (b) and (c)). `msg` comes
@@ -38,6 +38,14 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
             FromCore::Respond(respond(cfg, msg, code, reason, extra))
         }
     };
+    // A valid token of another node or start: the flow cannot be here.
+    let gone = || {
+        if is_ack {
+            FromCore::Drop("ACK for a flow of another node or start")
+        } else {
+            FromCore::FlowGone
+        }
+    };
     let b = msg.bytes();
     let mut ed = msg.edit();
     if let Err((code, reason, tags)) = check_and_count_hop(msg, &mut ed) {
@@ -60,9 +68,10 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         ed.remove_value(last);
         routes.pop();
         if let Some(user) = user {
-            match flow_token::verify(cfg.key, cfg.boot, user) {
-                Some(f) => found = Some(f),
-                None => return refuse(403, "Forbidden", &[]),
+            match cfg.tokens().check(user) {
+                Checked::Here(f) => found = Some(f),
+                Checked::Elsewhere { .. } => return gone(),
+                Checked::Forged => return refuse(403, "Forbidden", &[]),
             }
         }
     }
@@ -76,9 +85,10 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
             break;
         }
         if let Some(user) = uri.user {
-            match flow_token::verify(cfg.key, cfg.boot, user) {
-                Some(f) => found = found.or(Some(f)),
-                None => return refuse(403, "Forbidden", &[]),
+            match cfg.tokens().check(user) {
+                Checked::Here(f) => found = found.or(Some(f)),
+                Checked::Elsewhere { .. } => return gone(),
+                Checked::Forged => return refuse(403, "Forbidden", &[]),
             }
         }
         ed.remove_value(&value);
@@ -89,9 +99,10 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         if let StartLine::Request { uri_span, .. } = msg.start_line() {
             if let Some(uri) = parse_sip_uri(b, uri_span.clone()) {
                 if is_ours(&uri, cfg) {
-                    match uri.user.map(|u| flow_token::verify(cfg.key, cfg.boot, u)) {
-                        Some(Some(f)) => found = Some(f),
-                        Some(None) => return refuse(403, "Forbidden", &[]),
+                    match uri.user.map(|u| cfg.tokens().check(u)) {
+                        Some(Checked::Here(f)) => found = Some(f),
+                        Some(Checked::Elsewhere { .. }) => return gone(),
+                        Some(Checked::Forged) => return refuse(403, "Forbidden", &[]),
                         None => {}
                     }
                 }
@@ -122,7 +133,7 @@ pub(super) fn deliver_to_flow(
     cfg: &EdgeConfig<'_>,
     flow: Flow,
 ) -> (Vec<u8>, String) {
-    let token = flow_token::encode(cfg.key, cfg.boot, flow.flow_id, flow.transport);
+    let token = cfg.tokens().encode(flow.flow_id, flow.transport);
     let branch = derive_branch(cfg.key, msg, flow.flow_id);
     ed.prepend_top(
         "Via",

@@ -3,7 +3,7 @@
 
 use super::types::{EdgeConfig, FLOW_PARAM};
 use crate::sip::base64url;
-use crate::sip::flow_token::{self, Flow};
+use crate::sip::flow_token::Flow;
 use crate::sip::hmac::hmac_sha256;
 use crate::sip::message::{make_response, param, parse_sip_uri, Message, SipUri, StartLine, Value};
 use std::ops::Range;
@@ -189,5 +189,5 @@ pub(super) fn our_via_flow(msg: &Message<'_>, cfg: &EdgeConfig<'_>, host: &str) 
     if !same_host(via.host, via.port, host) {
         return None;
     }
-    flow_token::verify(cfg.key, cfg.boot, via.param(FLOW_PARAM)??)
+    cfg.tokens().check(via.param(FLOW_PARAM)??).here()
 }

@@ -1,7 +1,8 @@
 //! The edge's configuration, the per-connection state and the decisions it
 //! returns (see [`super`]).
 
-use crate::sip::flow_token::{Flow, WsTransport};
+use crate::node::NodeName;
+use crate::sip::flow_token::{Flow, Issuer, WsTransport};
 use crate::sip::framing::CoreTransport;
 use std::collections::VecDeque;
 
@@ -11,12 +12,18 @@ pub const FLOW_PARAM: &str = "ucgf";
 /// Static configuration of one edge (one route).
 #[derive(Debug, Clone)]
 pub struct EdgeConfig<'a> {
-    /// Flow-token key (shared by every node in front of the same core).
+    /// Flow-token key: `sip.flow_token_key` (or a random one) on a single
+    /// node, [`crate::sip::flow_token::cluster_key`] in a cluster. Also the
+    /// key of the Via branches and To tags the edge derives.
     pub key: &'a [u8],
-    /// The value drawn at this start of the process, mixed into every flow
-    /// token's MAC (see [`crate::sip::flow_token`]): a token from before a restart
-    /// fails like a forged one.
+    /// The value drawn at this start of the process (see
+    /// [`crate::sip::flow_token`]): on a single node mixed into every
+    /// token's MAC, so that a token from before a restart fails like a
+    /// forged one; in a cluster carried in the token, so that it gets `430`.
     pub boot: u64,
+    /// This node's name in a cluster (`cluster.node`): tokens then name the
+    /// node and its start (version 2); `None` on a single node.
+    pub node: Option<&'a NodeName>,
     /// `host[:port]` the WebSocket clients reach us at (client-facing
     /// Record-Route entries and our Via toward clients).
     pub ws_host: &'a str,
@@ -30,6 +37,17 @@ pub struct EdgeConfig<'a> {
     /// REGISTER without `Supported: path`: `true` answers `421 Extension
     /// Required`, `false` adds Path anyway (JsSIP and SIP.js always send it).
     pub require_path_support: bool,
+}
+
+impl EdgeConfig<'_> {
+    /// How this edge issues and checks flow tokens.
+    pub fn tokens(&self) -> Issuer<'_> {
+        Issuer {
+            key: self.key,
+            start: self.boot,
+            node: self.node,
+        }
+    }
 }
 
 /// The client connection a message arrived on.
@@ -58,6 +76,10 @@ pub enum FromClient {
     },
     /// Answer the client with this response; nothing goes to the core.
     Respond(Vec<u8>),
+    /// A request (not ACK) naming a flow of another node of the cluster,
+    /// or of a previous start of this one: answer the client with
+    /// [`flow_gone_response`](super::flow_gone_response).
+    FlowGone,
     /// Drop silently (count it).
     Drop(&'static str),
 }
@@ -85,6 +107,11 @@ pub enum ClientAction {
     },
     /// Answer the client with this response.
     Respond(Vec<u8>),
+    /// A request (not ACK) naming a flow of another node of the cluster,
+    /// or of a previous start of this one: answer the client with
+    /// [`flow_gone_response`](super::flow_gone_response), as when the
+    /// flow of a [`ClientAction::ToFlow`] is gone.
+    FlowGone,
     /// Drop silently (count it).
     Drop(&'static str),
 }
@@ -160,6 +187,11 @@ pub enum FromCore {
     },
     /// Answer the core with this response.
     Respond(Vec<u8>),
+    /// A request (not ACK) whose flow token names another node of the
+    /// cluster, or a previous start of this one: the flow is not here.
+    /// Answer the core with [`flow_gone_response`](super::flow_gone_response),
+    /// as when the flow of a [`FromCore::ToClient`] request is gone.
+    FlowGone,
     /// Drop silently (count it).
     Drop(&'static str),
 }

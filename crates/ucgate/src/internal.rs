@@ -1,0 +1,173 @@
+//! The internal listener (`cluster.listen`): BOSH requests other nodes
+//! forward to this one, over prior-knowledge HTTP/2. Every request must
+//! carry a valid `x-ucgate-cluster-auth` (`ucgate_proto::bosh::forward`);
+//! the rest is answered 401 and served nothing. It serves only the `bosh`
+//! routes, and only sessions of this node (a request it receives is never
+//! forwarded again). It stays open through the drain, so that this node's
+//! sessions are served while the balancer sends their requests elsewhere,
+//! and closes when the process stops: each connection with a graceful
+//! HTTP/2 shutdown, so that the answers already being written (a session's
+//! last `system-shutdown` at the drain's goodbye deadline) reach the peer,
+//! waited for at most [`CLOSE_WAIT`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::HELD_HEADER;
+use crate::metrics::ClusterLabels;
+use crate::response::{text, Body, BodyError};
+use crate::{Service, Shared};
+
+/// Connections the internal listener holds at once. A peer keeps one
+/// (every forwarded request is a stream on it); the bound is there for a
+/// party that is not a node.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Longest wait, once the process stops, for the connections' answers in
+/// flight.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Accepts on `listener` until `stop` fires, then closes the connections
+/// (see the module's doc).
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    let conns = TaskTracker::new();
+    accept(shared, listener, &stop, &conns).await;
+    conns.close();
+    let _ = tokio::time::timeout(CLOSE_WAIT, conns.wait()).await;
+}
+
+async fn accept(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    stop: &CancellationToken,
+    conns: &TaskTracker,
+) {
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(
+            u32::try_from(shared.config.bosh.max_sessions * 4).unwrap_or(u32::MAX),
+        )
+        .max_header_list_size(shared.config.server.max_header_size as u32)
+        .keep_alive_interval(Some(std::time::Duration::from_secs(20)))
+        .keep_alive_timeout(std::time::Duration::from_secs(10));
+    let h2 = Arc::new(h2);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut acceptor = crate::accept::Acceptor::new(listener, "cluster", &shared.metrics);
+    loop {
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                "internal listener: connection limit reached; waiting"
+            );
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                p = Arc::clone(&permits).acquire_owned() => drop(p),
+            }
+            continue;
+        };
+        let Some((stream, peer)) = acceptor.next(stop).await else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let h2 = Arc::clone(&h2);
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let svc_shared = Arc::clone(&shared);
+            let service = hyper::service::service_fn(move |req| {
+                let shared = Arc::clone(&svc_shared);
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, peer, req).await) }
+            });
+            let conn = h2.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "internal connection ended with an error");
+            }
+        });
+    }
+}
+
+/// One forwarded request: checked, then served by its BOSH route.
+async fn handle(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let received = Instant::now();
+    let Some(cluster) = shared.cluster.as_ref() else {
+        return text(StatusCode::NOT_FOUND, "not a cluster node");
+    };
+    if req.method() != Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "forwarded BOSH requests are POST",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let live = shared.live.get();
+    let route = live
+        .config
+        .route_table
+        .lookup(&path)
+        .map(|i| Arc::clone(&live.routes[i]));
+    let Some((route, x)) = route.and_then(|r| match &r.service {
+        Service::Bosh(x) => {
+            let x = Arc::clone(x);
+            Some((r, x))
+        }
+        _ => None,
+    }) else {
+        return text(StatusCode::NOT_FOUND, format!("no BOSH route for `{path}`"));
+    };
+    let auth = req
+        .headers()
+        .get(ucgate_proto::bosh::forward::AUTH_HEADER)
+        .cloned();
+    let body =
+        match crate::response::read_body(shared, req.into_body(), live.config.bosh.max_body_size)
+            .await
+        {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+            }
+            Err(_) => return text(StatusCode::BAD_REQUEST, "the body could not be read"),
+        };
+    let count = |peer: &str, result: &str| {
+        shared
+            .metrics
+            .cluster_received
+            .get_or_create(&ClusterLabels {
+                peer: peer.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    };
+    let from = match cluster.verify(auth.as_ref(), &path, &body) {
+        Ok(from) => from,
+        Err(e) => {
+            count("unverified", "refused");
+            tracing::warn!(%peer, error = %e, "internal listener: refused a request without valid cluster authentication (another `cluster.secret`, clocks apart, or not a node)");
+            return text(StatusCode::UNAUTHORIZED, "cluster authentication failed");
+        }
+    };
+    count(from.as_str(), "ok");
+    let mut resp = crate::bosh::serve_forwarded(shared, &route, &x, peer, body).await;
+    if let Ok(v) = HeaderValue::from_str(&received.elapsed().as_micros().to_string()) {
+        resp.headers_mut().insert(HELD_HEADER, v);
+    }
+    resp
+}

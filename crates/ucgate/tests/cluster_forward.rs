@@ -1,0 +1,325 @@
+//! Forwarding between cluster nodes (issue 17 item 2): a BOSH request that
+//! reaches a node which does not own its session is forwarded to the owner
+//! over the internal listener and the owner's answer comes back unchanged,
+//! long polls included; a request for a node that is gone is
+//! `item-not-found`; the internal listener serves only authenticated
+//! requests for its own sessions, and never forwards again.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::bosh_client::*;
+use common::tls::*;
+use common::xmpp_server::*;
+use common::*;
+use ucgate_proto::bosh::forward::{sign, Signed, AUTH_HEADER};
+use ucgate_proto::bosh::sid::{ClusterSid, NodeName};
+
+const SECRET: &str = "a shared secret of more than 32 characters";
+
+/// Three nodes `gw-a`, `gw-b`, `gw-c` in front of one XMPP server.
+struct Cluster {
+    nodes: Vec<TestGateway>,
+    internal: Vec<SocketAddr>,
+}
+
+async fn cluster(server: SocketAddr, ca: &std::path::Path) -> Cluster {
+    let names = ["gw-a", "gw-b", "gw-c"];
+    let internal: Vec<SocketAddr> = (0..3).map(|_| free_addr("127.0.0.1")).collect();
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let peers: String = names
+            .iter()
+            .zip(&internal)
+            .filter(|(n, _)| *n != name)
+            .map(|(n, a)| format!("{n} = \"{a}\"\n"))
+            .collect();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+             [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"2s\"\n\
+             [cluster.peers]\n{peers}",
+            ca.display(),
+            internal[i],
+        );
+        nodes.push(TestGateway::start(&toml).await);
+    }
+    Cluster { nodes, internal }
+}
+
+/// Asks the scripted server for `n` messages, each request of the session
+/// sent to the next node in turn; they arrive once, in order.
+async fn chat_round_robin(c: &mut Client, nodes: &[SocketAddr], n: usize) {
+    let mut turn = 0;
+    let mut next = |c: &mut Client| {
+        c.addr = nodes[turn % nodes.len()];
+        turn += 1;
+    };
+    next(c);
+    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
+    let mut got: Vec<String> = bodies(&first)
+        .into_iter()
+        .filter(|b| b.starts_with('m'))
+        .collect();
+    let mut rounds = 0;
+    while got.len() < n {
+        rounds += 1;
+        assert!(rounds < 100, "only {} of {n} stanzas arrived", got.len());
+        next(c);
+        let text = c.send("", "").await;
+        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
+    }
+    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected, "every stanza exactly once, in order");
+}
+
+fn is_item_not_found(status: u16, text: &str) -> bool {
+    status == 200 && text.contains("type='terminate'") && text.contains("item-not-found")
+}
+
+/// A POST to a node's internal listener (prior-knowledge HTTP/2), with the
+/// given authentication header.
+async fn post_internal(addr: SocketAddr, auth: Option<String>, body: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut s, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::post(format!("http://{addr}/http-bind"));
+    if let Some(a) = auth {
+        req = req.header(AUTH_HEADER, a);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let resp = s.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn signed(secret: &str, from: &str, body: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    sign(
+        secret.as_bytes(),
+        &NodeName::parse(from).unwrap(),
+        now,
+        &Signed {
+            method: "POST",
+            path: "/http-bind",
+            body: body.as_bytes(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn any_node_serves_any_session_through_its_owner() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-fwd");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let cl = cluster(server, &ca).await;
+        let addrs: Vec<SocketAddr> = cl.nodes.iter().map(|n| n.addr).collect();
+
+        // A session created on gw-a, then served round-robin by all three.
+        let mut c = login(&cl.nodes[0], false).await;
+        assert_eq!(ClusterSid::parse(&c.sid).unwrap().node.as_str(), "gw-a");
+        chat_round_robin(&mut c, &addrs, 30).await;
+
+        // A long poll held by the owner through gw-b is answered when a
+        // later request (through gw-c) brings the server's data.
+        let mut held = Client::new(addrs[1], false).await;
+        held.sid = c.sid.clone();
+        c.rid += 1;
+        let held_rid = c.rid;
+        let poll = tokio::spawn(async move { held.send_rid(held_rid, "", "").await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!poll.is_finished(), "the owner holds the forwarded poll");
+        c.addr = addrs[2];
+        let second = c.send("", "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood 3</body></message>").await;
+        let first = poll.await.unwrap();
+        let mut got = bodies(&first);
+        got.extend(bodies(&second));
+        let mut rounds = 0;
+        while got.iter().filter(|b| b.starts_with('m')).count() < 3 {
+            rounds += 1;
+            assert!(rounds < 20, "{got:?}");
+            c.addr = addrs[rounds % 3];
+            got.extend(bodies(&c.send("", "").await));
+        }
+        let ms: Vec<&String> = got.iter().filter(|b| b.starts_with('m')).collect();
+        assert_eq!(ms, ["m1", "m2", "m3"]);
+
+        // Counted on both sides, by peer.
+        for (i, from) in [(1, "gw-b"), (2, "gw-c")] {
+            let fwd = cl.nodes[i]
+                .metric(
+                    "ucgate_cluster_forwards_total",
+                    &[("peer", "gw-a"), ("result", "ok")],
+                )
+                .await;
+            assert!(fwd >= 1.0, "{from} forwarded {fwd}");
+            let got = cl.nodes[0]
+                .metric(
+                    "ucgate_cluster_received_total",
+                    &[("peer", from), ("result", "ok")],
+                )
+                .await;
+            assert_eq!(got, fwd, "gw-a received from {from} what it forwarded");
+            let lat = cl.nodes[i]
+                .metric("ucgate_cluster_forward_seconds_count", &[("peer", "gw-a")])
+                .await;
+            assert_eq!(lat, fwd, "one latency sample per forwarded request");
+        }
+        // Each node's own sessions are its own: gw-a created the only one.
+        assert_eq!(
+            cl.nodes[0].metric("ucgate_bosh_sessions_created_total", &[]).await,
+            1.0
+        );
+        for n in &cl.nodes[1..] {
+            assert_eq!(n.metric("ucgate_bosh_sessions_created_total", &[]).await, 0.0);
+        }
+    })
+    .await
+    .expect("bounded in time");
+}
+
+#[tokio::test]
+async fn a_session_of_a_node_that_is_gone_is_item_not_found() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-gone");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let mut cl = cluster(server, &ca).await;
+        let mut c = login(&cl.nodes[2], false).await;
+        c.addr = cl.nodes[0].addr;
+        chat_round_robin(&mut c, &[cl.nodes[0].addr], 3).await;
+        cl.nodes[2].stop().await;
+        c.rid += 1;
+        let (status, text) = c
+            .post_raw(format!(
+                "<body xmlns='{NS}' rid='{}' sid='{}'/>",
+                c.rid, c.sid
+            ))
+            .await;
+        assert!(is_item_not_found(status, &text), "{status} {text}");
+        assert_eq!(
+            cl.nodes[0]
+                .metric(
+                    "ucgate_cluster_forwards_total",
+                    &[("peer", "gw-c"), ("result", "unreachable")]
+                )
+                .await,
+            1.0
+        );
+        // A node that is not a peer at all: answered without asking anyone.
+        let stranger = ClusterSid {
+            node: NodeName::parse("gw-x").unwrap(),
+            ..ClusterSid::parse(&c.sid).unwrap()
+        };
+        let (status, text) = c
+            .post_raw(format!(
+                "<body xmlns='{NS}' rid='{}' sid='{}'/>",
+                c.rid,
+                stranger.encode()
+            ))
+            .await;
+        assert!(is_item_not_found(status, &text), "{status} {text}");
+        let m = cl.nodes[0].metrics().await;
+        assert!(
+            !m.contains("peer=\"gw-x\""),
+            "an unknown node is never a peer: {m}"
+        );
+    })
+    .await
+    .expect("bounded in time");
+}
+
+#[tokio::test]
+async fn the_internal_listener_serves_only_authenticated_requests_for_its_own_sessions() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-auth");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let cl = cluster(server, &ca).await;
+        let c = login(&cl.nodes[0], false).await;
+        let internal_a = cl.internal[0];
+        let body = |sid: &str| format!("<body xmlns='{NS}' rid='{}' sid='{sid}'/>", c.rid + 1);
+        let own = body(&c.sid);
+
+        // No header, a malformed one, another secret, a changed body, a
+        // stale timestamp: 401, and the session is untouched.
+        let stale = sign(
+            SECRET.as_bytes(),
+            &NodeName::parse("gw-b").unwrap(),
+            1_000_000,
+            &Signed {
+                method: "POST",
+                path: "/http-bind",
+                body: own.as_bytes(),
+            },
+        );
+        for auth in [
+            None,
+            Some("v1 gw-b".to_string()),
+            Some(signed("another secret, also of 32 characters", "gw-b", &own)),
+            Some(signed(SECRET, "gw-b", &body("x"))),
+            Some(stale),
+        ] {
+            let (status, text) = post_internal(internal_a, auth.clone(), &own).await;
+            assert_eq!(status, 401, "{auth:?}: {text}");
+        }
+        assert_eq!(
+            cl.nodes[0]
+                .metric(
+                    "ucgate_cluster_received_total",
+                    &[("peer", "unverified"), ("result", "refused")]
+                )
+                .await,
+            5.0
+        );
+
+        // Authenticated, for another node's session: never a second hop.
+        let of_b = ClusterSid {
+            node: NodeName::parse("gw-b").unwrap(),
+            ..ClusterSid::parse(&c.sid).unwrap()
+        }
+        .encode();
+        let (status, text) =
+            post_internal(internal_a, Some(signed(SECRET, "gw-c", &body(&of_b))), &body(&of_b)).await;
+        assert!(is_item_not_found(status, &text), "{status} {text}");
+        assert_eq!(
+            cl.nodes[0].metric("ucgate_cluster_forwards_total", &[("peer", "gw-b"), ("result", "ok")]).await,
+            0.0
+        );
+        // Authenticated, without a sid: forwarding never creates a session.
+        let create = format!("<body xmlns='{NS}' rid='1' to='localhost' wait='5' hold='1' ver='1.11'/>");
+        let (status, text) =
+            post_internal(internal_a, Some(signed(SECRET, "gw-c", &create)), &create).await;
+        assert!(status == 200 && text.contains("bad-request"), "{status} {text}");
+
+        // Authenticated, for its own session: served (the session goes on
+        // and the server's answer comes back).
+        let flood = format!("<body xmlns='{NS}' rid='{}' sid='{}'><message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood 1</body></message></body>", c.rid + 1, c.sid);
+        let (status, text) =
+            post_internal(internal_a, Some(signed(SECRET, "gw-b", &flood)), &flood).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(!text.contains("terminate"), "{text}");
+        assert_eq!(bodies(&text), ["m1"], "{text}");
+        assert_eq!(
+            cl.nodes[0].metric("ucgate_bosh_sessions_created_total", &[]).await,
+            1.0
+        );
+    })
+    .await
+    .expect("bounded in time");
+}
