@@ -26,11 +26,12 @@ export function checkConfig(configPath) {
 
 /**
  * Write `config` to `dir`/ucgate.toml, start the gateway and wait until
- * `http://127.0.0.1:adminPort/ready` answers 200. Returns
+ * `http://adminHost:adminPort/ready` answers 200 (`adminHost` defaults to
+ * 127.0.0.1: the address of `admin.listen`). Returns
  * { log(), alive(), abortCheck(), close() }; on a failed start the gateway is
  * already stopped and the error carries the config, log and check-config.
  */
-export async function startGateway({ dir, config, adminPort, readyTimeoutMs = 15_000 }) {
+export async function startGateway({ dir, config, adminPort, adminHost = '127.0.0.1', readyTimeoutMs = 15_000 }) {
   if (!fs.existsSync(UCGATE_BIN)) {
     throw new Error(`gateway binary ${UCGATE_BIN} not found: build it (cargo build) or set UCGATE_BIN`);
   }
@@ -76,22 +77,27 @@ export async function startGateway({ dir, config, adminPort, readyTimeoutMs = 15
         );
       }
     },
-    async close() {
+    /**
+     * SIGTERM, then SIGKILL if the gateway has not exited within
+     * `timeoutMs` (longer than shutdown_delay + drain_timeout for a full
+     * drain). Resolves with how it exited ({ code, signal }).
+     */
+    async close({ timeoutMs = 5_000 } = {}) {
       process.removeListener('exit', killOnExit);
-      if (!alive()) return;
+      if (!alive()) return exited;
       child.kill('SIGTERM');
       try {
-        await withTimeout(exited, 5_000, 'gateway exit after SIGTERM');
+        return await withTimeout(exited, timeoutMs, 'gateway exit after SIGTERM');
       } catch {
-        console.error('[e2e] gateway ignored SIGTERM for 5 s, sending SIGKILL');
+        console.error(`[e2e] gateway ignored SIGTERM for ${timeoutMs} ms, sending SIGKILL`);
         child.kill('SIGKILL');
-        await withTimeout(exited, 5_000, 'gateway exit after SIGKILL');
+        return await withTimeout(exited, 5_000, 'gateway exit after SIGKILL');
       }
     },
   };
 
   try {
-    await waitReady(`http://127.0.0.1:${adminPort}/ready`, { timeoutMs: readyTimeoutMs, abortCheck: gw.abortCheck });
+    await waitReady(`http://${adminHost}:${adminPort}/ready`, { timeoutMs: readyTimeoutMs, abortCheck: gw.abortCheck });
   } catch (e) {
     await gw.close().catch(() => {});
     if (!e.message.includes('--- log:')) e.message += `\n--- gateway log:\n${log}`;

@@ -9,16 +9,29 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { renderExample, runCheck, startProcess } from './proxy-process.mjs';
+import { renderExample, renderTemplate, runCheck, startProcess } from './proxy-process.mjs';
 
 export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 export const NGINX_EXAMPLE = 'nginx-ucgate.conf';
 
-export async function startNginx({ dir, port, ucgate, cert, key }) {
-  const prefix = path.join(dir, 'nginx');
+/**
+ * nginx on 127.0.0.1:`port` with config/proxies/nginx-ucgate.conf in front
+ * of `ucgate` (TLS with `cert` and `key`), or with the site template file
+ * `template` filled in with `vars` (`LISTEN` is set), each in its own
+ * directory under `dir`.
+ */
+export async function startNginx({ dir, port, ucgate, cert, key, template, vars }) {
+  const name = template ? path.basename(template, path.extname(template)) : 'nginx';
+  const prefix = path.join(dir, name);
   fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
-  const site = path.join(prefix, NGINX_EXAMPLE);
-  fs.writeFileSync(site, renderExample(NGINX_EXAMPLE, { LISTEN: `127.0.0.1:${port}`, UCGATE: ucgate, CERT: cert, KEY: key }));
+  const site = path.join(prefix, template ? path.basename(template) : NGINX_EXAMPLE);
+  const listen = `127.0.0.1:${port}`;
+  fs.writeFileSync(
+    site,
+    template
+      ? renderTemplate(template, { LISTEN: listen, ...vars })
+      : renderExample(NGINX_EXAMPLE, { LISTEN: listen, UCGATE: ucgate, CERT: cert, KEY: key }),
+  );
   const main = path.join(prefix, 'nginx.conf');
   const tmp = (name) => `${name} ${JSON.stringify(path.join(prefix, name.replace(/_path$/, '')))};`;
   fs.writeFileSync(

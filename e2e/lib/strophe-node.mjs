@@ -82,7 +82,14 @@ function messageRecord(msg) {
  * `options` go to Strophe.Connection. The handle:
  *   conn        the Strophe.Connection
  *   statuses    [{ status, name, condition, elem, t }] every status change
- *   messages    [{ from, to, type, id, body }] every chat message received
+ *   messages    [{ from, to, type, id, body }] every chat message received,
+ *               in the order Strophe handled them
+ *   inOrder()   `messages` in the order the connection manager sent them:
+ *               by the rid of the BOSH request whose response carried each.
+ *               Strophe handles responses as they complete, and two
+ *               responses sent a moment apart on two HTTP connections may
+ *               complete in either order.
+ *   onStatus    null, or a function called with each new status record
  *   raw         [{ dir: 'in'|'out', data }] Strophe's raw XML (bounded)
  *   requests    number of BOSH HTTP requests Strophe made (xhr.send calls)
  *   connect(jid, password, ms)  resolves with the first settled status
@@ -105,6 +112,7 @@ export function stropheClient(service, options = {}) {
     consumed: new Set(),
     waiters: new Set(),
     jid: null,
+    onStatus: null,
   };
   const wake = () => {
     for (const w of [...h.waiters]) w();
@@ -114,6 +122,19 @@ export function stropheClient(service, options = {}) {
   };
   conn.rawInput = push('in');
   conn.rawOutput = push('out');
+  // Each request binds conn._dataRecv when it is made: note whose response
+  // is being handled (handlers run synchronously inside).
+  let rid = null;
+  const rids = []; // of each of h.messages
+  const dataRecv = conn._dataRecv;
+  conn._dataRecv = function (req, raw) {
+    rid = req?.rid ?? null;
+    try {
+      return dataRecv.call(this, req, raw);
+    } finally {
+      rid = null;
+    }
+  };
 
   /** Resolve when `check()` returns a non-undefined value; reject after `ms`. */
   const until = (check, ms, what) =>
@@ -163,6 +184,12 @@ export function stropheClient(service, options = {}) {
       'matching chat message',
     );
 
+  h.inOrder = () =>
+    h.messages
+      .map((m, i) => [m, i])
+      .sort(([, i], [, j]) => (rids[i] ?? 0) - (rids[j] ?? 0) || i - j)
+      .map(([m]) => m);
+
   h.waitMessages = (n, ms = STEP_MS) => until(() => (h.messages.length >= n ? h.messages.length : undefined), ms, `${n} messages`);
 
   h.connect = (jid, password, ms = STEP_MS) => {
@@ -170,6 +197,7 @@ export function stropheClient(service, options = {}) {
     conn.addHandler(
       (msg) => {
         h.messages.push(messageRecord(msg));
+        rids.push(rid);
         wake();
         return true; // keep the handler
       },
@@ -186,6 +214,7 @@ export function stropheClient(service, options = {}) {
         t: Date.now(),
       });
       if (status === Strophe.Status.CONNECTED) h.jid = conn.jid;
+      h.onStatus?.(h.statuses.at(-1));
       wake();
     });
     return h.waitStatus(SETTLED, { from, ms });

@@ -698,3 +698,27 @@ fn the_check_config_outputs_in_docs_config_md_are_the_binarys() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The runtime's worker threads of a running gateway (Tokio names them
+/// `tokio-rt-worker`).
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn server_worker_threads_sets_the_runtime_threads() {
+    let dir = common::tls::TempDir::new("cli-workers");
+    for (setting, want) in [("worker_threads = 1\n", 1), ("worker_threads = 3\n", 3)] {
+        let cfg = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{setting}[admin]\nlisten = \"127.0.0.1:0\"\n"
+        );
+        let (child, _, admin) = spawn_gateway(&cfg, dir.path());
+        let _guard = KillOnDrop(child.id());
+        wait_ready(admin).await;
+        assert_eq!(worker_threads(child.id()), want, "{setting}");
+    }
+}

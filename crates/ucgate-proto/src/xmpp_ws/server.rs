@@ -3,7 +3,7 @@
 //! client, SASL success restarting the parser at the element boundary, its
 //! stream errors and the end of its stream.
 
-use super::element::{has_child, remove_children};
+use super::element::{has_child, into_text, qualify_owned, remove_children};
 use super::*;
 use crate::side::Side;
 use crate::xml::splitter::Item;
@@ -119,9 +119,7 @@ impl Translator {
                 }
                 let (filtered, _) = remove_children(&el, &tag, &[NS_TLS, NS_COMPRESS_FEATURE]);
                 let qualified = qualify(&filtered, &tag, &self.server_decls);
-                out.push(Output::ToClient(ClientEvent::Element(
-                    String::from_utf8_lossy(&qualified).into_owned(),
-                )));
+                out.push(Output::ToClient(ClientEvent::Element(into_text(qualified))));
                 self.phase = Phase::Open;
             }
             (Phase::Proceed, Item::Element(ParsedElement { bytes: el, tag })) => {
@@ -165,11 +163,10 @@ impl Translator {
                     self.relay_stream_error(&el, &tag, out);
                     return;
                 }
-                let qualified = qualify(&el, &tag, &self.server_decls);
-                out.push(Output::ToClient(ClientEvent::Element(
-                    String::from_utf8_lossy(&qualified).into_owned(),
-                )));
-                if ns == NS_SASL && tag.local() == "success" {
+                let sasl_success = ns == NS_SASL && tag.local() == "success";
+                let qualified = qualify_owned(el, &tag, &self.server_decls);
+                out.push(Output::ToClient(ClientEvent::Element(into_text(qualified))));
+                if sasl_success {
                     // RFC 6120 §6.4.6: both sides restart; the server's next
                     // bytes are a new stream.
                     self.splitter.restart();
@@ -213,8 +210,7 @@ impl Translator {
             ))));
             self.client_opened = true;
         }
-        let qualified = qualify(el, tag, &self.server_decls);
-        let text = String::from_utf8_lossy(&qualified).into_owned();
+        let text = into_text(qualify(el, tag, &self.server_decls));
         out.push(Output::Log(Side::Backend, "stream-error", text.clone()));
         out.push(Output::ToClient(ClientEvent::Error(StreamError::Server(
             text.clone(),

@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Maximum concurrent connections from one client address; 0 = no limit.
     pub max_connections_per_ip: usize,
+    /// Threads that run connections (the runtime's workers); 0 = one per CPU.
+    pub worker_threads: usize,
     /// TLS handshake deadline.
     pub handshake_timeout: Duration,
     /// Deadline for a complete HTTP/1.1 request head.
@@ -199,6 +201,7 @@ const SERVER_KEYS: &[&str] = &[
     "h2_keepalive_timeout",
     "trusted_proxies",
     "proxy_protocol",
+    "worker_threads",
 ];
 const TLS_KEYS: &[&str] = &["certificate"];
 const CERT_KEYS: &[&str] = &["cert", "key"];
@@ -503,6 +506,7 @@ fn read_server(
         acme: None,
         max_connections: 10_000,
         max_connections_per_ip: 256,
+        worker_threads: 0,
         handshake_timeout: 10 * SEC,
         header_read_timeout: 10 * SEC,
         body_read_timeout: 10 * SEC,
@@ -531,6 +535,9 @@ fn read_server(
     }
     if let Some(n) = t.integer(ctx, "max_connections_per_ip", 0..=10_000_000) {
         s.max_connections_per_ip = n as usize;
+    }
+    if let Some(n) = t.integer(ctx, "worker_threads", 0..=1024) {
+        s.worker_threads = n as usize;
     }
     if let Some(d) = t.duration(ctx, "handshake_timeout", Duration::from_millis(100)..=DAY) {
         s.handshake_timeout = d;

@@ -85,18 +85,19 @@ impl ServerIo {
         buf: &mut BytesMut,
     ) -> Poll<std::io::Result<usize>> {
         match self {
-            ServerIo::Plain(tcp) => loop {
+            ServerIo::Plain(tcp) => {
                 if let Err(e) = std::task::ready!(tcp.poll_read_ready(cx)) {
                     return Poll::Ready(Err(e));
                 }
                 if buf.capacity() - buf.len() < FIRST_READ {
                     buf.reserve(FIRST_READ);
                 }
-                match tcp.try_read_buf(buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    r => return Poll::Ready(r),
-                }
-            },
+                // `poll_read`, not `try_read_buf`: a read shorter than the
+                // room given clears the readiness, so the next read waits
+                // for the next event instead of trying a `recvfrom` that
+                // returns EAGAIN (issue 18: a third of the reads did).
+                tokio_util::io::poll_read_buf(Pin::new(tcp), cx, buf)
+            }
             ServerIo::Tls(tls) => {
                 if buf.capacity() - buf.len() < FIRST_READ {
                     buf.reserve(FIRST_READ);
