@@ -9,6 +9,13 @@
 //! batches evenly), so a node whose first thousand connections are still
 //! open closes them evenly too.
 //!
+//! BOSH sessions of a cluster node are served until [`goodbye_deadline`]:
+//! before `server.drain_timeout`, so that the last answers reach the
+//! clients before the process exits. SIP connections with a call in
+//! progress wait past their turn for the call's end, until
+//! [`call_deadline`] at the latest: the end of the window, after every
+//! connection without a call.
+//!
 //! Time is a [`Duration`] since the drain started, given by the caller.
 
 use core::time::Duration;
@@ -18,6 +25,26 @@ pub const BATCH: Duration = Duration::from_millis(100);
 
 /// At most this many batches, whatever the window.
 pub const MAX_BATCHES: u64 = 1000;
+
+/// The end of `server.drain_timeout` kept for the last goodbyes to be
+/// written and read: this much, or a quarter of a shorter drain.
+pub const GOODBYE_MARGIN: Duration = Duration::from_secs(2);
+
+/// When, counted from the drain's start, whatever still runs gets its
+/// goodbye: `drain_timeout` less [`GOODBYE_MARGIN`] (less a quarter of it
+/// when that is smaller), so never after the drain deadline and never
+/// before the drain starts.
+pub fn goodbye_deadline(drain_timeout: Duration) -> Duration {
+    drain_timeout - GOODBYE_MARGIN.min(drain_timeout / 4)
+}
+
+/// When, counted from the drain's start, a connection kept open past its
+/// turn for a call closes at the latest: at the end of the `window` (after
+/// every turn), and never after the [`goodbye_deadline`]. A zero window
+/// (a single node) closes it at once, like everything else.
+pub fn call_deadline(window: Duration, drain_timeout: Duration) -> Duration {
+    window.min(goodbye_deadline(drain_timeout))
+}
 
 /// 2^64 / φ, the step of the golden-ratio sequence.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -113,6 +140,37 @@ mod tests {
         first.sort();
         first.dedup();
         assert_eq!(first.len(), 10);
+    }
+
+    #[test]
+    fn the_goodbye_deadline_leaves_a_margin_before_the_drain_deadline() {
+        assert_eq!(goodbye_deadline(Duration::ZERO), Duration::ZERO);
+        assert_eq!(goodbye_deadline(1000 * MS), 750 * MS);
+        assert_eq!(goodbye_deadline(3000 * MS), 2250 * MS);
+        assert_eq!(goodbye_deadline(8000 * MS), 6000 * MS);
+        assert_eq!(goodbye_deadline(30_000 * MS), 28_000 * MS);
+        assert_eq!(
+            goodbye_deadline(Duration::from_secs(86_400)),
+            Duration::from_secs(86_398)
+        );
+        for ms in [1, 3, 99, 7999, 8001, 120_000] {
+            let d = ms * MS;
+            let g = goodbye_deadline(d);
+            assert!(g < d && d - g <= GOODBYE_MARGIN, "{d:?} -> {g:?}");
+        }
+    }
+
+    #[test]
+    fn calls_wait_until_the_end_of_the_window_before_the_goodbye_deadline() {
+        let s = |ms| ms * MS;
+        assert_eq!(call_deadline(s(0), s(30_000)), s(0));
+        assert_eq!(call_deadline(s(15_000), s(30_000)), s(15_000));
+        assert_eq!(call_deadline(s(3_000), s(4_000)), s(3_000));
+        assert_eq!(call_deadline(s(30_000), s(30_000)), s(28_000));
+        assert_eq!(call_deadline(s(4_000), s(4_000)), s(3_000));
+        // after every turn of the window
+        let spread = DrainSpread::new(s(3_000));
+        assert!((0..1000).all(|i| spread.delay(i) < call_deadline(s(3_000), s(4_000))));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Each WebSocket's turn to close during the drain (`server.drain_spread`):
 //! the connection takes a ticket when it opens, and its turn is the delay
 //! the pure schedule ([`ucgate_proto::drain`]) gives that ticket, counted
-//! from the drain's start. No list of connections is kept.
+//! from the drain's start. No list of connections is kept. A SIP
+//! connection kept open past its turn for a call closes at the call
+//! deadline at the latest ([`ucgate_proto::drain::call_deadline`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -9,21 +11,38 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use ucgate_proto::drain::DrainSpread;
+use ucgate_proto::drain::{call_deadline, DrainSpread};
 
 /// The drain's start and the schedule.
 pub(crate) struct DrainTurns {
     spread: DrainSpread,
+    /// The call deadline, counted from the start.
+    calls: Duration,
     started: OnceLock<Instant>,
     next: AtomicU64,
 }
 
 impl DrainTurns {
-    pub(crate) fn new(window: Duration) -> Self {
+    /// `window`: `server.drain_spread`; `timeout`: `server.drain_timeout`.
+    pub(crate) fn new(window: Duration, timeout: Duration) -> Self {
         DrainTurns {
             spread: DrainSpread::new(window),
+            calls: call_deadline(window, timeout),
             started: OnceLock::new(),
             next: AtomicU64::new(0),
+        }
+    }
+
+    /// When the drain started (`None` before).
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.started.get().copied()
+    }
+
+    /// Resolves at the call deadline once the drain has started.
+    pub(crate) async fn calls_over(&self, cancel: &CancellationToken) {
+        cancel.cancelled().await;
+        if let Some(start) = self.started.get() {
+            tokio::time::sleep_until(*start + self.calls).await;
         }
     }
 

@@ -5,7 +5,10 @@
 //! routes, and only sessions of this node (a request it receives is never
 //! forwarded again). It stays open through the drain, so that this node's
 //! sessions are served while the balancer sends their requests elsewhere,
-//! and closes when the process stops.
+//! and closes when the process stops: each connection with a graceful
+//! HTTP/2 shutdown, so that the answers already being written (a session's
+//! last `system-shutdown` at the drain's goodbye deadline) reach the peer,
+//! waited for at most [`CLOSE_WAIT`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cluster::HELD_HEADER;
 use crate::metrics::ClusterLabels;
@@ -28,8 +32,25 @@ use crate::{Service, Shared};
 /// party that is not a node.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Accepts on `listener` until `stop` fires.
+/// Longest wait, once the process stops, for the connections' answers in
+/// flight.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Accepts on `listener` until `stop` fires, then closes the connections
+/// (see the module's doc).
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: CancellationToken) {
+    let conns = TaskTracker::new();
+    accept(shared, listener, &stop, &conns).await;
+    conns.close();
+    let _ = tokio::time::timeout(CLOSE_WAIT, conns.wait()).await;
+}
+
+async fn accept(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    stop: &CancellationToken,
+    conns: &TaskTracker,
+) {
     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
         .max_concurrent_streams(
@@ -53,14 +74,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
             }
             continue;
         };
-        let Some((stream, peer)) = acceptor.next(&stop).await else {
+        let Some((stream, peer)) = acceptor.next(stop).await else {
             return;
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let h2 = Arc::clone(&h2);
         let stop = stop.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let _permit = permit;
             let svc_shared = Arc::clone(&shared);
             let service = hyper::service::service_fn(move |req| {
@@ -68,11 +89,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, stop: Canc
                 async move { Ok::<_, std::convert::Infallible>(handle(&shared, peer, req).await) }
             });
             let conn = h2.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "internal connection ended with an error");
-                },
-                _ = stop.cancelled() => {}
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "internal connection ended with an error");
             }
         });
     }

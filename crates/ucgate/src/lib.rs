@@ -282,7 +282,8 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         sip_stop: CancellationToken::new(),
     };
     let routes = live::build_routes(&config, &deps, &[]).await?;
-    let shared_spread = config.server.drain_spread;
+    let drain_turns =
+        drain::DrainTurns::new(config.server.drain_spread, config.server.drain_timeout);
     let shared = Arc::new(Shared {
         bosh: bosh::BoshRuntime::new(&config),
         cluster: cluster::runtime(config.cluster.as_ref()),
@@ -300,7 +301,7 @@ pub async fn run(config: Config, listeners: Listeners, control: Control) -> anyh
         tls: tls_acceptor,
         certs,
         conn_cancel: CancellationToken::new(),
-        drain: drain::DrainTurns::new(shared_spread),
+        drain: drain_turns,
         tracker: TaskTracker::new(),
         control: control.clone(),
     });

@@ -6,11 +6,14 @@
 //!
 //! * **Running**: accepting; `/ready` answers 200; systemd has `READY=1`.
 //! * **Draining**: `/ready` answers 503 and systemd gets `STOPPING=1` at
-//!   once; after `server.shutdown_delay` the listener stops accepting and
-//!   every connection gets its protocol's goodbye (WebSocket close 1001,
-//!   HTTP/2 GOAWAY, HTTP/1.1 `Connection: close`), WebSockets in batches
-//!   over `server.drain_spread` (`drain.rs`); the gateway waits for them up
-//!   to `server.drain_timeout`.
+//!   once, and new BOSH sessions are refused (503); after
+//!   `server.shutdown_delay` the listener stops accepting and every
+//!   connection gets its protocol's goodbye (WebSocket close 1001, HTTP/2
+//!   GOAWAY, HTTP/1.1 `Connection: close`), WebSockets in batches over
+//!   `server.drain_spread` (`drain.rs`; a SIP WebSocket with a call waits for
+//!   the call's end, until the end of the spread at the latest); the BOSH
+//!   sessions of a `[cluster]` node are served until the goodbye deadline;
+//!   the gateway waits for everything up to `server.drain_timeout`.
 //! * **Stopped**: whatever was left has been cut (and counted in the log);
 //!   `run` returns and the process exits 0.
 //!

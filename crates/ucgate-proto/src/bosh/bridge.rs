@@ -64,6 +64,8 @@ pub struct Bridge {
     /// The creation request's `to` and `xml:lang`, for restarts.
     to: String,
     lang: Option<String>,
+    /// Once the drain has begun: when the session ends, and with what.
+    drain: Option<(Duration, Condition)>,
 }
 
 impl Bridge {
@@ -77,6 +79,7 @@ impl Bridge {
             translator: Translator::new(limits.xml, ServerTls::StartTls),
             to: String::new(),
             lang: None,
+            drain: None,
         }
     }
 
@@ -92,7 +95,11 @@ impl Bridge {
 
     /// When [`Bridge::on_timeout`] is due next.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.session.as_ref().and_then(Session::next_deadline)
+        let session = self.session.as_ref().and_then(Session::next_deadline);
+        match (session, &self.drain) {
+            (Some(a), Some((b, _))) => Some(a.min(*b)),
+            (a, drain) => a.or(drain.as_ref().map(|(b, _)| *b)),
+        }
     }
 
     /// True while the server may be read (see
@@ -179,6 +186,15 @@ impl Bridge {
 
     /// [`Bridge::next_deadline`] has passed.
     pub fn on_timeout(&mut self, now: Duration) -> Vec<Step> {
+        if let Some((end, _)) = &self.drain {
+            if now >= *end {
+                let (_, condition) = self.drain.take().expect("checked");
+                if self.session.as_ref().is_some_and(Session::is_ended) {
+                    return Vec::new();
+                }
+                return self.shutdown(condition, now);
+            }
+        }
         match self.session.as_mut() {
             Some(s) => {
                 let actions = s.on_timeout(now);
@@ -191,11 +207,32 @@ impl Bridge {
     /// The gateway is shutting down: `system-shutdown` to the client's
     /// open requests, the server's stream closed.
     pub fn on_shutdown(&mut self, now: Duration) -> Vec<Step> {
+        self.shutdown(Condition::SystemShutdown, now)
+    }
+
+    /// The gateway's drain has begun: the session goes on as before until
+    /// `end` (the same clock as `now`; see
+    /// [`DrainEnd`](super::drain::DrainEnd)), then its open requests get
+    /// `condition` (`system-shutdown` or `see-other-uri`) and the server's
+    /// stream is closed. An `end` that has come ends it now.
+    pub fn on_drain(&mut self, now: Duration, end: Duration, condition: Condition) -> Vec<Step> {
+        if now >= end {
+            return self.shutdown(condition, now);
+        }
+        self.drain = Some((end, condition));
+        Vec::new()
+    }
+
+    fn shutdown(&mut self, condition: Condition, now: Duration) -> Vec<Step> {
         let mut work: VecDeque<Work> = VecDeque::new();
         let mut first = Vec::new();
         match self.session.as_mut() {
-            Some(s) => work.extend(s.on_shutdown(now).into_iter().map(Work::Session)),
-            None => first.push(Step::End("system-shutdown")),
+            Some(s) => work.extend(
+                s.on_shutdown_with(condition, now)
+                    .into_iter()
+                    .map(Work::Session),
+            ),
+            None => first.push(Step::End(condition.name())),
         }
         // (the translator's stream error has no client: the session tells it)
         work.extend(

@@ -256,6 +256,103 @@ fn a_tls_payload_is_refused_as_the_websocket_route_refuses_it() {
 }
 
 #[test]
+fn in_the_drain_a_session_goes_on_until_its_end_then_gets_the_condition() {
+    let (mut b, _) = opened(&|_| vec![]);
+    // held (hold=1): its wait runs out at 2 + 60
+    b.on_request(rq("sid='s1' rid='101'", ""), 2, t(2), &any_route);
+    assert_eq!(b.next_deadline(), Some(t(62)));
+    let uri = "https://other.example/http-bind";
+    assert_eq!(
+        b.on_drain(t(3), t(10), Condition::SeeOtherUri(uri.into())),
+        vec![],
+        "nothing changes when the drain begins"
+    );
+    assert_eq!(b.next_deadline(), Some(t(10)));
+    assert_eq!(b.on_timeout(t(9)), vec![], "not yet");
+    // the server's stanzas still reach the client, the client's the server
+    let out = feed(
+        &mut b,
+        "<message from='bob@localhost' to='alice@localhost'><body>hi</body></message>",
+        &[],
+        t(4),
+    );
+    assert_eq!(
+        replies(&out),
+        vec![(2, 200, format!("<body xmlns='{NS}'><message xmlns='jabber:client' from='bob@localhost' to='alice@localhost'><body>hi</body></message></body>"))]
+    );
+    let out = b.on_request(
+        rq(
+            "sid='s1' rid='102'",
+            "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>",
+        ),
+        3,
+        t(5),
+        &any_route,
+    );
+    assert_eq!(
+        to_server(&out),
+        "<message xmlns='jabber:client' to='bob@localhost'><body>yo</body></message>"
+    );
+    assert_eq!(replies(&out), vec![], "held");
+    // at the end: the held request gets see-other-uri, the stream is closed
+    let out = b.on_timeout(t(10));
+    assert_eq!(
+        replies(&out),
+        vec![(
+            3,
+            200,
+            format!("<body xmlns='{NS}' type='terminate' condition='see-other-uri'><uri>{uri}</uri></body>")
+        )]
+    );
+    assert_eq!(to_server(&out), "</stream:stream>");
+    assert!(out.contains(&Step::Server(Output::CloseServer)));
+    assert!(out.contains(&Step::End("see-other-uri")), "{out:?}");
+    assert_eq!(b.next_deadline(), None);
+}
+
+#[test]
+fn a_session_that_ends_by_itself_in_the_drain_ends_as_usual() {
+    let (mut b, _) = opened(&|_| vec![]);
+    b.on_request(rq("sid='s1' rid='101'", ""), 2, t(2), &any_route);
+    b.on_drain(t(3), t(20), Condition::SystemShutdown);
+    let out = b.on_request(
+        rq("sid='s1' rid='102' type='terminate'", ""),
+        3,
+        t(4),
+        &any_route,
+    );
+    assert!(out.contains(&Step::End("normal")), "{out:?}");
+    assert_eq!(to_server(&out), "</stream:stream>");
+    assert_eq!(b.next_deadline(), Some(t(20)));
+    assert_eq!(b.on_timeout(t(20)), vec![], "nothing left to end");
+}
+
+#[test]
+fn a_drain_end_that_has_come_ends_the_session_at_once() {
+    let (mut b, _) = opened(&|_| vec![]);
+    b.on_request(rq("sid='s1' rid='101'", ""), 2, t(2), &any_route);
+    let out = b.on_drain(t(3), t(3), Condition::SystemShutdown);
+    assert_eq!(
+        replies(&out),
+        vec![(
+            2,
+            200,
+            format!("<body xmlns='{NS}' type='terminate' condition='system-shutdown'/>")
+        )]
+    );
+    assert!(out.contains(&Step::End("system-shutdown")), "{out:?}");
+    let mut b = Bridge::new("s2".into(), SessionLimits::default());
+    assert_eq!(
+        b.on_drain(t(0), t(0), Condition::SeeOtherUri("http://b/".into())),
+        vec![
+            Step::End("see-other-uri"),
+            Step::Server(Output::CloseServer)
+        ],
+        "no session yet"
+    );
+}
+
+#[test]
 fn shutdown_and_refused_creation() {
     let mut b = Bridge::new("s1".into(), SessionLimits::default());
     assert_eq!(

@@ -14,6 +14,7 @@
 //! * [`forward`]: the HMAC that authenticates a request one cluster node
 //!   forwards to another.
 //!
+//! * [`drain`]: when and how sessions end in the gateway's drain.
 //! * [`bridge`]: the session joined to the RFC 7395 translator of
 //!   `crate::xmpp_ws` through typed events: what a BOSH actor carries out
 //!   ([`Step`]) and what it reports back from the XMPP server connection.
@@ -28,6 +29,7 @@
 pub mod body;
 pub mod bridge;
 pub mod condition;
+pub mod drain;
 pub mod forward;
 mod ridmap;
 pub mod session;
@@ -42,4 +44,5 @@ pub use body::{
 };
 pub use bridge::{Bridge, Step};
 pub use condition::{terminate_body, terminate_body_legacy, Condition};
+pub use drain::DrainEnd;
 pub use session::{Action, EndReason, RequestId, Session, SessionLimits};

@@ -8,12 +8,14 @@
 //! | [`flow_token`] | HMAC-authenticated flow tokens naming a WebSocket connection |
 //! | [`gate`] | a client message before the edge: rate limit, CRLF keep-alive, parse errors, unparseable runs; 503 when the core cannot take a request |
 //! | [`edge`] | the edge proxy's rewrites and routing decisions |
+//! | [`calls`] | whether a flow has a call in progress (for the drain) |
 //! | [`hmac`] | SHA-256 and HMAC-SHA256 (no dependency) |
 //! | [`base64url`] | unpadded base64url |
 //!
 //! See `docs/sip.md`.
 
 pub mod base64url;
+pub mod calls;
 pub mod edge;
 pub mod flow_token;
 pub mod framing;

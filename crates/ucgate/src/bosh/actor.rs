@@ -2,8 +2,9 @@
 //! XMPP server and its deadlines around the pure `ucgate_proto::bosh::Bridge`
 //! (the XEP-0124 session and the RFC 7395 translator joined by typed
 //! events). Events: requests and "request gone" from the HTTP side, what
-//! the server connection did, the session's next deadline, and the drain;
-//! the bridge's steps are carried out in order.
+//! the server connection did, the session's next deadline, and the drain
+//! (the session goes on until the end `DrainEnd` gives it); the bridge's
+//! steps are carried out in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use ucgate_proto::bosh::{Bridge, Condition, SessionLimits, Step};
+use ucgate_proto::bosh::{Bridge, Condition, DrainEnd, SessionLimits, Step};
 use ucgate_proto::xml::Limits;
 use ucgate_proto::xmpp_ws::{Output, ServerEvent};
 
@@ -157,7 +158,14 @@ pub(crate) async fn run(
         tokio::select! {
             _ = shared.conn_cancel.cancelled(), if !shutdown_seen => {
                 shutdown_seen = true;
-                steps.extend(bridge.on_shutdown(now()));
+                let end = DrainEnd::new(
+                    shared.config.server.drain_timeout,
+                    shared.config.cluster.is_some(),
+                    shared.live.get().config.bosh.drain_see_other_uri.as_deref(),
+                );
+                let start = shared.drain.started().unwrap_or_else(tokio::time::Instant::now);
+                let at = (start + end.after).into_std().saturating_duration_since(started);
+                steps.extend(bridge.on_drain(now(), at, end.condition));
             }
             // stop taking requests while much is queued for the server
             cmd = rx.0.recv(), if server.queued() < (1 << 20) => match cmd.map(|c| *c) {

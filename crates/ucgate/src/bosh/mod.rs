@@ -5,6 +5,7 @@
 //! the same code as the XMPP WebSocket route (`crate::xmpp`).
 
 mod actor;
+mod drain;
 pub(crate) mod mailbox;
 pub(crate) mod registry;
 
@@ -369,7 +370,9 @@ async fn submit(
             ));
         }
     };
-    submit_body(shared, route, x, peer, body, Hop::Client).await
+    submit_body(shared, route, x, peer, body, Hop::Client)
+        .await
+        .map_err(|r| drain::for_version(r, version))
 }
 
 /// Everything of a POST after its body is read: the response at once, or
@@ -465,6 +468,9 @@ async fn submit_body(
             let (status, body) =
                 ucgate_proto::bosh::terminate_body(&ucgate_proto::bosh::Condition::BadRequest);
             return Err(xml_response(status, body));
+        }
+        None if drain::refuses_new_sessions(shared) => {
+            return Err(drain::new_session_refused(rpath, peer));
         }
         None => {
             let sid = shared.bosh.sids.new_sid();

@@ -31,6 +31,9 @@ pub struct BoshConfig {
     pub max_sessions_per_ip: usize,
     /// Answer CORS with `Access-Control-Allow-Credentials: true`.
     pub cors_credentials: bool,
+    /// At the end of the drain, `see-other-uri` with this http(s) URI
+    /// instead of `system-shutdown`.
+    pub drain_see_other_uri: Option<String>,
 }
 
 impl Default for BoshConfig {
@@ -47,6 +50,7 @@ impl Default for BoshConfig {
             max_sessions: 10_000,
             max_sessions_per_ip: 100,
             cors_credentials: false,
+            drain_see_other_uri: None,
         }
     }
 }
@@ -63,6 +67,7 @@ pub(super) const BOSH_KEYS: &[&str] = &[
     "max_sessions",
     "max_sessions_per_ip",
     "cors_credentials",
+    "drain_see_other_uri",
 ];
 
 /// Reads `[bosh]` (defaults when absent).
@@ -107,6 +112,20 @@ pub(super) fn read_bosh(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>) -> BoshConfi
     }
     if let Some(v) = t.bool(ctx, "cors_credentials") {
         b.cors_credentials = v;
+    }
+    if let Some(u) = t.string(
+        ctx,
+        "drain_see_other_uri",
+        "a URL such as \"https://chat.example.org/http-bind\"",
+    ) {
+        match super::xmpp::check_url(&u.value, &["http", "https"]) {
+            Ok(()) => b.drain_see_other_uri = Some(u.value),
+            Err(e) => ctx.error(
+                u.span,
+                &u.key,
+                format!("{e}; expected an absolute http:// or https:// URL such as \"https://chat.example.org/http-bind\", where the clients log in again"),
+            ),
+        }
     }
     if b.max_requests < b.max_hold + 1 {
         ctx.error(

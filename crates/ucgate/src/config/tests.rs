@@ -617,6 +617,25 @@ fn drain_spread_is_a_part_of_the_drain() {
 }
 
 #[test]
+fn bosh_drain_see_other_uri_is_an_http_url() {
+    assert_eq!(parse("").bosh.drain_see_other_uri, None);
+    let c = parse("[bosh]\ndrain_see_other_uri = \"https://b.example.org:8443/http-bind?x=1\"\n");
+    assert_eq!(
+        c.bosh.drain_see_other_uri.as_deref(),
+        Some("https://b.example.org:8443/http-bind?x=1")
+    );
+    assert_eq!(
+        errors("[bosh]\ndrain_see_other_uri = \"wss://b.example.org/ws\"\n"),
+        ["2:23: bosh.drain_see_other_uri: the scheme `wss://` is not allowed here; expected an absolute http:// or https:// URL such as \"https://chat.example.org/http-bind\", where the clients log in again"]
+    );
+    assert_eq!(
+        errors("[bosh]\ndrain_see_other_uri = \"https://b/a b\"\n"),
+        ["2:23: bosh.drain_see_other_uri: the URL holds ' ', which must be percent-encoded; expected an absolute http:// or https:// URL such as \"https://chat.example.org/http-bind\", where the clients log in again"]
+    );
+    assert_eq!(errors("[bosh]\ndrain_see_other_uri = 3\n").len(), 1);
+}
+
+#[test]
 fn admin_token_and_probe_interval_limits() {
     let c = Config::parse(
         "[admin]\ntoken = \"0123456789abcdef\"\nprobe_interval = \"0s\"\n[[route]]\npath = \"/e\"\nkind = \"tcp\"\nbackend = \"127.0.0.1:7\"\n",

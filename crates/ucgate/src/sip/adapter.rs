@@ -2,6 +2,11 @@
 //! flow in the route's [`SipRuntime`]. Each WebSocket message is one SIP
 //! message: parsed, passed through `edge::route_client`, and sent to the
 //! core or answered. Messages for the flow arrive from the runtime's queue.
+//!
+//! In the drain a connection without a call in progress closes at its turn;
+//! one with a call closes when the call ends, at the end of the drain spread
+//! at the latest (`ucgate_proto::sip::calls` tells, from the messages both
+//! ways).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +16,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::side::Side;
+use ucgate_proto::sip::calls::Calls;
 use ucgate_proto::sip::edge::{self, ClientAction, ClientState, FlowCtx};
 use ucgate_proto::sip::flow_token::WsTransport;
 use ucgate_proto::sip::framing::CoreTransport;
 use ucgate_proto::sip::gate::{self, ClientGate, GateLimits, Inbound, KEEPALIVE_PONG};
+use ucgate_proto::sip::message::{self, SipLimits};
 use ucgate_proto::tunnel::{CloseCause, EndReason};
 
 use super::SipRuntime;
@@ -36,6 +43,14 @@ struct FlowGuard<'a>(&'a SipRuntime, u64);
 impl Drop for FlowGuard<'_> {
     fn drop(&mut self) {
         self.0.close_flow(self.1);
+    }
+}
+
+/// Counts a message for the client in the flow's calls (a message this
+/// gateway wrote or rewrote: it parses).
+fn note(calls: &mut Calls, bytes: &[u8]) {
+    if let Ok(m) = message::parse(bytes, &SipLimits::UNLIMITED) {
+        calls.on_message(&m);
     }
 }
 
@@ -79,11 +94,25 @@ pub(crate) async fn run<S>(
     let mut end = EndReason::ClientGone;
     let ticket = shared.drain.ticket();
     let mut close: Option<Close> = None;
+    let mut calls = Calls::new();
+    // The drain has come to this connection's turn (it has a call).
+    let mut turn_come = false;
 
     loop {
+        if turn_come && !calls.in_progress() {
+            end = CloseCause::Shutdown.into();
+            close = Some(CloseCause::Shutdown.into());
+            break;
+        }
         let deadline = ws.keepalive_deadline();
         tokio::select! {
-            _ = shared.drain.turn(&shared.conn_cancel, ticket) => {
+            _ = shared.drain.turn(&shared.conn_cancel, ticket), if !turn_come => {
+                turn_come = true;
+                if calls.in_progress() {
+                    tracing::info!(route = rpath, %peer, flow = flow_id, calls = calls.len(), "drain: SIP WebSocket with a call in progress closes when the call ends");
+                }
+            }
+            _ = shared.drain.calls_over(&shared.conn_cancel), if turn_come => {
                 end = CloseCause::Shutdown.into();
                 close = Some(CloseCause::Shutdown.into());
                 break;
@@ -92,6 +121,7 @@ pub(crate) async fn run<S>(
                 let Some(bytes) = out else { break };
                 m.messages_out.inc();
                 m.bytes_out.inc_by(bytes.len() as u64);
+                note(&mut calls, &bytes);
                 if ws.send(ws_message(bytes)).await.is_err() {
                     break;
                 }
@@ -115,7 +145,7 @@ pub(crate) async fn run<S>(
                 };
                 let ctx = FlowCtx { flow_id, transport, peer_ip: &peer_ip, peer_port: peer.port() };
                 let inbound = gate.on_message(ws.age(), &data, &rt.limits, rt.key(), flow_id);
-                let next = on_client_message(rt, inbound, &ctx, &mut client_state, &ws).await;
+                let next = on_client_message(rt, inbound, &ctx, &mut client_state, &mut calls, &ws).await;
                 if let Next::Close(code, reason, end_reason) = next {
                     end = end_reason;
                     close = Some(Close { code, reason });
@@ -158,13 +188,17 @@ async fn on_client_message<S>(
     inbound: Inbound<'_>,
     ctx: &FlowCtx<'_>,
     state: &mut ClientState,
+    calls: &mut Calls,
     ws: &WsConn<'_, S>,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let msg = match inbound {
-        Inbound::Route(msg) => msg,
+        Inbound::Route(msg) => {
+            calls.on_message(&msg);
+            msg
+        }
         Inbound::Keepalive { pong } => {
             if pong && ws.send(Message::Text(KEEPALIVE_PONG.into())).await.is_err() {
                 return Next::Close(1000, "", EndReason::ClientGone);
@@ -173,6 +207,7 @@ where
         }
         Inbound::Answer { response, error } => {
             rt.count(Side::Client, error);
+            note(calls, &response);
             let _ = ws.send(ws_message(response)).await;
             return Next::Continue;
         }
@@ -207,6 +242,7 @@ where
                 .map(|r| (ctx.flow_id, r));
             if rt.to_core(bytes, transport, notice).await.is_err() {
                 if let Some(r) = gate::core_unreachable_response(&msg, ctx.flow_id) {
+                    note(calls, &r);
                     let _ = ws.send(ws_message(r)).await;
                 }
             }
@@ -226,6 +262,7 @@ where
                     let cfg = rt.edge();
                     if let Some(r) = edge::flow_gone_response(&msg, &cfg, rt.sip.flow_gone == 480) {
                         rt.sm.flow_gone.inc();
+                        note(calls, &r);
                         let _ = ws.send(ws_message(r)).await;
                     }
                 } else {
@@ -242,6 +279,7 @@ where
             }
         }
         ClientAction::Respond(r) => {
+            note(calls, &r);
             let _ = ws.send(ws_message(r)).await;
         }
         ClientAction::Drop(reason) => {

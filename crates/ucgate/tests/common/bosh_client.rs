@@ -32,6 +32,17 @@ pub struct Counts {
 }
 
 impl Client {
+    /// Another client for the same session, to send requests alongside.
+    pub fn twin(&self) -> Client {
+        Client {
+            addr: self.addr,
+            h2: self.h2.clone(),
+            sid: self.sid.clone(),
+            rid: self.rid,
+            counts: Counts::default(),
+        }
+    }
+
     pub async fn new(addr: std::net::SocketAddr, h2: bool) -> Client {
         let h2 = if h2 {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -120,10 +131,15 @@ pub fn attr(body: &str, name: &str) -> Option<String> {
 
 /// Creates a session and logs in as alice; returns the client after bind.
 pub async fn login(gw: &TestGateway, h2: bool) -> Client {
+    login_holding(gw, h2, 1).await
+}
+
+/// [`login`] asking for `hold` (the gateway's `bosh.max_hold` at least).
+pub async fn login_holding(gw: &TestGateway, h2: bool, hold: u32) -> Client {
     let mut c = Client::new(gw.addr, h2).await;
     let created = c
         .send(
-            "to='localhost' xml:lang='en' wait='10' hold='1' ver='1.11' xmpp:version='1.0'",
+            &format!("to='localhost' xml:lang='en' wait='10' hold='{hold}' ver='1.11' xmpp:version='1.0'"),
             "",
         )
         .await;
@@ -134,8 +150,8 @@ pub async fn login(gw: &TestGateway, h2: bool) -> Client {
         "{created}"
     );
     assert_eq!(
-        attr(&created, "requests").as_deref(),
-        Some("2"),
+        attr(&created, "requests"),
+        Some((hold + 1).to_string()),
         "{created}"
     );
     // features may be in the creation response or the next one

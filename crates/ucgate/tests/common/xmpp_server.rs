@@ -4,6 +4,8 @@
 //! A message with the body `drop reset` makes it reset the connection,
 //! `drop eof` close it without `</stream:stream>`, and `drop shutdown` end
 //! its stream with a `system-shutdown` stream error carrying [`SHUTDOWN_TEXT`].
+//! `later MS` makes it wait MS milliseconds, then send a message with the
+//! body `late`.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -141,6 +143,11 @@ async fn after_tls(
                 .unwrap_or_default();
             if drop_connection(&mut s, body).await {
                 return;
+            }
+            if let Some(ms) = body.strip_prefix("later ").and_then(|n| n.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                s.write_all(b"<message from='bob@localhost/x' to='alice@localhost/web' type='chat' id='late'><body>late</body></message>").await.unwrap();
+                continue;
             }
             if let Some(n) = msg
                 .split("<body>flood ")

@@ -470,11 +470,17 @@ impl Session {
     /// The gateway is shutting down: `system-shutdown` to every open
     /// request, the server stream closed, the session ended.
     pub fn on_shutdown(&mut self, now: Duration) -> Vec<Action> {
+        self.on_shutdown_with(Condition::SystemShutdown, now)
+    }
+
+    /// [`on_shutdown`](Self::on_shutdown) with another condition
+    /// (`see-other-uri` at the end of the drain).
+    pub fn on_shutdown_with(&mut self, condition: Condition, now: Duration) -> Vec<Action> {
         let mut out = Vec::new();
         if self.ended {
             return out;
         }
-        self.end_with(Condition::SystemShutdown, None, false, true, now, &mut out);
+        self.end_with(condition, None, false, true, now, &mut out);
         out
     }
 
