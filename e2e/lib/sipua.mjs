@@ -21,6 +21,9 @@
 import dgram from 'node:dgram';
 import crypto from 'node:crypto';
 
+/** How long an agent lets an incoming call ring before answering it. */
+const ANSWER_DELAY_MS = 50;
+
 export const STEP_TIMEOUT_MS = 10_000;
 
 export function withTimeout(promise, ms, message) {
@@ -212,7 +215,12 @@ export async function startJssip({ wsUrl, aor, displayName, register = true, tim
     session.on('failed', (ev) => ended.push({ session, cause: ev.cause, originator: ev.originator, failed: true }));
     trace.push({ dir: 'in', text: request.toString() });
     calls.push({ session, request });
-    session.answer({ mediaConstraints: { audio: false, video: false }, sessionTimers: false });
+    // Answered after ANSWER_DELAY_MS, as a person would: the 180 Ringing and
+    // the 200 sent back to back over UDP can be reordered by Kamailio's
+    // several UDP workers, and SIPp's strict scenarios abort on a late 180.
+    setTimeout(() => {
+      if (!session.isEnded()) session.answer({ mediaConstraints: { audio: false, video: false }, sessionTimers: false });
+    }, ANSWER_DELAY_MS);
   });
   const registered = new Promise((resolve, reject) => {
     ua.once('registered', resolve);
@@ -358,7 +366,8 @@ export async function startSipjs({ wsUrl, aor, register = true, timeoutMs = STEP
           if (s === SIP.SessionState.Terminated) ended.push({ session: invitation });
         });
         calls.push({ session: invitation, request: invitation.request });
-        invitation.accept().catch(() => {});
+        // After ANSWER_DELAY_MS: see the JsSIP agent.
+        setTimeout(() => invitation.accept().catch(() => {}), ANSWER_DELAY_MS);
       },
     },
   });
