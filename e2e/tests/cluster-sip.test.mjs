@@ -7,7 +7,9 @@
 // clients register through the balancer; the node holding one of them is
 // restarted (SIGTERM, exit, start again); the client re-registers through
 // another node (its Path now names that node) and is called and messaged
-// again by another client. A token of the restarted node's previous start
+// again by another client. Then a rolling restart of all three nodes, one
+// after another: after each, the clients it held have registered again
+// through another node and both clients call and message each other. A token of the restarted node's previous start
 // gets 430 from it; on every node a token of another node gets 430 and a
 // forged one 403.
 
@@ -283,6 +285,35 @@ describe('SIP across three cluster nodes behind HAProxy (TCP mode) and Kamailio'
           assert.match(await statusFor('sip:alice@127.0.0.1', there), /^SIP\/2\.0 430 /, `${holder.name}'s token on ${n.name}`);
         }
       }
+    } catch (e) {
+      env.failed = true;
+      throw e;
+    }
+  });
+
+  it('a rolling restart of all three nodes: after each, both clients are registered and can be called', { timeout: 90_000 }, async () => {
+    try {
+      const nodes = env.nodes;
+      const { carol, dave } = await startAgents(env.wsUrl, { carol: 'jssip', dave: 'jssip' }, cleanup);
+      await messageBothWays(carol, dave, 'before the rolling restart');
+      const moved = new Set();
+      for (const node of nodes) {
+        // The clients this node holds now: each must register again.
+        const held = [carol, dave].filter((a) => {
+          const ok = [...a.trace].reverse().find((t) => t.dir === 'in' && /^SIP\/2\.0 200 /.test(t.text) && /\r\nCSeq: \d+ REGISTER\r\n/i.test(t.text));
+          return ok && new RegExp(`Path: *<[^>]*@${node.ip.replaceAll('.', '\\.')}:${node.sipPort};`, 'i').test(ok.text);
+        });
+        for (const a of held) moved.add(a.aor);
+        const again = held.map((a) => new Promise((resolve) => a.ua.once('registered', resolve)));
+        await withTimeout(node.gw.close(), 10_000, `${node.name} exit after SIGTERM`);
+        await withTimeout(Promise.all(again), 20_000, `the clients of ${node.name} register again through another node`);
+        node.gw = await startGateway({ dir: node.dir, adminPort: node.adminPort, config: node.config });
+        await callAndHangUp(carol, dave);
+        await callAndHangUp(dave, carol);
+        await messageBothWays(carol, dave, `after ${node.name} restarted`);
+      }
+      // Every node restarted once, so each client lost its node at least once.
+      assert.deepEqual([...moved].sort(), [carol.aor, dave.aor].sort(), 'both clients were moved by the restarts');
     } catch (e) {
       env.failed = true;
       throw e;
