@@ -27,11 +27,6 @@ use crate::metrics::ClusterLabels;
 use crate::response::{text, Body, BodyError};
 use crate::{Service, Shared};
 
-/// Connections the internal listener holds at once. A peer keeps one
-/// (every forwarded request is a stream on it); the bound is there for a
-/// party that is not a node.
-const MAX_CONNECTIONS: usize = 256;
-
 /// Longest wait, once the process stops, for the connections' answers in
 /// flight.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -60,13 +55,21 @@ async fn accept(
         .keep_alive_interval(Some(std::time::Duration::from_secs(20)))
         .keep_alive_timeout(std::time::Duration::from_secs(10));
     let h2 = Arc::new(h2);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // `cluster.max_connections`: a peer keeps one connection (every
+    // forwarded request is a stream on it); the bound is for a party that
+    // is not a node.
+    let limit = shared
+        .config
+        .cluster
+        .as_ref()
+        .map_or(1, |c| c.max_connections);
+    let permits = Arc::new(Semaphore::new(limit));
     let mut acceptor = crate::accept::Acceptor::new(listener, "cluster", &shared.metrics);
     loop {
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             tracing::warn!(
-                limit = MAX_CONNECTIONS,
-                "internal listener: connection limit reached; waiting"
+                limit,
+                "internal listener: connection limit reached (cluster.max_connections); waiting"
             );
             tokio::select! {
                 _ = stop.cancelled() => return,

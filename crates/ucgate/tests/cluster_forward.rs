@@ -26,6 +26,11 @@ struct Cluster {
 }
 
 async fn cluster(server: SocketAddr, ca: &std::path::Path) -> Cluster {
+    cluster_with(server, ca, "").await
+}
+
+/// [`cluster`] with more `[cluster]` keys on every node.
+async fn cluster_with(server: SocketAddr, ca: &std::path::Path, extra: &str) -> Cluster {
     let names = ["gw-a", "gw-b", "gw-c"];
     let internal: Vec<SocketAddr> = (0..3).map(|_| free_addr("127.0.0.1")).collect();
     let mut nodes = Vec::new();
@@ -40,7 +45,7 @@ async fn cluster(server: SocketAddr, ca: &std::path::Path) -> Cluster {
             "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
              [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
              [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
-             [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"2s\"\n\
+             [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"2s\"\n{extra}\
              [cluster.peers]\n{peers}",
             ca.display(),
             internal[i],
@@ -319,6 +324,62 @@ async fn the_internal_listener_serves_only_authenticated_requests_for_its_own_se
             cl.nodes[0].metric("ucgate_bosh_sessions_created_total", &[]).await,
             1.0
         );
+    })
+    .await
+    .expect("bounded in time");
+}
+
+/// An HTTP/2 connection to a node's internal listener.
+async fn h2_to(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    s
+}
+
+/// An unauthenticated POST on `s`: its status (401) once served.
+async fn status_on(
+    s: &mut hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    addr: SocketAddr,
+) -> u16 {
+    let req = http::Request::post(format!("http://{addr}/http-bind"))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"<body/>",
+        )))
+        .unwrap();
+    s.send_request(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_internal_listener_holds_at_most_cluster_max_connections() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-maxconn");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let cl = cluster_with(server, &ca, "max_connections = 1\n").await;
+        let a = cl.internal[0];
+        let mut first = h2_to(a).await;
+        assert_eq!(status_on(&mut first, a).await, 401);
+        // The second connection waits in the kernel's queue, unserved.
+        let mut second = h2_to(a).await;
+        let waiting = tokio::spawn(async move { status_on(&mut second, a).await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !waiting.is_finished(),
+            "a second connection is not served while the first is open"
+        );
+        // The first one closes: the second is served.
+        drop(first);
+        let status = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("served once the first connection is gone")
+            .unwrap();
+        assert_eq!(status, 401);
     })
     .await
     .expect("bounded in time");

@@ -31,6 +31,8 @@ pub struct ClusterConfig {
     pub peers_refresh: Duration,
     /// The DNS server asked for `peers_srv` (`None`: the system's).
     pub dns_server: Option<SocketAddr>,
+    /// Connections the internal listener holds at once.
+    pub max_connections: usize,
     /// How much longer than its BOSH `wait` a forwarded request may take.
     pub forward_timeout: Duration,
     /// How far apart two nodes' clocks may be (a forwarded request signed
@@ -58,6 +60,7 @@ pub(super) const CLUSTER_KEYS: &[&str] = &[
     "peers_srv",
     "peers_refresh",
     "dns_server",
+    "max_connections",
 ];
 
 /// The value of `node` that stands for the machine's host name.
@@ -159,6 +162,9 @@ pub(super) fn read_cluster(
         peers_refresh = d;
     }
     let dns_server = t.socket_addr(ctx, "dns_server").map(|a| a.value);
+    let max_connections = t
+        .integer(ctx, "max_connections", 1..=100_000)
+        .map_or(256, |n| n as usize);
     let mut peers: Vec<(Peer, At<String>)> = Vec::new();
     let entries = t
         .string_table(ctx, "peers", "an address such as \"10.0.0.12:5291\"")
@@ -224,6 +230,7 @@ pub(super) fn read_cluster(
             peers_srv,
             peers_refresh,
             dns_server,
+            max_connections,
         },
         listen?,
     ))
