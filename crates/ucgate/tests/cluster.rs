@@ -34,24 +34,6 @@ fn cluster(node: &str) -> String {
     )
 }
 
-/// Asks the scripted server for `n` messages; they arrive once, in order.
-async fn chat(c: &mut Client, n: usize) {
-    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
-    let mut got: Vec<String> = bodies(&first)
-        .into_iter()
-        .filter(|b| b.starts_with('m'))
-        .collect();
-    let mut rounds = 0;
-    while got.len() < n {
-        rounds += 1;
-        assert!(rounds < 100, "only {} of {n} stanzas arrived", got.len());
-        let text = c.send("", "").await;
-        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
-    }
-    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
-    assert_eq!(got, expected, "every stanza exactly once, in order");
-}
-
 async fn is_item_not_found(gw: &TestGateway, sid: &str) -> bool {
     let c = Client::new(gw.addr, false).await;
     let (status, text) = c
@@ -71,7 +53,7 @@ async fn a_node_names_its_sessions_and_refuses_foreign_and_stale_sids() {
         let mut a = login(&gw, false).await;
         let sa = ClusterSid::parse(&a.sid).unwrap_or_else(|e| panic!("{}: {e}", a.sid));
         assert_eq!(sa.node.as_str(), "gw-b");
-        chat(&mut a, 20).await;
+        flood_through(&mut a, &[gw.addr], 20).await;
         let b = login(&gw, true).await;
         let sb = ClusterSid::parse(&b.sid).unwrap();
         assert_eq!(
@@ -109,7 +91,7 @@ async fn a_node_names_its_sessions_and_refuses_foreign_and_stale_sids() {
             assert!(is_item_not_found(&gw, garbage).await, "{garbage}");
         }
         // The real session is untouched by all that.
-        chat(&mut a, 5).await;
+        flood_through(&mut a, &[gw.addr], 5).await;
         let sid = a.sid.clone();
         gw.stop().await;
 
@@ -146,7 +128,7 @@ async fn without_cluster_the_sid_keeps_its_single_node_form() {
             c.sid
         );
         assert!(ClusterSid::parse(&c.sid).is_err());
-        chat(&mut c, 5).await;
+        flood_through(&mut c, &[gw.addr], 5).await;
     })
     .await
     .expect("bounded in time");

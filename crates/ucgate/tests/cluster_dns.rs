@@ -122,13 +122,7 @@ async fn a_node_learns_its_peers_from_srv_records_and_forwards_to_them() {
 
         // A session of gw-b, served through gw-a, which found gw-b in DNS.
         let mut c = login(&b, false).await;
-        c.addr = a.addr;
-        let text = c.send("", "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood 2</body></message>").await;
-        let mut got = bodies(&text);
-        while got.len() < 2 {
-            got.extend(bodies(&c.send("", "").await));
-        }
-        assert_eq!(got, ["m1", "m2"]);
+        flood_through(&mut c, &[a.addr], 2).await;
         assert!(
             a.metric("ucgate_cluster_forwards_total", &[("peer", "gw-b"), ("result", "ok")])
                 .await
@@ -139,12 +133,7 @@ async fn a_node_learns_its_peers_from_srv_records_and_forwards_to_them() {
         drop(dns);
         wait_for(&a, "ucgate_cluster_peer_lookups_total", &[("result", "error")], 1.0).await;
         assert_eq!(a.metric("ucgate_cluster_peers", &[]).await, 1.0);
-        let text = c.send("", "<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood 1</body></message>").await;
-        let mut got = bodies(&text);
-        while got.is_empty() {
-            got.extend(bodies(&c.send("", "").await));
-        }
-        assert_eq!(got, ["m1"]);
+        flood_through(&mut c, &[a.addr], 1).await;
     })
     .await
     .expect("bounded in time");

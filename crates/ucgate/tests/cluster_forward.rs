@@ -55,32 +55,6 @@ async fn cluster_with(server: SocketAddr, ca: &std::path::Path, extra: &str) -> 
     Cluster { nodes, internal }
 }
 
-/// Asks the scripted server for `n` messages, each request of the session
-/// sent to the next node in turn; they arrive once, in order.
-async fn chat_round_robin(c: &mut Client, nodes: &[SocketAddr], n: usize) {
-    let mut turn = 0;
-    let mut next = |c: &mut Client| {
-        c.addr = nodes[turn % nodes.len()];
-        turn += 1;
-    };
-    next(c);
-    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
-    let mut got: Vec<String> = bodies(&first)
-        .into_iter()
-        .filter(|b| b.starts_with('m'))
-        .collect();
-    let mut rounds = 0;
-    while got.len() < n {
-        rounds += 1;
-        assert!(rounds < 100, "only {} of {n} stanzas arrived", got.len());
-        next(c);
-        let text = c.send("", "").await;
-        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
-    }
-    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
-    assert_eq!(got, expected, "every stanza exactly once, in order");
-}
-
 fn is_item_not_found(status: u16, text: &str) -> bool {
     status == 200 && text.contains("type='terminate'") && text.contains("item-not-found")
 }
@@ -138,7 +112,7 @@ async fn any_node_serves_any_session_through_its_owner() {
         // A session created on gw-a, then served round-robin by all three.
         let mut c = login(&cl.nodes[0], false).await;
         assert_eq!(ClusterSid::parse(&c.sid).unwrap().node.as_str(), "gw-a");
-        chat_round_robin(&mut c, &addrs, 30).await;
+        flood_through(&mut c, &addrs, 30).await;
 
         // A long poll held by the owner through gw-b is answered when a
         // later request (through gw-c) brings the server's data.
@@ -206,8 +180,7 @@ async fn a_session_of_a_node_that_is_gone_is_item_not_found() {
         let (server, _seen) = scripted_server(tls).await;
         let mut cl = cluster(server, &ca).await;
         let mut c = login(&cl.nodes[2], false).await;
-        c.addr = cl.nodes[0].addr;
-        chat_round_robin(&mut c, &[cl.nodes[0].addr], 3).await;
+        flood_through(&mut c, &[cl.nodes[0].addr], 3).await;
         cl.nodes[2].stop().await;
         c.rid += 1;
         let (status, text) = c

@@ -185,3 +185,30 @@ pub fn bodies(text: &str) -> Vec<String> {
         .map(|s| s.split('<').next().unwrap().to_string())
         .collect()
 }
+
+/// Asks the scripted server for `n` messages (`flood n`), each request of
+/// the session sent to the next of `nodes` in turn (one node: all to it),
+/// and checks that they arrive once each, in order.
+pub async fn flood_through(c: &mut Client, nodes: &[std::net::SocketAddr], n: usize) {
+    let mut turn = 0;
+    let mut next = |c: &mut Client| {
+        c.addr = nodes[turn % nodes.len()];
+        turn += 1;
+    };
+    next(c);
+    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
+    let mut got: Vec<String> = bodies(&first)
+        .into_iter()
+        .filter(|b| b.starts_with('m'))
+        .collect();
+    let mut rounds = 0;
+    while got.len() < n {
+        rounds += 1;
+        assert!(rounds < 100, "only {} of {n} stanzas arrived", got.len());
+        next(c);
+        let text = c.send("", "").await;
+        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
+    }
+    let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected, "every stanza exactly once, in order");
+}
