@@ -1,5 +1,7 @@
 //! The internal listener (`cluster.listen`): BOSH requests other nodes
-//! forward to this one, over prior-knowledge HTTP/2. Every request must
+//! forward to this one, over prior-knowledge HTTP/2 (a connection that does
+//! not send the HTTP/2 preface within `server.handshake_timeout` is
+//! closed). Every request must
 //! carry a valid `x-ucgate-cluster-auth` (`ucgate_proto::bosh::forward`);
 //! the rest is answered 401 and served nothing. It serves only the `bosh`
 //! routes, and only sessions of this node (a request it receives is never
@@ -17,13 +19,15 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::HELD_HEADER;
 use crate::metrics::ClusterLabels;
+use crate::proxy_header::Prefixed;
 use crate::response::{text, Body, BodyError};
 use crate::{Service, Shared};
 
@@ -86,6 +90,20 @@ async fn accept(
         let stop = stop.clone();
         conns.spawn(async move {
             let _permit = permit;
+            // hyper waits for the HTTP/2 preface without a deadline: a
+            // connection that sends nothing would hold its place forever.
+            let limit = shared.config.server.handshake_timeout;
+            let stream = match tokio::time::timeout(limit, read_preface(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "internal listener: not an HTTP/2 connection; closed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, ?limit, "internal listener: no HTTP/2 preface within server.handshake_timeout; closed");
+                    return;
+                }
+            };
             let svc_shared = Arc::clone(&shared);
             let service = hyper::service::service_fn(move |req| {
                 let shared = Arc::clone(&svc_shared);
@@ -105,6 +123,23 @@ async fn accept(
             }
         });
     }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4) every peer sends first.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads the preface and hands the stream on with it put back for hyper;
+/// anything else is an error.
+async fn read_preface(mut stream: TcpStream) -> std::io::Result<Prefixed<TcpStream>> {
+    let mut got = vec![0u8; PREFACE.len()];
+    stream.read_exact(&mut got).await?;
+    if got != PREFACE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the connection does not start with the HTTP/2 preface",
+        ));
+    }
+    Ok(Prefixed::new(got, stream))
 }
 
 /// One forwarded request: checked, then served by its BOSH route.

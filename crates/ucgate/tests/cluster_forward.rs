@@ -42,7 +42,7 @@ async fn cluster_with(server: SocketAddr, ca: &std::path::Path, extra: &str) -> 
             .map(|(n, a)| format!("{n} = \"{a}\"\n"))
             .collect();
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\nhandshake_timeout = \"1s\"\n\n\
              [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
              [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
              [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"2s\"\n{extra}\
@@ -353,6 +353,110 @@ async fn the_internal_listener_holds_at_most_cluster_max_connections() {
             .expect("served once the first connection is gone")
             .unwrap();
         assert_eq!(status, 401);
+    })
+    .await
+    .expect("bounded in time");
+}
+
+/// Reads `tcp` until the node closes it; how long that took.
+async fn closed_after(mut tcp: tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return started.elapsed(),
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_internal_listener_closes_connections_that_do_not_speak_http2_in_time() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-preface");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let cl = cluster(server, &ca).await;
+        let a = cl.internal[0];
+        // Silent: closed at server.handshake_timeout (1 s here), not held.
+        let silent = tokio::net::TcpStream::connect(a).await.unwrap();
+        let took = closed_after(silent).await;
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        // Not HTTP/2: closed as soon as the first 24 bytes are read.
+        use tokio::io::AsyncWriteExt;
+        let mut h1 = tokio::net::TcpStream::connect(a).await.unwrap();
+        h1.write_all(b"POST /http-bind HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let took = closed_after(h1).await;
+        assert!(took < Duration::from_millis(900), "{took:?}");
+        // A real HTTP/2 client is still served.
+        let mut ok = h2_to(a).await;
+        assert_eq!(status_on(&mut ok, a).await, 401);
+    })
+    .await
+    .expect("bounded in time");
+}
+
+#[tokio::test]
+async fn an_owner_that_never_answers_is_remote_connection_failed_after_the_wait_and_forward_timeout(
+) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-fwd-timeout");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        // A "peer" that accepts and then says nothing at all.
+        let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mute_addr = mute.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = mute.accept().await {
+                held.push(s);
+            }
+        });
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+             [bosh]\nmax_wait = \"1s\"\n\n\
+             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+             [cluster]\nnode = \"gw-a\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"200ms\"\n\
+             [cluster.peers]\ngw-m = \"{mute_addr}\"\n",
+            ca.display(),
+            free_addr("127.0.0.1"),
+        );
+        let gw = TestGateway::start(&toml).await;
+        let sid = ClusterSid {
+            node: NodeName::parse("gw-m").unwrap(),
+            start: 7,
+            random: [7; 16],
+        }
+        .encode();
+        let c = Client::new(gw.addr, false).await;
+        let started = std::time::Instant::now();
+        let (status, text) = c
+            .post_raw(format!("<body xmlns='{NS}' rid='10' sid='{sid}'/>"))
+            .await;
+        let took = started.elapsed();
+        assert!(
+            status == 200 && text.contains("remote-connection-failed"),
+            "{status} {text}"
+        );
+        assert!(
+            took >= Duration::from_millis(1100) && took < Duration::from_secs(5),
+            "bosh.max_wait + cluster.forward_timeout, then the answer: {took:?}"
+        );
+        assert_eq!(
+            gw.metric(
+                "ucgate_cluster_forwards_total",
+                &[("peer", "gw-m"), ("result", "timeout")]
+            )
+            .await,
+            1.0
+        );
     })
     .await
     .expect("bounded in time");
