@@ -182,6 +182,45 @@ pub fn destination(
     }
 }
 
+/// Why a forwarded request brought no answer from the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection to the owner (refused or failed): it is gone, and its
+    /// sessions with it.
+    Unreachable,
+    /// No answer within the longest BOSH wait plus `cluster.forward_timeout`.
+    Timeout,
+    /// The owner refused the forwarding itself (401: another secret, or
+    /// clocks too far apart).
+    Refused,
+    /// Anything else (an answer too large, a broken stream).
+    Failed,
+}
+
+impl Failure {
+    /// The `result` label of `ucgate_cluster_forwards_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Unreachable => "unreachable",
+            Failure::Timeout => "timeout",
+            Failure::Refused => "refused",
+            Failure::Failed => "failed",
+        }
+    }
+
+    /// What the client is told: its session ended with an unreachable
+    /// owner (`item-not-found`, it logs in again); otherwise the session
+    /// may live on, but this request failed (`remote-connection-failed`).
+    pub fn condition(self) -> super::Condition {
+        match self {
+            Failure::Unreachable => super::Condition::ItemNotFound,
+            Failure::Timeout | Failure::Refused | Failure::Failed => {
+                super::Condition::RemoteConnectionFailed
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +351,24 @@ mod tests {
         for sid in ["0123456789abcdef0123456789abcdef", "gw-2", "gw-2.1.2", ""] {
             assert_eq!(here(Some(sid), Hop::Client), Destination::Here, "{sid}");
         }
+    }
+
+    #[test]
+    fn only_an_unreachable_owner_ends_the_session() {
+        use super::super::Condition;
+        assert_eq!(Failure::Unreachable.condition(), Condition::ItemNotFound);
+        for f in [Failure::Timeout, Failure::Refused, Failure::Failed] {
+            assert_eq!(f.condition(), Condition::RemoteConnectionFailed, "{f:?}");
+        }
+        let labels: Vec<_> = [
+            Failure::Unreachable,
+            Failure::Timeout,
+            Failure::Refused,
+            Failure::Failed,
+        ]
+        .iter()
+        .map(|f| f.label())
+        .collect();
+        assert_eq!(labels, ["unreachable", "timeout", "refused", "failed"]);
     }
 }

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use ucgate_proto::bosh::forward::{self, Destination, Hop, Signed, AUTH_HEADER};
+use ucgate_proto::bosh::forward::{self, Destination, Failure, Hop, Signed, AUTH_HEADER};
 use ucgate_proto::bosh::sid::NodeName;
 use ucgate_proto::bosh::Condition;
 
@@ -43,36 +43,6 @@ pub(crate) struct ClusterRuntime {
     forward_timeout: Duration,
     max_skew: u64,
     client: Client<HttpConnector, Full<Bytes>>,
-}
-
-/// How a forwarding ended, the `result` label of
-/// `ucgate_cluster_forwards_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The owner answered; its answer went back unchanged.
-    Ok,
-    /// The owner could not be reached (a refused or failed connection): it
-    /// is gone, and with it the session.
-    Unreachable,
-    /// No answer within the session's longest wait plus `forward_timeout`.
-    Timeout,
-    /// The owner refused the forwarding itself (401: another secret, or
-    /// clocks too far apart).
-    Refused,
-    /// Anything else (an answer too large, a broken stream).
-    Failed,
-}
-
-impl Outcome {
-    fn label(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Unreachable => "unreachable",
-            Outcome::Timeout => "timeout",
-            Outcome::Refused => "refused",
-            Outcome::Failed => "failed",
-        }
-    }
 }
 
 impl ClusterRuntime {
@@ -147,12 +117,12 @@ impl ClusterRuntime {
         wait: Duration,
         max_answer: usize,
     ) -> Result<Response<Body>, Condition> {
-        let count = |outcome: Outcome| {
+        let count = |result: &str| {
             metrics
                 .cluster_forwards
                 .get_or_create(&ClusterLabels {
                     peer: owner.to_string(),
-                    result: outcome.label().to_string(),
+                    result: result.to_string(),
                 })
                 .inc();
         };
@@ -166,11 +136,11 @@ impl ClusterRuntime {
             wait + self.forward_timeout,
             self.round_trip(addr, path, body, max_answer),
         )
-        .await;
-        let (outcome, answer) = match result {
-            Err(_) => (Outcome::Timeout, None),
-            Ok(Err(outcome)) => (outcome, None),
-            Ok(Ok((answer, held))) => {
+        .await
+        .unwrap_or(Err(Failure::Timeout));
+        match result {
+            Ok((answer, held)) => {
+                count("ok");
                 let overhead = started.elapsed().saturating_sub(held);
                 metrics
                     .cluster_forward_seconds
@@ -178,21 +148,19 @@ impl ClusterRuntime {
                         peer: owner.to_string(),
                     })
                     .observe(overhead.as_secs_f64());
-                (Outcome::Ok, Some(answer))
+                Ok(answer)
             }
-        };
-        count(outcome);
-        if let Some(answer) = answer {
-            return Ok(answer);
+            Err(failure) => {
+                count(failure.label());
+                if failure == Failure::Unreachable {
+                    tracing::info!(peer = %owner, %addr, "BOSH request for a session of a node that cannot be reached: item-not-found (the session ended with its node)");
+                    metrics.bosh_bad_sid.inc();
+                } else {
+                    tracing::warn!(peer = %owner, %addr, result = failure.label(), "forwarding a BOSH request to its owner failed");
+                }
+                Err(failure.condition())
+            }
         }
-        Err(if outcome == Outcome::Unreachable {
-            tracing::info!(peer = %owner, %addr, "BOSH request for a session of a node that cannot be reached: item-not-found (the session ended with its node)");
-            metrics.bosh_bad_sid.inc();
-            Condition::ItemNotFound
-        } else {
-            tracing::warn!(peer = %owner, %addr, result = outcome.label(), "forwarding a BOSH request to its owner failed");
-            Condition::RemoteConnectionFailed
-        })
     }
 
     /// One signed request to the peer at `addr`: its answer and how long
@@ -203,7 +171,7 @@ impl ClusterRuntime {
         path: &str,
         body: Bytes,
         max_answer: usize,
-    ) -> Result<(Response<Body>, Duration), Outcome> {
+    ) -> Result<(Response<Body>, Duration), Failure> {
         let now = unix_now();
         let auth = forward::sign(
             &self.secret,
@@ -219,24 +187,24 @@ impl ClusterRuntime {
             .header(AUTH_HEADER, auth)
             .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .body(Full::new(body))
-            .map_err(|_| Outcome::Failed)?;
+            .map_err(|_| Failure::Failed)?;
         let resp = self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
-                Outcome::Unreachable
+                Failure::Unreachable
             } else {
                 tracing::debug!(%addr, error = %e, "forwarded BOSH request failed");
-                Outcome::Failed
+                Failure::Failed
             }
         })?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             tracing::warn!(%addr, "a peer refused a forwarded request: check that every node has the same `cluster.secret` and that their clocks agree (`cluster.max_clock_skew`)");
-            return Err(Outcome::Refused);
+            return Err(Failure::Refused);
         }
         let (parts, incoming) = resp.into_parts();
         let bytes = Limited::new(incoming, max_answer)
             .collect()
             .await
-            .map_err(|_| Outcome::Failed)?
+            .map_err(|_| Failure::Failed)?
             .to_bytes();
         let held = parts
             .headers
