@@ -461,3 +461,61 @@ async fn an_owner_that_never_answers_is_remote_connection_failed_after_the_wait_
     .await
     .expect("bounded in time");
 }
+
+#[tokio::test]
+async fn a_peer_with_another_secret_refuses_and_the_client_gets_remote_connection_failed() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-fwd-secret");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        let (internal_a, internal_b) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
+        let node = |name: &str, secret: &str, listen: SocketAddr, peer: (&str, SocketAddr)| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+                 [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+                 [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+                 [cluster]\nnode = \"{name}\"\nsecret = \"{secret}\"\nlisten = \"{listen}\"\n\
+                 [cluster.peers]\n{} = \"{}\"\n",
+                ca.display(),
+                peer.0,
+                peer.1
+            )
+        };
+        let a = TestGateway::start(&node("gw-a", SECRET, internal_a, ("gw-b", internal_b))).await;
+        let b = TestGateway::start(&node(
+            "gw-b",
+            "another secret, also more than 32 characters",
+            internal_b,
+            ("gw-a", internal_a),
+        ))
+        .await;
+        let mut c = login(&b, false).await;
+        c.addr = a.addr;
+        c.rid += 1;
+        let (status, text) = c
+            .post_raw(format!("<body xmlns='{NS}' rid='{}' sid='{}'/>", c.rid, c.sid))
+            .await;
+        assert!(
+            status == 200 && text.contains("remote-connection-failed"),
+            "{status} {text}"
+        );
+        assert_eq!(
+            a.metric(
+                "ucgate_cluster_forwards_total",
+                &[("peer", "gw-b"), ("result", "refused")]
+            )
+            .await,
+            1.0
+        );
+        assert_eq!(
+            b.metric(
+                "ucgate_cluster_received_total",
+                &[("peer", "unverified"), ("result", "refused")]
+            )
+            .await,
+            1.0
+        );
+    })
+    .await
+    .expect("bounded in time");
+}
