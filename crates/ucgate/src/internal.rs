@@ -52,8 +52,13 @@ async fn accept(
 ) {
     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
+        // Every request a peer forwards is a stream on its one connection:
+        // room for each session's held requests.
         .max_concurrent_streams(
-            u32::try_from(shared.config.bosh.max_sessions * 4).unwrap_or(u32::MAX),
+            u32::try_from(
+                shared.config.bosh.max_sessions * shared.config.bosh.max_requests as usize,
+            )
+            .unwrap_or(u32::MAX),
         )
         .max_header_list_size(shared.config.server.max_header_size as u32)
         .keep_alive_interval(Some(std::time::Duration::from_secs(20)))
