@@ -95,6 +95,19 @@ impl Calls {
         }
     }
 
+    /// Whether a message, as bytes, can change the calls: an INVITE, BYE or
+    /// CANCEL request, or a response naming INVITE (in its CSeq). A cheap
+    /// look that spares parsing the messages the glue would parse for this
+    /// alone (MESSAGE, REGISTER, OPTIONS and their responses, most of them).
+    pub fn may_concern(bytes: &[u8]) -> bool {
+        if bytes.starts_with(b"SIP/2.0 ") {
+            return bytes.windows(6).any(|w| w == b"INVITE");
+        }
+        [&b"INVITE "[..], b"BYE ", b"CANCEL "]
+            .iter()
+            .any(|m| bytes.starts_with(m))
+    }
+
     fn forget(&mut self, i: usize) {
         self.calls.swap_remove(i);
     }
@@ -191,5 +204,31 @@ mod tests {
         assert_eq!(c.len(), 1);
         feed(&mut c, &request("BYE", "b", true));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn only_messages_that_can_change_the_calls_need_parsing() {
+        for (text, concerns) in [
+            (request("INVITE", "c1", false), true),
+            (request("BYE", "c1", true), true),
+            (request("CANCEL", "c1", false), true),
+            (response(200, "INVITE", "c1"), true),
+            (response(487, "INVITE", "c1"), true),
+            (request("MESSAGE", "c1", false), false),
+            (request("REGISTER", "c1", false), false),
+            (request("ACK", "c1", true), false),
+            (response(200, "MESSAGE", "c1"), false),
+            (response(200, "BYE", "c1"), false),
+        ] {
+            assert_eq!(Calls::may_concern(text.as_bytes()), concerns, "{text}");
+            // What is skipped really changes nothing.
+            if !concerns {
+                let mut calls = Calls::new();
+                feed(&mut calls, &request("INVITE", "c1", false));
+                let before = calls.clone();
+                feed(&mut calls, &text);
+                assert_eq!(calls.calls, before.calls, "{text}");
+            }
+        }
     }
 }

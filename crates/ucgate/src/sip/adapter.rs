@@ -47,8 +47,11 @@ impl Drop for FlowGuard<'_> {
 }
 
 /// Counts a message for the client in the flow's calls (a message this
-/// gateway wrote or rewrote: it parses).
+/// gateway wrote or rewrote: it parses), parsed only when it can matter.
 fn note(calls: &mut Calls, bytes: &[u8]) {
+    if !Calls::may_concern(bytes) {
+        return;
+    }
     if let Ok(m) = message::parse(bytes, &SipLimits::UNLIMITED) {
         calls.on_message(&m);
     }
