@@ -547,4 +547,21 @@ mod tests {
             ),
         }
     }
+
+    #[test]
+    fn sip_flow_token_key_with_a_cluster_is_a_warning_not_used() {
+        let cluster = format!(
+            "[cluster]\nnode = \"gw-1\"\nsecret = \"{SECRET}\"\nlisten = \"127.0.0.11:5291\"\n"
+        );
+        let key = "[sip]\nflow_token_key = \"a key of sixteen+ characters\"\n";
+        let c = parse(&format!("{key}{cluster}"), Path::new("/")).unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("sip.flow_token_key") && w[0].contains("not used with [cluster]"),
+            "{w:?}"
+        );
+        // Without [cluster] the key is used: no warning.
+        assert!(parse(key, Path::new("/")).unwrap().warnings.is_empty());
+    }
 }

@@ -379,8 +379,15 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
     };
     let (xmpp, domains_written) = xmpp::read_xmpp(ctx, top, base);
     let bosh = bosh::read_bosh(ctx, top);
-    let (sip, sip_listen) = sip::read_sip(ctx, top, base);
+    let (sip, sip_at) = sip::read_sip(ctx, top, base);
     let cluster = cluster::read_cluster(ctx, top, base);
+    if let (Some(_), Some(at)) = (&cluster, sip_at.flow_token_key.clone()) {
+        ctx.warning(
+            at,
+            "sip.flow_token_key",
+            "not used with [cluster]: flow tokens are signed with a key derived from cluster.secret, the same on every node; remove this key",
+        );
+    }
     let mut routes = Vec::new();
     let mut paths: Vec<reader::At<String>> = Vec::new();
     let mut prefixes: Vec<reader::At<String>> = Vec::new();
@@ -424,7 +431,7 @@ fn read_config(ctx: &mut Ctx<'_>, top: &mut Table<'_, '_>, base: &Path) -> Optio
         .iter()
         .filter(|r| matches!(r.kind, RouteKind::SipWebSocket(_)))
         .count();
-    if let Some(l) = sip_listen.filter(|_| sip_routes > 1) {
+    if let Some(l) = sip_at.listen.clone().filter(|_| sip_routes > 1) {
         ctx.error(
             l.span,
             &l.key,

@@ -128,15 +128,23 @@ pub(super) const SIP_KEYS: &[&str] = &[
 
 /// Reads `[sip]` (defaults when absent), with where `listen` was set (for
 /// the check against the number of SIP routes).
+/// Where `[sip]`'s keys that other sections check against were written.
+#[derive(Default)]
+pub(super) struct SipAt {
+    pub(super) listen: Option<At<std::net::SocketAddr>>,
+    pub(super) flow_token_key: Option<std::ops::Range<usize>>,
+}
+
 pub(super) fn read_sip(
     ctx: &mut Ctx<'_>,
     top: &mut Table<'_, '_>,
     base: &std::path::Path,
-) -> (SipConfig, Option<At<std::net::SocketAddr>>) {
+) -> (SipConfig, SipAt) {
     let mut s = SipConfig::default();
     let Some(mut t) = top.table(ctx, "sip", SIP_KEYS) else {
-        return (s, None);
+        return (s, SipAt::default());
     };
+    let flow_token_key_at = t.value_span("flow_token_key");
     let listen = t.socket_addr(ctx, "listen");
     s.listen = listen.as_ref().map(|a| a.value);
     if let Some(k) = t.string(ctx, "flow_token_key", "a secret of at least 16 characters") {
@@ -212,7 +220,13 @@ pub(super) fn read_sip(
         (None, None) => {}
     }
     t.finish(ctx);
-    (s, listen)
+    (
+        s,
+        SipAt {
+            listen,
+            flow_token_key: flow_token_key_at,
+        },
+    )
 }
 
 /// Parses `sip:host:port;transport=udp|tcp|tls`.

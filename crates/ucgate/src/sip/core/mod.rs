@@ -234,18 +234,11 @@ impl SipRuntime {
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut boot)
             .map_err(|_| anyhow::anyhow!("no randomness for the flow-token start value"))?;
         let (key, node) = match cluster {
-            Some(c) => {
-                if sip.flow_token_key.is_some() {
-                    tracing::warn!(
-                        route,
-                        "sip.flow_token_key is not used with [cluster]: flow tokens are signed with a key derived from cluster.secret"
-                    );
-                }
-                (
-                    flow_token::cluster_key(c.secret.expose()).to_vec(),
-                    Some(c.node.clone()),
-                )
-            }
+            // (`sip.flow_token_key` is not used: a configuration warning)
+            Some(c) => (
+                flow_token::cluster_key(c.secret.expose()).to_vec(),
+                Some(c.node.clone()),
+            ),
             None => (single_node_key(route, sip)?, None),
         };
         let rt = Arc::new_cyclic(|me| SipRuntime {
