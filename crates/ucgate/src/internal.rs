@@ -203,7 +203,10 @@ async fn handle(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) 
         Ok(from) => from,
         Err(e) => {
             count("unverified", "refused");
-            tracing::warn!(%peer, error = %e, "internal listener: refused a request without valid cluster authentication (another `cluster.secret`, clocks apart, or not a node)");
+            let from = SocketAddr::new(peer.ip(), 0);
+            if let Some(suppressed) = cluster.auth_log_due(from, "unverified") {
+                tracing::warn!(%peer, error = %e, suppressed, "internal listener: refused a request without valid cluster authentication (another `cluster.secret`, clocks apart, or not a node); more this minute are counted in ucgate_cluster_received_total, not logged");
+            }
             return text(StatusCode::UNAUTHORIZED, "cluster authentication failed");
         }
     };

@@ -9,7 +9,7 @@ pub(crate) mod dns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ucgate_proto::bosh::forward::{self, Destination, Failure, Hop, Signed, AUTH_HEADER};
 use ucgate_proto::bosh::sid::NodeName;
 use ucgate_proto::bosh::Condition;
+use ucgate_proto::throttle::{Throttle, Verdict};
 
 use crate::config::ClusterConfig;
 use crate::metrics::{ClusterLabels, Metrics, PeerLabels};
@@ -43,6 +44,10 @@ pub(crate) struct ClusterRuntime {
     forward_timeout: Duration,
     max_skew: u64,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Authentication failures are logged once a minute per peer address
+    /// and side (a wrong secret fails every request; the counters have them
+    /// all).
+    auth_log: Mutex<(Instant, Throttle<(SocketAddr, &'static str)>)>,
 }
 
 impl ClusterRuntime {
@@ -67,6 +72,7 @@ impl ClusterRuntime {
             forward_timeout: c.forward_timeout,
             max_skew: c.max_clock_skew.as_secs(),
             client,
+            auth_log: Mutex::new((Instant::now(), Throttle::new(Duration::from_secs(60), 256))),
         }
     }
 
@@ -197,7 +203,9 @@ impl ClusterRuntime {
             }
         })?;
         if resp.status() == StatusCode::UNAUTHORIZED {
-            tracing::warn!(%addr, "a peer refused a forwarded request: check that every node has the same `cluster.secret` and that their clocks agree (`cluster.max_clock_skew`)");
+            if let Some(suppressed) = self.auth_log_due(addr, "refused") {
+                tracing::warn!(%addr, suppressed, "a peer refused a forwarded request: check that every node has the same `cluster.secret` and that their clocks agree (`cluster.max_clock_skew`)");
+            }
             return Err(Failure::Refused);
         }
         let (parts, incoming) = resp.into_parts();
@@ -220,6 +228,17 @@ impl ClusterRuntime {
             }
         }
         Ok((out, held))
+    }
+
+    /// Whether an authentication failure with `addr` on `side` is logged
+    /// now, and how many were not since the last line.
+    pub(crate) fn auth_log_due(&self, addr: SocketAddr, side: &'static str) -> Option<u64> {
+        let mut g = self.auth_log.lock().unwrap_or_else(|e| e.into_inner());
+        let now = g.0.elapsed();
+        match g.1.check((addr, side), now) {
+            Verdict::Write { suppressed } => Some(suppressed),
+            Verdict::Suppress => None,
+        }
     }
 
     /// Checks a forwarded request's authentication; the forwarding node.
