@@ -326,7 +326,7 @@ Content-Length: 0
             transport: WsTransport::Wss
         }
     );
-    let expected = String::from_utf8(resp)
+    let expected = String::from_utf8(resp.clone())
         .unwrap()
         .replace(&format!("{our_via}\r\n"), "");
     assert_eq!(out, expected);
@@ -334,6 +334,17 @@ Content-Length: 0
     let forged = String::from_utf8(crlf(&format!("SIP/2.0 200 OK\n{}\n{client_via}\nTo: <sip:b@e>;tag=1\nFrom: <sip:a@e>;tag=2\nCall-ID: c\nCSeq: 1 INVITE\nl: 0\n\n", our_via.replace("ucgf=", "ucgf=X")))).unwrap();
     let m = parse(forged.as_bytes(), &SipLimits::default()).unwrap();
     assert!(matches!(from_core(&m, &cfg()), FromCore::Drop(_)));
+    // So is one whose Via below ours the client could not route by (found
+    // by the sip_edge fuzz target: a NUL in the host).
+    let broken = String::from_utf8(resp.clone()).unwrap().replace(
+        client_via,
+        "Via: SIP/2.0/WSS abc.inval[\0id;branch=z9hG4bKinv1",
+    );
+    let m = parse(broken.as_bytes(), &SipLimits::default()).unwrap();
+    assert_eq!(
+        from_core(&m, &cfg()),
+        FromCore::Drop("response whose Via below ours is unusable")
+    );
 }
 
 fn core_invite(route: &str) -> Vec<u8> {

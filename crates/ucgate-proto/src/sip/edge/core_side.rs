@@ -7,7 +7,7 @@ use super::rewrite::{
 };
 use super::types::{EdgeConfig, FromCore, FLOW_PARAM};
 use crate::sip::flow_token::{Checked, Flow};
-use crate::sip::message::{parse_sip_uri, Message, SipLimits, StartLine};
+use crate::sip::message::{parse_sip_uri, parse_via, Message, SipLimits, StartLine};
 
 /// A request or response from the core (spec 3 (b) and (c)). `msg` comes
 /// from [`crate::sip::message::parse`].
@@ -21,6 +21,11 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         let values = msg.values("Via");
         if values.len() < 2 {
             return FromCore::Drop("response with only our Via");
+        }
+        // The client routes the response by the Via below ours (RFC 3261
+        // §18.1.2); one it cannot read would be dropped there, unexplained.
+        if parse_via(msg.bytes(), values[1].span.clone()).is_none() {
+            return FromCore::Drop("response whose Via below ours is unusable");
         }
         let mut ed = msg.edit();
         ed.remove_value(&values[0]);
