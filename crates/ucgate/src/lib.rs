@@ -67,6 +67,7 @@ mod staticfiles;
 mod status;
 mod tls_pin;
 mod tunnel;
+mod wakeup;
 mod ws;
 
 use std::net::SocketAddr;

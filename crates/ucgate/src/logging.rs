@@ -67,6 +67,7 @@ pub fn init(format: LogFormat, level: &str, access: bool) -> LogGuard {
             std::env::var_os("NO_COLOR").as_deref(),
         ))
         .log_internal_errors(false);
+    let records = log_ceiling(&filter);
     let layer = match format {
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
         LogFormat::Human => fmt.boxed(),
@@ -74,7 +75,26 @@ pub fn init(format: LogFormat, level: &str, access: bool) -> LogGuard {
     tracing_subscriber::registry()
         .with(layer.with_filter(access_or(filter, access).and(ceiling())))
         .init();
+    // `init` lets every `log` record through to the tracing filters, which
+    // then refuse it: tungstenite's per-frame `trace!`/`debug!` calls cost
+    // about a quarter of the tunnel's user-space CPU that way
+    // (docs/performance.md). The facade's own switch refuses them for free.
+    log::set_max_level(records);
     LogGuard(guard)
+}
+
+/// The most verbose `log` record the filters can pass. `log` records come
+/// only from dependencies (ucgate logs through tracing), which the ceiling
+/// keeps at `debug`.
+fn log_ceiling(filter: &EnvFilter) -> log::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    match filter.max_level_hint().unwrap_or(LevelFilter::DEBUG) {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    }
 }
 
 /// The operator's filter for everything but the access log, which only
@@ -114,6 +134,18 @@ pub fn print_line(s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_records_pass_the_facade_only_up_to_the_filters_level() {
+        let ceiling = |f: &str| log_ceiling(&EnvFilter::try_new(f).unwrap());
+        assert_eq!(ceiling("info"), log::LevelFilter::Info);
+        assert_eq!(ceiling("warn"), log::LevelFilter::Warn);
+        assert_eq!(ceiling("off"), log::LevelFilter::Off);
+        assert_eq!(ceiling("error,ucgate=debug"), log::LevelFilter::Debug);
+        // trace is ucgate's own only: a dependency stays at debug
+        assert_eq!(ceiling("tungstenite=trace"), log::LevelFilter::Debug);
+        assert_eq!(ceiling("trace"), log::LevelFilter::Debug);
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

@@ -98,6 +98,10 @@ pub(crate) async fn run<S>(
     let writer = async {
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
         let mut inbound = Inbound::default();
+        // One keepalive future for the connection's life: its timer is
+        // armed once per ping interval, not once per message.
+        let keepalive = ws.keepalive();
+        tokio::pin!(keepalive);
         loop {
             // An idle tunnel holds only a small buffer (inbound.rs).
             let buf = inbound.first(FIRST_READ.min(chunk));
@@ -126,7 +130,7 @@ pub(crate) async fn run<S>(
                     }
                 },
                 c = ctrl_rx.recv() => c.unwrap_or(CloseCause::Internal),
-                c = ws.keepalive() => c,
+                c = &mut keepalive => c,
             };
             ws.send_close(close.into()).await;
             return WriterEnd::SentClose(close);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::sip::*;
 use common::*;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -559,4 +559,54 @@ Content-Length: 5\r\n\r\nhello"
         "the core got a message"
     );
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn keepalive_pings_flow_and_an_idle_connection_closes_after_its_last_message() {
+    let core = Core::start().await;
+    let gw = TestGateway::start(&config(core.addr).replace(
+        "close_timeout = \"300ms\"\n",
+        "close_timeout = \"300ms\"\nidle_timeout = \"600ms\"\nping_interval = \"150ms\"\n",
+    ))
+    .await;
+    let mut ws = open(&gw).await;
+    // RFC 5626 keep-alives are data: each one postpones the idle close.
+    let start = std::time::Instant::now();
+    for _ in 0..4 {
+        send(&mut ws, "\r\n\r\n").await;
+        assert_eq!(next_text(&mut ws).await, "\r\n");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let quiet_since = std::time::Instant::now();
+    assert!(quiet_since - start >= Duration::from_millis(1000));
+    let mut pings = 0;
+    let (code, reason) = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(Some(f)))) => break (f.code, f.reason.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // closed 600 ms after the last message (less the 250 ms slept after it)
+    assert!(
+        quiet_since.elapsed() >= Duration::from_millis(300),
+        "closed too early: {:?}",
+        quiet_since.elapsed()
+    );
+    assert!(pings >= 1, "pings: {pings}");
+    assert_eq!((code, reason.as_str()), (CloseCode::Normal, "idle"));
+    // tungstenite answers the close while the stream is read to its end;
+    // the gateway counts the close once the handshake is done
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {}
+    assert_eq!(
+        gw.metric(
+            "ucgate_ws_closes_total",
+            &[("route", "/sip"), ("reason", "idle")]
+        )
+        .await,
+        1.0
+    );
 }

@@ -471,3 +471,54 @@ async fn the_servers_own_stream_error_reaches_the_client_whole() {
     );
     assert_eq!(expect_close(&mut ws).await, CloseCode::Normal);
 }
+
+#[tokio::test]
+async fn a_quiet_stream_gets_pings_then_connection_timeout_at_the_idle_deadline() {
+    let dir = TempDir::new("xmpp-idle");
+    let (ca, server_tls) = ca_and_server(dir.path(), &["localhost"]);
+    let (server, _seen) = scripted_server(server_tls).await;
+    let gw = TestGateway::start(&gateway_config(
+        server,
+        &ca,
+        "idle_timeout = \"700ms\"\nping_interval = \"150ms\"",
+    ))
+    .await;
+    let mut ws = logged_in(&gw).await;
+    let quiet_since = std::time::Instant::now();
+    let mut pings = 0;
+    let mut texts = Vec::new();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+            Some(Ok(Message::Close(Some(f)))) => break f.code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // The pongs tungstenite sends back are frames, not data: the idle
+    // deadline counts from the last data message.
+    assert!(
+        quiet_since.elapsed() >= Duration::from_millis(650),
+        "closed too early: {:?}",
+        quiet_since.elapsed()
+    );
+    assert!(pings >= 3, "pings: {pings}");
+    assert_eq!(code, CloseCode::Normal);
+    assert!(
+        texts.iter().any(|t| t.contains("connection-timeout")),
+        "{texts:?}"
+    );
+    // counted once the close handshake is done (read on: tungstenite answers)
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {}
+    assert_eq!(
+        gw.metric(
+            "ucgate_ws_closes_total",
+            &[("route", "/xmpp-websocket"), ("reason", "idle")]
+        )
+        .await,
+        1.0
+    );
+}

@@ -26,6 +26,7 @@ use ucgate_proto::tunnel::{CloseCause, EndReason};
 
 use super::SipRuntime;
 use crate::metrics::GaugeGuard;
+use crate::wakeup::Wakeup;
 use crate::ws::{Close, Recv, WsConn};
 use crate::{RouteRuntime, Shared};
 
@@ -100,6 +101,9 @@ pub(crate) async fn run<S>(
     let mut calls = Calls::new();
     // The drain has come to this connection's turn (it has a call).
     let mut turn_come = false;
+    let timer = crate::wakeup::unarmed();
+    tokio::pin!(timer);
+    let mut wakeup = Wakeup::default();
 
     loop {
         if turn_come && !calls.in_progress() {
@@ -107,7 +111,7 @@ pub(crate) async fn run<S>(
             close = Some(CloseCause::Shutdown.into());
             break;
         }
-        let deadline = ws.keepalive_deadline();
+        wakeup.by(timer.as_mut(), ws.keepalive_deadline());
         tokio::select! {
             _ = shared.drain.turn(&shared.conn_cancel, ticket), if !turn_come => {
                 turn_come = true;
@@ -155,12 +159,8 @@ pub(crate) async fn run<S>(
                     break;
                 }
             }
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            _ = &mut timer, if wakeup.armed() => {
+                wakeup.fired();
                 match ws.keepalive_due().await {
                     Some(CloseCause::Idle) => {
                         end = CloseCause::Idle.into();

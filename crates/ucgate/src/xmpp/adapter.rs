@@ -24,6 +24,7 @@ use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Translator, Unavaila
 
 use super::server::{IoEvent, ServerSide, XmppRuntime};
 use crate::metrics::GaugeGuard;
+use crate::wakeup::Wakeup;
 use crate::ws::{Close, Recv, WsConn};
 use crate::{RouteRuntime, Shared};
 
@@ -69,6 +70,9 @@ pub(crate) async fn run<S>(
     // How the connection ended; `None` until something says (the client went away).
     let mut ending: Option<EndReason> = None;
     let mut pending: VecDeque<Output> = VecDeque::new();
+    let timer = crate::wakeup::unarmed();
+    tokio::pin!(timer);
+    let mut wakeup = Wakeup::default();
 
     loop {
         // Carry out every pending output; some produce further input.
@@ -165,6 +169,7 @@ pub(crate) async fn run<S>(
         {
             deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
         }
+        wakeup.by(timer.as_mut(), deadline);
         // Idle, a connection holds no buffer for the server's next data:
         // io_event makes room once there is something to read (inbound.rs).
         tokio::select! {
@@ -230,12 +235,8 @@ pub(crate) async fn run<S>(
                     }
                 }
             }
-            _ = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            _ = &mut timer, if wakeup.armed() => {
+                wakeup.fired();
                 let n = tokio::time::Instant::now();
                 if close_deadline.is_some_and(|d| n >= d) {
                     if t.is_closing() {
