@@ -32,6 +32,28 @@ pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGu
 /// Lines queued for stderr before further lines are dropped.
 const QUEUE_LINES: usize = 16_384;
 
+/// The log thread's buffer: lines queued together leave in one write.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Stderr behind a buffer that the log thread flushes after each batch
+/// (tracing-appender's worker flushes whenever its queue runs empty): a
+/// burst of access-log lines is one `write(2)` rather than one per line,
+/// which was most of the access log's cost (docs/performance.md). A failed
+/// flush is not reported: tracing-appender would `eprintln!` it at exit,
+/// which panics when stderr is closed (the first rule above).
+struct BatchedStderr(std::io::BufWriter<std::io::Stderr>);
+
+impl std::io::Write for BatchedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 /// True for the targets allowed to log at `trace` (ucgate's own code).
 fn may_trace(target: &str) -> bool {
     target == "ucgate" || target.starts_with("ucgate::") || target.starts_with("ucgate_")
@@ -59,7 +81,10 @@ pub fn init(format: LogFormat, level: &str, access: bool) -> LogGuard {
         .lossy(true)
         .buffered_lines_limit(QUEUE_LINES)
         .thread_name("ucgate-log")
-        .finish(std::io::stderr());
+        .finish(BatchedStderr(std::io::BufWriter::with_capacity(
+            BATCH_BYTES,
+            std::io::stderr(),
+        )));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(use_colour(
