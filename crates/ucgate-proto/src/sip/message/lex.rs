@@ -128,6 +128,10 @@ pub fn param<'b>(b: &'b [u8], r: Range<usize>, name: &str) -> Option<Option<&'b 
 /// Every element of a comma-separated list at `r`, empty ones included
 /// (`a,,b` has three), LWS-trimmed.
 pub(super) fn list_elements(b: &[u8], r: Range<usize>) -> Vec<Range<usize>> {
+    // Most values hold one element: no comma, nothing to scan for.
+    if !b[r.clone()].contains(&b',') {
+        return vec![trim(b, r)];
+    }
     let mut out = Vec::new();
     let mut quotes = Quotes::default();
     let mut angle = false;

@@ -250,9 +250,11 @@ impl<'a> Message<'a> {
         self.content_length
     }
 
-    pub(super) fn named(&self, name: &str) -> impl Iterator<Item = (usize, &Header)> + '_ {
+    pub(super) fn named<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = (usize, &'s Header)> + 's {
         let canon = canonical_name(name.as_bytes());
-        let name = name.to_owned();
         self.headers
             .iter()
             .enumerate()
