@@ -23,6 +23,7 @@ use ucgate_proto::tunnel::{CloseCause, EndReason};
 use crate::backend::BoxIo;
 use crate::inbound::{Inbound, FIRST_READ};
 use crate::metrics::GaugeGuard;
+use crate::wakeup::Wakeup;
 use crate::ws::{Recv, WsConn};
 use crate::{RouteRuntime, Shared};
 
@@ -98,11 +99,14 @@ pub(crate) async fn run<S>(
     let writer = async {
         let chunk = cfg.buffer_size.min(cfg.max_message_size).max(1);
         let mut inbound = Inbound::default();
-        // One keepalive future for the connection's life: its timer is
-        // armed once per ping interval, not once per message.
-        let keepalive = ws.keepalive();
-        tokio::pin!(keepalive);
+        // Armed once per ping interval, not once per message (wakeup.rs);
+        // only the timer lives across the loop, not a keepalive future with
+        // its ping's send inside (idle memory, docs/performance.md).
+        let timer = crate::wakeup::unarmed();
+        tokio::pin!(timer);
+        let mut wakeup = Wakeup::default();
         loop {
+            wakeup.by(timer.as_mut(), ws.keepalive_deadline());
             // An idle tunnel holds only a small buffer (inbound.rs).
             let buf = inbound.first(FIRST_READ.min(chunk));
             let close = tokio::select! {
@@ -130,7 +134,13 @@ pub(crate) async fn run<S>(
                     }
                 },
                 c = ctrl_rx.recv() => c.unwrap_or(CloseCause::Internal),
-                c = &mut keepalive => c,
+                _ = &mut timer, if wakeup.armed() => {
+                    wakeup.fired();
+                    match ws.keepalive_due().await {
+                        Some(c) => c,
+                        None => continue,
+                    }
+                }
             };
             ws.send_close(close.into()).await;
             return WriterEnd::SentClose(close);

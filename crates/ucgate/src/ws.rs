@@ -281,20 +281,6 @@ where
         }
     }
 
-    /// Runs the keepalive until it requires a close (sending pings on the
-    /// way); pending forever when the route has neither rule.
-    pub(crate) async fn keepalive(&self) -> CloseCause {
-        loop {
-            match self.keepalive_deadline() {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-            if let Some(c) = self.keepalive_due().await {
-                return c;
-            }
-        }
-    }
-
     /// Starts the close handshake: sends our close frame, within
     /// `close_timeout` (a client that reads nothing cannot hold it up). The
     /// caller reads on for the client's reply ([`Recv::Closed`]), at most
