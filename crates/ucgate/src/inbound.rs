@@ -5,7 +5,7 @@
 //! read is taken whole, and storage that grew past `FIRST_READ` is dropped,
 //! so an idle connection keeps at most `FIRST_READ` bytes (none at all
 //! where readiness is awaited before room is made: plain TCP to an XMPP
-//! server, see `xmpp::server`).
+//! server, see `xmpp::server`, which takes the storage with the bytes).
 
 use bytes::BytesMut;
 
@@ -55,6 +55,16 @@ impl Inbound {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Takes what was read together with its storage, for a reader that
+    /// makes room only once its socket is readable (`xmpp::server`): the
+    /// idle connection then holds no buffer between bursts. (What
+    /// [`Inbound::take`] keeps shares the taken bytes' allocation, so it
+    /// lives on after they are consumed: about 500 bytes per idle XMPP
+    /// session, measured with heaptrack.)
+    pub(crate) fn take_all(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
     }
 
     /// Takes what was read; the storage is kept for the next burst only
@@ -108,6 +118,16 @@ mod tests {
         i.read_on(8192, &mut src);
         assert_eq!(i.take().len(), 100);
         assert!(i.buf().capacity() <= FIRST_READ);
+    }
+
+    #[test]
+    fn take_all_leaves_no_storage_behind() {
+        let mut i = Inbound::default();
+        let mut avail = 100;
+        let mut src = source(&mut avail);
+        src(i.first(FIRST_READ));
+        assert_eq!(i.take_all().len(), 100);
+        assert_eq!(i.buf().capacity(), 0);
     }
 
     #[test]

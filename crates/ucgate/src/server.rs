@@ -295,12 +295,19 @@ async fn serve_http<S>(
     let io = TokioIo::new(io);
     let svc_shared = Arc::clone(shared);
     let svc_state = Arc::clone(&state);
+    // The request's future is boxed: hyper keeps room for the service's
+    // future on every HTTP/1.1 connection from its first byte, whether a
+    // request is in flight or not, so an idle keep-alive connection (the
+    // second connection of a BOSH client) held the whole router state
+    // (about 1 KiB; idle memory, docs/performance.md).
     let service = hyper::service::service_fn(move |req| {
-        let shared = Arc::clone(&svc_shared);
-        let state = Arc::clone(&svc_state);
-        async move {
-            Ok::<_, std::convert::Infallible>(crate::router::handle(shared, state, peer, req).await)
-        }
+        let handling = Box::pin(crate::router::handle(
+            Arc::clone(&svc_shared),
+            Arc::clone(&svc_state),
+            peer,
+            req,
+        ));
+        async move { Ok::<_, std::convert::Infallible>(handling.await) }
     });
     // The same drive loop for each connection type (they share no trait
     // with `graceful_shutdown`).

@@ -75,7 +75,10 @@ pub struct Splitter {
     /// Depth inside the current top-level element (0 between elements).
     depth: usize,
     sub: Sub,
-    header: Option<StartTag>,
+    /// The current stream header's name, once seen: what its end tag must
+    /// say. (Only the name: the whole tag, kept for every session, was a
+    /// few hundred bytes of idle memory.)
+    header: Option<Box<str>>,
     /// The current top-level element's start tag, parsed as soon as its
     /// `>` is scanned (`Some(None)`: it does not parse).
     top: Option<Option<StartTag>>,
@@ -114,9 +117,9 @@ impl Splitter {
         self.buf.len() - self.base
     }
 
-    /// The current stream header, once seen.
-    pub fn header(&self) -> Option<&StartTag> {
-        self.header.as_ref()
+    /// The current stream header's name, once seen.
+    pub fn header_name(&self) -> Option<&str> {
+        self.header.as_deref()
     }
 
     /// Starts a new stream at the current position: the next item must be a
@@ -220,7 +223,7 @@ impl Splitter {
                         .map_err(|_| XmlError::NotWellFormed("invalid UTF-8"))?
                         .trim_end();
                     match &self.header {
-                        Some(h) if h.name == name => {
+                        Some(h) if &**h == name => {
                             self.consume_to(at + end + 1);
                             self.ended = true;
                             return Ok(Some(Item::End));
@@ -248,7 +251,7 @@ impl Splitter {
                         ));
                     }
                     self.consume_to(at + tag.len);
-                    self.header = Some(tag.clone());
+                    self.header = Some(tag.name.as_str().into());
                     return Ok(Some(Item::Header(tag)));
                 }
                 _ => {
@@ -427,6 +430,19 @@ mod tests {
         );
         s.feed(b"age/>");
         assert_eq!(events(&mut s), vec![Event::Element(b"<message/>".to_vec())]);
+    }
+
+    #[test]
+    fn only_the_header_name_is_kept_and_it_closes_the_stream() {
+        let mut s = Splitter::new(4096);
+        assert_eq!(s.header_name(), None);
+        s.feed(STREAM.as_bytes());
+        assert!(matches!(s.next_item(), Ok(Some(Item::Header(_)))));
+        assert_eq!(s.header_name(), Some("stream:stream"));
+        s.feed(b"</stream:stream>");
+        assert!(matches!(s.next_item(), Ok(Some(Item::End))));
+        s.restart();
+        assert_eq!(s.header_name(), None);
     }
 
     fn events(s: &mut Splitter) -> Vec<Event> {

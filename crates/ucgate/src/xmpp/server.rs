@@ -342,7 +342,7 @@ impl ServerSide {
                 std::future::poll_fn(|cx| io.poll_read_into(cx, buf)).now_or_never()
             });
         }
-        self.inbound.take()
+        self.inbound.take_all()
     }
 
     /// Writes everything queued (used before STARTTLS and before closing).
