@@ -28,7 +28,7 @@ export function checkConfig(configPath) {
  * Write `config` to `dir`/ucgate.toml, start the gateway and wait until
  * `http://adminHost:adminPort/ready` answers 200 (`adminHost` defaults to
  * 127.0.0.1: the address of `admin.listen`). Returns
- * { log(), alive(), abortCheck(), close() }; on a failed start the gateway is
+ * { log(), waitLog(re), alive(), abortCheck(), close() }; on a failed start the gateway is
  * already stopped and the error carries the config, log and check-config.
  */
 export async function startGateway({ dir, config, adminPort, adminHost = '127.0.0.1', readyTimeoutMs = 15_000 }) {
@@ -65,6 +65,16 @@ export async function startGateway({ dir, config, adminPort, adminHost = '127.0.
     configPath,
     pid: child.pid,
     log: () => log,
+    /**
+     * The log once it matches `re` (lines reach it through the gateway's
+     * log thread and this process's pipe: not at once, least of all on a
+     * loaded machine), or as it is after `ms`.
+     */
+    async waitLog(re, ms = 5_000) {
+      const deadline = Date.now() + ms;
+      while (!re.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return log;
+    },
     alive,
     async abortCheck() {
       if (spawnError) throw new Error(`cannot run ${UCGATE_BIN}: ${spawnError.message}`);

@@ -220,7 +220,7 @@ describe(`ACME certificates from pebble through ucgate (${UCGATE_BIN})`, { timeo
     assert.ok(metricValue(samples, 'ucgate_acme_orders_total', { result: 'ok' }) >= 2, diag());
     const expiry = metricValue(samples, 'ucgate_acme_cert_expiry_timestamp_seconds');
     assert.ok(expiry > Date.now() / 1000, `expiry ${expiry}`);
-    assert.match(gw.log(), /ACME: certificate obtained and now served/);
+    assert.match(await gw.waitLog(/ACME: certificate obtained and now served/), /ACME: certificate obtained and now served/);
     await context.close();
     await gw.close();
   });
@@ -241,7 +241,7 @@ describe(`ACME certificates from pebble through ucgate (${UCGATE_BIN})`, { timeo
     await sleep(1_000);
     const { samples } = await scrapeMetrics(adminPort);
     assert.equal(metricValue(samples, 'ucgate_acme_orders_total', { result: 'ok' }) ?? 0, 0, diag());
-    assert.match(gw.log(), /serving the stored certificate/, diag());
+    assert.match(await gw.waitLog(/serving the stored certificate/), /serving the stored certificate/, diag());
     await gw.close();
   });
 

@@ -110,7 +110,7 @@ describe(`Prosody's own self-signed certificate, pinned (${UCGATE_BIN})`, { time
     try {
       const { error } = await expectLoginFailure(user(service, 'alice'));
       assert.equal(error.condition, 'remote-connection-failed', `${error.stack}`);
-      assert.match(g.log(), /certificate|UnknownIssuer|not trusted/i);
+      assert.match(await g.waitLog(/certificate|UnknownIssuer|not trusted/i), /certificate|UnknownIssuer|not trusted/i);
     } catch (e) {
       env.failed = true;
       throw e;

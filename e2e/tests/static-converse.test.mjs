@@ -235,6 +235,6 @@ describe(`Converse.js served by ucgate itself (${UCGATE_BIN})`, { timeout: 180_0
     const bs = await rawGet(env.port, '/chat/..\\secret.txt');
     assert.equal(bs.status, 404, bs.text.slice(0, 200));
     assert.doesNotMatch(bs.text, /TOP-SECRET/);
-    assert.match(env.gw.log(), /static_path_refused/);
+    assert.match(await env.gw.waitLog(/static_path_refused/), /static_path_refused/);
   });
 });

@@ -579,17 +579,9 @@ async fn keepalive_pings_flow_and_an_idle_connection_closes_after_its_last_messa
     }
     let quiet_since = std::time::Instant::now();
     assert!(quiet_since - start >= Duration::from_millis(1000));
-    let mut pings = 0;
-    let (code, reason) = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(Some(f)))) => break (f.code, f.reason.to_string()),
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let got = listen_until_close(&mut ws).await;
+    let (pings, code, reason) = (got.pings, got.code, got.reason);
+    assert!(got.texts.is_empty(), "{:?}", got.texts);
     // closed 600 ms after the last message (less the 250 ms slept after it)
     assert!(
         quiet_since.elapsed() >= Duration::from_millis(300),

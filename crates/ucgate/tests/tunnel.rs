@@ -330,25 +330,16 @@ async fn idle_connections_are_closed_and_pings_are_sent() {
     .await;
     let (mut ws, _) = ws_connect(&gw.ws_url("/echo"), None, None).await.unwrap();
     let start = std::time::Instant::now();
-    let mut pings = 0;
-    let (code, reason) = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .unwrap()
-        {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Close(Some(f)))) => break (f.code, f.reason.to_string()),
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let got = listen_until_close(&mut ws).await;
     assert!(
         start.elapsed() >= Duration::from_millis(550),
         "closed too early: {:?}",
         start.elapsed()
     );
-    assert_eq!(code, CloseCode::Normal);
-    assert_eq!(reason, "idle timeout");
-    assert!(pings >= 2, "pings: {pings}");
+    assert_eq!(got.code, CloseCode::Normal);
+    assert_eq!(got.reason, "idle timeout");
+    assert!(got.pings >= 2, "pings: {}", got.pings);
+    assert!(got.texts.is_empty(), "{:?}", got.texts);
 }
 
 #[tokio::test]

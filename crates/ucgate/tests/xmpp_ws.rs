@@ -485,19 +485,9 @@ async fn a_quiet_stream_gets_pings_then_connection_timeout_at_the_idle_deadline(
     .await;
     let mut ws = logged_in(&gw).await;
     let quiet_since = std::time::Instant::now();
-    let mut pings = 0;
-    let mut texts = Vec::new();
-    let code = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Ping(_))) => pings += 1,
-            Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
-            Some(Ok(Message::Close(Some(f)))) => break f.code,
-            other => panic!("unexpected {other:?}"),
-        }
-    };
+    let UntilClose {
+        pings, texts, code, ..
+    } = listen_until_close(&mut ws).await;
     // The pongs tungstenite sends back are frames, not data: the idle
     // deadline counts from the last data message.
     assert!(

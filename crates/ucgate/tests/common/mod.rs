@@ -223,6 +223,41 @@ pub async fn dead_address() -> SocketAddr {
 
 pub type Ws = WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
+/// What a client that only listens got until the gateway closed its
+/// WebSocket.
+pub struct UntilClose {
+    pub pings: usize,
+    pub texts: Vec<String>,
+    pub code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode,
+    pub reason: String,
+}
+
+/// Reads (at most 5 s per message) until the gateway's close frame,
+/// counting pings and keeping text messages; anything else fails the test.
+pub async fn listen_until_close(ws: &mut Ws) -> UntilClose {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut pings, mut texts) = (0, Vec::new());
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+            Some(Ok(Message::Close(Some(f)))) => {
+                return UntilClose {
+                    pings,
+                    texts,
+                    code: f.code,
+                    reason: f.reason.to_string(),
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 /// Opens a WebSocket with optional Origin and subprotocols.
 pub async fn ws_connect(
     url: &str,
