@@ -54,6 +54,42 @@ impl std::io::Write for BatchedStderr {
     }
 }
 
+/// A log line that may come thousands of times (a client's refusal, a peer
+/// with another secret): one per key and window, with the number left out
+/// since the last one. `ucgate_proto::throttle` decides; this holds its
+/// clock and its lock.
+pub(crate) struct LogThrottle<K> {
+    started: std::time::Instant,
+    throttle: std::sync::Mutex<ucgate_proto::throttle::Throttle<K>>,
+}
+
+impl<K: std::hash::Hash + Eq> LogThrottle<K> {
+    /// One line per key and `window`, remembering at most `max_keys` keys.
+    pub(crate) fn new(window: std::time::Duration, max_keys: usize) -> Self {
+        LogThrottle {
+            started: std::time::Instant::now(),
+            throttle: std::sync::Mutex::new(ucgate_proto::throttle::Throttle::new(
+                window, max_keys,
+            )),
+        }
+    }
+
+    /// `Some(lines left out since the last one)` when a line for `key` is
+    /// due now; `None` when it is left out.
+    pub(crate) fn due(&self, key: K) -> Option<u64> {
+        let now = self.started.elapsed();
+        match self
+            .throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(key, now)
+        {
+            ucgate_proto::throttle::Verdict::Write { suppressed } => Some(suppressed),
+            ucgate_proto::throttle::Verdict::Suppress => None,
+        }
+    }
+}
+
 /// True for the targets allowed to log at `trace` (ucgate's own code).
 fn may_trace(target: &str) -> bool {
     target == "ucgate" || target.starts_with("ucgate::") || target.starts_with("ucgate_")
@@ -170,6 +206,21 @@ mod tests {
         // trace is ucgate's own only: a dependency stays at debug
         assert_eq!(ceiling("tungstenite=trace"), log::LevelFilter::Debug);
         assert_eq!(ceiling("trace"), log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn a_throttled_line_is_due_once_per_key_and_window_with_the_count_left_out() {
+        let t = LogThrottle::new(std::time::Duration::from_millis(50), 8);
+        assert_eq!(t.due("a"), Some(0));
+        assert_eq!(t.due("a"), None);
+        assert_eq!(t.due("a"), None);
+        assert_eq!(t.due("b"), Some(0), "each key on its own");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(
+            t.due("a"),
+            Some(2),
+            "the next window's line counts the two left out"
+        );
     }
 
     #[test]

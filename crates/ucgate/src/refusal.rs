@@ -12,14 +12,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ucgate_proto::origin::hint::{self, RouteAt};
 use ucgate_proto::origin::refused::{RefusedOrigin, RefusedOrigins};
-use ucgate_proto::throttle::{Throttle, Verdict};
 
 use crate::access::cut;
 use crate::config::RouteConfig;
+use crate::logging::LogThrottle;
 
 /// One line per cause and route in this window.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -34,8 +34,7 @@ type Key = (String, &'static str, String);
 
 /// The log throttle for client-caused refusals.
 pub(crate) struct Refusals {
-    started: Instant,
-    throttle: Mutex<Throttle<Key>>,
+    throttle: LogThrottle<Key>,
     /// Per route path: the origins it refused recently.
     origins: Mutex<BTreeMap<String, RefusedOrigins>>,
 }
@@ -56,8 +55,7 @@ pub(crate) struct Refusal<'a> {
 impl Default for Refusals {
     fn default() -> Self {
         Refusals {
-            started: Instant::now(),
-            throttle: Mutex::new(Throttle::new(WINDOW, MAX_KEYS)),
+            throttle: LogThrottle::new(WINDOW, MAX_KEYS),
             origins: Mutex::new(BTreeMap::new()),
         }
     }
@@ -113,12 +111,7 @@ impl Refusals {
     fn log_with(&self, r: Refusal<'_>, hint: impl FnOnce() -> Option<String>) {
         let detail = cut(r.detail, MAX_DETAIL);
         let key = (r.route.to_string(), r.cause, detail.to_string());
-        let verdict = self
-            .throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(key, self.started.elapsed());
-        if let Verdict::Write { suppressed } = verdict {
+        if let Some(suppressed) = self.throttle.due(key) {
             let hint = hint();
             tracing::info!(
                 side = "client",

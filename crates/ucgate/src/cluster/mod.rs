@@ -9,7 +9,7 @@ pub(crate) mod dns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,9 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ucgate_proto::bosh::forward::{self, Destination, Failure, Hop, Signed, AUTH_HEADER};
 use ucgate_proto::bosh::sid::NodeName;
 use ucgate_proto::bosh::Condition;
-use ucgate_proto::throttle::{Throttle, Verdict};
 
 use crate::config::ClusterConfig;
+use crate::logging::LogThrottle;
 use crate::metrics::{ClusterLabels, Metrics, PeerLabels};
 use crate::response::Body;
 
@@ -47,7 +47,7 @@ pub(crate) struct ClusterRuntime {
     /// Authentication failures are logged once a minute per peer address
     /// and side (a wrong secret fails every request; the counters have them
     /// all).
-    auth_log: Mutex<(Instant, Throttle<(SocketAddr, &'static str)>)>,
+    auth_log: LogThrottle<(SocketAddr, &'static str)>,
 }
 
 impl ClusterRuntime {
@@ -72,7 +72,7 @@ impl ClusterRuntime {
             forward_timeout: c.forward_timeout,
             max_skew: c.max_clock_skew.as_secs(),
             client,
-            auth_log: Mutex::new((Instant::now(), Throttle::new(Duration::from_secs(60), 256))),
+            auth_log: LogThrottle::new(Duration::from_secs(60), 256),
         }
     }
 
@@ -233,12 +233,7 @@ impl ClusterRuntime {
     /// Whether an authentication failure with `addr` on `side` is logged
     /// now, and how many were not since the last line.
     pub(crate) fn auth_log_due(&self, addr: SocketAddr, side: &'static str) -> Option<u64> {
-        let mut g = self.auth_log.lock().unwrap_or_else(|e| e.into_inner());
-        let now = g.0.elapsed();
-        match g.1.check((addr, side), now) {
-            Verdict::Write { suppressed } => Some(suppressed),
-            Verdict::Suppress => None,
-        }
+        self.auth_log.due((addr, side))
     }
 
     /// Checks a forwarded request's authentication; the forwarding node.
