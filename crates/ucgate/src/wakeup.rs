@@ -13,6 +13,9 @@ use std::time::Instant;
 use tokio::time::Sleep;
 
 /// Whether a pinned `Sleep` is set (its branch enabled) and re-arming it.
+/// The flag is kept rather than read from `Sleep::is_elapsed`: a version
+/// that read it (tokio 1.54) left the SIP WebSocket's keepalive unarmed and
+/// its idle test waiting for a close that never came.
 #[derive(Debug, Default)]
 pub(crate) struct Wakeup {
     armed: bool,

@@ -126,15 +126,16 @@ pub(super) const SIP_KEYS: &[&str] = &[
     "core_idle_timeout",
 ];
 
-/// Reads `[sip]` (defaults when absent), with where `listen` was set (for
-/// the check against the number of SIP routes).
-/// Where `[sip]`'s keys that other sections check against were written.
+/// Where `[sip]`'s keys that other sections check against were written:
+/// `listen` (against the number of SIP routes) and `flow_token_key`
+/// (unused with `[cluster]`).
 #[derive(Default)]
 pub(super) struct SipAt {
     pub(super) listen: Option<At<std::net::SocketAddr>>,
     pub(super) flow_token_key: Option<std::ops::Range<usize>>,
 }
 
+/// Reads `[sip]` (defaults when absent), with where its keys were written.
 pub(super) fn read_sip(
     ctx: &mut Ctx<'_>,
     top: &mut Table<'_, '_>,
