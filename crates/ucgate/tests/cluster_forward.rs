@@ -29,28 +29,63 @@ async fn cluster(server: SocketAddr, ca: &std::path::Path) -> Cluster {
     cluster_with(server, ca, "").await
 }
 
+/// One node's configuration: a BOSH route in front of the scripted server
+/// at `server`, `[cluster]` as `name` with `secret`, listening on
+/// `listen`, with `keys` (more `[cluster]` lines) and `peers`; `tables`
+/// (whole tables such as `[bosh]`) go at the end.
+struct Node<'a> {
+    name: &'a str,
+    secret: &'a str,
+    listen: SocketAddr,
+    keys: &'a str,
+    peers: Vec<(&'a str, SocketAddr)>,
+    tables: &'a str,
+}
+
+impl Node<'_> {
+    fn toml(&self, server: SocketAddr, ca: &std::path::Path) -> String {
+        let peers: String = self
+            .peers
+            .iter()
+            .map(|(n, a)| format!("{n} = \"{a}\"\n"))
+            .collect();
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\nhandshake_timeout = \"1s\"\n\n\
+             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+             [cluster]\nnode = \"{}\"\nsecret = \"{}\"\nlisten = \"{}\"\n{}\
+             [cluster.peers]\n{peers}\n{}",
+            ca.display(),
+            self.name,
+            self.secret,
+            self.listen,
+            self.keys,
+            self.tables,
+        )
+    }
+}
+
 /// [`cluster`] with more `[cluster]` keys on every node.
 async fn cluster_with(server: SocketAddr, ca: &std::path::Path, extra: &str) -> Cluster {
     let names = ["gw-a", "gw-b", "gw-c"];
     let internal: Vec<SocketAddr> = (0..3).map(|_| free_addr("127.0.0.1")).collect();
+    let keys = format!("forward_timeout = \"2s\"\n{extra}");
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let peers: String = names
-            .iter()
-            .zip(&internal)
-            .filter(|(n, _)| *n != name)
-            .map(|(n, a)| format!("{n} = \"{a}\"\n"))
-            .collect();
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\nhandshake_timeout = \"1s\"\n\n\
-             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
-             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
-             [cluster]\nnode = \"{name}\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"2s\"\n{extra}\
-             [cluster.peers]\n{peers}",
-            ca.display(),
-            internal[i],
-        );
-        nodes.push(TestGateway::start(&toml).await);
+        let node = Node {
+            name,
+            secret: SECRET,
+            listen: internal[i],
+            keys: &keys,
+            peers: names
+                .iter()
+                .zip(&internal)
+                .filter(|(n, _)| *n != name)
+                .map(|(n, a)| (*n, *a))
+                .collect(),
+            tables: "",
+        };
+        nodes.push(TestGateway::start(&node.toml(server, ca)).await);
     }
     Cluster { nodes, internal }
 }
@@ -418,16 +453,15 @@ async fn an_owner_that_never_answers_is_remote_connection_failed_after_the_wait_
                 held.push(s);
             }
         });
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
-             [bosh]\nmax_wait = \"1s\"\n\n\
-             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
-             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
-             [cluster]\nnode = \"gw-a\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\nforward_timeout = \"200ms\"\n\
-             [cluster.peers]\ngw-m = \"{mute_addr}\"\n",
-            ca.display(),
-            free_addr("127.0.0.1"),
-        );
+        let toml = Node {
+            name: "gw-a",
+            secret: SECRET,
+            listen: free_addr("127.0.0.1"),
+            keys: "forward_timeout = \"200ms\"\n",
+            peers: vec![("gw-m", mute_addr)],
+            tables: "[bosh]\nmax_wait = \"1s\"\n",
+        }
+        .toml(server, &ca);
         let gw = TestGateway::start(&toml).await;
         let sid = ClusterSid {
             node: NodeName::parse("gw-m").unwrap(),
@@ -469,17 +503,16 @@ async fn a_peer_with_another_secret_refuses_and_the_client_gets_remote_connectio
         let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
         let (server, _seen) = scripted_server(tls).await;
         let (internal_a, internal_b) = (free_addr("127.0.0.1"), free_addr("127.0.0.1"));
-        let node = |name: &str, secret: &str, listen: SocketAddr, peer: (&str, SocketAddr)| {
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
-                 [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
-                 [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
-                 [cluster]\nnode = \"{name}\"\nsecret = \"{secret}\"\nlisten = \"{listen}\"\n\
-                 [cluster.peers]\n{} = \"{}\"\n",
-                ca.display(),
-                peer.0,
-                peer.1
-            )
+        let node = |name, secret, listen, peer| {
+            Node {
+                name,
+                secret,
+                listen,
+                keys: "",
+                peers: vec![peer],
+                tables: "",
+            }
+            .toml(server, &ca)
         };
         let a = TestGateway::start(&node("gw-a", SECRET, internal_a, ("gw-b", internal_b))).await;
         let b = TestGateway::start(&node(
@@ -493,7 +526,10 @@ async fn a_peer_with_another_secret_refuses_and_the_client_gets_remote_connectio
         c.addr = a.addr;
         c.rid += 1;
         let (status, text) = c
-            .post_raw(format!("<body xmlns='{NS}' rid='{}' sid='{}'/>", c.rid, c.sid))
+            .post_raw(format!(
+                "<body xmlns='{NS}' rid='{}' sid='{}'/>",
+                c.rid, c.sid
+            ))
             .await;
         assert!(
             status == 200 && text.contains("remote-connection-failed"),

@@ -186,6 +186,16 @@ pub fn bodies(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The stanza that asks the scripted server for `n` messages `m1`..`mn`.
+pub fn flood_request(n: usize) -> String {
+    format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")
+}
+
+/// The flooded messages' bodies (`m…`) in a response.
+pub fn flooded(text: &str) -> impl Iterator<Item = String> {
+    bodies(text).into_iter().filter(|b| b.starts_with('m'))
+}
+
 /// Asks the scripted server for `n` messages (`flood n`), each request of
 /// the session sent to the next of `nodes` in turn (one node: all to it),
 /// and checks that they arrive once each, in order.
@@ -196,18 +206,13 @@ pub async fn flood_through(c: &mut Client, nodes: &[std::net::SocketAddr], n: us
         turn += 1;
     };
     next(c);
-    let first = c.send("", &format!("<message xmlns='jabber:client' to='bob@localhost' type='chat'><body>flood {n}</body></message>")).await;
-    let mut got: Vec<String> = bodies(&first)
-        .into_iter()
-        .filter(|b| b.starts_with('m'))
-        .collect();
+    let mut got: Vec<String> = flooded(&c.send("", &flood_request(n)).await).collect();
     let mut rounds = 0;
     while got.len() < n {
         rounds += 1;
         assert!(rounds < 100, "only {} of {n} stanzas arrived", got.len());
         next(c);
-        let text = c.send("", "").await;
-        got.extend(bodies(&text).into_iter().filter(|b| b.starts_with('m')));
+        got.extend(flooded(&c.send("", "").await));
     }
     let expected: Vec<String> = (1..=n).map(|i| format!("m{i}")).collect();
     assert_eq!(got, expected, "every stanza exactly once, in order");
