@@ -236,12 +236,14 @@ pub(crate) async fn websocket_route(
         };
         // Boxed once here: the adapters' state machines would otherwise
         // hold it twice (argument and local), and this task once more.
+        // Its construction is boxed too: it is over at once, but inline its
+        // future (368 bytes) would size this task for the connection's life.
         let ws = Box::new(
-            WebSocketStream::from_raw_socket(
+            Box::pin(WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
                 Role::Server,
                 Some(ws_config(&route2)),
-            )
+            ))
             .await,
         );
         // Each adapter's state machine is boxed on its own: inline, this

@@ -22,7 +22,7 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
@@ -62,7 +62,7 @@ async fn route_request(
     shared: Arc<Shared>,
     conn: Arc<ConnState>,
     client: &RequestClient,
-    mut req: Request<Incoming>,
+    mut req: Box<Request<Incoming>>,
 ) -> (Response<Body>, Option<Arc<RouteRuntime>>) {
     let _busy = BusyGuard::new(&conn);
     let path = req.uri().path().to_string();

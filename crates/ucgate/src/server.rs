@@ -299,13 +299,16 @@ async fn serve_http<S>(
     // future on every HTTP/1.1 connection from its first byte, whether a
     // request is in flight or not, so an idle keep-alive connection (the
     // second connection of a BOSH client) held the whole router state
-    // (about 1 KiB; idle memory, docs/performance.md).
+    // (about 1 KiB; idle memory, docs/performance.md). The request itself
+    // is boxed too: each async step it passes through would otherwise keep
+    // a dead copy of it (264 bytes) for as long as the request is held
+    // (rustc gives a moved argument no room to share).
     let service = hyper::service::service_fn(move |req| {
         let handling = Box::pin(crate::router::handle(
             Arc::clone(&svc_shared),
             Arc::clone(&svc_state),
             peer,
-            req,
+            Box::new(req),
         ));
         async move { Ok::<_, std::convert::Infallible>(handling.await) }
     });

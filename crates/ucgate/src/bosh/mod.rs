@@ -128,14 +128,14 @@ pub(crate) async fn handle(
     route: &Arc<RouteRuntime>,
     x: &Arc<XmppRuntime>,
     client: &RequestClient,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
 ) -> Response<Body> {
-    let (resp, cors_headers) = match Box::pin(begin(shared, route, x, client, req)).await {
-        (Begun::Done(resp), cors_headers) => (resp, cors_headers),
-        (Begun::Waiting(w), cors_headers) => (w.reply().await, cors_headers),
-        (Begun::Forwarded(f), cors_headers) => (f.await, cors_headers),
+    let (begun, cors_headers) = Box::pin(begin(shared, route, x, client, req)).await;
+    let mut resp = match begun {
+        Begun::Done(resp) => *resp,
+        Begun::Waiting(w) => w.reply().await,
+        Begun::Forwarded(f) => f.await,
     };
-    let mut resp = resp;
     resp.headers_mut().extend(cors_headers);
     shared
         .metrics
@@ -145,8 +145,8 @@ pub(crate) async fn handle(
 
 /// What the first step of a request ended with.
 enum Begun {
-    /// The response, at once.
-    Done(Response<Body>),
+    /// The response, at once (boxed: this enum lives on in the wait).
+    Done(Box<Response<Body>>),
     /// A POST handed to its session.
     Waiting(Waiting),
     /// A POST handed to the node that owns its session.
@@ -190,7 +190,7 @@ async fn begin(
     route: &Arc<RouteRuntime>,
     x: &Arc<XmppRuntime>,
     client: &RequestClient,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
 ) -> (Begun, HeaderMap) {
     let rpath = route.config.path.as_str();
     let peer = client.addr;
@@ -273,7 +273,7 @@ async fn begin(
             r
         }
     };
-    (Begun::Done(resp), cors_headers)
+    (Begun::Done(Box::new(resp)), cors_headers)
 }
 
 /// A cross-origin request (a preflight or the POST itself) from an Origin
@@ -341,13 +341,13 @@ async fn submit(
     route: &Arc<RouteRuntime>,
     x: &Arc<XmppRuntime>,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    req: Box<Request<Incoming>>,
 ) -> Result<Pending, Response<Body>> {
     let rpath = route.config.path.as_str();
     let live = shared.live.get();
     let b = &live.config.bosh;
     let version = req.version();
-    let body = match crate::response::read_body(shared, req.into_body(), b.max_body_size).await {
+    let body = match crate::response::read_body(shared, (*req).into_body(), b.max_body_size).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             // XEP-0124 §17.1: a terminal condition in a 200 response,
