@@ -3,19 +3,110 @@
 //! The target always comes from configuration; nothing a client sends can
 //! change host or port.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::config::Backend;
 
-/// A byte stream to a backend.
-pub trait BackendIo: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> BackendIo for T {}
+/// A connection to a backend: plain TCP, or TLS over TCP.
+pub enum BackendStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS (boxed: its state is large).
+    Tls(Box<TlsStream<TcpStream>>),
+}
 
-/// A boxed backend stream (plain TCP or TLS).
-pub type BoxIo = Box<dyn BackendIo>;
+impl BackendStream {
+    /// Its two directions, each usable on its own.
+    pub fn split(self) -> (BackendRead, BackendWrite) {
+        match self {
+            BackendStream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                (BackendRead::Plain(r), BackendWrite::Plain(w))
+            }
+            BackendStream::Tls(tls) => {
+                let (r, w) = tokio::io::split(tls);
+                (BackendRead::Tls(r), BackendWrite::Tls(w))
+            }
+        }
+    }
+}
+
+/// The backend's read direction.
+pub enum BackendRead {
+    /// Plain TCP.
+    Plain(OwnedReadHalf),
+    /// TLS.
+    Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>),
+}
+
+impl BackendRead {
+    /// Waits until a read may find bytes, so that room for them is made
+    /// only then: over plain TCP the socket's readiness (an idle tunnel
+    /// holds no read buffer); over TLS at once (rustls reads into its own
+    /// buffer, and a ready socket may hold no whole record).
+    pub async fn ready(&self) -> io::Result<()> {
+        match self {
+            BackendRead::Plain(r) => r.readable().await,
+            BackendRead::Tls(_) => Ok(()),
+        }
+    }
+}
+
+impl AsyncRead for BackendRead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendRead::Plain(r) => Pin::new(r).poll_read(cx, buf),
+            BackendRead::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+/// The backend's write direction.
+pub enum BackendWrite {
+    /// Plain TCP.
+    Plain(OwnedWriteHalf),
+    /// TLS.
+    Tls(tokio::io::WriteHalf<Box<TlsStream<TcpStream>>>),
+}
+
+impl AsyncWrite for BackendWrite {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendWrite::Plain(w) => Pin::new(w).poll_write(cx, buf),
+            BackendWrite::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendWrite::Plain(w) => Pin::new(w).poll_flush(cx),
+            BackendWrite::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendWrite::Plain(w) => Pin::new(w).poll_shutdown(cx),
+            BackendWrite::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Why a backend could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +205,7 @@ impl Connector {
     }
 
     /// Connects within the deadline. Returns the stream and how long it took.
-    pub async fn connect(&self) -> Result<(BoxIo, Duration), ConnectError> {
+    pub async fn connect(&self) -> Result<(BackendStream, Duration), ConnectError> {
         let start = Instant::now();
         let target = self.target();
         let fut = async {
@@ -126,11 +217,11 @@ impl Connector {
                 })?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
-                None => Ok(Box::new(tcp) as BoxIo),
+                None => Ok(BackendStream::Plain(tcp)),
                 Some((client, connector, name)) => connector
                     .connect(name.clone(), tcp)
                     .await
-                    .map(|s| Box::new(s) as BoxIo)
+                    .map(|s| BackendStream::Tls(Box::new(s)))
                     .map_err(|e| ConnectError::Tls {
                         target: target.clone(),
                         explained: client.explain(

@@ -62,7 +62,9 @@ impl DrainTurns {
     pub(crate) async fn turn(&self, cancel: &CancellationToken, ticket: u64) {
         cancel.cancelled().await;
         if let Some(start) = self.started.get() {
-            tokio::time::sleep_until(*start + self.spread.delay(ticket)).await;
+            // Boxed: every connection holds this future, the timer only
+            // its last moments.
+            Box::pin(tokio::time::sleep_until(*start + self.spread.delay(ticket))).await;
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{RouteRuntime, Shared, WsService};
 /// What the upgraded connection is handed to: the route's service, with
 /// the backend already dialed for a tunnel.
 enum Adapter {
-    Tunnel(crate::backend::BoxIo),
+    Tunnel(crate::backend::BackendStream),
     Xmpp(Arc<crate::xmpp::server::XmppRuntime>),
     Sip(Arc<crate::sip::SipRuntime>),
 }
@@ -220,32 +220,12 @@ pub(crate) async fn websocket_route(
     let secure = conn.secure;
     shared.tracker.spawn(async move {
         let _busy = busy;
-        let upgraded = tokio::select! {
-            u = on_upgrade => u,
-            _ = shared2.conn_cancel.cancelled() => return,
+        // Boxed, like the adapters below: the wait for the upgrade is over
+        // before the connection's life begins, and inline its state would
+        // size this task for all of it (idle memory, docs/performance.md).
+        let Some(ws) = Box::pin(open_upgraded(&shared2, &route2, on_upgrade, peer)).await else {
+            return;
         };
-        let upgraded = match upgraded {
-            Ok(u) => u,
-            Err(e) => {
-                shared2
-                    .metrics
-                    .error(&route2.config.path, Side::Client, "upgrade");
-                tracing::debug!(%peer, error = %e, "upgrade did not complete");
-                return;
-            }
-        };
-        // Boxed once here: the adapters' state machines would otherwise
-        // hold it twice (argument and local), and this task once more.
-        // Its construction is boxed too: it is over at once, but inline its
-        // future (368 bytes) would size this task for the connection's life.
-        let ws = Box::new(
-            Box::pin(WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(ws_config(&route2)),
-            ))
-            .await,
-        );
         // Each adapter's state machine is boxed on its own: inline, this
         // task would be as large as the largest of the three on every
         // connection (idle memory, docs/performance.md).
@@ -265,6 +245,41 @@ pub(crate) async fn websocket_route(
         }
     });
     resp
+}
+
+/// The WebSocket on an upgraded connection, once hyper hands it over; `None`
+/// if the upgrade did not complete (counted) or the gateway is shutting
+/// down first.
+async fn open_upgraded(
+    shared: &Shared,
+    route: &RouteRuntime,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    peer: std::net::SocketAddr,
+) -> Option<Box<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>> {
+    let upgraded = tokio::select! {
+        u = on_upgrade => u,
+        _ = shared.conn_cancel.cancelled() => return None,
+    };
+    let upgraded = match upgraded {
+        Ok(u) => u,
+        Err(e) => {
+            shared
+                .metrics
+                .error(&route.config.path, Side::Client, "upgrade");
+            tracing::debug!(%peer, error = %e, "upgrade did not complete");
+            return None;
+        }
+    };
+    // Boxed once here: the adapters' state machines would otherwise hold
+    // it twice (argument and local), and the connection's task once more.
+    Some(Box::new(
+        WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(ws_config(route)),
+        )
+        .await,
+    ))
 }
 
 /// tungstenite's read buffer: allocated when the WebSocket opens and kept

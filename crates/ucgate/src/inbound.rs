@@ -2,10 +2,10 @@
 //! XMPP WebSocket adapter and the BOSH actor alike: the first read of a
 //! burst gets [`FIRST_READ`] bytes of room; a read that fills its room is
 //! followed by reads that do not wait, up to the caller's chunk; what was
-//! read is taken whole, and storage that grew past `FIRST_READ` is dropped,
-//! so an idle connection keeps at most `FIRST_READ` bytes (none at all
-//! where readiness is awaited before room is made: plain TCP to an XMPP
-//! server, see `xmpp::server`, which takes the storage with the bytes).
+//! read is taken whole, with its storage. Where the socket's readiness is
+//! awaited before room is made (plain TCP to a tunnel backend or an XMPP
+//! server: `backend.rs`, `xmpp::server`) an idle connection holds no read
+//! buffer at all; over TLS, `FIRST_READ` bytes.
 
 use bytes::BytesMut;
 
@@ -57,24 +57,13 @@ impl Inbound {
         self.buf.len()
     }
 
-    /// Takes what was read together with its storage, for a reader that
-    /// makes room only once its socket is readable (`xmpp::server`): the
-    /// idle connection then holds no buffer between bursts. (What
-    /// [`Inbound::take`] keeps shares the taken bytes' allocation, so it
-    /// lives on after they are consumed: about 500 bytes per idle XMPP
-    /// session, measured with heaptrack.)
+    /// Takes what was read together with its storage: a reader that makes
+    /// room only once its socket is readable then holds no buffer between
+    /// bursts. (Room kept for the next burst would share the taken bytes'
+    /// allocation, and so keep it alive after they are consumed: about 500
+    /// bytes per idle session, measured with heaptrack.)
     pub(crate) fn take_all(&mut self) -> BytesMut {
         std::mem::take(&mut self.buf)
-    }
-
-    /// Takes what was read; the storage is kept for the next burst only
-    /// while it is no larger than [`FIRST_READ`].
-    pub(crate) fn take(&mut self) -> BytesMut {
-        let data = self.buf.split();
-        if self.buf.capacity() > FIRST_READ {
-            self.buf = BytesMut::new();
-        }
-        data
     }
 }
 
@@ -98,7 +87,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_is_read_up_to_the_chunk_and_idle_storage_stays_small() {
+    fn a_burst_is_read_up_to_the_chunk_and_taken_with_its_storage() {
         let mut i = Inbound::default();
         assert_eq!(i.buf().capacity(), 0, "nothing held before the first read");
         let mut avail = 20_000;
@@ -107,17 +96,16 @@ mod tests {
         assert_eq!(i.len(), FIRST_READ);
         i.read_on(8192, &mut src);
         assert_eq!(i.len(), 8192, "read on without waiting, up to the chunk");
-        let data = i.take();
+        let data = i.take_all();
         assert_eq!(data.len(), 8192);
-        assert_eq!(i.buf().capacity(), 0, "grown storage is dropped");
+        assert_eq!(i.buf().capacity(), 0, "the storage goes with the bytes");
         drop(data);
-        // a short read does not read on, and keeps the small buffer
+        // a short read does not read on
         let mut avail = 100;
         let mut src = source(&mut avail);
         src(i.first(FIRST_READ));
         i.read_on(8192, &mut src);
-        assert_eq!(i.take().len(), 100);
-        assert!(i.buf().capacity() <= FIRST_READ);
+        assert_eq!(i.take_all().len(), 100);
     }
 
     #[test]
@@ -137,6 +125,6 @@ mod tests {
         let mut src = source(&mut avail);
         src(i.first(FIRST_READ));
         i.read_on(8192, &mut src);
-        assert_eq!(i.take().len(), FIRST_READ + 300);
+        assert_eq!(i.take_all().len(), FIRST_READ + 300);
     }
 }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use ucgate_proto::tunnel::{CloseCause, EndReason};
 
-use crate::backend::BoxIo;
+use crate::backend::BackendStream;
 use crate::inbound::{Inbound, FIRST_READ};
 use crate::metrics::GaugeGuard;
 use crate::wakeup::Wakeup;
@@ -86,7 +86,7 @@ pub(crate) async fn run<S>(
     shared: Arc<Shared>,
     route: Arc<RouteRuntime>,
     ws: Box<WebSocketStream<S>>,
-    backend: BoxIo,
+    backend: BackendStream,
     peer: SocketAddr,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
@@ -98,7 +98,7 @@ pub(crate) async fn run<S>(
     // Set when the client's close frame arrives, so that the backend's
     // answering EOF is not reported as the backend closing first.
     let client_closed = AtomicBool::new(false);
-    let (mut backend_r, mut backend_w) = tokio::io::split(backend);
+    let (mut backend_r, mut backend_w) = backend.split();
     let close_request = CloseRequest::default();
 
     // client → backend
@@ -137,10 +137,14 @@ pub(crate) async fn run<S>(
         let mut wakeup = Wakeup::default();
         loop {
             wakeup.by(timer.as_mut(), ws.keepalive_deadline());
-            // An idle tunnel holds only a small buffer (inbound.rs).
-            let buf = inbound.first(FIRST_READ.min(chunk));
+            let first = FIRST_READ.min(chunk);
             let close = tokio::select! {
-                r = backend_r.read_buf(buf) => match r {
+                // An idle tunnel holds no read buffer: room is made when the
+                // backend has sent something (inbound.rs, backend.rs).
+                r = async {
+                    backend_r.ready().await?;
+                    backend_r.read_buf(inbound.first(first)).await
+                } => match r {
                     Ok(0) if client_closed.load(Ordering::Relaxed) => {
                         // the backend answered the client's close with its own
                         return WriterEnd::AfterClientClose;
@@ -150,7 +154,7 @@ pub(crate) async fn run<S>(
                         // possibly more waiting: what is already there, up
                         // to `chunk` bytes, goes in the same message
                         inbound.read_on(chunk, |b| backend_r.read_buf(b).now_or_never());
-                        let data = inbound.take().freeze();
+                        let data = inbound.take_all().freeze();
                         m.messages_out.inc();
                         m.bytes_out.inc_by(data.len() as u64);
                         if ws.send(Message::Binary(data)).await.is_err() {

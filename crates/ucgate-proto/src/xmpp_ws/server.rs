@@ -62,6 +62,8 @@ impl Translator {
                     return;
                 }
                 self.server_decls = h.ns_decls();
+                // kept for the stream's life
+                self.server_decls.shrink_to_fit();
                 if tls_done {
                     out.push(Output::ToClient(ClientEvent::Open(Box::new(
                         self.stream_open(Some(&h)),

@@ -84,7 +84,7 @@ pub(crate) async fn run<S>(
                     m.bytes_out.inc_by(text.len() as u64);
                     if !client_close_sent && ws.send(Message::Text(text.into())).await.is_err() {
                         client_open = false;
-                        pending.extend(t.on_client_gone());
+                        queue(&mut pending, t.on_client_gone());
                     }
                 }
                 Output::CloseClient(code) => {
@@ -120,7 +120,7 @@ pub(crate) async fn run<S>(
                         ending = Some(EndReason::Route(label));
                     }
                     if let Some(ev) = ev {
-                        pending.extend(t.on_server(ev));
+                        queue(&mut pending, t.on_server(ev));
                     }
                 }
                 Output::Log(side, condition, detail) => {
@@ -141,6 +141,9 @@ pub(crate) async fn run<S>(
                 }
             }
         }
+        // The queue's storage goes with its last output (an idle stream
+        // keeps none; idle memory, docs/performance.md).
+        pending = VecDeque::new();
         if let Some(c) = failing.take() {
             ws.fail(c).await;
         }
@@ -176,7 +179,7 @@ pub(crate) async fn run<S>(
             _ = shared.drain.turn(&shared.conn_cancel, ticket), if !shutdown_seen => {
                 shutdown_seen = true;
                 ending = Some(CloseCause::Shutdown.into());
-                pending.extend(if xc.drain_close_stream {
+                queue(&mut pending, if xc.drain_close_stream {
                     t.on_shutdown()
                 } else {
                     t.on_drain_cut()
@@ -189,32 +192,32 @@ pub(crate) async fn run<S>(
             msg = ws.recv(), if client_open && server.queued() < MAX_QUEUED => {
                 match msg {
                     Recv::Text(text) => {
-                        pending.extend(t.on_client_text(text.as_str()));
+                        queue(&mut pending, t.on_client_text(text.as_str()));
                     }
                     Recv::Binary(_) => {
                         ending = Some(EndReason::Route("binary_message"));
-                        pending.extend(t.on_client_binary());
+                        queue(&mut pending, t.on_client_binary());
                     }
                     Recv::Closed => {
                         if !client_close_sent {
                             ending = Some(EndReason::ClientClosed);
                         }
                         // tungstenite queues the close reply; reading on flushes it
-                        pending.extend(t.on_client_gone());
+                        queue(&mut pending, t.on_client_gone());
                     }
                     Recv::Violation(CloseCause::MessageTooBig) => {
                         // RFC 7395 §3.6: a stream error first, then 1009
                         client_open = false;
-                        pending.extend(t.on_client_too_big());
+                        queue(&mut pending, t.on_client_too_big());
                     }
                     Recv::Violation(c) => {
                         client_open = false;
-                        pending.extend(t.on_client_gone());
+                        queue(&mut pending, t.on_client_gone());
                         pending.push_back(Output::CloseClient(c.code().0));
                     }
                     Recv::Gone => {
                         client_open = false;
-                        pending.extend(t.on_client_gone());
+                        queue(&mut pending, t.on_client_gone());
                     }
                 }
             }
@@ -225,13 +228,13 @@ pub(crate) async fn run<S>(
                         if ending.is_none() && !t.is_closed() {
                             ending = Some(EndReason::Route("server_closed"));
                         }
-                        pending.extend(t.on_server(ServerEvent::Eof));
+                        queue(&mut pending, t.on_server(ServerEvent::Eof));
                     }
                     IoEvent::Wrote => {}
                     IoEvent::Read => {
                         let data = server.take_read(chunk);
                         ws.on_data();
-                        pending.extend(t.on_server_bytes(&data));
+                        queue(&mut pending, t.on_server_bytes(&data));
                     }
                 }
             }
@@ -241,7 +244,7 @@ pub(crate) async fn run<S>(
                 if close_deadline.is_some_and(|d| n >= d) {
                     if t.is_closing() {
                         // the server did not answer the client's <close/>
-                        pending.extend(t.on_close_timeout());
+                        queue(&mut pending, t.on_close_timeout());
                     } else {
                         break;
                     }
@@ -249,17 +252,17 @@ pub(crate) async fn run<S>(
                 if negotiation_deadline.is_some_and(|d| n >= d) {
                     negotiation_deadline = None;
                     ending = Some(EndReason::Route("remote_connection_failed"));
-                    pending.extend(t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "the XMPP server did not complete the stream negotiation in time"));
+                    queue(&mut pending, t.on_server_unavailable(Unavailable::RemoteConnectionFailed, "the XMPP server did not complete the stream negotiation in time"));
                 }
                 if !client_close_sent {
                     match ws.keepalive_due().await {
                         Some(CloseCause::Idle) => {
                             ending = Some(CloseCause::Idle.into());
-                            pending.extend(t.on_idle());
+                            queue(&mut pending, t.on_idle());
                         }
                         Some(cause) => {
                             ending = Some(cause.into());
-                            pending.extend(t.on_client_dead());
+                            queue(&mut pending, t.on_client_dead());
                         }
                         None => {}
                     }
@@ -269,4 +272,14 @@ pub(crate) async fn run<S>(
     }
     let end = ws.finish(ending.unwrap_or(EndReason::ClientGone));
     tracing::info!(route = rpath, %peer, end, domain = %t.domain(), secs = ws.age().as_secs_f64(), "XMPP WebSocket closed");
+}
+
+/// Queues a step's outputs; into an empty queue the step's own storage is
+/// taken, not copied.
+fn queue(pending: &mut VecDeque<Output>, outputs: Vec<Output>) {
+    if pending.is_empty() {
+        *pending = outputs.into();
+    } else {
+        pending.extend(outputs);
+    }
 }
