@@ -4,6 +4,8 @@
 //! the beginning of a byte slice and returns its name, attributes (values
 //! decoded), whether it is self-closing and its length in bytes.
 
+use std::borrow::Cow;
+
 use super::XmlError;
 
 /// One attribute, value entity-decoded.
@@ -62,6 +64,55 @@ impl StartTag {
     /// The local part of the name.
     pub fn local(&self) -> &str {
         self.name.split_once(':').map_or(&self.name, |(_, l)| l)
+    }
+}
+
+/// A start tag borrowed from the bytes it was read from: names are slices
+/// of them, and so are values without a reference to decode. A walk over a
+/// whole element ([`crate::xml::validate`]) reads every tag inside it this
+/// way, without an allocation per name and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTag<'a> {
+    /// Qualified name as written.
+    pub name: &'a str,
+    /// Attributes in order.
+    pub attrs: Vec<RawAttr<'a>>,
+    /// `<x/>`.
+    pub self_closing: bool,
+    /// Bytes consumed, `<` through `>`.
+    pub len: usize,
+}
+
+/// One attribute of a [`RawTag`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAttr<'a> {
+    /// Qualified name as written.
+    pub name: &'a str,
+    /// Decoded value.
+    pub value: Cow<'a, str>,
+}
+
+impl RawTag<'_> {
+    /// The prefix of the name (`stream` for `stream:features`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.name.split_once(':').map(|(p, _)| p)
+    }
+
+    /// The owned [`StartTag`].
+    pub fn to_start_tag(&self) -> StartTag {
+        StartTag {
+            name: self.name.to_string(),
+            attrs: self
+                .attrs
+                .iter()
+                .map(|a| Attr {
+                    name: a.name.to_string(),
+                    value: a.value.to_string(),
+                })
+                .collect(),
+            self_closing: self.self_closing,
+            len: self.len,
+        }
     }
 }
 
@@ -151,8 +202,13 @@ fn is_ws(b: u8) -> bool {
 /// Decodes the five predefined entities and character references.
 /// Any other entity is a restricted-XML error (RFC 6120 §11.1).
 pub fn unescape(s: &str) -> Result<String, XmlError> {
+    unescape_borrowed(s).map(Cow::into_owned)
+}
+
+/// [`unescape`], borrowing `s` when it holds no reference to decode.
+pub fn unescape_borrowed(s: &str) -> Result<Cow<'_, str>, XmlError> {
     if !s.contains('&') {
-        return Ok(s.to_string());
+        return Ok(Cow::Borrowed(s));
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -167,7 +223,7 @@ pub fn unescape(s: &str) -> Result<String, XmlError> {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Decodes one entity name (between `&` and `;`).
@@ -240,6 +296,50 @@ pub(crate) fn parses() -> usize {
 /// Parses the start tag at the beginning of `input` (which must start with
 /// `<` followed by a name). Returns `Ok(None)` if the tag is not complete yet.
 pub fn parse_start_tag(input: &[u8]) -> Result<Option<StartTag>, XmlError> {
+    let mut attrs: Vec<Attr> = Vec::new();
+    let tag = scan_tag(input, |name, value| {
+        if attrs.iter().any(|a| a.name == name) {
+            return Err(XmlError::NotWellFormed("duplicate attribute"));
+        }
+        attrs.push(Attr {
+            name: name.to_string(),
+            value: value.into_owned(),
+        });
+        Ok(())
+    })?;
+    Ok(tag.map(|(name, self_closing, len)| StartTag {
+        name: name.to_string(),
+        attrs,
+        self_closing,
+        len,
+    }))
+}
+
+/// [`parse_start_tag`], borrowing from `input`.
+pub fn parse_raw_tag(input: &[u8]) -> Result<Option<RawTag<'_>>, XmlError> {
+    let mut attrs: Vec<RawAttr<'_>> = Vec::new();
+    let tag = scan_tag(input, |name, value| {
+        if attrs.iter().any(|a| a.name == name) {
+            return Err(XmlError::NotWellFormed("duplicate attribute"));
+        }
+        attrs.push(RawAttr { name, value });
+        Ok(())
+    })?;
+    Ok(tag.map(|(name, self_closing, len)| RawTag {
+        name,
+        attrs,
+        self_closing,
+        len,
+    }))
+}
+
+/// Reads the start tag at the beginning of `input`, handing each attribute
+/// to `attr` in order; returns its name, whether it is self-closing and
+/// its length, or `None` if the tag is not complete yet.
+fn scan_tag<'a>(
+    input: &'a [u8],
+    mut attr: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), XmlError>,
+) -> Result<Option<(&'a str, bool, usize)>, XmlError> {
     debug_assert!(input.first() == Some(&b'<'));
     #[cfg(test)]
     PARSES.with(|n| n.set(n.get() + 1));
@@ -280,7 +380,6 @@ pub fn parse_start_tag(input: &[u8]) -> Result<Option<StartTag>, XmlError> {
     if !is_qname(name) {
         return Err(XmlError::NotWellFormed("bad element name"));
     }
-    let mut attrs: Vec<Attr> = Vec::new();
     let mut i = name_end;
     loop {
         let ws_start = i;
@@ -330,22 +429,10 @@ pub fn parse_start_tag(input: &[u8]) -> Result<Option<StartTag>, XmlError> {
                 "character XML forbids in an attribute value",
             ));
         }
-        let value = unescape(raw)?;
-        if attrs.iter().any(|a| a.name == aname) {
-            return Err(XmlError::NotWellFormed("duplicate attribute"));
-        }
-        attrs.push(Attr {
-            name: aname.to_string(),
-            value,
-        });
+        attr(aname, unescape_borrowed(raw)?)?;
         i = v_end + 1;
     }
-    Ok(Some(StartTag {
-        name: name.to_string(),
-        attrs,
-        self_closing,
-        len: end + 1,
-    }))
+    Ok(Some((name, self_closing, end + 1)))
 }
 
 #[cfg(test)]

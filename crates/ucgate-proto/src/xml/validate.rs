@@ -9,7 +9,9 @@
 //! qualified by a namespace), and the configured limits (bytes, depth,
 //! attributes per element). CDATA sections are allowed.
 
-use super::tag::{decode_entity, is_xml_char, parse_start_tag, StartTag};
+use std::borrow::Cow;
+
+use super::tag::{decode_entity, is_xml_char, parse_raw_tag, StartTag};
 use super::{Limits, XmlError};
 
 /// The XML namespace bound to the `xml` prefix.
@@ -50,21 +52,22 @@ pub struct Child {
     pub inherited: Vec<String>,
 }
 
-struct Scope {
-    decls: Vec<(String, String)>,
+/// The namespace declarations in scope, borrowed from the message.
+struct Scope<'a> {
+    decls: Vec<(&'a str, Cow<'a, str>)>,
 }
 
-impl Scope {
+impl Scope<'_> {
     fn lookup(&self, prefix: &str) -> Option<&str> {
         if prefix == "xml" {
             return Some(NS_XML);
         }
-        self.index(prefix).map(|i| self.decls[i].1.as_str())
+        self.index(prefix).map(|i| self.decls[i].1.as_ref())
     }
 
     /// Which declaration binds `prefix` (`xml` is bound by none).
     fn index(&self, prefix: &str) -> Option<usize> {
-        self.decls.iter().rposition(|(p, _)| p == prefix)
+        self.decls.iter().rposition(|(p, _)| *p == prefix)
     }
 }
 
@@ -82,7 +85,7 @@ struct Collector<'a> {
 impl Collector<'_> {
     /// Notes that the current child uses `prefix` (`""`: the default
     /// namespace), if only the top element binds it.
-    fn uses(&mut self, scope: &Scope, prefix: &str) {
+    fn uses(&mut self, scope: &Scope<'_>, prefix: &str) {
         if prefix == "xml" {
             return;
         }
@@ -128,7 +131,7 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
     }
     let mut scope = Scope { decls: Vec::new() };
     // (qualified name, number of declarations it pushed)
-    let mut stack: Vec<(String, usize)> = Vec::new();
+    let mut stack: Vec<(&str, usize)> = Vec::new();
     let mut top: Option<Checked> = None;
     let mut i = 0;
     while i < b.len() {
@@ -197,7 +200,7 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
             }
             continue;
         }
-        let tag = parse_start_tag(rest)?.ok_or(XmlError::NotWellFormed("incomplete start tag"))?;
+        let tag = parse_raw_tag(rest)?.ok_or(XmlError::NotWellFormed("incomplete start tag"))?;
         if tag.attrs.len() > limits.max_attributes {
             return Err(XmlError::Limit("too many attributes on one element"));
         }
@@ -207,28 +210,26 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
         let mut pushed = 0;
         for a in &tag.attrs {
             if a.name == "xmlns" {
-                scope.decls.push((String::new(), a.value.clone()));
+                scope.decls.push(("", a.value.clone()));
                 pushed += 1;
             } else if let Some(p) = a.name.strip_prefix("xmlns:") {
                 if p == "xmlns" || (p == "xml") != (a.value == NS_XML) || a.value.is_empty() {
                     return Err(XmlError::Namespace("bad namespace declaration"));
                 }
-                scope.decls.push((p.to_string(), a.value.clone()));
+                scope.decls.push((p, a.value.clone()));
                 pushed += 1;
             }
         }
-        let ns = match tag.prefix() {
-            Some(p) => scope
-                .lookup(p)
-                .ok_or(XmlError::Namespace("undeclared element prefix"))?
-                .to_string(),
-            None => scope.lookup("").unwrap_or("").to_string(),
-        };
+        if let Some(p) = tag.prefix() {
+            if scope.lookup(p).is_none() {
+                return Err(XmlError::Namespace("undeclared element prefix"));
+            }
+        }
         if let Some(k) = kids.as_mut() {
             if stack.len() == 1 {
                 k.open = Some(Child {
                     span: k.offset + i..k.offset + i,
-                    tag: tag.clone(),
+                    tag: tag.to_start_tag(),
                     inherited: Vec::new(),
                 });
             }
@@ -236,11 +237,9 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
                 k.uses(&scope, tag.prefix().unwrap_or(""));
             }
         }
-        let mut expanded: Vec<(&str, &str)> = Vec::new();
-        for a in &tag.attrs {
-            if a.name == "xmlns" || a.name.starts_with("xmlns:") {
-                continue;
-            }
+        // Attributes by expanded name: each prefix declared, no two the same.
+        let plain = |name: &str| name != "xmlns" && !name.starts_with("xmlns:");
+        for (j, a) in tag.attrs.iter().enumerate().filter(|(_, a)| plain(a.name)) {
             let (uri, local) = match a.name.split_once(':') {
                 Some((p, l)) => {
                     if let Some(k) = kids.as_mut().filter(|_| !stack.is_empty()) {
@@ -253,20 +252,27 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
                         l,
                     )
                 }
-                None => ("", a.name.as_str()),
+                None => ("", a.name),
             };
-            if expanded.contains(&(uri, local)) {
+            let same = |b: &str| {
+                let (p, l) = b.split_once(':').map_or((None, b), |(p, l)| (Some(p), l));
+                l == local && p.map_or(Some(""), |p| scope.lookup(p)) == Some(uri)
+            };
+            if tag.attrs[..j].iter().any(|b| plain(b.name) && same(b.name)) {
                 return Err(XmlError::NotWellFormed("duplicate attribute"));
             }
-            expanded.push((uri, local));
         }
         if top.is_none() {
+            let ns = match tag.prefix() {
+                Some(p) => scope.lookup(p).unwrap_or(""),
+                None => scope.lookup("").unwrap_or(""),
+            };
             if ns.is_empty() {
                 return Err(XmlError::Namespace("the element has no namespace"));
             }
             top = Some(Checked {
-                tag: tag.clone(),
-                ns: ns.clone(),
+                tag: tag.to_start_tag(),
+                ns: ns.to_string(),
             });
             if let Some(k) = kids.as_mut() {
                 k.top_decls = pushed;
@@ -350,6 +356,14 @@ mod tests {
         ok("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHBhc3M=</auth>");
         ok("<iq xmlns='jabber:client' type='set'><q xmlns='q'><![CDATA[<raw> & ]]></q></iq>");
         ok("<s:x xmlns:s='urn:s'><s:y/></s:x>");
+        // the same local name in different namespaces (none, `xml`, `urn:p`)
+        let c = ok("<a xmlns='x' xmlns:p='urn:p' lang='1' xml:lang='en' p:lang='2' p:b='&amp;'/>");
+        assert_eq!(c.tag.attr("xml:lang"), Some("en"));
+        assert_eq!(
+            c.tag.attr("p:b"),
+            Some("&"),
+            "values decoded in the owned tag"
+        );
     }
 
     #[test]
