@@ -440,6 +440,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn raw_tags_borrow_what_needs_no_decoding() {
+        let input = b"<a:b x='plain' y=\"a&amp;b\"/>rest";
+        let t = parse_raw_tag(input).unwrap().unwrap();
+        assert_eq!((t.name, t.self_closing, t.len), ("a:b", true, 28));
+        assert!(matches!(t.attrs[0].value, Cow::Borrowed("plain")));
+        assert!(matches!(&t.attrs[1].value, Cow::Owned(v) if v == "a&b"));
+        // the owned tag is the same as parse_start_tag's
+        assert_eq!(t.to_start_tag(), parse_start_tag(input).unwrap().unwrap());
+        // the same refusals
+        assert!(parse_raw_tag(b"<a x='1' x='2'>").is_err());
+        assert!(parse_raw_tag(b"<a x='&bogus;'>").is_err());
+        assert_eq!(parse_raw_tag(b"<a x='1'").unwrap(), None);
+    }
+
+    #[test]
     fn parses_tags() {
         let t = parse_start_tag(b"<stream:stream xmlns='jabber:client' to=\"a&amp;b\" >rest")
             .unwrap()
