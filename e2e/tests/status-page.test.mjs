@@ -49,6 +49,9 @@ describe(`the status page in Chromium (${UCGATE_BIN})`, { timeout: 90_000 }, () 
     env.teardown.push(() => fs.rmSync(env.dir, { recursive: true, force: true }));
     env.echo = await startEchoServer();
     env.teardown.push(() => env.echo.close());
+    // The dead backend is on a loopback address no test listens on: the
+    // port alone was free a moment ago, and a test running alongside could
+    // have bound it on 127.0.0.1 since.
     const [port, adminPort, deadPort] = await freePorts(3);
     Object.assign(env, { port, adminPort });
     env.gateway = await startGateway({
@@ -68,7 +71,7 @@ origins = ["https://good.example"]
 [[route]]
 path = "/gone"
 kind = "tcp"
-backend = ${toml(`127.0.0.1:${deadPort}`)}
+backend = ${toml(`127.255.0.1:${deadPort}`)}
 origins = ["https://good.example"]
 `,
     });
