@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePorts, portAccepts, sleep, withTimeout } from './harness.mjs';
+import { capture, freePorts, portAccepts, sleep, withTimeout } from './harness.mjs';
 import { makeTestCA } from './prosody.mjs';
 import { renderTemplate } from './proxy-process.mjs';
 
@@ -120,7 +120,7 @@ export async function startEjabberd({
   let exited = Promise.resolve();
   let killOnExit = null;
   let stopped = false;
-  let output = '';
+  let out = null; // the running child's output (capture)
 
   const readLog = () => {
     let text = '';
@@ -131,6 +131,7 @@ export async function startEjabberd({
         /* not yet written */
       }
     }
+    const output = out ? out.text() : '';
     if (output) text += `--- ejabberdctl foreground stdout/stderr:\n${output}`;
     return text.length > LOG_LIMIT ? text.slice(-LOG_LIMIT) : text;
   };
@@ -223,24 +224,15 @@ export async function startEjabberd({
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: stop() can end every process in it
     });
-    const append = (chunk) => {
-      output += chunk;
-      if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
-    };
-    child.stdout.setEncoding('utf8').on('data', append);
-    child.stderr.setEncoding('utf8').on('data', append);
-    let spawnError = null;
-    child.on('error', (e) => {
-      spawnError = e;
-    });
-    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    out = capture(child, LOG_LIMIT);
+    exited = out.exited;
     // Never leave an ejabberd behind, even if the test process dies abruptly.
     killOnExit = () => killGroup('SIGKILL');
     process.once('exit', killOnExit);
 
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
-      if (spawnError) throw new Error(`cannot run ${EJABBERDCTL_BIN}: ${spawnError.message}`);
+      if (out.error()) throw new Error(`cannot run ${EJABBERDCTL_BIN}: ${out.error().message}`);
       if (!running()) {
         throw new Error(`ejabberd exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n${readLog()}`);
       }

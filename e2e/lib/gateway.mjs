@@ -7,7 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitReady, withTimeout } from './harness.mjs';
+import { capture, waitReady, withTimeout } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
 export const UCGATE_BIN = path.resolve(process.env.UCGATE_BIN ?? path.resolve(__dirname, '../../target/debug/ucgate'));
@@ -38,33 +38,24 @@ export async function startGateway({ dir, config, adminPort, adminHost = '127.0.
   const configPath = path.join(dir, 'ucgate.toml');
   fs.writeFileSync(configPath, config);
 
-  let log = '';
-  const append = (chunk) => {
-    log += chunk;
-    if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT);
-  };
   const child = spawn(UCGATE_BIN, ['run', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { RUST_LOG: 'info', ...process.env },
   });
-  child.stdout.setEncoding('utf8').on('data', append);
-  child.stderr.setEncoding('utf8').on('data', append);
-  let spawnError = null;
-  child.on('error', (e) => {
-    spawnError = e;
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const out = capture(child, LOG_LIMIT);
+  const { exited } = out;
+  const log = out.text;
   const stdioClosed = new Promise((resolve) => child.once('close', resolve));
   // Never leave a gateway behind, even if the test process dies abruptly.
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
 
-  const alive = () => !spawnError && child.exitCode === null && child.signalCode === null;
+  const alive = () => !out.error() && child.exitCode === null && child.signalCode === null;
 
   const gw = {
     configPath,
     pid: child.pid,
-    log: () => log,
+    log,
     /**
      * The log once it matches `re` (lines reach it through the gateway's
      * log thread and this process's pipe: not at once, least of all on a
@@ -72,17 +63,17 @@ export async function startGateway({ dir, config, adminPort, adminHost = '127.0.
      */
     async waitLog(re, ms = 5_000) {
       const deadline = Date.now() + ms;
-      while (!re.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      return log;
+      while (!re.test(log()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return log();
     },
     alive,
     async abortCheck() {
-      if (spawnError) throw new Error(`cannot run ${UCGATE_BIN}: ${spawnError.message}`);
+      if (out.error()) throw new Error(`cannot run ${UCGATE_BIN}: ${out.error().message}`);
       if (!alive()) {
         await withTimeout(stdioClosed, 2_000, 'gateway stdio').catch(() => {}); // complete the log
         throw new Error(
           `gateway exited (code ${child.exitCode}, signal ${child.signalCode}).\n` +
-            `--- config ${configPath}:\n${fs.readFileSync(configPath, 'utf8')}--- log:\n${log}\n` +
+            `--- config ${configPath}:\n${fs.readFileSync(configPath, 'utf8')}--- log:\n${log()}\n` +
             `--- ucgate check-config:\n${await checkConfig(configPath)}`,
         );
       }
@@ -110,7 +101,7 @@ export async function startGateway({ dir, config, adminPort, adminHost = '127.0.
     await waitReady(`http://${adminHost}:${adminPort}/ready`, { timeoutMs: readyTimeoutMs, abortCheck: gw.abortCheck });
   } catch (e) {
     await gw.close().catch(() => {});
-    if (!e.message.includes('--- log:')) e.message += `\n--- gateway log:\n${log}`;
+    if (!e.message.includes('--- log:')) e.message += `\n--- gateway log:\n${log()}`;
     throw e;
   }
   return gw;

@@ -38,7 +38,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, portAccepts } from './harness.mjs';
+import { capture, freePort, portAccepts } from './harness.mjs';
 
 const __dirname = path.dirname(fileURLToPath(import.meta.url));
 export const KAMAILIO_BIN = process.env.KAMAILIO_BIN ?? '/usr/sbin/kamailio';
@@ -216,11 +216,8 @@ export async function startKamailio({
   let exited = Promise.resolve();
   let killOnExit = null;
   let stopped = false;
-  let output = '';
-  const append = (chunk) => {
-    output += chunk;
-    if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
-  };
+  let out = null; // the running child's output (capture)
+  const output = () => (out ? out.text() : '');
   const alive = () => !!child && child.exitCode === null && child.signalCode === null;
 
   async function stop() {
@@ -267,13 +264,8 @@ export async function startKamailio({
     if (tls) args.push('-A', 'WITH_TLS');
 
     child = spawn(KAMAILIO_BIN, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-    child.stdout.setEncoding('utf8').on('data', append);
-    child.stderr.setEncoding('utf8').on('data', append);
-    let spawnError = null;
-    child.on('error', (e) => {
-      spawnError = e;
-    });
-    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    out = capture(child, LOG_LIMIT);
+    exited = out.exited;
     // Never leave a Kamailio behind, even if the test process dies abruptly
     // (the workers exit when the main process dies).
     killOnExit = () => child.kill('SIGKILL');
@@ -281,12 +273,12 @@ export async function startKamailio({
 
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
-      if (spawnError) throw new Error(`cannot run ${KAMAILIO_BIN}: ${spawnError.message}`);
+      if (out.error()) throw new Error(`cannot run ${KAMAILIO_BIN}: ${out.error().message}`);
       if (!alive()) {
         await sleep(100); // let the log complete
         throw new Error(
           `kamailio exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n` +
-            `--- ${KAMAILIO_BIN} ${args.join(' ')}\n${output}`,
+            `--- ${KAMAILIO_BIN} ${args.join(' ')}\n${output()}`,
         );
       }
       const status = await sipOptionsUdp(port, 500);
@@ -299,7 +291,7 @@ export async function startKamailio({
         break;
       }
       if (Date.now() > deadline) {
-        throw new Error(`kamailio did not answer on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${output}`);
+        throw new Error(`kamailio did not answer on 127.0.0.1:${port} within ${startTimeoutMs} ms\n${output()}`);
       }
       await sleep(100);
     }
@@ -318,7 +310,7 @@ export async function startKamailio({
       dir,
       configFile,
       pid: child.pid,
-      log: () => output,
+      log: output,
       alive,
       stop,
     };

@@ -31,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, portAccepts } from './harness.mjs';
+import { capture, freePort, portAccepts } from './harness.mjs';
 import { renderTemplate } from './proxy-process.mjs';
 
 const execFileP = promisify(execFile);
@@ -289,7 +289,7 @@ export async function startProsody({
   let exited = Promise.resolve();
   let killOnExit = null;
   let stopped = false;
-  let output = '';
+  let out = null; // the running child's output (capture)
 
   const logFile = path.join(dir, 'prosody.log');
   const readLog = () => {
@@ -299,6 +299,7 @@ export async function startProsody({
     } catch {
       /* not yet written */
     }
+    const output = out ? out.text() : '';
     if (output) text += `\n--- prosody stdout/stderr:\n${output}`;
     return text.length > LOG_LIMIT ? text.slice(-LOG_LIMIT) : text;
   };
@@ -382,24 +383,15 @@ export async function startProsody({
       stdio: ['ignore', 'pipe', 'pipe'],
       env: process.env,
     });
-    const append = (chunk) => {
-      output += chunk;
-      if (output.length > LOG_LIMIT) output = output.slice(-LOG_LIMIT);
-    };
-    child.stdout.setEncoding('utf8').on('data', append);
-    child.stderr.setEncoding('utf8').on('data', append);
-    let spawnError = null;
-    child.on('error', (e) => {
-      spawnError = e;
-    });
-    exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    out = capture(child, LOG_LIMIT);
+    exited = out.exited;
     // Never leave a Prosody behind, even if the test process dies abruptly.
     killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
 
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
-      if (spawnError) throw new Error(`cannot run ${PROSODY_BIN}: ${spawnError.message}`);
+      if (out.error()) throw new Error(`cannot run ${PROSODY_BIN}: ${out.error().message}`);
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(
           `prosody exited (code ${child.exitCode}, signal ${child.signalCode}) during start-up\n${readLog()}`,
