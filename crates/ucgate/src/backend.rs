@@ -1,4 +1,7 @@
-//! Dialing backends: TCP with a deadline, optional verified TLS.
+//! Dialing backends: TCP with a deadline, optional verified TLS; and the
+//! stream of every connection the gateway opens (`BackendStream`: a
+//! tunnel's backend, an XMPP server), which reads into a buffer only once
+//! there is something to read.
 //!
 //! The target always comes from configuration; nothing a client sends can
 //! change host or port.
@@ -8,14 +11,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::config::Backend;
+use crate::inbound::FIRST_READ;
 
-/// A connection to a backend: plain TCP, or TLS over TCP.
+/// A connection the gateway opened: to a tunnel's backend, or to an XMPP
+/// server (`xmpp::server`: plain TCP before STARTTLS or with `tls =
+/// "none"`); plain TCP, or TLS over TCP.
 pub enum BackendStream {
     /// Plain TCP.
     Plain(TcpStream),
@@ -23,7 +30,85 @@ pub enum BackendStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl AsyncRead for BackendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_write(cx, data),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 impl BackendStream {
+    /// True over TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, BackendStream::Tls(_))
+    }
+
+    /// Reads what the peer sent into `buf`, which is given room only once
+    /// there is something to read: over plain TCP the socket's readiness is
+    /// awaited first, so an idle connection holds no read buffer at all.
+    /// (rustls reads into its own buffer, so a TLS connection reserves
+    /// [`FIRST_READ`] bytes before waiting.)
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            BackendStream::Plain(tcp) => {
+                if let Err(e) = std::task::ready!(tcp.poll_read_ready(cx)) {
+                    return Poll::Ready(Err(e));
+                }
+                if buf.capacity() - buf.len() < FIRST_READ {
+                    buf.reserve(FIRST_READ);
+                }
+                // `poll_read`, not `try_read_buf`: a read shorter than the
+                // room given clears the readiness, so the next read waits
+                // for the next event instead of trying a `recvfrom` that
+                // returns EAGAIN (issue 18: a third of the reads did).
+                tokio_util::io::poll_read_buf(Pin::new(tcp), cx, buf)
+            }
+            BackendStream::Tls(tls) => {
+                if buf.capacity() - buf.len() < FIRST_READ {
+                    buf.reserve(FIRST_READ);
+                }
+                tokio_util::io::poll_read_buf(Pin::new(tls.as_mut()), cx, buf)
+            }
+        }
+    }
+
     /// Its two directions, each usable on its own.
     pub fn split(self) -> (BackendRead, BackendWrite) {
         match self {

@@ -8,105 +8,22 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ucgate_proto::certs::Peer;
 use ucgate_proto::side::Side;
 use ucgate_proto::xmpp_ws::{Output, ServerEvent, ServerTls, Unavailable};
 
+use crate::backend::BackendStream;
 use crate::config::{XmppDomain, XmppTls};
-use crate::inbound::{Inbound, FIRST_READ};
+use crate::inbound::Inbound;
 use crate::status::TargetKind;
 use crate::{RouteRuntime, Shared};
-
-/// The connection to the XMPP server: plain TCP (before STARTTLS, or with
-/// `tls = "none"`) or TLS.
-enum ServerIo {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for ServerIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ServerIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            ServerIo::Plain(s) => Pin::new(s).poll_write(cx, data),
-            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ServerIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-impl ServerIo {
-    fn is_tls(&self) -> bool {
-        matches!(self, ServerIo::Tls(_))
-    }
-
-    /// Reads what the server sent into `buf`, which is given room only once
-    /// there is something to read: over plain TCP the socket's readiness is
-    /// awaited first, so an idle connection holds no read buffer at all.
-    /// (rustls reads into its own buffer, so a TLS connection reserves
-    /// [`FIRST_READ`] bytes before waiting.)
-    fn poll_read_into(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-    ) -> Poll<std::io::Result<usize>> {
-        match self {
-            ServerIo::Plain(tcp) => {
-                if let Err(e) = std::task::ready!(tcp.poll_read_ready(cx)) {
-                    return Poll::Ready(Err(e));
-                }
-                if buf.capacity() - buf.len() < FIRST_READ {
-                    buf.reserve(FIRST_READ);
-                }
-                // `poll_read`, not `try_read_buf`: a read shorter than the
-                // room given clears the readiness, so the next read waits
-                // for the next event instead of trying a `recvfrom` that
-                // returns EAGAIN (issue 18: a third of the reads did).
-                tokio_util::io::poll_read_buf(Pin::new(tcp), cx, buf)
-            }
-            ServerIo::Tls(tls) => {
-                if buf.capacity() - buf.len() < FIRST_READ {
-                    buf.reserve(FIRST_READ);
-                }
-                tokio_util::io::poll_read_buf(Pin::new(tls.as_mut()), cx, buf)
-            }
-        }
-    }
-}
 
 /// Verified TLS settings per configured domain, built once at start.
 pub(crate) struct XmppRuntime {
@@ -143,7 +60,7 @@ impl XmppRuntime {
         domain: &XmppDomain,
         addr: &str,
         tcp: TcpStream,
-    ) -> Result<ServerIo, String> {
+    ) -> Result<BackendStream, String> {
         let client = self
             .tls
             .get(&domain.name)
@@ -151,7 +68,7 @@ impl XmppRuntime {
         let name = rustls_pki_types::ServerName::try_from(domain.server_name.clone())
             .map_err(|e| format!("bad server name `{}`: {e}", domain.server_name))?;
         match client.connector().connect(name, tcp).await {
-            Ok(s) => Ok(ServerIo::Tls(Box::new(s))),
+            Ok(s) => Ok(BackendStream::Tls(Box::new(s))),
             Err(e) => {
                 let x = client.explain(
                     Peer::XmppServer {
@@ -175,7 +92,7 @@ impl XmppRuntime {
 }
 
 /// Resolves and connects to the server for `domain` (direct TLS done here).
-async fn connect(x: &XmppRuntime, domain: &XmppDomain) -> Result<ServerIo, String> {
+async fn connect(x: &XmppRuntime, domain: &XmppDomain) -> Result<BackendStream, String> {
     let timeout = x.config.connect_timeout;
     let candidates = super::resolve::candidates(domain, &x.resolver)
         .await
@@ -191,7 +108,7 @@ async fn connect(x: &XmppRuntime, domain: &XmppDomain) -> Result<ServerIo, Strin
                         .await
                         .map_err(|_| format!("TLS to {target} timed out"))?;
                 }
-                return Ok(ServerIo::Plain(tcp));
+                return Ok(BackendStream::Plain(tcp));
             }
             Ok(Err(e)) => last = format!("connect to {target}: {e}"),
             Err(_) => last = format!("connect to {target} timed out after {timeout:?}"),
@@ -211,7 +128,7 @@ async fn connect(x: &XmppRuntime, domain: &XmppDomain) -> Result<ServerIo, Strin
 /// request while the server echoed stanzas back).
 #[derive(Default)]
 pub(crate) struct ServerSide {
-    io: Option<ServerIo>,
+    io: Option<BackendStream>,
     out: VecDeque<Bytes>,
     out_bytes: usize,
     needs_flush: bool,
@@ -231,11 +148,11 @@ pub(crate) enum IoEvent {
 }
 
 impl ServerSide {
-    fn set_io(&mut self, io: ServerIo) {
+    fn set_io(&mut self, io: BackendStream) {
         self.io = Some(io);
     }
 
-    fn take_io(&mut self) -> Option<ServerIo> {
+    fn take_io(&mut self) -> Option<BackendStream> {
         self.io.take()
     }
 
@@ -265,7 +182,7 @@ impl ServerSide {
     /// Reads (when `can_read`) and writes queued bytes, whichever is ready
     /// first. Pending forever when there is nothing to do. The read buffer
     /// gets room only when the server has sent something (see
-    /// `ServerIo::poll_read_into`).
+    /// `BackendStream::poll_read_into`).
     pub(crate) async fn io_event(&mut self, can_read: bool) -> IoEvent {
         let ServerSide {
             io,
@@ -389,7 +306,7 @@ impl ServerSide {
     fn queue(&mut self, bytes: Vec<u8>) {
         let Some(io) = self.io.as_mut() else { return };
         let mut start = 0;
-        if let (ServerIo::Plain(tcp), true) = (&*io, self.out.is_empty()) {
+        if let (BackendStream::Plain(tcp), true) = (&*io, self.out.is_empty()) {
             // On WouldBlock, or an error (which the next write in io_event
             // reports), everything is queued.
             if let Ok(n) = tcp.try_write(&bytes) {
@@ -476,7 +393,7 @@ impl ServerSide {
                     return (Some(ServerEvent::Eof), Some("server_closed"));
                 }
                 match self.take_io() {
-                    Some(ServerIo::Plain(tcp)) => match Box::pin(x.tls_connect(
+                    Some(BackendStream::Plain(tcp)) => match Box::pin(x.tls_connect(
                         &dom,
                         &tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
                         tcp,
