@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -57,24 +57,21 @@ enum WriterEnd {
 /// bytes of idle memory, heaptrack).
 #[derive(Default)]
 struct CloseRequest {
-    cause: Mutex<Option<CloseCause>>,
+    cause: OnceLock<CloseCause>,
     asked: Notify,
 }
 
 impl CloseRequest {
     fn ask(&self, cause: CloseCause) {
-        self.cause
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert(cause);
+        let _ = self.cause.set(cause);
         // (a permit is stored when nobody waits yet: no request is lost)
         self.asked.notify_one();
     }
 
     async fn asked(&self) -> CloseCause {
         loop {
-            if let Some(c) = *self.cause.lock().unwrap_or_else(|e| e.into_inner()) {
-                return c;
+            if let Some(c) = self.cause.get() {
+                return *c;
             }
             self.asked.notified().await;
         }
