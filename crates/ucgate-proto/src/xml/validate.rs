@@ -65,6 +65,15 @@ impl Scope<'_> {
         self.index(prefix).map(|i| self.decls[i].1.as_ref())
     }
 
+    /// An attribute's expanded name: (namespace, local name); an unprefixed
+    /// attribute is in no namespace. `None` for an undeclared prefix.
+    fn expanded<'n>(&self, name: &'n str) -> Option<(&str, &'n str)> {
+        match name.split_once(':') {
+            Some((p, l)) => Some((self.lookup(p)?, l)),
+            None => Some(("", name)),
+        }
+    }
+
     /// Which declaration binds `prefix` (`xml` is bound by none).
     fn index(&self, prefix: &str) -> Option<usize> {
         self.decls.iter().rposition(|(p, _)| *p == prefix)
@@ -240,33 +249,25 @@ fn check(msg: &str, limits: &Limits, children: Option<&mut Children>) -> Result<
         // Attributes by expanded name: each prefix declared, no two the same.
         let plain = |name: &str| name != "xmlns" && !name.starts_with("xmlns:");
         for (j, a) in tag.attrs.iter().enumerate().filter(|(_, a)| plain(a.name)) {
-            let (uri, local) = match a.name.split_once(':') {
-                Some((p, l)) => {
-                    if let Some(k) = kids.as_mut().filter(|_| !stack.is_empty()) {
-                        k.uses(&scope, p);
-                    }
-                    (
-                        scope
-                            .lookup(p)
-                            .ok_or(XmlError::Namespace("undeclared attribute prefix"))?,
-                        l,
-                    )
-                }
-                None => ("", a.name),
-            };
-            let same = |b: &str| {
-                let (p, l) = b.split_once(':').map_or((None, b), |(p, l)| (Some(p), l));
-                l == local && p.map_or(Some(""), |p| scope.lookup(p)) == Some(uri)
-            };
-            if tag.attrs[..j].iter().any(|b| plain(b.name) && same(b.name)) {
+            if let (Some((p, _)), Some(k)) = (
+                a.name.split_once(':'),
+                kids.as_mut().filter(|_| !stack.is_empty()),
+            ) {
+                k.uses(&scope, p);
+            }
+            let name = scope
+                .expanded(a.name)
+                .ok_or(XmlError::Namespace("undeclared attribute prefix"))?;
+            let earlier = &tag.attrs[..j];
+            if earlier
+                .iter()
+                .any(|b| plain(b.name) && scope.expanded(b.name) == Some(name))
+            {
                 return Err(XmlError::NotWellFormed("duplicate attribute"));
             }
         }
         if top.is_none() {
-            let ns = match tag.prefix() {
-                Some(p) => scope.lookup(p).unwrap_or(""),
-                None => scope.lookup("").unwrap_or(""),
-            };
+            let ns = scope.lookup(tag.prefix().unwrap_or("")).unwrap_or("");
             if ns.is_empty() {
                 return Err(XmlError::Namespace("the element has no namespace"));
             }
