@@ -43,6 +43,10 @@ enum Command {
     XmppBosh(modes::xmpp::GatewayArgs),
     /// XMPP over plain TCP (RFC 6120, no TLS): log in, send messages to oneself.
     XmppTcp(modes::xmpp::Args),
+    /// XMPP's plain TCP stream in binary WebSocket messages through a byte
+    /// relay (a `tcp` tunnel route, websocat) to the c2s port: the floor of
+    /// any WebSocket gateway in front of c2s.
+    XmppRelay(modes::xmpp::GatewayArgs),
     /// SIP over WebSocket (RFC 7118): REGISTER, then MESSAGEs to oneself.
     SipWs(modes::sip_ws::Args),
 }
@@ -66,6 +70,9 @@ async fn main() -> std::process::ExitCode {
             // no dialer: the proxy options are not used
             let unused = net::ProxyOptions::default();
             modes::xmpp::run(xmpp_client::Transport::Tcp, args, &unused).await
+        }
+        Command::XmppRelay(a) => {
+            modes::xmpp::run(xmpp_client::Transport::Relay, a.common, &a.proxy).await
         }
         Command::SipWs(args) => modes::sip_ws::run(args).await,
     };

@@ -1,5 +1,6 @@
-//! An XMPP client for load: three transports behind one pair of channels
-//! (RFC 7395 WebSocket framing, a plain RFC 6120 TCP stream, BOSH from
+//! An XMPP client for load: four transports behind one pair of channels
+//! (RFC 7395 WebSocket framing, a plain RFC 6120 TCP stream, that same
+//! stream in binary WebSocket messages through a byte relay, BOSH from
 //! [`crate::bosh_client`]) and the login every transport shares: SASL PLAIN
 //! or ANONYMOUS, stream restart, resource binding, and the session
 //! establishment when a server still requires it.
@@ -9,11 +10,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use base64::Engine;
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
 use ucgate_proto::xml::splitter::{Event, Splitter};
 use ucgate_proto::xml::tag::{escape, parse_start_tag, unescape, StartTag};
 use url::Url;
@@ -36,6 +39,9 @@ pub enum Transport {
     Ws,
     Bosh,
     Tcp,
+    /// The plain TCP stream's bytes in binary WebSocket messages, through
+    /// a byte relay (a `tcp` tunnel route, websocat) to the c2s port.
+    Relay,
 }
 
 /// A connected transport: commands in, events out.
@@ -86,7 +92,15 @@ pub async fn connect(t: &Target) -> anyhow::Result<Stream> {
                 None => tokio::net::TcpStream::connect(&t.address).await?,
             };
             s.set_nodelay(true)?;
-            Ok(spawn_tcp(s, t.domain.clone()))
+            let (r, w) = s.into_split();
+            Ok(spawn_stream(r, w, t.domain.clone()))
+        }
+        Transport::Relay => {
+            let url = Url::parse(&t.address)?;
+            let dialer = t.dialer.as_ref().ok_or_else(|| anyhow!("no dialer"))?;
+            let (ws, _) = open_ws(dialer, &url, t.local, None).await?;
+            let (r, w) = relay_halves(ws);
+            Ok(spawn_stream(r, w, t.domain.clone()))
         }
         Transport::Bosh => {
             let bt = bosh_target(t)?;
@@ -187,10 +201,43 @@ fn stream_header(domain: &str) -> String {
     )
 }
 
-fn spawn_tcp(s: tokio::net::TcpStream, domain: String) -> Stream {
+/// A WebSocket as the two halves of a byte stream: each write is one binary
+/// message, each binary message read is bytes of the stream (pings and
+/// pongs skipped, a close frame its end).
+fn relay_halves(
+    ws: Ws,
+) -> (
+    impl AsyncRead + Unpin + Send,
+    impl AsyncWrite + Unpin + Send,
+) {
+    let (sink, stream) = ws.split();
+    let reader = StreamReader::new(stream.filter_map(|m| {
+        std::future::ready(match m {
+            Ok(Message::Binary(b)) => Some(Ok(b)),
+            Ok(Message::Text(t)) => Some(Ok(Bytes::copy_from_slice(t.as_bytes()))),
+            Ok(Message::Close(_)) => None,
+            Ok(_) => None,
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        })
+    }));
+    let sink = sink
+        .with(|b: Bytes| {
+            std::future::ready(Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                Message::Binary(b),
+            ))
+        })
+        .sink_map_err(std::io::Error::other);
+    (reader, SinkWriter::new(CopyToBytes::new(sink)))
+}
+
+/// An RFC 6120 stream over any byte stream (TCP, or a relay's WebSocket).
+fn spawn_stream<R, W>(mut r: R, mut w: W, domain: String) -> Stream
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(1024);
     let (in_tx, in_rx) = mpsc::channel(1024);
-    let (mut r, mut w) = s.into_split();
     let err_tx = in_tx.clone();
     tokio::spawn(async move {
         while let Some(o) = out_rx.recv().await {
@@ -199,10 +246,16 @@ fn spawn_tcp(s: tokio::net::TcpStream, domain: String) -> Stream {
                 Out::Stanza(s) => s,
                 Out::Close => {
                     let _ = w.write_all(b"</stream:stream>").await;
+                    let _ = w.flush().await;
                     return;
                 }
             };
-            if let Err(e) = w.write_all(text.as_bytes()).await {
+            // (flush: a relay's WebSocket sends on flush; TCP's is a no-op)
+            let sent = match w.write_all(text.as_bytes()).await {
+                Ok(()) => w.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
                 let _ = err_tx.send(In::Error(format!("send: {e}"))).await;
                 return;
             }

@@ -198,6 +198,7 @@ pub async fn run(
         Transport::Ws => "xmpp-ws",
         Transport::Bosh => "xmpp-bosh",
         Transport::Tcp => "xmpp-tcp",
+        Transport::Relay => "xmpp-relay",
     };
     if args.clients == 0 || args.login_concurrency == 0 {
         bail!("--clients and --login-concurrency must be at least 1");
@@ -216,13 +217,13 @@ pub async fn run(
         _ => {
             let url = url::Url::parse(&args.target)?;
             let ok = match transport {
-                Transport::Ws => matches!(url.scheme(), "ws" | "wss"),
+                Transport::Ws | Transport::Relay => matches!(url.scheme(), "ws" | "wss"),
                 _ => matches!(url.scheme(), "http" | "https"),
             };
             if !ok {
                 bail!(
                     "{mode} needs a {} URL",
-                    if transport == Transport::Ws {
+                    if matches!(transport, Transport::Ws | Transport::Relay) {
                         "ws(s)://"
                     } else {
                         "http(s)://"
