@@ -1,6 +1,7 @@
 //! `xmpp-tcp` directly against a minimal in-test XMPP server, `xmpp-ws`
 //! and `xmpp-bosh` through the gateway's routes in front of it (domain
-//! `tls = "none"`), and server faults that must make the run fail.
+//! `tls = "none"`), `xmpp-relay` through a `tcp` route to it, and server
+//! faults that must make the run fail.
 
 mod modes_common;
 
@@ -103,6 +104,27 @@ async fn xmpp_ws_through_the_gateway() {
     assert_xmpp_clean(&r, "xmpp-ws", 2);
     assert!((98..=102).contains(&r.u("messages")), "{}", r.json);
     assert_eq!(r.u("bytes"), r.u("messages") * 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xmpp_relay_through_a_tunnel_route() {
+    let server = xmpp_server(XFault::None).await;
+    let gw = Gateway::start(&format!(
+        "[[route]]\npath = \"/c2s\"\nkind = \"tcp\"\nbackend = \"{server}\"\n"
+    ))
+    .await;
+    let url = gw.url("ws", "/c2s");
+    let r = bench(&args(
+        "xmpp-relay",
+        &url,
+        &["--clients", "3", "--password", "secret"],
+    ))
+    .await;
+    assert_xmpp_clean(&r, "xmpp-relay", 3);
+    assert_eq!(r.json["auth"], "PLAIN");
+    // a relay takes a WebSocket URL, not the c2s address
+    let r = bench(&args("xmpp-relay", &server.to_string(), &["--anonymous"])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
