@@ -267,7 +267,7 @@ fn response_to(m: &SipMessage<'_>, status: &str) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for h in m.headers() {
         let v = String::from_utf8_lossy(m.slice(h.value.clone()));
-        match h.canonical {
+        match h.canonical.map(|k| k.name()) {
             Some("Via") => out.push_str(&format!("Via: {v}\r\n")),
             Some("From") => out.push_str(&format!("From: {v}\r\n")),
             Some("Call-ID") => out.push_str(&format!("Call-ID: {v}\r\n")),

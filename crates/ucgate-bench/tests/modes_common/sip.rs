@@ -79,7 +79,7 @@ fn h(m: &Message<'_>, name: &str) -> String {
 fn response(m: &Message<'_>, status: &str, extra: &str) -> String {
     let mut out = format!("SIP/2.0 {status}\r\n");
     for hd in m.headers() {
-        if hd.canonical == Some("Via") {
+        if hd.canonical.map(|k| k.name()) == Some("Via") {
             out.push_str(&format!(
                 "Via: {}\r\n",
                 String::from_utf8_lossy(m.slice(hd.value.clone()))

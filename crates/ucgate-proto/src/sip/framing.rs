@@ -6,7 +6,7 @@
 //! §4.4.1) between messages are reported: `\r\n\r\n` is a ping (answer with
 //! `\r\n`), a lone `\r\n` is a pong.
 
-use super::message::{canonical_name, is_token};
+use super::message::{canonical_name, is_token, Known};
 
 /// One thing cut from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
         };
         let name = line[..colon].trim_ascii_end();
         if name.first().is_some_and(|c| *c == b' ' || *c == b'\t')
-            || canonical_name(name) != Some("Content-Length")
+            || canonical_name(name) != Some(Known::CONTENT_LENGTH)
         {
             continue;
         }

@@ -561,11 +561,45 @@ fn compact_names() {
         ("b", "Referred-By"),
         ("v", "Via"),
     ] {
-        assert_eq!(canonical_name(c.as_bytes()), Some(long));
-        assert_eq!(canonical_name(c.to_uppercase().as_bytes()), Some(long));
-        assert_eq!(canonical_name(long.to_lowercase().as_bytes()), Some(long));
+        let name = |n: &[u8]| canonical_name(n).map(Known::name);
+        assert_eq!(name(c.as_bytes()), Some(long));
+        assert_eq!(name(c.to_uppercase().as_bytes()), Some(long));
+        assert_eq!(name(long.to_lowercase().as_bytes()), Some(long));
     }
     assert_eq!(canonical_name(b"q"), None);
+    assert_eq!(canonical_name(b"Vias"), None);
+}
+
+#[test]
+fn known_headers_name_themselves() {
+    for (k, name, list) in [
+        (Known::VIA, "Via", true),
+        (Known::FROM, "From", false),
+        (Known::TO, "To", false),
+        (Known::CALL_ID, "Call-ID", false),
+        (Known::CSEQ, "CSeq", false),
+        (Known::MAX_FORWARDS, "Max-Forwards", false),
+        (Known::CONTENT_LENGTH, "Content-Length", false),
+        (Known::CONTACT, "Contact", true),
+        (Known::ROUTE, "Route", true),
+        (Known::RECORD_ROUTE, "Record-Route", true),
+        (Known::PATH, "Path", true),
+    ] {
+        assert_eq!(k.name(), name);
+        assert_eq!(k.is_list(), list, "{name}");
+        assert_eq!(canonical_name(name.as_bytes()), Some(k));
+    }
+    // a lookup by any spelling finds the header by number
+    let m = parse(
+        b"MESSAGE sip:a@b SIP/2.0\r\nv: SIP/2.0/WSS x.invalid;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\nt: <sip:a@b>\r\ni: c1\r\nCSEQ: 1 MESSAGE\r\nX-Odd: 1\r\nl: 0\r\n\r\n",
+        &lim(),
+    )
+    .unwrap();
+    assert_eq!(m.header("call-id"), Some(&b"c1"[..]));
+    assert_eq!(m.header(Known::CALL_ID), Some(&b"c1"[..]));
+    assert_eq!(m.header("x-odd"), Some(&b"1"[..]));
+    assert_eq!(m.header_index(Known::CSEQ), m.header_index("cseq"));
+    assert_eq!(m.values("Via").len(), 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use super::types::{
 };
 use crate::sip::flow_token::{Checked, Flow};
 use crate::sip::framing::{transport_for, CoreTransport};
-use crate::sip::message::{parse, parse_sip_uri, parse_via, Message, SipLimits, StartLine};
+use crate::sip::message::{parse, parse_sip_uri, parse_via, Known, Message, SipLimits, StartLine};
 
 /// A request or response from a WebSocket client (section 3 (a) and (d) of
 /// the spec), without per-connection state: [`route_client`] with a fresh
@@ -274,7 +274,7 @@ fn client_response(msg: &Message<'_>, cfg: &EdgeConfig<'_>, flow: &FlowCtx<'_>) 
         Some(f) if f.flow_id == flow.flow_id => {}
         _ => return ClientAction::Drop("response whose top Via is not ours for this flow"),
     }
-    let values = msg.values("Via");
+    let values = msg.values(Known::VIA);
     let Some(next) = values
         .get(1)
         .and_then(|v| parse_via(msg.bytes(), v.span.clone()))

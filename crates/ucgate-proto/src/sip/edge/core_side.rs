@@ -7,7 +7,7 @@ use super::rewrite::{
 };
 use super::types::{EdgeConfig, FromCore, FLOW_PARAM};
 use crate::sip::flow_token::{Checked, Flow};
-use crate::sip::message::{parse_sip_uri, parse_via, Message, SipLimits, StartLine};
+use crate::sip::message::{parse_sip_uri, parse_via, Known, Message, SipLimits, StartLine};
 
 /// A request or response from the core (spec 3 (b) and (c)). `msg` comes
 /// from [`crate::sip::message::parse`].
@@ -18,7 +18,7 @@ pub fn from_core(msg: &Message<'_>, cfg: &EdgeConfig<'_>) -> FromCore {
         let Some(flow) = our_via_flow(msg, cfg, cfg.core_host) else {
             return FromCore::Drop("response whose top Via is not ours");
         };
-        let values = msg.values("Via");
+        let values = msg.values(Known::VIA);
         if values.len() < 2 {
             return FromCore::Drop("response with only our Via");
         }

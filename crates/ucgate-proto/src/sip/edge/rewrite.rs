@@ -5,7 +5,9 @@ use super::types::{EdgeConfig, FLOW_PARAM};
 use crate::sip::base64url;
 use crate::sip::flow_token::Flow;
 use crate::sip::hmac::hmac_sha256;
-use crate::sip::message::{make_response, param, parse_sip_uri, Message, SipUri, StartLine, Value};
+use crate::sip::message::{
+    make_response, param, parse_sip_uri, Known, Message, SipUri, StartLine, Value,
+};
 use std::ops::Range;
 
 fn split_host(s: &str) -> (&[u8], Option<u16>) {
@@ -130,7 +132,7 @@ pub(super) fn check_and_count_hop(
     msg: &Message<'_>,
     ed: &mut crate::sip::message::Editor<'_, '_>,
 ) -> Result<(), (u16, &'static str, Option<String>)> {
-    match (msg.header_index("Max-Forwards"), msg.max_forwards()) {
+    match (msg.header_index(Known::MAX_FORWARDS), msg.max_forwards()) {
         (Some(_), Some(0)) => return Err((483, "Too Many Hops", None)),
         (Some(i), Some(n)) => {
             ed.replace(

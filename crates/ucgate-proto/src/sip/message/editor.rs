@@ -110,7 +110,7 @@ impl Editor<'_, '_> {
         self.removal_splices();
         let m = self.msg;
         let body_len = m.body.len();
-        let cl: Vec<usize> = m.named("Content-Length").map(|(i, _)| i).collect();
+        let cl: Vec<usize> = m.named(Known::CONTENT_LENGTH).map(|(i, _)| i).collect();
         match cl.first() {
             Some(&first) => {
                 if m.content_length != Some(body_len) || m.length_error.is_some() {

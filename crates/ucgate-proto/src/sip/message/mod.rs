@@ -34,5 +34,7 @@ pub(crate) use lex::is_token;
 pub use lex::{param, params, split_commas, Param};
 pub use response::{error_response, make_response};
 pub use scan::{parse, parse_datagram, scan};
-pub use types::{canonical_name, Header, Message, SipError, SipLimits, StartLine, Value};
+pub use types::{
+    canonical_name, Header, HeaderName, Known, Message, SipError, SipLimits, StartLine, Value,
+};
 pub use values::{parse_name_addr, parse_sip_uri, parse_via, NameAddr, SipUri, Via};

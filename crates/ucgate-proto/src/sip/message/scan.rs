@@ -125,7 +125,8 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
     let (start_line, start_error) = parse_start_line(bytes, start..se)?;
     let headers_start = next;
     pos = next;
-    let mut headers: Vec<Header> = Vec::new();
+    // (room for a typical message's headers: no regrowth)
+    let mut headers: Vec<Header> = Vec::with_capacity(16);
     let headers_end;
     // The input ends before the empty line: still a message (its start
     // line, Via… can be answered), refused by `validate` with 400.
@@ -187,7 +188,7 @@ pub fn scan<'a>(bytes: &'a [u8], limits: &SipLimits) -> Result<Message<'a>, SipE
     let mut length_error = None;
     for h in headers
         .iter()
-        .filter(|h| h.canonical == Some("Content-Length"))
+        .filter(|h| h.canonical == Some(Known::CONTENT_LENGTH))
     {
         let v = &bytes[h.value.clone()];
         let n = if !v.is_empty() && v.len() <= 9 && v.iter().all(u8::is_ascii_digit) {
@@ -271,22 +272,18 @@ impl<'a> Message<'a> {
         if self.unterminated {
             return Err(fail(SipError::BadRequest("Missing Empty Line")));
         }
-        for (name, reason) in [
-            ("From", "Missing From"),
-            ("To", "Missing To"),
-            ("Call-ID", "Missing Call-ID"),
-            ("CSeq", "Missing CSeq"),
+        // Each of From, To, Call-ID and CSeq exactly once.
+        for (k, missing) in [
+            (Known::FROM, "Missing From"),
+            (Known::TO, "Missing To"),
+            (Known::CALL_ID, "Missing Call-ID"),
+            (Known::CSEQ, "Missing CSeq"),
         ] {
-            if self.header(name).is_none() {
-                return Err(fail(SipError::BadRequest(reason)));
+            match self.header_count(k) {
+                0 => return Err(fail(SipError::BadRequest(missing))),
+                1 => {}
+                _ => return Err(fail(SipError::BadRequest("Duplicate header"))),
             }
-        }
-        if self.header_count("From") > 1
-            || self.header_count("To") > 1
-            || self.header_count("Call-ID") > 1
-            || self.header_count("CSeq") > 1
-        {
-            return Err(fail(SipError::BadRequest("Duplicate header")));
         }
         let Some((_, cseq_method)) = self.cseq() else {
             return Err(fail(SipError::BadRequest("Bad CSeq")));
@@ -296,7 +293,7 @@ impl<'a> Message<'a> {
                 return Err(SipError::BadRequest("CSeq method does not match"));
             }
         }
-        if self.header("Max-Forwards").is_some() && self.max_forwards().is_none() {
+        if self.header(Known::MAX_FORWARDS).is_some() && self.max_forwards().is_none() {
             return Err(fail(SipError::BadRequest("Bad Max-Forwards")));
         }
         if is_request {
@@ -322,21 +319,21 @@ impl<'a> Message<'a> {
     /// unknown ones) are not looked at.
     fn check_request_syntax(&self) -> Result<(), SipError> {
         let b = self.bytes;
-        let lists: [(&str, &'static str, Option<bool>); 7] = [
-            ("Via", "Bad Via", None),
-            ("From", "Bad From", Some(false)),
-            ("To", "Bad To", Some(false)),
-            ("Contact", "Bad Contact", Some(false)),
-            ("Route", "Bad Route", Some(true)),
-            ("Record-Route", "Bad Record-Route", Some(true)),
-            ("Path", "Bad Path", Some(true)),
+        let lists: [(Known, &'static str, Option<bool>); 7] = [
+            (Known::VIA, "Bad Via", None),
+            (Known::FROM, "Bad From", Some(false)),
+            (Known::TO, "Bad To", Some(false)),
+            (Known::CONTACT, "Bad Contact", Some(false)),
+            (Known::ROUTE, "Bad Route", Some(true)),
+            (Known::RECORD_ROUTE, "Bad Record-Route", Some(true)),
+            (Known::PATH, "Bad Path", Some(true)),
         ];
         for (name, reason, address) in lists {
             let bad = SipError::BadRequest(reason);
             let mut count = 0;
             let mut star = false;
             for (_, h) in self.named(name) {
-                let elements = if h.canonical.is_some_and(is_list) {
+                let elements = if name.is_list() {
                     list_elements(b, h.value.clone())
                 } else {
                     vec![h.value.clone()]
@@ -345,7 +342,7 @@ impl<'a> Message<'a> {
                     count += 1;
                     let ok = match address {
                         None => via_ok(b, e),
-                        Some(_) if name == "Contact" && &b[e.clone()] == b"*" => {
+                        Some(_) if name == Known::CONTACT && &b[e.clone()] == b"*" => {
                             star = true;
                             true
                         }

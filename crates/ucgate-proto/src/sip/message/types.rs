@@ -109,8 +109,8 @@ pub struct Header {
     pub value: Range<usize>,
     /// The whole line(s), name to line terminator inclusive.
     pub line: Range<usize>,
-    /// Canonical long name when the header is known (compact forms mapped).
-    pub canonical: Option<&'static str>,
+    /// The header, when it is one this crate knows (compact forms mapped).
+    pub canonical: Option<Known>,
 }
 
 /// One comma-separated value of a header (see [`Message::values`]).
@@ -141,69 +141,118 @@ pub struct Message<'a> {
     pub(super) unterminated: bool,
 }
 
-/// Compact forms (RFC 3261 §7.3.3 and the IANA SIP header registry) and
-/// long names of the headers this crate looks at or splits.
-pub(super) const NAMES: &[(&str, Option<u8>)] = &[
-    ("Via", Some(b'v')),
-    ("From", Some(b'f')),
-    ("To", Some(b't')),
-    ("Call-ID", Some(b'i')),
-    ("CSeq", None),
-    ("Max-Forwards", None),
-    ("Content-Length", Some(b'l')),
-    ("Content-Type", Some(b'c')),
-    ("Content-Encoding", Some(b'e')),
-    ("Contact", Some(b'm')),
-    ("Subject", Some(b's')),
-    ("Supported", Some(b'k')),
-    ("Route", None),
-    ("Record-Route", None),
-    ("Path", None),
-    ("Require", None),
-    ("Proxy-Require", None),
-    ("Allow", None),
-    ("Event", Some(b'o')),
-    ("Allow-Events", Some(b'u')),
-    ("Refer-To", Some(b'r')),
-    ("Referred-By", Some(b'b')),
-    ("Session-Expires", Some(b'x')),
-    ("Identity", Some(b'y')),
-    ("Accept-Contact", Some(b'a')),
-    ("Reject-Contact", Some(b'j')),
-    ("Request-Disposition", Some(b'd')),
-    ("Identity-Info", Some(b'n')),
+/// Long names, compact forms (RFC 3261 §7.3.3 and the IANA SIP header
+/// registry) and whether the values are comma-separated lists (RFC 3261
+/// §7.3.1) of the headers this crate looks at or splits. [`Known`] is an
+/// index into this table.
+const NAMES: &[(&str, Option<u8>, bool)] = &[
+    ("Via", Some(b'v'), true),
+    ("From", Some(b'f'), false),
+    ("To", Some(b't'), false),
+    ("Call-ID", Some(b'i'), false),
+    ("CSeq", None, false),
+    ("Max-Forwards", None, false),
+    ("Content-Length", Some(b'l'), false),
+    ("Content-Type", Some(b'c'), false),
+    ("Content-Encoding", Some(b'e'), false),
+    ("Contact", Some(b'm'), true),
+    ("Subject", Some(b's'), false),
+    ("Supported", Some(b'k'), true),
+    ("Route", None, true),
+    ("Record-Route", None, true),
+    ("Path", None, true),
+    ("Require", None, true),
+    ("Proxy-Require", None, true),
+    ("Allow", None, true),
+    ("Event", Some(b'o'), false),
+    ("Allow-Events", Some(b'u'), true),
+    ("Refer-To", Some(b'r'), false),
+    ("Referred-By", Some(b'b'), false),
+    ("Session-Expires", Some(b'x'), false),
+    ("Identity", Some(b'y'), false),
+    ("Accept-Contact", Some(b'a'), true),
+    ("Reject-Contact", Some(b'j'), true),
+    ("Request-Disposition", Some(b'd'), true),
+    ("Identity-Info", Some(b'n'), false),
 ];
 
-/// The canonical long name of a known header name or compact form.
-pub fn canonical_name(name: &[u8]) -> Option<&'static str> {
-    if name.len() == 1 {
-        let c = name[0].to_ascii_lowercase();
-        return NAMES.iter().find(|(_, s)| *s == Some(c)).map(|(n, _)| *n);
+/// A header this crate knows by name: found once per header line when the
+/// message is scanned, so that every later lookup compares a number, not a
+/// name (a message is looked up some twenty times on its way through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Known(u8);
+
+impl Known {
+    /// `Via`.
+    pub const VIA: Known = Known(0);
+    /// `From`.
+    pub const FROM: Known = Known(1);
+    /// `To`.
+    pub const TO: Known = Known(2);
+    /// `Call-ID`.
+    pub const CALL_ID: Known = Known(3);
+    /// `CSeq`.
+    pub const CSEQ: Known = Known(4);
+    /// `Max-Forwards`.
+    pub const MAX_FORWARDS: Known = Known(5);
+    /// `Content-Length`.
+    pub const CONTENT_LENGTH: Known = Known(6);
+    /// `Contact`.
+    pub const CONTACT: Known = Known(9);
+    /// `Route`.
+    pub const ROUTE: Known = Known(12);
+    /// `Record-Route`.
+    pub const RECORD_ROUTE: Known = Known(13);
+    /// `Path`.
+    pub const PATH: Known = Known(14);
+
+    /// The long name (`Via`, `Call-ID`…).
+    pub fn name(self) -> &'static str {
+        NAMES[usize::from(self.0)].0
     }
-    NAMES
-        .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
-        .map(|(n, _)| *n)
+
+    /// Whether the values are comma-separated lists (RFC 3261 §7.3.1).
+    pub fn is_list(self) -> bool {
+        NAMES[usize::from(self.0)].2
+    }
 }
 
-/// Headers whose values are comma-separated lists (RFC 3261 §7.3.1).
-pub(super) fn is_list(canonical: &str) -> bool {
-    matches!(
-        canonical,
-        "Via"
-            | "Contact"
-            | "Route"
-            | "Record-Route"
-            | "Path"
-            | "Supported"
-            | "Require"
-            | "Proxy-Require"
-            | "Allow"
-            | "Allow-Events"
-            | "Accept-Contact"
-            | "Reject-Contact"
-            | "Request-Disposition"
-    )
+/// The known header a name (long or compact form, any case) stands for.
+pub fn canonical_name(name: &[u8]) -> Option<Known> {
+    let at = if let [c] = name {
+        let c = c.to_ascii_lowercase();
+        NAMES.iter().position(|(_, s, _)| *s == Some(c))
+    } else {
+        NAMES
+            .iter()
+            .position(|(n, _, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+    };
+    at.map(|i| Known(i as u8))
+}
+
+/// A header name to look up: a known header (compared by number) or any
+/// other name (compared by its bytes, case-insensitively).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderName<'n> {
+    /// A header of [`Known`].
+    Known(Known),
+    /// Any other name.
+    Other(&'n str),
+}
+
+impl<'n> From<&'n str> for HeaderName<'n> {
+    fn from(name: &'n str) -> Self {
+        match canonical_name(name.as_bytes()) {
+            Some(k) => HeaderName::Known(k),
+            None => HeaderName::Other(name),
+        }
+    }
+}
+
+impl From<Known> for HeaderName<'static> {
+    fn from(k: Known) -> Self {
+        HeaderName::Known(k)
+    }
 }
 
 impl<'a> Message<'a> {
@@ -250,32 +299,34 @@ impl<'a> Message<'a> {
         self.content_length
     }
 
-    pub(super) fn named<'s>(
+    pub(super) fn named<'s, 'n: 's>(
         &'s self,
-        name: &'s str,
+        name: impl Into<HeaderName<'n>>,
     ) -> impl Iterator<Item = (usize, &'s Header)> + 's {
-        let canon = canonical_name(name.as_bytes());
+        let name = name.into();
         self.headers
             .iter()
             .enumerate()
-            .filter(move |(_, h)| match canon {
-                Some(c) => h.canonical == Some(c),
-                None => self.bytes[h.name.clone()].eq_ignore_ascii_case(name.as_bytes()),
+            .filter(move |(_, h)| match name {
+                HeaderName::Known(k) => h.canonical == Some(k),
+                HeaderName::Other(n) => {
+                    self.bytes[h.name.clone()].eq_ignore_ascii_case(n.as_bytes())
+                }
             })
     }
 
-    pub(super) fn header_count(&self, name: &str) -> usize {
+    pub(super) fn header_count<'n>(&self, name: impl Into<HeaderName<'n>>) -> usize {
         self.named(name).count()
     }
 
     /// Index of the first header called `name` (long or compact form,
     /// case-insensitive).
-    pub fn header_index(&self, name: &str) -> Option<usize> {
+    pub fn header_index<'n>(&self, name: impl Into<HeaderName<'n>>) -> Option<usize> {
         self.named(name).next().map(|(i, _)| i)
     }
 
     /// Value of the first header called `name`.
-    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+    pub fn header<'n>(&self, name: impl Into<HeaderName<'n>>) -> Option<&'a [u8]> {
         let i = self.header_index(name)?;
         Some(&self.bytes[self.headers[i].value.clone()])
     }
@@ -283,10 +334,10 @@ impl<'a> Message<'a> {
     /// Every value of every header called `name`, in order; list headers
     /// (Via, Route, Record-Route, Path, Contact, Supported…) are split on
     /// commas outside quoted strings and `<…>`.
-    pub fn values(&self, name: &str) -> Vec<Value> {
+    pub fn values<'n>(&self, name: impl Into<HeaderName<'n>>) -> Vec<Value> {
         let mut out = Vec::new();
         for (hi, h) in self.named(name) {
-            if h.canonical.is_some_and(is_list) {
+            if h.canonical.is_some_and(Known::is_list) {
                 for (index, span) in split_commas(self.bytes, h.value.clone())
                     .into_iter()
                     .enumerate()
@@ -310,13 +361,13 @@ impl<'a> Message<'a> {
 
     /// The top Via value, parsed.
     pub fn top_via(&self) -> Option<Via<'a>> {
-        let v = self.values("Via").into_iter().next()?;
+        let v = self.values(Known::VIA).into_iter().next()?;
         parse_via(self.bytes, v.span)
     }
 
     /// All Via values, parsed (`None` entries for unparseable values).
     pub fn vias(&self) -> Vec<Option<Via<'a>>> {
-        self.values("Via")
+        self.values(Known::VIA)
             .into_iter()
             .map(|v| parse_via(self.bytes, v.span))
             .collect()
@@ -324,12 +375,12 @@ impl<'a> Message<'a> {
 
     /// The Call-ID.
     pub fn call_id(&self) -> Option<&'a [u8]> {
-        self.header("Call-ID").filter(|v| !v.is_empty())
+        self.header(Known::CALL_ID).filter(|v| !v.is_empty())
     }
 
     /// CSeq number and method (number at most 2^31 - 1, RFC 3261 §8.1.1.5).
     pub fn cseq(&self) -> Option<(u32, &'a [u8])> {
-        let i = self.header_index("CSeq")?;
+        let i = self.header_index(Known::CSEQ)?;
         let r = self.headers[i].value.clone();
         let b = self.bytes;
         let ds = r.start;
@@ -353,7 +404,7 @@ impl<'a> Message<'a> {
 
     /// Max-Forwards (0 to 255); `None` if absent or malformed.
     pub fn max_forwards(&self) -> Option<u32> {
-        let v = self.header("Max-Forwards")?;
+        let v = self.header(Known::MAX_FORWARDS)?;
         if v.is_empty() || v.len() > 9 || !v.iter().all(u8::is_ascii_digit) {
             return None;
         }
@@ -361,7 +412,7 @@ impl<'a> Message<'a> {
         (n <= 255).then_some(n)
     }
 
-    pub(super) fn tag(&self, name: &str) -> Option<&'a [u8]> {
+    pub(super) fn tag(&self, name: Known) -> Option<&'a [u8]> {
         let i = self.header_index(name)?;
         let na = parse_name_addr(self.bytes, self.headers[i].value.clone())?;
         param(self.bytes, na.params, "tag").flatten()
@@ -369,17 +420,17 @@ impl<'a> Message<'a> {
 
     /// The From tag.
     pub fn from_tag(&self) -> Option<&'a [u8]> {
-        self.tag("From")
+        self.tag(Known::FROM)
     }
 
     /// The To tag (present on in-dialog requests).
     pub fn to_tag(&self) -> Option<&'a [u8]> {
-        self.tag("To")
+        self.tag(Known::TO)
     }
 
     /// The Route values, parsed as name-addr, with their [`Value`]s.
     pub fn routes(&self) -> Vec<(Value, Option<NameAddr>)> {
-        self.values("Route")
+        self.values(Known::ROUTE)
             .into_iter()
             .map(|v| {
                 let na = parse_name_addr(self.bytes, v.span.clone());
