@@ -8,7 +8,8 @@ turn and alternate the rounds), dividing the gateway's CPU per message by
 the peer's in the same run to cancel the machine's drift (the notes in
 docs/performance.md).
 
-  bench/probe.py xmpp xmpp-ws|xmpp-bosh CLIENTS [--rounds N] [--config ucgate-xmpp.toml] [--tool perf|strace]
+  bench/probe.py xmpp xmpp-ws|xmpp-bosh|xmpp-relay CLIENTS [--rounds N] [--config ucgate-xmpp.toml]
+                 [--tool perf|strace] [--on ucgate|prosody]
   bench/probe.py sip CLIENTS [--rounds N] [--config ucgate-sip.toml] [--tool perf|strace]
   bench/probe.py heap ws|xmpp-ws|bosh [--sessions 1000]
 
@@ -62,10 +63,11 @@ def report(d):
 def xmpp(a):
     pros = b.Prosody(max(a.clients, 2))
     gw = b.Ucgate("xmpp", a.config or "ucgate-xmpp.toml", {"DOMAIN": b.XMPP_DOMAIN, "C2S_PORT": pros.c2s_port})
-    tool, out = start_tool(a.tool, gw.pid)
+    tool, out = start_tool(a.tool, pros.pid if a.on == "prosody" else gw.pid)
     time.sleep(1)
-    url = (f"ws://127.0.0.1:{gw.port}/xmpp-websocket" if a.kind == "xmpp-ws"
-           else f"http://127.0.0.1:{gw.port}/http-bind")
+    url = {"xmpp-ws": f"ws://127.0.0.1:{gw.port}/xmpp-websocket",
+           "xmpp-bosh": f"http://127.0.0.1:{gw.port}/http-bind",
+           "xmpp-relay": f"ws://127.0.0.1:{gw.port}/c2s"}[a.kind]
     for _ in range(a.rounds):
         report(b.run_bench("probe", [a.kind, url, "--domain", b.XMPP_DOMAIN, "--clients", a.clients,
                                      "--user", "bench{n}", "--password", b.XMPP_PASSWORD,
@@ -127,7 +129,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     x = sub.add_parser("xmpp")
-    x.add_argument("kind", choices=["xmpp-ws", "xmpp-bosh"])
+    x.add_argument("kind", choices=["xmpp-ws", "xmpp-bosh", "xmpp-relay"])
+    x.add_argument("--on", choices=["ucgate", "prosody"], default="ucgate",
+                   help="the process --tool watches")
     s = sub.add_parser("sip")
     for p in (x, s):
         p.add_argument("clients", type=int)
