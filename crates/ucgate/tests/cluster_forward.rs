@@ -3,7 +3,8 @@
 //! over the internal listener and the owner's answer comes back unchanged,
 //! long polls included; a request for a node that is gone is
 //! `item-not-found`; the internal listener serves only authenticated
-//! requests for its own sessions, and never forwards again.
+//! requests for its own sessions, and never forwards again; an owner's
+//! answer over the size bound is refused.
 
 mod common;
 
@@ -547,6 +548,73 @@ async fn a_peer_with_another_secret_refuses_and_the_client_gets_remote_connectio
             b.metric(
                 "ucgate_cluster_received_total",
                 &[("peer", "unverified"), ("result", "refused")]
+            )
+            .await,
+            1.0
+        );
+    })
+    .await
+    .expect("bounded in time");
+}
+
+#[tokio::test]
+async fn an_owners_answer_over_the_size_bound_is_remote_connection_failed() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-fwd-big");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        // A "peer" speaking HTTP/2 that answers every request with 2 MiB,
+        // over the bound of `bosh.max_pending_bytes` (1 KiB here) + 1 MiB.
+        let big = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let big_addr = big.local_addr().unwrap();
+        tokio::spawn(async move {
+            use hyper_util::rt::{TokioExecutor, TokioIo};
+            while let Ok((s, _)) = big.accept().await {
+                let service = hyper::service::service_fn(|_req| async {
+                    let body = bytes::Bytes::from(vec![b'x'; 2 << 20]);
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "text/xml; charset=utf-8")
+                            .body(http_body_util::Full::new(body))
+                            .unwrap(),
+                    )
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(s), service),
+                );
+            }
+        });
+        let toml = Node {
+            name: "gw-a",
+            secret: SECRET,
+            listen: free_addr("127.0.0.1"),
+            keys: "forward_timeout = \"2s\"\n",
+            peers: vec![("gw-big", big_addr)],
+            tables: "[bosh]\nmax_wait = \"1s\"\nmax_pending_bytes = 1024\n",
+        }
+        .toml(server, &ca);
+        let gw = TestGateway::start(&toml).await;
+        let sid = ClusterSid {
+            node: NodeName::parse("gw-big").unwrap(),
+            start: 7,
+            random: [7; 16],
+        }
+        .encode();
+        let c = Client::new(gw.addr, false).await;
+        let (status, text) = c
+            .post_raw(format!("<body xmlns='{NS}' rid='10' sid='{sid}'/>"))
+            .await;
+        assert!(
+            status == 200 && text.contains("remote-connection-failed") && text.len() < 1024,
+            "{status} {} bytes: {}",
+            text.len(),
+            &text[..text.len().min(200)]
+        );
+        assert_eq!(
+            gw.metric(
+                "ucgate_cluster_forwards_total",
+                &[("peer", "gw-big"), ("result", "failed")]
             )
             .await,
             1.0
