@@ -3,7 +3,8 @@
 //! loopback port): a node with no static peers learns the others from the
 //! SRV records (the target's first label is the node's name), skips its own
 //! record and a record that names no node, forwards to what it found, and
-//! keeps what it knows while DNS fails.
+//! keeps what it knows while DNS fails; a DNS server that never answers
+//! fails each lookup within its deadline.
 
 mod common;
 
@@ -134,6 +135,58 @@ async fn a_node_learns_its_peers_from_srv_records_and_forwards_to_them() {
         wait_for(&a, "ucgate_cluster_peer_lookups_total", &[("result", "error")], 1.0).await;
         assert_eq!(a.metric("ucgate_cluster_peers", &[]).await, 1.0);
         flood_through(&mut c, &[a.addr], 1).await;
+    })
+    .await
+    .expect("bounded in time");
+}
+
+#[tokio::test]
+async fn a_dns_server_that_never_answers_fails_each_lookup_in_time_and_the_static_peers_stay() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = TempDir::new("cluster-dns-mute");
+        let (ca, tls) = ca_and_server(dir.path(), &["localhost"]);
+        let (server, _seen) = scripted_server(tls).await;
+        // A "DNS server" that takes every query (UDP and TCP) and never
+        // answers.
+        let port = free_dns_port();
+        let udp = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+        let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            while udp.recv_from(&mut buf).await.is_ok() {}
+        });
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = tcp.accept().await {
+                held.push(s);
+            }
+        });
+        let peer = free_addr("127.0.0.1");
+        let gw = TestGateway::start(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+             [[route]]\npath = \"/http-bind\"\nkind = \"bosh\"\n\n\
+             [xmpp.domains.\"localhost\"]\naddress = \"{server}\"\ntls = \"starttls\"\nca_file = \"{}\"\n\n\
+             [cluster]\nnode = \"gw-a\"\nsecret = \"{SECRET}\"\nlisten = \"{}\"\n\
+             peers_srv = \"{SRV}\"\ndns_server = \"127.0.0.1:{port}\"\npeers_refresh = \"1s\"\n\
+             [cluster.peers]\ngw-b = \"{peer}\"\n",
+            ca.display(),
+            free_addr("127.0.0.1"),
+        ))
+        .await;
+        let started = std::time::Instant::now();
+        wait_for(&gw, "ucgate_cluster_peer_lookups_total", &[("result", "error")], 1.0).await;
+        let took = started.elapsed();
+        // the lookup's own deadline (3 s), not a hang
+        assert!(took < Duration::from_secs(8), "first failed lookup after {took:?}");
+        assert_eq!(
+            gw.metric("ucgate_cluster_peer_lookups_total", &[("result", "ok")]).await,
+            0.0
+        );
+        // the static peer is still known, and the node still serves
+        assert_eq!(gw.metric("ucgate_cluster_peers", &[]).await, 1.0);
+        let c = Client::new(gw.addr, false).await;
+        let (status, _) = c.post_raw(format!("<body xmlns='{NS}' rid='1' to='localhost' wait='1' hold='1' ver='1.11'/>")).await;
+        assert_eq!(status, 200);
     })
     .await
     .expect("bounded in time");
