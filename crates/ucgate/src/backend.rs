@@ -12,10 +12,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use crate::config::Backend;
 use crate::inbound::FIRST_READ;
@@ -114,82 +115,31 @@ impl BackendStream {
         match self {
             BackendStream::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
-                (BackendRead::Plain(r), BackendWrite::Plain(w))
+                (Either::Left(r), Either::Left(w))
             }
             BackendStream::Tls(tls) => {
                 let (r, w) = tokio::io::split(tls);
-                (BackendRead::Tls(r), BackendWrite::Tls(w))
+                (Either::Right(r), Either::Right(w))
             }
         }
     }
 }
 
-/// The backend's read direction.
-pub enum BackendRead {
-    /// Plain TCP.
-    Plain(OwnedReadHalf),
-    /// TLS.
-    Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>),
-}
-
-impl BackendRead {
-    /// Waits until a read may find bytes, so that room for them is made
-    /// only then: over plain TCP the socket's readiness (an idle tunnel
-    /// holds no read buffer); over TLS at once (rustls reads into its own
-    /// buffer, and a ready socket may hold no whole record).
-    pub async fn ready(&self) -> io::Result<()> {
-        match self {
-            BackendRead::Plain(r) => r.readable().await,
-            BackendRead::Tls(_) => Ok(()),
-        }
-    }
-}
-
-impl AsyncRead for BackendRead {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendRead::Plain(r) => Pin::new(r).poll_read(cx, buf),
-            BackendRead::Tls(r) => Pin::new(r).poll_read(cx, buf),
-        }
-    }
-}
+/// The backend's read direction: plain TCP or TLS (tokio-util's `Either`
+/// reads and writes through whichever it holds).
+pub type BackendRead = Either<OwnedReadHalf, ReadHalf<Box<TlsStream<TcpStream>>>>;
 
 /// The backend's write direction.
-pub enum BackendWrite {
-    /// Plain TCP.
-    Plain(OwnedWriteHalf),
-    /// TLS.
-    Tls(tokio::io::WriteHalf<Box<TlsStream<TcpStream>>>),
-}
+pub type BackendWrite = Either<OwnedWriteHalf, WriteHalf<Box<TlsStream<TcpStream>>>>;
 
-impl AsyncWrite for BackendWrite {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendWrite::Plain(w) => Pin::new(w).poll_write(cx, buf),
-            BackendWrite::Tls(w) => Pin::new(w).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendWrite::Plain(w) => Pin::new(w).poll_flush(cx),
-            BackendWrite::Tls(w) => Pin::new(w).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendWrite::Plain(w) => Pin::new(w).poll_shutdown(cx),
-            BackendWrite::Tls(w) => Pin::new(w).poll_shutdown(cx),
-        }
+/// Waits until a read of `r` may find bytes, so that room for them is made
+/// only then: over plain TCP the socket's readiness (an idle tunnel holds
+/// no read buffer); over TLS at once (rustls reads into its own buffer,
+/// and a ready socket may hold no whole record).
+pub async fn read_ready(r: &BackendRead) -> io::Result<()> {
+    match r {
+        Either::Left(tcp) => tcp.readable().await,
+        Either::Right(_) => Ok(()),
     }
 }
 

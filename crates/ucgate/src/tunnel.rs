@@ -139,7 +139,7 @@ pub(crate) async fn run<S>(
                 // An idle tunnel holds no read buffer: room is made when the
                 // backend has sent something (inbound.rs, backend.rs).
                 r = async {
-                    backend_r.ready().await?;
+                    crate::backend::read_ready(&backend_r).await?;
                     backend_r.read_buf(inbound.first(first)).await
                 } => match r {
                     Ok(0) if client_closed.load(Ordering::Relaxed) => {

@@ -100,14 +100,19 @@ impl RawTag<'_> {
 
     /// The owned [`StartTag`].
     pub fn to_start_tag(&self) -> StartTag {
+        self.clone().into_start_tag()
+    }
+
+    /// The owned [`StartTag`], keeping the values already decoded.
+    pub fn into_start_tag(self) -> StartTag {
         StartTag {
             name: self.name.to_string(),
             attrs: self
                 .attrs
-                .iter()
+                .into_iter()
                 .map(|a| Attr {
                     name: a.name.to_string(),
-                    value: a.value.to_string(),
+                    value: a.value.into_owned(),
                 })
                 .collect(),
             self_closing: self.self_closing,
@@ -296,50 +301,12 @@ pub(crate) fn parses() -> usize {
 /// Parses the start tag at the beginning of `input` (which must start with
 /// `<` followed by a name). Returns `Ok(None)` if the tag is not complete yet.
 pub fn parse_start_tag(input: &[u8]) -> Result<Option<StartTag>, XmlError> {
-    let mut attrs: Vec<Attr> = Vec::new();
-    let tag = scan_tag(input, |name, value| {
-        if attrs.iter().any(|a| a.name == name) {
-            return Err(XmlError::NotWellFormed("duplicate attribute"));
-        }
-        attrs.push(Attr {
-            name: name.to_string(),
-            value: value.into_owned(),
-        });
-        Ok(())
-    })?;
-    Ok(tag.map(|(name, self_closing, len)| StartTag {
-        name: name.to_string(),
-        attrs,
-        self_closing,
-        len,
-    }))
+    Ok(parse_raw_tag(input)?.map(RawTag::into_start_tag))
 }
 
-/// [`parse_start_tag`], borrowing from `input`.
+/// [`parse_start_tag`], borrowing from `input`: names are slices of it, and
+/// so are values without a reference to decode.
 pub fn parse_raw_tag(input: &[u8]) -> Result<Option<RawTag<'_>>, XmlError> {
-    let mut attrs: Vec<RawAttr<'_>> = Vec::new();
-    let tag = scan_tag(input, |name, value| {
-        if attrs.iter().any(|a| a.name == name) {
-            return Err(XmlError::NotWellFormed("duplicate attribute"));
-        }
-        attrs.push(RawAttr { name, value });
-        Ok(())
-    })?;
-    Ok(tag.map(|(name, self_closing, len)| RawTag {
-        name,
-        attrs,
-        self_closing,
-        len,
-    }))
-}
-
-/// Reads the start tag at the beginning of `input`, handing each attribute
-/// to `attr` in order; returns its name, whether it is self-closing and
-/// its length, or `None` if the tag is not complete yet.
-fn scan_tag<'a>(
-    input: &'a [u8],
-    mut attr: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), XmlError>,
-) -> Result<Option<(&'a str, bool, usize)>, XmlError> {
     debug_assert!(input.first() == Some(&b'<'));
     #[cfg(test)]
     PARSES.with(|n| n.set(n.get() + 1));
@@ -380,6 +347,7 @@ fn scan_tag<'a>(
     if !is_qname(name) {
         return Err(XmlError::NotWellFormed("bad element name"));
     }
+    let mut attrs = Vec::new();
     let mut i = name_end;
     loop {
         let ws_start = i;
@@ -429,10 +397,21 @@ fn scan_tag<'a>(
                 "character XML forbids in an attribute value",
             ));
         }
-        attr(aname, unescape_borrowed(raw)?)?;
+        if attrs.iter().any(|a: &RawAttr<'_>| a.name == aname) {
+            return Err(XmlError::NotWellFormed("duplicate attribute"));
+        }
+        attrs.push(RawAttr {
+            name: aname,
+            value: unescape_borrowed(raw)?,
+        });
         i = v_end + 1;
     }
-    Ok(Some((name, self_closing, end + 1)))
+    Ok(Some(RawTag {
+        name,
+        attrs,
+        self_closing,
+        len: end + 1,
+    }))
 }
 
 #[cfg(test)]
