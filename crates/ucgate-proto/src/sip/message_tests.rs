@@ -288,6 +288,21 @@ fn rfc4475_invalid_messages_refused() {
         parse(&b, &lim()).unwrap_err(),
         SipError::BadRequest("Missing From")
     );
+    // A missing mandatory header is named before a duplicated one, and a
+    // duplicate alone (here To in its compact form) is `Duplicate header`.
+    let b = crlf("OPTIONS sip:bob@example.com SIP/2.0\nVia: SIP/2.0/UDP h.example.net;branch=z9hG4bK1\nFrom: <sip:a@example.com>;tag=1\nFrom: <sip:b@example.com>;tag=2\nTo: <sip:bob@example.com>\nCSeq: 1 OPTIONS\nl: 0\n\n");
+    assert_eq!(
+        parse(&b, &lim()).unwrap_err(),
+        SipError::BadRequest("Missing Call-ID")
+    );
+    let b = request(
+        "OPTIONS sip:bob@example.com SIP/2.0",
+        "t: <sip:eve@example.com>\nl: 0\n",
+    );
+    assert_eq!(
+        parse(&b, &lim()).unwrap_err(),
+        SipError::BadRequest("Duplicate header")
+    );
     // §3.3.2 unkscm: unknown Request-URI scheme.
     let b = request(
         "OPTIONS nobodyKnowsThisScheme:totallyopaque SIP/2.0",

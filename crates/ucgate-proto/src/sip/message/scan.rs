@@ -272,18 +272,19 @@ impl<'a> Message<'a> {
         if self.unterminated {
             return Err(fail(SipError::BadRequest("Missing Empty Line")));
         }
-        // Each of From, To, Call-ID and CSeq exactly once.
-        for (k, missing) in [
+        // Each of From, To, Call-ID and CSeq exactly once (any missing one
+        // is named before a duplicate is).
+        let once = [
             (Known::FROM, "Missing From"),
             (Known::TO, "Missing To"),
             (Known::CALL_ID, "Missing Call-ID"),
             (Known::CSEQ, "Missing CSeq"),
-        ] {
-            match self.header_count(k) {
-                0 => return Err(fail(SipError::BadRequest(missing))),
-                1 => {}
-                _ => return Err(fail(SipError::BadRequest("Duplicate header"))),
-            }
+        ];
+        if let Some((_, missing)) = once.iter().find(|(k, _)| self.header(*k).is_none()) {
+            return Err(fail(SipError::BadRequest(missing)));
+        }
+        if once.iter().any(|(k, _)| self.header_count(*k) > 1) {
+            return Err(fail(SipError::BadRequest("Duplicate header")));
         }
         let Some((_, cseq_method)) = self.cseq() else {
             return Err(fail(SipError::BadRequest("Bad CSeq")));
