@@ -87,27 +87,17 @@ impl BackendStream {
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        match self {
-            BackendStream::Plain(tcp) => {
-                if let Err(e) = std::task::ready!(tcp.poll_read_ready(cx)) {
-                    return Poll::Ready(Err(e));
-                }
-                if buf.capacity() - buf.len() < FIRST_READ {
-                    buf.reserve(FIRST_READ);
-                }
-                // `poll_read`, not `try_read_buf`: a read shorter than the
-                // room given clears the readiness, so the next read waits
-                // for the next event instead of trying a `recvfrom` that
-                // returns EAGAIN (issue 18: a third of the reads did).
-                tokio_util::io::poll_read_buf(Pin::new(tcp), cx, buf)
-            }
-            BackendStream::Tls(tls) => {
-                if buf.capacity() - buf.len() < FIRST_READ {
-                    buf.reserve(FIRST_READ);
-                }
-                tokio_util::io::poll_read_buf(Pin::new(tls.as_mut()), cx, buf)
-            }
+        if let BackendStream::Plain(tcp) = self {
+            std::task::ready!(tcp.poll_read_ready(cx))?;
         }
+        if buf.capacity() - buf.len() < FIRST_READ {
+            buf.reserve(FIRST_READ);
+        }
+        // `poll_read`, not `try_read_buf`: a read shorter than the room given
+        // clears the readiness, so the next read waits for the next event
+        // instead of trying a `recvfrom` that returns EAGAIN (issue 18: a
+        // third of the reads did).
+        tokio_util::io::poll_read_buf(Pin::new(self), cx, buf)
     }
 
     /// Its two directions, each usable on its own.
