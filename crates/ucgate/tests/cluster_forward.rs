@@ -91,6 +91,41 @@ async fn cluster_with(server: SocketAddr, ca: &std::path::Path, extra: &str) -> 
     Cluster { nodes, internal }
 }
 
+/// `gw-a` alone, with one `peer` that is not a gateway (a test's stand-in),
+/// more `[cluster]` `keys` and whole `tables`.
+async fn lone_node(
+    server: SocketAddr,
+    ca: &std::path::Path,
+    peer: (&str, SocketAddr),
+    keys: &str,
+    tables: &str,
+) -> TestGateway {
+    let toml = Node {
+        name: "gw-a",
+        secret: SECRET,
+        listen: free_addr("127.0.0.1"),
+        keys,
+        peers: vec![peer],
+        tables,
+    }
+    .toml(server, ca);
+    TestGateway::start(&toml).await
+}
+
+/// A client's request to `gw` for a session that `node` owns: status and body.
+async fn request_for_a_session_of(gw: &TestGateway, node: &str) -> (u16, String) {
+    let sid = ClusterSid {
+        node: NodeName::parse(node).unwrap(),
+        start: 7,
+        random: [7; 16],
+    }
+    .encode();
+    Client::new(gw.addr, false)
+        .await
+        .post_raw(format!("<body xmlns='{NS}' rid='10' sid='{sid}'/>"))
+        .await
+}
+
 fn is_item_not_found(status: u16, text: &str) -> bool {
     status == 200 && text.contains("type='terminate'") && text.contains("item-not-found")
 }
@@ -454,27 +489,16 @@ async fn an_owner_that_never_answers_is_remote_connection_failed_after_the_wait_
                 held.push(s);
             }
         });
-        let toml = Node {
-            name: "gw-a",
-            secret: SECRET,
-            listen: free_addr("127.0.0.1"),
-            keys: "forward_timeout = \"200ms\"\n",
-            peers: vec![("gw-m", mute_addr)],
-            tables: "[bosh]\nmax_wait = \"1s\"\n",
-        }
-        .toml(server, &ca);
-        let gw = TestGateway::start(&toml).await;
-        let sid = ClusterSid {
-            node: NodeName::parse("gw-m").unwrap(),
-            start: 7,
-            random: [7; 16],
-        }
-        .encode();
-        let c = Client::new(gw.addr, false).await;
+        let gw = lone_node(
+            server,
+            &ca,
+            ("gw-m", mute_addr),
+            "forward_timeout = \"200ms\"\n",
+            "[bosh]\nmax_wait = \"1s\"\n",
+        )
+        .await;
         let started = std::time::Instant::now();
-        let (status, text) = c
-            .post_raw(format!("<body xmlns='{NS}' rid='10' sid='{sid}'/>"))
-            .await;
+        let (status, text) = request_for_a_session_of(&gw, "gw-m").await;
         let took = started.elapsed();
         assert!(
             status == 200 && text.contains("remote-connection-failed"),
@@ -585,26 +609,15 @@ async fn an_owners_answer_over_the_size_bound_is_remote_connection_failed() {
                 );
             }
         });
-        let toml = Node {
-            name: "gw-a",
-            secret: SECRET,
-            listen: free_addr("127.0.0.1"),
-            keys: "forward_timeout = \"2s\"\n",
-            peers: vec![("gw-big", big_addr)],
-            tables: "[bosh]\nmax_wait = \"1s\"\nmax_pending_bytes = 1024\n",
-        }
-        .toml(server, &ca);
-        let gw = TestGateway::start(&toml).await;
-        let sid = ClusterSid {
-            node: NodeName::parse("gw-big").unwrap(),
-            start: 7,
-            random: [7; 16],
-        }
-        .encode();
-        let c = Client::new(gw.addr, false).await;
-        let (status, text) = c
-            .post_raw(format!("<body xmlns='{NS}' rid='10' sid='{sid}'/>"))
-            .await;
+        let gw = lone_node(
+            server,
+            &ca,
+            ("gw-big", big_addr),
+            "forward_timeout = \"2s\"\n",
+            "[bosh]\nmax_wait = \"1s\"\nmax_pending_bytes = 1024\n",
+        )
+        .await;
+        let (status, text) = request_for_a_session_of(&gw, "gw-big").await;
         assert!(
             status == 200 && text.contains("remote-connection-failed") && text.len() < 1024,
             "{status} {} bytes: {}",
